@@ -1,0 +1,72 @@
+//! Subject names and stream parameters. One family per record kind, the id last so that
+//! subscribers can filter with a wildcard (`sdash.v1.snapshot.*`, `sdash.v1.*.fa-prod-01`).
+
+/// The JetStream stream every record is published to.
+pub const STREAM: &str = "SDASH";
+/// The subjects the stream captures.
+pub const STREAM_SUBJECTS: &str = "sdash.v1.>";
+/// The duplicate window during which a repeated `Nats-Msg-Id` is dropped by the server.
+pub const DUPLICATE_WINDOW: std::time::Duration = std::time::Duration::from_secs(120);
+/// The prefix shared by all v1 subjects.
+pub const PREFIX: &str = "sdash.v1";
+
+/// The record kinds carried on the bus; the subject token of each is its `as_str()`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    System,
+    Snapshot,
+    Event,
+    Collector,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 4] = [Kind::System, Kind::Snapshot, Kind::Event, Kind::Collector];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::System => "system",
+            Kind::Snapshot => "snapshot",
+            Kind::Event => "event",
+            Kind::Collector => "collector",
+        }
+    }
+
+    /// The subject of a record of this kind about `id` (a system id, or a collector id).
+    pub fn subject(self, id: &str) -> String {
+        format!("{PREFIX}.{}.{id}", self.as_str())
+    }
+
+    /// The wildcard subject matching every record of this kind.
+    pub fn wildcard(self) -> String {
+        format!("{PREFIX}.{}.*", self.as_str())
+    }
+}
+
+/// Splits a subject into its kind and id; `None` for anything that is not a v1 subject.
+pub fn parse(subject: &str) -> Option<(Kind, &str)> {
+    let rest = subject.strip_prefix(PREFIX)?.strip_prefix('.')?;
+    let (kind, id) = rest.split_once('.')?;
+    let kind = Kind::ALL.into_iter().find(|k| k.as_str() == kind)?;
+    if id.is_empty() || id.contains('.') {
+        return None;
+    }
+    Some((kind, id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_round_trip() {
+        for kind in Kind::ALL {
+            let s = kind.subject("fa-01");
+            assert_eq!(parse(&s), Some((kind, "fa-01")));
+        }
+        assert_eq!(Kind::Snapshot.subject("x"), "sdash.v1.snapshot.x");
+        assert_eq!(parse("sdash.v1.nope.x"), None);
+        assert_eq!(parse("sdash.v1.snapshot"), None);
+        assert_eq!(parse("sdash.v1.snapshot.a.b"), None);
+        assert_eq!(parse("other.v1.snapshot.a"), None);
+    }
+}

@@ -1,0 +1,4 @@
+//! sdash-testkit: the fleet simulator (`sdash-sim`) and the cross-process tests of the whole
+//! pipeline. The test harness itself (real nats-server, fresh databases) is `testkit/harness`.
+
+pub use sdash_harness as harness;
