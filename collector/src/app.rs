@@ -1,0 +1,350 @@
+//! The collector process: command line, start-up, the run loop and `probe`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sdash_proto::bus::{NatsArgs, StreamArgs};
+use sdash_proto::service::LogArgs;
+use sdash_proto::subjects::Kind;
+use sdash_proto::{Envelope, Level};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::inventory::{self, Inventory, SystemConfig};
+use crate::membership::{self, Membership};
+use crate::metrics::CollectorMetrics;
+use crate::outbox::{Outbox, OutboxLimits};
+use crate::scheduler::{self, Shared};
+use crate::vendors::Adapter;
+
+/// sdash-collector polls storage arrays (Pure FlashArray, NetApp ONTAP 9, NetApp StorageGRID 11,
+/// Dell DataDomain) and publishes normalized snapshots and events to NATS JetStream. Start as many
+/// as you like with the same inventory: they share the fleet among themselves.
+#[derive(Debug, clap::Parser)]
+#[command(name = "sdash-collector", version, args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Poll one system once and print the normalized snapshot and events as JSON (no NATS needed).
+    Probe(ProbeArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ProbeArgs {
+    /// Inventory file (TOML) that lists the system.
+    #[arg(long, env = "SDASH_INVENTORY")]
+    pub inventory: PathBuf,
+    /// Id of the system to poll.
+    #[arg(long)]
+    pub system: String,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Inventory file (TOML) listing the systems to poll; reloaded on SIGHUP and when it changes.
+    #[arg(long, env = "SDASH_INVENTORY", required = true)]
+    pub inventory: Option<PathBuf>,
+    #[command(flatten)]
+    pub nats: NatsArgs,
+    #[command(flatten)]
+    pub stream: StreamArgs,
+    /// This collector's id ([a-z0-9_-]); defaults to <hostname>-<pid>.
+    #[arg(long, env = "SDASH_COLLECTOR_ID")]
+    pub collector_id: Option<String>,
+    /// Most polls in flight at once, across all systems.
+    #[arg(long, env = "SDASH_MAX_IN_FLIGHT", default_value_t = 256)]
+    pub max_in_flight: usize,
+    /// Lowest event level published (debug, info, warning, error, critical).
+    #[arg(long, env = "SDASH_EVENT_LEVEL", default_value = "info", value_parser = parse_level)]
+    pub event_level: Level,
+    /// Address for /metrics and /healthz (e.g. 127.0.0.1:9102); off when not set.
+    #[arg(long, env = "SDASH_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Membership lease in seconds: a collector silent this long loses its systems.
+    #[arg(long, env = "SDASH_LEASE_SECONDS", default_value_t = 15)]
+    pub lease_seconds: u64,
+    /// Seconds between collector heartbeat records on sdash.v1.collector.<id>.
+    #[arg(long, env = "SDASH_HEARTBEAT_SECONDS", default_value_t = 10)]
+    pub heartbeat_seconds: u64,
+    /// Most messages the outbox holds while NATS is unreachable.
+    #[arg(long, env = "SDASH_OUTBOX_MAX_MESSAGES", default_value_t = 100_000)]
+    pub outbox_max_messages: usize,
+    /// Most MiB the outbox holds while NATS is unreachable.
+    #[arg(long, env = "SDASH_OUTBOX_MAX_MIB", default_value_t = 256)]
+    pub outbox_max_mib: usize,
+    /// Poll every system in the inventory, ignoring other collectors (no sharding).
+    #[arg(long, env = "SDASH_NO_SHARDING")]
+    pub no_sharding: bool,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+fn parse_level(text: &str) -> Result<Level, String> {
+    Level::parse(text).ok_or_else(|| format!("{text:?} is not one of debug, info, warning, error, critical"))
+}
+
+/// Installs the process-wide TLS crypto provider (ring) once; later calls are no-ops.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+fn default_collector_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "collector".into());
+    let clean: String = host
+        .trim()
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .take(40)
+        .collect();
+    format!("{clean}-{}", std::process::id())
+}
+
+/// `probe`: poll one system once and print the result as JSON.
+pub async fn probe(args: &ProbeArgs) -> anyhow::Result<serde_json::Value> {
+    install_crypto_provider();
+    let inventory = inventory::load(&args.inventory)?;
+    let config = inventory
+        .systems
+        .iter()
+        .find(|s| s.id == args.system)
+        .with_context(|| format!("system {:?} is not in {}", args.system, args.inventory.display()))?;
+    let mut adapter = Adapter::new(config)?;
+    let started = sdash_proto::now_ms();
+    let output = adapter.poll().await;
+    adapter.logout().await;
+    Ok(serde_json::json!({
+        "system_id": config.id,
+        "observed_at": sdash_proto::format_ms(started),
+        "snapshot": output.snapshot,
+        "events": output.events,
+    }))
+}
+
+struct Running {
+    config: SystemConfig,
+    cancel: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Runs the collector until `shutdown` resolves.
+pub async fn run(args: RunArgs, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    install_crypto_provider();
+    let inventory_path = args.inventory.clone().context("--inventory is required")?;
+    let inventory = inventory::load(&inventory_path)?;
+    warn_about_insecure(&inventory);
+    let collector_id = args.collector_id.clone().unwrap_or_else(default_collector_id);
+    anyhow::ensure!(
+        sdash_proto::valid_system_id(&collector_id),
+        "--collector-id {collector_id:?} must be 1 to 64 characters of a-z, 0-9, '-' and '_'"
+    );
+    let started_at = sdash_proto::now_ms();
+
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = CollectorMetrics::new(&mut registry);
+    let outbox = Arc::new(Outbox::new(
+        OutboxLimits { max_messages: args.outbox_max_messages.max(1), max_bytes: args.outbox_max_mib.max(1) * 1024 * 1024 },
+        metrics.clone(),
+    ));
+    let stop = CancellationToken::new();
+    {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            stop.cancel();
+        });
+    }
+
+    let client = sdash_proto::bus::connect(&args.nats, &format!("sdash-collector {collector_id}"), true).await?;
+    let js = async_nats::jetstream::new(client.clone());
+    {
+        let (js, limits) = (js.clone(), args.stream.clone());
+        tokio::spawn(async move {
+            // NATS may be down at start: keep trying while polls fill the outbox.
+            let mut delay = Duration::from_millis(200);
+            while let Err(e) = sdash_proto::bus::ensure_stream(&js, &limits).await {
+                tracing::warn!(error = %e, "cannot set up the stream yet; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        });
+    }
+
+    if let Some(listen) = args.metrics_listen {
+        let client = client.clone();
+        let ready: sdash_proto::service::ReadyCheck =
+            Arc::new(move || client.connection_state() == async_nats::connection::State::Connected);
+        let stop = stop.clone();
+        let (addr, _) = sdash_proto::service::serve_admin(listen, Arc::new(registry), ready, async move { stop.cancelled().await })
+            .await
+            .with_context(|| format!("cannot listen on {listen} for metrics"))?;
+        tracing::info!(%addr, "metrics listening");
+    }
+
+    let membership = Membership::solo(&collector_id);
+    let lease = Duration::from_secs(args.lease_seconds.max(1));
+    let membership_task = if args.no_sharding {
+        None
+    } else {
+        let (js, membership, stop) = (js.clone(), membership.clone(), stop.clone());
+        Some(tokio::spawn(async move {
+            let bucket = loop {
+                match membership::open_bucket(&js, lease).await {
+                    Ok(b) => break b,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot open the membership bucket yet; polling everything meanwhile");
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                            _ = stop.cancelled() => return,
+                        }
+                    }
+                }
+            };
+            membership::run(membership, bucket, lease, |_| {}, async move { stop.cancelled().await }).await;
+        }))
+    };
+
+    let shared = Arc::new(Shared {
+        collector_id: collector_id.clone(),
+        outbox: outbox.clone(),
+        membership: membership.clone(),
+        in_flight: Arc::new(Semaphore::new(args.max_in_flight.max(1))),
+        metrics: metrics.clone(),
+        event_level: args.event_level,
+        polls: AtomicU64::new(0),
+        failures: AtomicU64::new(0),
+    });
+
+    let publisher = {
+        let (outbox, js, stop) = (outbox.clone(), js.clone(), stop.clone());
+        tokio::spawn(async move { outbox.run_publisher(js, async move { stop.cancelled().await }, Duration::from_secs(10)).await })
+    };
+
+    let mut running: HashMap<String, Running> = HashMap::new();
+    apply_inventory(&shared, &mut running, &inventory);
+    tracing::info!(collector = %collector_id, systems = inventory.systems.len(), inventory = %inventory_path.display(), "collector started");
+
+    let mut hangup = hangup_signal();
+    let mut last_mtime = modified(&inventory_path);
+    let mut check_file = tokio::time::interval(Duration::from_secs(5));
+    let mut heartbeat = tokio::time::interval(Duration::from_secs(args.heartbeat_seconds.max(1)));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = heartbeat.tick() => {
+                let owned: Vec<String> = running.keys().filter(|id| membership.owns(id)).cloned().collect();
+                metrics.owned_systems.set(owned.len() as i64);
+                metrics.live_collectors.set(membership.members().len() as i64);
+                let record = scheduler::heartbeat(&shared, owned, started_at);
+                shared.enqueue(Kind::Collector, &collector_id, &record);
+            }
+            _ = check_file.tick() => {
+                let mtime = modified(&inventory_path);
+                if mtime != last_mtime {
+                    last_mtime = mtime;
+                    reload(&shared, &mut running, &inventory_path);
+                }
+            }
+            Some(()) = hangup.recv() => {
+                tracing::info!("SIGHUP: reloading the inventory");
+                last_mtime = modified(&inventory_path);
+                reload(&shared, &mut running, &inventory_path);
+            }
+        }
+    }
+
+    tracing::info!("stopping: logging out of sessions and flushing the outbox");
+    for (_, r) in running.drain() {
+        r.cancel.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(5), r.task).await;
+    }
+    if let Some(task) = membership_task {
+        let _ = tokio::time::timeout(Duration::from_secs(3), task).await;
+    }
+    let unsent = publisher.await.unwrap_or(0);
+    if unsent > 0 {
+        tracing::warn!(unsent, "stopped with messages NATS never acknowledged");
+    }
+    client.flush().await.ok();
+    Ok(())
+}
+
+fn warn_about_insecure(inventory: &Inventory) {
+    for s in inventory.systems.iter().filter(|s| s.tls.insecure) {
+        tracing::warn!(system = %s.id, "TLS certificate verification is OFF for this system (tls.insecure = true)");
+    }
+}
+
+fn modified(path: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+fn hangup_signal() -> tokio::sync::mpsc::Receiver<()> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    #[cfg(unix)]
+    if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                if tx.send(()).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    rx
+}
+
+fn reload(shared: &Arc<Shared>, running: &mut HashMap<String, Running>, path: &Path) {
+    match inventory::load(path) {
+        Ok(inventory) => {
+            warn_about_insecure(&inventory);
+            apply_inventory(shared, running, &inventory);
+            tracing::info!(systems = inventory.systems.len(), "inventory reloaded");
+        }
+        Err(e) => tracing::error!(error = %e, "inventory reload failed; keeping the last good inventory"),
+    }
+}
+
+/// Starts tasks for new and changed systems, stops removed ones (publishing their removal), and
+/// publishes the inventory record of every started system.
+fn apply_inventory(shared: &Arc<Shared>, running: &mut HashMap<String, Running>, inventory: &Inventory) {
+    let wanted: HashMap<&str, &SystemConfig> = inventory.systems.iter().map(|s| (s.id.as_str(), s)).collect();
+    let removed: Vec<String> = running.keys().filter(|id| !wanted.contains_key(id.as_str())).cloned().collect();
+    for id in removed {
+        if let Some(r) = running.remove(&id) {
+            r.cancel.cancel();
+            let mut record = r.config.record();
+            record.removed = true;
+            shared.enqueue(Kind::System, &id, &Envelope::new(&shared.collector_id, &id, record));
+            tracing::info!(system = %id, "system removed from the inventory");
+        }
+    }
+    for config in &inventory.systems {
+        if running.get(&config.id).is_some_and(|r| r.config == *config) {
+            continue;
+        }
+        if let Some(old) = running.remove(&config.id) {
+            old.cancel.cancel();
+        }
+        shared.enqueue(Kind::System, &config.id, &Envelope::new(&shared.collector_id, &config.id, config.record()));
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(scheduler::system_task(config.clone(), shared.clone(), cancel.clone()));
+        running.insert(config.id.clone(), Running { config: config.clone(), cancel, task });
+    }
+}

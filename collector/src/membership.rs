@@ -1,0 +1,184 @@
+//! Collector membership and system ownership, without configuration: every collector heartbeats
+//! into a NATS KV bucket whose max age is the lease (nats-server 2.9 has no per-key TTL), reads
+//! the live members back, and computes the owner of each system by rendezvous hashing. Every
+//! collector computes the same owner from the same member set, so each system is polled once;
+//! when a collector stops heartbeating its key expires within one lease and its systems move.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv, stream};
+use futures::StreamExt;
+
+/// The KV bucket collectors heartbeat into.
+pub const BUCKET: &str = "sdash-collectors";
+
+/// 64-bit FNV-1a followed by a SplitMix64 finalizer: stable across processes and versions.
+pub fn stable_hash(parts: &[&str]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for b in part.bytes().chain(std::iter::once(0xff)) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
+
+/// The member with the highest score for `system_id` (rendezvous / highest-random-weight hashing).
+pub fn owner<'a>(members: impl IntoIterator<Item = &'a String>, system_id: &str) -> Option<&'a String> {
+    members.into_iter().max_by_key(|m| (stable_hash(&[m.as_str(), system_id]), m.as_str()))
+}
+
+/// The live member set as this collector last saw it. Shared by every system task.
+#[derive(Clone)]
+pub struct Membership {
+    me: String,
+    members: Arc<RwLock<BTreeSet<String>>>,
+}
+
+impl Membership {
+    /// A membership of one: this collector owns every system (used before the first refresh,
+    /// by `probe`, and when running without sharding).
+    pub fn solo(me: &str) -> Membership {
+        let members = BTreeSet::from([me.to_owned()]);
+        Membership { me: me.to_owned(), members: Arc::new(RwLock::new(members)) }
+    }
+
+    pub fn me(&self) -> &str {
+        &self.me
+    }
+
+    pub fn owns(&self, system_id: &str) -> bool {
+        let members = self.members.read().unwrap_or_else(|p| p.into_inner());
+        owner(members.iter(), system_id).is_none_or(|o| o == &self.me)
+    }
+
+    pub fn members(&self) -> BTreeSet<String> {
+        self.members.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set(&self, mut live: BTreeSet<String>) -> bool {
+        // Always count ourselves: we are alive even when our heartbeat could not be written.
+        live.insert(self.me.clone());
+        let mut members = self.members.write().unwrap_or_else(|p| p.into_inner());
+        if *members != live {
+            *members = live;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Creates the bucket's backing stream (`KV_sdash-collectors`) if needed and opens it. The
+/// async-nats KV creation helpers cannot parse nats-server 2.9's account info, so the stream is
+/// made here with the settings a KV bucket needs.
+pub async fn open_bucket(js: &jetstream::Context, lease: Duration) -> Result<kv::Store, String> {
+    let name = format!("KV_{BUCKET}");
+    if js.get_stream(&name).await.is_err() {
+        let config = stream::Config {
+            name: name.clone(),
+            subjects: vec![format!("$KV.{BUCKET}.>")],
+            max_messages_per_subject: 1,
+            max_age: lease,
+            // The duplicate window may not exceed max age.
+            duplicate_window: lease.min(Duration::from_secs(120)),
+            storage: stream::StorageType::Memory,
+            discard: stream::DiscardPolicy::New,
+            allow_rollup: true,
+            deny_delete: true,
+            allow_direct: true,
+            num_replicas: 1,
+            ..Default::default()
+        };
+        if let Err(e) = js.create_stream(config).await {
+            // Another collector may have created it concurrently; opening below decides.
+            tracing::debug!(error = %e, "creating the membership bucket");
+        }
+    }
+    js.get_key_value(BUCKET).await.map_err(|e| e.to_string())
+}
+
+/// Heartbeats and refreshes the member set every `lease / 3` until `stop` resolves; then deletes
+/// this collector's key so the others take over at once.
+pub async fn run(
+    membership: Membership,
+    bucket: kv::Store,
+    lease: Duration,
+    on_change: impl Fn(&BTreeSet<String>) + Send,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let mut stop = std::pin::pin!(stop);
+    let period = (lease / 3).max(Duration::from_millis(200));
+    loop {
+        if let Err(e) = bucket.put(membership.me(), bytes::Bytes::from(sdash_proto::now_ms().to_string())).await {
+            tracing::warn!(error = %e, "membership heartbeat failed");
+        }
+        match live_members(&bucket).await {
+            Ok(live) => {
+                if membership.set(live) {
+                    let members = membership.members();
+                    tracing::info!(members = ?members, "collector membership changed");
+                    on_change(&members);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "reading the membership bucket failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(period) => {}
+            _ = &mut stop => break,
+        }
+    }
+    if let Err(e) = bucket.purge(membership.me()).await {
+        tracing::debug!(error = %e, "removing our membership key");
+    }
+}
+
+async fn live_members(bucket: &kv::Store) -> Result<BTreeSet<String>, String> {
+    let mut keys = bucket.keys().await.map_err(|e| e.to_string())?;
+    let mut live = BTreeSet::new();
+    while let Some(key) = keys.next().await {
+        live.insert(key.map_err(|e| e.to_string())?);
+    }
+    Ok(live)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rendezvous_spreads_and_moves_only_the_dead_members_systems() {
+        let three: Vec<String> = ["c1", "c2", "c3"].iter().map(|s| s.to_string()).collect();
+        let systems: Vec<String> = (0..3000).map(|i| format!("sys-{i}")).collect();
+        let mut counts = std::collections::HashMap::new();
+        for s in &systems {
+            *counts.entry(owner(&three, s).cloned()).or_insert(0) += 1;
+        }
+        for c in &three {
+            let n = counts[&Some(c.clone())];
+            assert!((800..1200).contains(&n), "{c} owns {n} of 3000");
+        }
+        // c3 dies: only its systems move; the others keep theirs.
+        let two = &three[..2];
+        for s in &systems {
+            let before = owner(&three, s).cloned();
+            let after = owner(two, s).cloned();
+            if before.as_deref() != Some("c3") {
+                assert_eq!(before, after, "{s} moved although its owner lives");
+            }
+        }
+    }
+
+    #[test]
+    fn solo_owns_everything() {
+        let m = Membership::solo("c1");
+        assert!(m.owns("anything"));
+        m.set(BTreeSet::from(["c2".to_string()]));
+        assert_eq!(m.members().len(), 2);
+    }
+}

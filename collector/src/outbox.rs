@@ -1,0 +1,267 @@
+//! The outbox between polling and NATS. Results wait here while NATS is slow or unreachable.
+//! It is bounded by count and bytes; when full, a snapshot superseded by a newer snapshot of the
+//! same system goes first, then the oldest message. Every drop is counted and logged. The
+//! publisher retries each message with its own `Nats-Msg-Id` until JetStream acknowledges it, so
+//! the server's duplicate window absorbs retries.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_nats::jetstream;
+use bytes::Bytes;
+use sdash_proto::subjects::Kind;
+use tokio::sync::Notify;
+
+use crate::metrics::{CollectorMetrics, DropLabels, KindLabels};
+
+/// One message waiting to be published.
+#[derive(Debug, Clone)]
+pub struct OutMessage {
+    pub kind: Kind,
+    /// The system (or collector) id the subject ends with.
+    pub id: String,
+    /// `Nats-Msg-Id`, the record's event id.
+    pub msg_id: String,
+    pub payload: Bytes,
+}
+
+impl OutMessage {
+    pub fn subject(&self) -> String {
+        self.kind.subject(&self.id)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct OutboxLimits {
+    pub max_messages: usize,
+    pub max_bytes: usize,
+}
+
+struct Queue {
+    messages: VecDeque<OutMessage>,
+    bytes: usize,
+}
+
+pub struct Outbox {
+    queue: Mutex<Queue>,
+    limits: OutboxLimits,
+    ready: Notify,
+    metrics: CollectorMetrics,
+}
+
+impl Outbox {
+    pub fn new(limits: OutboxLimits, metrics: CollectorMetrics) -> Outbox {
+        Outbox {
+            queue: Mutex::new(Queue { messages: VecDeque::new(), bytes: 0 }),
+            limits,
+            ready: Notify::new(),
+            metrics,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        // A panic while holding the lock cannot leave the queue half-updated in a way that
+        // matters more than losing the process; keep serving instead of poisoning every caller.
+        self.queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Queues a message, making room by the drop policy when the outbox is full.
+    pub fn push(&self, message: OutMessage) {
+        {
+            let mut q = self.lock();
+            while !q.messages.is_empty()
+                && (q.messages.len() + 1 > self.limits.max_messages
+                    || q.bytes + message.payload.len() > self.limits.max_bytes)
+            {
+                let (victim, reason) = match superseded_snapshot(&q.messages, &message) {
+                    Some(i) => (q.messages.remove(i), "superseded_snapshot"),
+                    None => (q.messages.pop_front(), "oldest"),
+                };
+                if let Some(victim) = victim {
+                    q.bytes -= victim.payload.len();
+                    self.metrics.outbox_dropped.get_or_create(&DropLabels { reason: reason.into() }).inc();
+                    tracing::warn!(
+                        kind = victim.kind.as_str(),
+                        id = %victim.id,
+                        msg_id = %victim.msg_id,
+                        reason,
+                        "outbox full: dropped a message"
+                    );
+                }
+            }
+            q.bytes += message.payload.len();
+            q.messages.push_back(message);
+            self.update_gauges(&q);
+        }
+        self.ready.notify_one();
+    }
+
+    pub fn depth(&self) -> usize {
+        self.lock().messages.len()
+    }
+
+    fn update_gauges(&self, q: &Queue) {
+        self.metrics.outbox_depth.set(q.messages.len() as i64);
+        self.metrics.outbox_bytes.set(q.bytes as i64);
+    }
+
+    fn take(&self, max: usize) -> Vec<OutMessage> {
+        let mut q = self.lock();
+        let n = max.min(q.messages.len());
+        let batch: Vec<OutMessage> = q.messages.drain(..n).collect();
+        q.bytes -= batch.iter().map(|m| m.payload.len()).sum::<usize>();
+        self.update_gauges(&q);
+        batch
+    }
+
+    /// Puts unacknowledged messages back at the front, in their original order.
+    fn requeue(&self, failed: Vec<OutMessage>) {
+        let mut q = self.lock();
+        for m in failed.into_iter().rev() {
+            q.bytes += m.payload.len();
+            q.messages.push_front(m);
+        }
+        self.update_gauges(&q);
+    }
+
+    /// Publishes until `stop` resolves; then keeps flushing for at most `drain` before returning
+    /// the number of messages left unsent.
+    pub async fn run_publisher(
+        &self,
+        js: jetstream::Context,
+        stop: impl std::future::Future<Output = ()>,
+        drain: Duration,
+    ) -> usize {
+        let mut stop = std::pin::pin!(stop);
+        let mut backoff = Duration::from_millis(100);
+        let mut stopping: Option<tokio::time::Instant> = None;
+        loop {
+            if let Some(deadline) = stopping
+                && (tokio::time::Instant::now() >= deadline || self.depth() == 0)
+            {
+                return self.depth();
+            }
+            let batch = self.take(512);
+            if batch.is_empty() {
+                if stopping.is_some() {
+                    return 0;
+                }
+                tokio::select! {
+                    _ = self.ready.notified() => {}
+                    _ = &mut stop => { stopping = Some(tokio::time::Instant::now() + drain); }
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+                continue;
+            }
+            let failed = self.publish_batch(&js, batch).await;
+            if failed.is_empty() {
+                backoff = Duration::from_millis(100);
+                continue;
+            }
+            self.metrics.publish_retries.inc_by(failed.len() as u64);
+            tracing::warn!(unacknowledged = failed.len(), retry_in_ms = backoff.as_millis() as u64, "NATS did not acknowledge; retrying with the same message ids");
+            self.requeue(failed);
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = &mut stop, if stopping.is_none() => { stopping = Some(tokio::time::Instant::now() + drain); }
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    /// Publishes a batch with pipelined acks; returns the messages that were not acknowledged.
+    async fn publish_batch(&self, js: &jetstream::Context, batch: Vec<OutMessage>) -> Vec<OutMessage> {
+        let mut pending = Vec::with_capacity(batch.len());
+        let mut failed = Vec::new();
+        let mut iter = batch.into_iter();
+        for m in iter.by_ref() {
+            let publish = jetstream::message::PublishMessage::build().payload(m.payload.clone()).message_id(&m.msg_id);
+            match tokio::time::timeout(Duration::from_secs(5), js.send_publish(m.subject(), publish)).await {
+                Ok(Ok(ack)) => pending.push((m, ack)),
+                _ => {
+                    failed.push(m);
+                    break;
+                }
+            }
+        }
+        // After the first send failure the connection is likely down: keep the rest for later.
+        failed.extend(iter);
+        let mut acked_failed = Vec::new();
+        for (m, ack) in pending {
+            match tokio::time::timeout(Duration::from_secs(10), ack.into_future()).await {
+                Ok(Ok(_)) => {
+                    self.metrics.published.get_or_create(&KindLabels { kind: m.kind.as_str().into() }).inc();
+                }
+                _ => acked_failed.push(m),
+            }
+        }
+        acked_failed.extend(failed);
+        acked_failed
+    }
+}
+
+/// Index of a queued snapshot that a newer snapshot of the same system (queued, or `incoming`)
+/// makes obsolete.
+fn superseded_snapshot(queue: &VecDeque<OutMessage>, incoming: &OutMessage) -> Option<usize> {
+    use std::collections::HashSet;
+    let mut newer: HashSet<&str> = HashSet::new();
+    if incoming.kind == Kind::Snapshot {
+        newer.insert(incoming.id.as_str());
+    }
+    // Walk from the newest: a snapshot is superseded when a later one of its system was seen.
+    for (i, m) in queue.iter().enumerate().rev() {
+        if m.kind == Kind::Snapshot && !newer.insert(m.id.as_str()) {
+            return Some(i);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(kind: Kind, id: &str, n: usize) -> OutMessage {
+        OutMessage { kind, id: id.into(), msg_id: format!("{id}-{n}"), payload: Bytes::from(vec![0u8; 10]) }
+    }
+
+    fn ids(o: &Outbox) -> Vec<String> {
+        o.lock().messages.iter().map(|m| m.msg_id.clone()).collect()
+    }
+
+    #[test]
+    fn full_outbox_drops_superseded_snapshots_first_then_oldest() {
+        let metrics = CollectorMetrics::detached();
+        let o = Outbox::new(OutboxLimits { max_messages: 3, max_bytes: 1 << 20 }, metrics.clone());
+        o.push(msg(Kind::Snapshot, "a", 1));
+        o.push(msg(Kind::Event, "a", 2));
+        o.push(msg(Kind::Snapshot, "b", 3));
+        // A newer snapshot of a: the old snapshot of a goes, the event stays.
+        o.push(msg(Kind::Snapshot, "a", 4));
+        assert_eq!(ids(&o), ["a-2", "b-3", "a-4"]);
+        // Nothing superseded by an event: the oldest goes.
+        o.push(msg(Kind::Event, "c", 5));
+        assert_eq!(ids(&o), ["b-3", "a-4", "c-5"]);
+        let dropped: u64 = ["superseded_snapshot", "oldest"]
+            .iter()
+            .map(|r| metrics.outbox_dropped.get_or_create(&DropLabels { reason: (*r).into() }).get())
+            .sum();
+        assert_eq!(dropped, 2);
+        assert_eq!(metrics.outbox_depth.get(), 3);
+    }
+
+    #[test]
+    fn byte_limit_applies_and_requeue_keeps_order() {
+        let o = Outbox::new(OutboxLimits { max_messages: 100, max_bytes: 25 }, CollectorMetrics::detached());
+        o.push(msg(Kind::Event, "a", 1));
+        o.push(msg(Kind::Event, "a", 2));
+        o.push(msg(Kind::Event, "a", 3));
+        assert_eq!(ids(&o), ["a-2", "a-3"]);
+        let batch = o.take(10);
+        assert_eq!(o.depth(), 0);
+        o.push(msg(Kind::Event, "b", 4));
+        o.requeue(batch);
+        assert_eq!(ids(&o), ["a-2", "a-3", "b-4"]);
+    }
+}

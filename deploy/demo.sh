@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Runs the whole sdash pipeline on this machine with the embedded default database (SQLite):
+# nats-server with JetStream (own port, data in var/demo), the simulator with a demo fleet,
+# the writer, two collectors sharing the fleet, and the API with the dashboard.
+# Ctrl-C stops everything cleanly. Settings: SDASH_DEMO_SYSTEMS (24), SDASH_DEMO_PORT (8080),
+# SDASH_DEMO_NATS_PORT (14222), SDASH_DEMO_PROFILE (debug|release, default release).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+data="$root/var/demo"
+systems="${SDASH_DEMO_SYSTEMS:-24}"
+api_port="${SDASH_DEMO_PORT:-8080}"
+nats_port="${SDASH_DEMO_NATS_PORT:-14222}"
+sim_port="${SDASH_DEMO_SIM_PORT:-18443}"
+profile="${SDASH_DEMO_PROFILE:-release}"
+
+say() { printf '\033[1msdash demo:\033[0m %s\n' "$*" >&2; }
+die() { say "$*"; exit 1; }
+
+command -v cargo >/dev/null || die "cargo is missing: install Rust (https://rustup.rs) and run this again"
+
+nats_bin="${SDASH_NATS_SERVER_BIN:-$(command -v nats-server || true)}"
+[ -z "$nats_bin" ] && [ -x /usr/sbin/nats-server ] && nats_bin=/usr/sbin/nats-server
+if [ -z "$nats_bin" ]; then
+  say "nats-server is not installed; it comes from Debian's 'nats-server' package."
+  if command -v apt-get >/dev/null && { [ "$(id -u)" = 0 ] || sudo -n true 2>/dev/null; }; then
+    sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
+    say "installing it with apt-get"
+    $sudo_cmd apt-get install -y -q nats-server >/dev/null 2>&1 || { $sudo_cmd apt-get update -q >/dev/null && $sudo_cmd apt-get install -y -q nats-server >/dev/null; } \
+      || die "apt-get could not install nats-server; install it yourself and run this again"
+    nats_bin=$(command -v nats-server || echo /usr/sbin/nats-server)
+  else
+    die "install it (sudo apt-get install nats-server) or set SDASH_NATS_SERVER_BIN, then run this again"
+  fi
+fi
+
+say "building sdash ($profile)"
+flag=""; [ "$profile" = release ] && flag="--release"
+cargo build $flag -q --bin sdash-collector --bin sdash-writer --bin sdash-api --bin sdash-sim
+bin="$root/target/$profile"
+
+mkdir -p "$data/nats" "$data/sim"
+pids=()
+cleanup() {
+  trap - INT TERM EXIT
+  say "stopping"
+  for ((i=${#pids[@]}-1; i>=0; i--)); do kill -TERM "${pids[$i]}" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  say "stopped; data kept in $data"
+}
+trap cleanup INT TERM EXIT
+wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; die "$2 did not come up on port $1 (logs in $data)"; }
+
+"$nats_bin" -a 127.0.0.1 -p "$nats_port" -js -sd "$data/nats" >"$data/nats.log" 2>&1 & pids+=($!)
+wait_port "$nats_port" nats-server
+nats="nats://127.0.0.1:$nats_port"
+
+"$bin/sdash-sim" --systems "$systems" --mix pure=40,ontap=30,storagegrid=15,datadomain=15 --seed 7 \
+  --listen "127.0.0.1:$sim_port" --inventory-out "$data/sim/inventory.toml" --interval 15s >"$data/sim.log" 2>&1 & pids+=($!)
+wait_port "$sim_port" sdash-sim
+for _ in $(seq 1 50); do [ -s "$data/sim/inventory.toml" ] && break; sleep 0.1; done
+
+db="sqlite://$data/sdash.db"
+"$bin/sdash-writer" --nats-url "$nats" --database-url "$db" --admin-listen 127.0.0.1:19101 >"$data/writer.log" 2>&1 & pids+=($!)
+for n in 1 2; do
+  "$bin/sdash-collector" --nats-url "$nats" --inventory "$data/sim/inventory.toml" --collector-id "demo-$n" \
+    --metrics-listen "127.0.0.1:1910$((n + 1))" >"$data/collector-$n.log" 2>&1 & pids+=($!)
+done
+for _ in $(seq 1 100); do [ -f "$data/sdash.db" ] && break; sleep 0.1; done
+"$bin/sdash-api" --nats-url "$nats" --database-url "$db" --listen "127.0.0.1:$api_port" >"$data/api.log" 2>&1 & pids+=($!)
+wait_port "$api_port" sdash-api
+
+say "running: $systems simulated arrays, 2 collectors, 1 writer (SQLite at $data/sdash.db)"
+say "dashboard:  http://127.0.0.1:$api_port/"
+say "API:        http://127.0.0.1:$api_port/api/v1/systems"
+say "metrics:    writer http://127.0.0.1:19101/metrics, collectors :19102 and :19103"
+say "logs in $data/*.log; press Ctrl-C to stop"
+while true; do
+  for pid in "${pids[@]}"; do
+    kill -0 "$pid" 2>/dev/null || die "a service exited (pid $pid); see the logs in $data"
+  done
+  sleep 2
+done
