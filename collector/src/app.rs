@@ -46,7 +46,7 @@ pub struct ProbeArgs {
     #[arg(long, env = "SDASH_INVENTORY")]
     pub inventory: PathBuf,
     /// Id of the system to poll.
-    #[arg(long)]
+    #[arg(long, env = "SDASH_PROBE_SYSTEM")]
     pub system: String,
     #[command(flatten)]
     pub log: LogArgs,
