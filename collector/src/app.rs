@@ -96,10 +96,7 @@ fn parse_level(text: &str) -> Result<Level, String> {
     Level::parse(text).ok_or_else(|| format!("{text:?} is not one of debug, info, warning, error, critical"))
 }
 
-/// Installs the process-wide TLS crypto provider (ring) once; later calls are no-ops.
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
+pub use crate::http::install_crypto_provider;
 
 fn default_collector_id() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")

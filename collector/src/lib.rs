@@ -2,6 +2,16 @@
 //!
 //! * [`inventory`]: the TOML inventory and secret references.
 //! * [`vendors`]: one adapter per vendor, behind [`vendors::Adapter`].
+//! * [`scheduler`]: per-system polling at phase-spread intervals with a bound on polls in flight.
+//! * [`membership`]: sharing the fleet between collectors (NATS KV heartbeats, rendezvous hashing).
+//! * [`outbox`]: the bounded queue in front of JetStream, with retry until acknowledged.
+//! * [`app`]: the command line, `run` and `probe`.
 
+pub mod app;
+pub mod http;
 pub mod inventory;
+pub mod membership;
+pub mod metrics;
+pub mod outbox;
+pub mod scheduler;
 pub mod vendors;

@@ -2,3 +2,8 @@
 //! pipeline. The test harness itself (real nats-server, fresh databases) is `testkit/harness`.
 
 pub use sdash_harness as harness;
+
+pub mod sim;
+pub mod pipeline;
+
+pub use sdash_collector::http::install_crypto_provider;

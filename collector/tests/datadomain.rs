@@ -1,0 +1,343 @@
+//! The DataDomain adapter against the simulator over HTTPS: `X-DD-AUTH-TOKEN` login (201),
+//! session reuse and renewal, `page`/`size` paging, the fixtures normalized to exact values, bad
+//! answers and recovery.
+
+use std::time::Duration;
+
+use sdash_collector::inventory::SystemConfig;
+use sdash_collector::vendors::datadomain::DataDomainAdapter;
+use sdash_collector::vendors::{Adapter, PollOutput};
+use sdash_proto::{Capacity, Category, Health, Severity, Status};
+use sdash_testkit::sim::{Fault, Fleet, Mode, Scenario, SimConfig};
+
+const TIB: u64 = 1 << 40;
+
+struct Setup {
+    fleet: Fleet,
+    config: SystemConfig,
+    _dir: tempfile::TempDir,
+}
+
+async fn setup(mode: Mode, page_cap: Option<usize>) -> Setup {
+    let fleet = Fleet::start(SimConfig {
+        mix: "datadomain=1".parse().expect("mix"),
+        mode,
+        page_cap,
+        frozen_clock: true,
+        hang: Duration::from_secs(5),
+        ..SimConfig::default()
+    })
+    .await
+    .expect("start simulator");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("inventory.toml");
+    fleet
+        .write_inventory(&path, "60s")
+        .expect("write inventory");
+    let mut config = sdash_collector::inventory::load(&path)
+        .expect("load inventory")
+        .systems
+        .remove(0);
+    config.timeout = Duration::from_secs(2);
+    Setup {
+        fleet,
+        config,
+        _dir: dir,
+    }
+}
+
+impl Setup {
+    fn id(&self) -> String {
+        self.config.id.clone()
+    }
+
+    fn adapter(&self) -> DataDomainAdapter {
+        DataDomainAdapter::new(&self.config).expect("adapter")
+    }
+
+    fn logins(&self) -> u64 {
+        self.fleet.stats(&self.id()).expect("stats").logins
+    }
+}
+
+fn fixture_capacity() -> Capacity {
+    Capacity {
+        total_bytes: 500 * TIB,
+        used_bytes: 346_346_162_749_440,
+        free_bytes: 203_409_651_138_560,
+        data_reduction: Some(18.4),
+    }
+}
+
+#[tokio::test]
+async fn fixtures_normalize_to_exact_values() {
+    let s = setup(Mode::Fixture, None).await;
+    let out = s.adapter().poll().await;
+    let snap = &out.snapshot;
+    assert_eq!(snap.status, Status::Online, "{:?}", out.events);
+    assert_eq!(snap.error, None, "{:?}", out.events);
+    assert_eq!(snap.name.as_deref(), Some("dd9410-a.example.com"));
+    assert_eq!(
+        snap.version.as_deref(),
+        Some("Data Domain OS 8.3.0.15-1161254")
+    );
+    assert_eq!(
+        (snap.model.as_deref(), snap.serial.as_deref()),
+        (Some("DD9410"), Some("APM00242100071"))
+    );
+    assert_eq!(snap.capacity, Some(fixture_capacity()));
+    assert_eq!(
+        snap.capacity
+            .as_ref()
+            .map(|c| c.used_bytes * 100 / c.total_bytes),
+        Some(63)
+    );
+    assert_eq!(s.fleet.expected_capacity(&s.id()), Some(fixture_capacity()));
+    // 3 active alerts (the cleared one is not listed): CRITICAL, WARNING, NOTICE.
+    let sev: Vec<_> = snap
+        .alerts
+        .iter()
+        .map(|a| (a.vendor_severity.as_str(), a.severity))
+        .collect();
+    assert_eq!(
+        sev,
+        vec![
+            ("CRITICAL", Severity::Critical),
+            ("WARNING", Severity::Warning),
+            ("NOTICE", Severity::Info)
+        ]
+    );
+    assert_eq!(snap.alerts[0].opened_at, Some(1_795_147_200_000));
+    // The FAILED disk (and its hardware alert) -> hardware error; HA and replication are fine.
+    assert_eq!(snap.hardware, Health::Error);
+    assert_eq!(snap.cluster, Health::Ok);
+    let bad: Vec<_> = snap
+        .components
+        .iter()
+        .filter(|c| c.status != Health::Ok)
+        .map(|c| (c.kind.as_str(), c.name.as_str()))
+        .collect();
+    assert_eq!(bad, vec![("disks", "disks"), ("disk", "3.9")]);
+    let kinds = |k: &str| snap.components.iter().filter(|c| c.kind == k).count();
+    assert_eq!((kinds("ha_node"), kinds("replication")), (2, 2));
+    assert_eq!(s.logins(), 1);
+    // Only spec paths: none of the predecessor's nonexistent ones.
+    let stats = s.fleet.stats(&s.id()).expect("stats");
+    for path in stats.requests.keys() {
+        assert!(
+            !path.starts_with("/rest/v1.0/dd-systems/0/ha")
+                && !path.contains("hardware")
+                && !path.contains("replication/contexts"),
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn lists_are_paged() {
+    let s = setup(Mode::Fixture, Some(10)).await;
+    let out = s.adapter().poll().await;
+    assert_eq!(out.snapshot.error, None, "{:?}", out.events);
+    assert_eq!(out.snapshot.alerts.len(), 3);
+    let stats = s.fleet.stats(&s.id()).expect("stats");
+    // 62 disks in pages of 10.
+    assert_eq!(
+        stats.requests.get("/api/v1/dd-systems/0/storage/disks"),
+        Some(&7)
+    );
+    assert!(
+        out.snapshot
+            .components
+            .iter()
+            .any(|c| c.name == "3.9" && c.status == Health::Error)
+    );
+    let s = setup(Mode::Fixture, Some(2)).await;
+    let out = s.adapter().poll().await;
+    let sev: Vec<_> = out.snapshot.alerts.iter().map(|a| a.severity).collect();
+    assert_eq!(
+        sev,
+        vec![Severity::Critical, Severity::Warning, Severity::Info]
+    );
+    assert_eq!(
+        s.fleet
+            .stats(&s.id())
+            .expect("stats")
+            .requests
+            .get("/rest/v1.0/dd-systems/0/alerts"),
+        Some(&2)
+    );
+}
+
+#[tokio::test]
+async fn the_session_is_kept_renewed_on_401_and_logged_out() {
+    let s = setup(Mode::Fixture, None).await;
+    let id = s.id();
+    let mut a = s.adapter();
+    assert_eq!(a.poll().await.snapshot.status, Status::Online);
+    assert_eq!(a.poll().await.snapshot.status, Status::Online);
+    assert_eq!(s.logins(), 1, "the token is reused across polls");
+
+    s.fleet.set_fault(&id, Fault::ExpireSessions);
+    let out = a.poll().await;
+    assert_eq!(
+        (out.snapshot.status, out.snapshot.error.as_deref()),
+        (Status::Online, None),
+        "{:?}",
+        out.events
+    );
+    assert_eq!((s.logins(), a.logins()), (2, 2));
+    assert!(
+        out.events
+            .iter()
+            .any(|e| e.category == Category::Authentication && e.http_status == Some(401))
+    );
+
+    s.fleet.set_fault(&id, Fault::WrongCredentials);
+    let out = a.poll().await;
+    assert_eq!(out.snapshot.status, Status::AuthFailed, "{:?}", out.events);
+    assert!(out.events.iter().any(|e| e.endpoint.as_deref() == Some("/rest/v1.0/auth") && e.http_status == Some(401)));
+    s.fleet.set_fault(&id, Fault::None);
+    assert_eq!(a.poll().await.snapshot.status, Status::Online);
+
+    a.logout().await;
+    assert_eq!(s.fleet.stats(&id).expect("stats").logouts, 1);
+}
+
+#[tokio::test]
+async fn dispatch_and_live_values() {
+    let s = setup(Mode::Live, None).await;
+    let mut adapter = Adapter::new(&s.config).expect("adapter");
+    let out = adapter.poll().await;
+    assert_eq!(
+        (out.snapshot.status, out.snapshot.error.as_deref()),
+        (Status::Online, None),
+        "{:?}",
+        out.events
+    );
+    assert_eq!(out.snapshot.capacity, s.fleet.expected_capacity(&s.id()));
+    assert_eq!(out.snapshot.hardware, Health::Ok);
+    s.fleet.advance(Duration::from_secs(6 * 3600));
+    s.fleet.set_scenario(&s.id(), Scenario::Degraded);
+    let later = adapter.poll().await.snapshot;
+    assert_eq!(later.capacity, s.fleet.expected_capacity(&s.id()));
+    assert_eq!(later.hardware, Health::Error);
+    assert!(
+        later
+            .alerts
+            .iter()
+            .any(|al| al.severity == Severity::Critical)
+    );
+    adapter.logout().await;
+    assert_eq!(s.fleet.stats(&s.id()).expect("stats").logouts, 1);
+}
+
+fn assert_names(label: &str, out: &PollOutput, endpoint: &str) {
+    assert!(
+        out.snapshot.status != Status::Online || out.snapshot.error.is_some(),
+        "{label}: {:?}",
+        out.snapshot
+    );
+    assert!(
+        out.events
+            .iter()
+            .any(|e| e.endpoint.as_deref() == Some(endpoint)),
+        "{label}: no event for {endpoint}: {:?}",
+        out.events
+    );
+}
+
+#[tokio::test]
+async fn bad_answers_fail_or_degrade_and_recover() {
+    let s = setup(Mode::Fixture, None).await;
+    let id = s.id();
+    let mut a = s.adapter();
+    assert_eq!(a.poll().await.snapshot.status, Status::Online);
+    let faults = [
+        ("html 500", Fault::Html500, Status::Error),
+        ("invalid json", Fault::InvalidJson, Status::Error),
+        ("wrong types", Fault::WrongTypes, Status::Error),
+        ("empty body", Fault::EmptyBody, Status::Error),
+        ("403", Fault::Status { code: 403 }, Status::AuthFailed),
+        ("429", Fault::Status { code: 429 }, Status::Error),
+        ("500", Fault::Status { code: 500 }, Status::Error),
+        ("closed", Fault::Unreachable, Status::Unreachable),
+    ];
+    for (label, fault, status) in faults {
+        s.fleet
+            .set_fault_on(&id, "/rest/v1.0/system", fault.clone());
+        let out = a.poll().await;
+        assert_eq!(out.snapshot.status, status, "{label}: {:?}", out.events);
+        assert_names(label, &out, "/rest/v1.0/system");
+        s.fleet.set_fault_on(&id, "/storage/disks", fault);
+        let out = a.poll().await;
+        assert_eq!(out.snapshot.status, Status::Online, "{label}");
+        assert_eq!(out.snapshot.capacity, Some(fixture_capacity()));
+        assert_eq!(out.snapshot.alerts.len(), 3);
+        assert_names(label, &out, "/api/v1/dd-systems/0/storage/disks");
+        s.fleet.set_fault(&id, Fault::None);
+        let out = a.poll().await;
+        assert_eq!(
+            (out.snapshot.status, out.snapshot.error.as_deref()),
+            (Status::Online, None),
+            "{label}: {:?}",
+            out.events
+        );
+    }
+    for (label, fault) in [
+        ("all html", Fault::Html500),
+        ("all wrong types", Fault::WrongTypes),
+        ("all 401", Fault::Status { code: 401 }),
+    ] {
+        s.fleet.set_fault(&id, fault);
+        let out = a.poll().await;
+        assert_ne!(out.snapshot.status, Status::Online, "{label}");
+        assert!(out.events.iter().any(|e| e.endpoint.is_some()), "{label}");
+        s.fleet.set_fault(&id, Fault::None);
+        assert_eq!(a.poll().await.snapshot.status, Status::Online, "{label}");
+    }
+}
+
+#[tokio::test]
+async fn timeouts_and_tls_failures() {
+    let s = setup(Mode::Fixture, None).await;
+    let id = s.id();
+    let mut a = s.adapter();
+    s.fleet.set_fault(&id, Fault::Hang);
+    let out = a.poll().await;
+    assert_eq!(out.snapshot.status, Status::Unreachable, "{:?}", out.events);
+    s.fleet.set_fault(&id, Fault::None);
+    assert_eq!(a.poll().await.snapshot.status, Status::Online);
+
+    let mut untrusted = s.config.clone();
+    untrusted.tls.ca_file = None;
+    let out = DataDomainAdapter::new(&untrusted)
+        .expect("adapter")
+        .poll()
+        .await;
+    assert_eq!(out.snapshot.status, Status::Unreachable);
+    assert!(
+        out.events.iter().any(|e| e.message.contains("TLS")),
+        "{:?}",
+        out.events
+    );
+}
+
+#[tokio::test]
+async fn an_unreadable_password_file_is_a_configuration_error() {
+    let s = setup(Mode::Fixture, None).await;
+    let mut config = s.config.clone();
+    config.auth.password_file = Some(std::path::PathBuf::from("/nonexistent/sdash-test.password"));
+    let out = DataDomainAdapter::new(&config)
+        .expect("adapter")
+        .poll()
+        .await;
+    assert_eq!(out.snapshot.status, Status::Error);
+    assert!(out.events.iter().any(
+        |e| e.category == Category::Authentication && e.message.contains("sdash-test.password")
+    ));
+    assert_eq!(
+        s.fleet.stats(&s.id()).expect("stats").requests.len(),
+        0,
+        "nothing is sent without credentials"
+    );
+}

@@ -1,0 +1,400 @@
+//! The ONTAP adapter against the simulator over HTTPS with HTTP Basic: the fixtures normalized to
+//! exact values, paging through `_links.next.href`, bad answers and recovery.
+
+use std::time::Duration;
+
+use sdash_collector::inventory::SystemConfig;
+use sdash_collector::vendors::ontap::OntapAdapter;
+use sdash_collector::vendors::{Adapter, PollOutput};
+use sdash_proto::{Capacity, Health, Severity, Status};
+use sdash_testkit::sim::{Fault, Fleet, Mode, Scenario, SimConfig};
+
+const TIB: u64 = 1 << 40;
+/// The fixtures' reference time, 2026-11-20T08:00:00Z.
+const T0_MS: i64 = 1_795_161_600_000;
+
+struct Setup {
+    fleet: Fleet,
+    config: SystemConfig,
+    _dir: tempfile::TempDir,
+}
+
+async fn setup(mode: Mode, page_cap: Option<usize>) -> Setup {
+    let fleet = Fleet::start(SimConfig {
+        mix: "ontap=1".parse().expect("mix"),
+        mode,
+        page_cap,
+        frozen_clock: true,
+        hang: Duration::from_secs(5),
+        ..SimConfig::default()
+    })
+    .await
+    .expect("start simulator");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("inventory.toml");
+    fleet
+        .write_inventory(&path, "60s")
+        .expect("write inventory");
+    let mut config = sdash_collector::inventory::load(&path)
+        .expect("load inventory")
+        .systems
+        .remove(0);
+    config.timeout = Duration::from_secs(2);
+    Setup {
+        fleet,
+        config,
+        _dir: dir,
+    }
+}
+
+impl Setup {
+    fn id(&self) -> String {
+        self.config.id.clone()
+    }
+
+    fn adapter(&self) -> OntapAdapter {
+        let mut a = OntapAdapter::new(&self.config).expect("adapter");
+        a.freeze_clock(T0_MS);
+        a
+    }
+}
+
+fn fixture_capacity() -> Capacity {
+    Capacity {
+        total_bytes: 500 * TIB,
+        used_bytes: 2 * 173_173_081_374_720,
+        free_bytes: 2 * 101_704_825_569_280,
+        data_reduction: Some(2.41),
+    }
+}
+
+#[tokio::test]
+async fn fixtures_normalize_to_exact_values() {
+    let s = setup(Mode::Fixture, None).await;
+    let out = s.adapter().poll().await;
+    let snap = &out.snapshot;
+    assert_eq!(
+        snap.status,
+        Status::Online,
+        "{:?} {:?}",
+        snap.error,
+        out.events
+    );
+    assert_eq!(snap.error, None, "{:?}", out.events);
+    assert_eq!(snap.name.as_deref(), Some("cl-prod-a"));
+    assert_eq!(snap.version.as_deref(), Some("NetApp Release 9.15.1P4"));
+    assert_eq!(snap.model.as_deref(), Some("AFF-A400"));
+    assert_eq!(snap.capacity, Some(fixture_capacity()));
+    assert_eq!(
+        snap.capacity
+            .as_ref()
+            .map(|c| c.used_bytes * 100 / c.total_bytes),
+        Some(63)
+    );
+    assert_eq!(s.fleet.expected_capacity(&s.id()), Some(fixture_capacity()));
+
+    // EMS: 5 problems, the peer one recovered, one older than 96 h -> alert, alert, error.
+    let sev: Vec<_> = snap
+        .alerts
+        .iter()
+        .map(|a| (a.vendor_severity.as_str(), a.severity))
+        .collect();
+    assert_eq!(
+        sev,
+        vec![
+            ("alert", Severity::Error),
+            ("alert", Severity::Error),
+            ("error", Severity::Error)
+        ]
+    );
+    assert_eq!(snap.alerts[0].opened_at, Some(T0_MS - 2 * 3600 * 1000));
+    assert_eq!(snap.alerts[1].component.as_deref(), Some("cl-prod-a-01"));
+
+    // Hardware: nodes, aggregates and disks are fine; open EMS hardware events make it a warning.
+    assert_eq!(snap.hardware, Health::Warning);
+    // Cluster: the unhealthy SnapMirror relationship.
+    assert_eq!(snap.cluster, Health::Warning);
+    let kinds = |k: &str| snap.components.iter().filter(|c| c.kind == k).count();
+    assert_eq!(
+        (
+            kinds("node"),
+            kinds("aggregate"),
+            kinds("disks"),
+            kinds("disk")
+        ),
+        (2, 2, 1, 0)
+    );
+    assert_eq!(
+        (kinds("peer"), kinds("replication"), kinds("metrocluster")),
+        (3, 2, 1)
+    );
+    let unhealthy: Vec<_> = snap
+        .components
+        .iter()
+        .filter(|c| c.status != Health::Ok)
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(
+        unhealthy,
+        vec!["svm_br2:vol_sql -> svm_nfs01:vol_sql_mirror"]
+    );
+
+    // Every call carried Basic credentials; nothing was rejected, no session endpoint exists.
+    let stats = s.fleet.stats(&s.id()).expect("stats");
+    assert_eq!(stats.unauthorized, 0);
+    assert_eq!(stats.requests.get("/api/support/ems/events"), Some(&2));
+}
+
+#[tokio::test]
+async fn the_look_back_window_follows_the_clock() {
+    let s = setup(Mode::Fixture, None).await;
+    let mut a = s.adapter();
+    // Four days later every fixture event is outside the 96 h window.
+    a.freeze_clock(T0_MS + 4 * 24 * 3600 * 1000);
+    let out = a.poll().await;
+    assert_eq!(out.snapshot.status, Status::Online);
+    assert!(out.snapshot.alerts.is_empty(), "{:?}", out.snapshot.alerts);
+}
+
+#[tokio::test]
+async fn collections_are_followed_through_next_links() {
+    let s = setup(Mode::Fixture, Some(7)).await;
+    let out = s.adapter().poll().await;
+    assert_eq!(out.snapshot.error, None, "{:?}", out.events);
+    assert_eq!(out.snapshot.capacity, Some(fixture_capacity()));
+    assert_eq!(out.snapshot.alerts.len(), 3);
+    let stats = s.fleet.stats(&s.id()).expect("stats");
+    // 48 disks in pages of 7.
+    assert_eq!(stats.requests.get("/api/storage/disks"), Some(&7));
+    assert_eq!(stats.requests.get("/api/cluster/nodes"), Some(&1));
+}
+
+#[tokio::test]
+async fn dispatch_uses_the_ontap_adapter() {
+    let s = setup(Mode::Live, None).await;
+    let mut adapter = Adapter::new(&s.config).expect("adapter");
+    let out = adapter.poll().await;
+    assert_eq!(out.snapshot.status, Status::Online, "{:?}", out.events);
+    assert_eq!(out.snapshot.error, None, "{:?}", out.events);
+    // Live mode: the capacity the simulator serves right now, and EMS times shifted to "now".
+    assert_eq!(out.snapshot.capacity, s.fleet.expected_capacity(&s.id()));
+    assert!(!out.snapshot.alerts.is_empty());
+    adapter.logout().await;
+}
+
+#[tokio::test]
+async fn live_capacity_moves_and_scenarios_change_health() {
+    let s = setup(Mode::Live, None).await;
+    let mut a = OntapAdapter::new(&s.config).expect("adapter");
+    let first = a.poll().await.snapshot;
+    s.fleet.advance(Duration::from_secs(6 * 3600));
+    let second = a.poll().await.snapshot;
+    let used =
+        |snap: &sdash_proto::Snapshot| snap.capacity.as_ref().map(|c| c.used_bytes).unwrap_or(0);
+    assert!(used(&second) > used(&first));
+    assert_eq!(second.capacity, s.fleet.expected_capacity(&s.id()));
+    // The DualPath problem is raised in one 6 h phase and cleared in the other.
+    assert_ne!(first.alerts.len(), second.alerts.len());
+
+    s.fleet.set_scenario(&s.id(), Scenario::Degraded);
+    let degraded = a.poll().await.snapshot;
+    assert_eq!(degraded.hardware, Health::Error);
+    assert!(
+        degraded
+            .alerts
+            .iter()
+            .any(|al| al.severity == Severity::Critical)
+    );
+    assert!(
+        degraded
+            .components
+            .iter()
+            .any(|c| c.kind == "node" && c.status == Health::Warning)
+    );
+}
+
+fn assert_failed_then_recovers(label: &str, out: &PollOutput, endpoint: &str) {
+    let snap = &out.snapshot;
+    assert!(
+        snap.status != Status::Online || snap.error.is_some(),
+        "{label}: {snap:?}"
+    );
+    assert!(
+        out.events
+            .iter()
+            .any(|e| e.endpoint.as_deref() == Some(endpoint)),
+        "{label}: no event names {endpoint}: {:?}",
+        out.events
+    );
+}
+
+#[tokio::test]
+async fn bad_answers_fail_or_degrade_and_recover() {
+    let s = setup(Mode::Fixture, None).await;
+    let id = s.id();
+    let mut a = s.adapter();
+    let faults = [
+        ("html 500", Fault::Html500, Status::Error, Some(500)),
+        ("invalid json", Fault::InvalidJson, Status::Error, None),
+        ("wrong types", Fault::WrongTypes, Status::Error, None),
+        ("empty body", Fault::EmptyBody, Status::Error, None),
+        (
+            "401",
+            Fault::Status { code: 401 },
+            Status::AuthFailed,
+            Some(401),
+        ),
+        (
+            "403",
+            Fault::Status { code: 403 },
+            Status::AuthFailed,
+            Some(403),
+        ),
+        ("429", Fault::Status { code: 429 }, Status::Error, Some(429)),
+        ("500", Fault::Status { code: 500 }, Status::Error, Some(500)),
+        ("closed", Fault::Unreachable, Status::Unreachable, None),
+    ];
+    for (label, fault, status, http) in faults {
+        // On the essential call: the poll fails with the right status.
+        s.fleet.set_fault_on(&id, "/api/cluster", fault.clone());
+        let out = a.poll().await;
+        assert_eq!(out.snapshot.status, status, "{label}: {:?}", out.snapshot);
+        assert_failed_then_recovers(label, &out, "/api/cluster");
+        let event = out
+            .events
+            .iter()
+            .find(|e| e.endpoint.as_deref() == Some("/api/cluster"))
+            .expect("event");
+        assert_eq!(event.http_status, http, "{label}");
+        // On a non-essential call: online, degraded, the event names the endpoint.
+        s.fleet.set_fault_on(&id, "/api/storage/disks", fault);
+        let out = a.poll().await;
+        assert_eq!(out.snapshot.status, Status::Online, "{label}");
+        assert!(
+            out.snapshot
+                .error
+                .as_deref()
+                .unwrap_or("")
+                .contains("/api/storage/disks"),
+            "{label}: {:?}",
+            out.snapshot.error
+        );
+        assert_failed_then_recovers(label, &out, "/api/storage/disks");
+        assert_eq!(out.snapshot.capacity, Some(fixture_capacity()), "{label}");
+        // Fault cleared: the next poll is clean again.
+        s.fleet.set_fault(&id, Fault::None);
+        let out = a.poll().await;
+        assert_eq!(
+            (out.snapshot.status, out.snapshot.error.as_deref()),
+            (Status::Online, None),
+            "{label}: {:?}",
+            out.events
+        );
+    }
+}
+
+#[tokio::test]
+async fn wrong_credentials_timeouts_and_tls_failures() {
+    let s = setup(Mode::Fixture, None).await;
+    let id = s.id();
+    let mut a = s.adapter();
+
+    s.fleet.set_fault(&id, Fault::WrongCredentials);
+    let out = a.poll().await;
+    assert_eq!(out.snapshot.status, Status::AuthFailed);
+    assert!(
+        out.events
+            .iter()
+            .any(|e| e.http_status == Some(401) && e.endpoint.as_deref() == Some("/api/cluster"))
+    );
+    s.fleet.set_fault(&id, Fault::None);
+    assert_eq!(a.poll().await.snapshot.status, Status::Online);
+
+    s.fleet.set_fault(&id, Fault::Hang);
+    let out = a.poll().await;
+    assert_eq!(out.snapshot.status, Status::Unreachable);
+    assert!(
+        out.snapshot
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("timed out"),
+        "{:?}",
+        out.snapshot.error
+    );
+    s.fleet.set_fault(&id, Fault::None);
+    assert_eq!(a.poll().await.snapshot.status, Status::Online);
+
+    // Without the simulator's CA the certificate is not trusted.
+    let mut untrusted = s.config.clone();
+    untrusted.tls.ca_file = None;
+    let out = OntapAdapter::new(&untrusted).expect("adapter").poll().await;
+    assert_eq!(out.snapshot.status, Status::Unreachable);
+    assert!(
+        out.events.iter().any(|e| e.message.contains("TLS")),
+        "{:?}",
+        out.events
+    );
+}
+
+#[tokio::test]
+async fn the_password_never_shows_up() {
+    let s = setup(Mode::Fixture, None).await;
+    let secret = s.fleet.system(&s.id()).expect("system").secret;
+    let mut a = s.adapter();
+    s.fleet.set_fault(&s.id(), Fault::WrongCredentials);
+    let failed = a.poll().await;
+    s.fleet.set_fault(&s.id(), Fault::None);
+    let ok = a.poll().await;
+    for out in [failed, ok] {
+        let text = format!("{out:?}");
+        assert!(!text.contains(&secret));
+    }
+    assert!(!format!("{a:?}").contains(&secret));
+}
+
+#[tokio::test]
+async fn an_unknown_node_field_falls_back_to_the_basic_fields() {
+    let s = setup(Mode::Fixture, None).await;
+    let id = s.id();
+    let mut a = s.adapter();
+    // Both node queries answer 400/262197: one retry, then the poll is degraded, not failed.
+    s.fleet
+        .set_fault_on(&id, "/api/cluster/nodes", Fault::Status { code: 400 });
+    let out = a.poll().await;
+    assert_eq!(out.snapshot.status, Status::Online);
+    assert!(
+        out.snapshot
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("/api/cluster/nodes")
+    );
+    assert!(
+        out.events
+            .iter()
+            .any(|e| e.details.as_deref().unwrap_or("").starts_with("262197")),
+        "{:?}",
+        out.events
+    );
+    assert_eq!(
+        s.fleet
+            .stats(&id)
+            .expect("stats")
+            .requests
+            .get("/api/cluster/nodes"),
+        Some(&2)
+    );
+    assert_eq!(out.snapshot.capacity, Some(fixture_capacity()));
+    s.fleet.set_fault(&id, Fault::None);
+    let out = a.poll().await;
+    assert_eq!(out.snapshot.error, None);
+    assert_eq!(
+        out.snapshot
+            .components
+            .iter()
+            .filter(|c| c.kind == "node")
+            .count(),
+        2
+    );
+}

@@ -1,0 +1,306 @@
+//! The StorageGRID adapter against the simulator over HTTPS: bearer login, session reuse and
+//! renewal, the fixtures normalized to exact values, bad answers and recovery.
+
+use std::time::Duration;
+
+use sdash_collector::inventory::SystemConfig;
+use sdash_collector::vendors::storagegrid::StorageGridAdapter;
+use sdash_collector::vendors::{Adapter, PollOutput};
+use sdash_proto::{Capacity, Category, Health, Severity, Status};
+use sdash_testkit::sim::{Fault, Fleet, Mode, Scenario, SimConfig};
+
+const TIB: u64 = 1 << 40;
+
+struct Setup {
+    fleet: Fleet,
+    config: SystemConfig,
+    _dir: tempfile::TempDir,
+}
+
+async fn setup(mode: Mode) -> Setup {
+    let fleet = Fleet::start(SimConfig {
+        mix: "storagegrid=1".parse().expect("mix"),
+        mode,
+        frozen_clock: true,
+        hang: Duration::from_secs(5),
+        ..SimConfig::default()
+    })
+    .await
+    .expect("start simulator");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("inventory.toml");
+    fleet
+        .write_inventory(&path, "60s")
+        .expect("write inventory");
+    let mut config = sdash_collector::inventory::load(&path)
+        .expect("load inventory")
+        .systems
+        .remove(0);
+    config.timeout = Duration::from_secs(2);
+    Setup {
+        fleet,
+        config,
+        _dir: dir,
+    }
+}
+
+impl Setup {
+    fn id(&self) -> String {
+        self.config.id.clone()
+    }
+
+    fn adapter(&self) -> StorageGridAdapter {
+        StorageGridAdapter::new(&self.config).expect("adapter")
+    }
+
+    fn logins(&self) -> u64 {
+        self.fleet.stats(&self.id()).expect("stats").logins
+    }
+}
+
+fn fixture_capacity() -> Capacity {
+    Capacity {
+        total_bytes: 500 * TIB,
+        used_bytes: 346_346_162_749_440,
+        free_bytes: 196_812_581_371_904,
+        data_reduction: None,
+    }
+}
+
+#[tokio::test]
+async fn fixtures_normalize_to_exact_values() {
+    let s = setup(Mode::Fixture).await;
+    let out = s.adapter().poll().await;
+    let snap = &out.snapshot;
+    assert_eq!(snap.status, Status::Online, "{:?}", out.events);
+    assert_eq!(snap.error, None, "{:?}", out.events);
+    assert_eq!(
+        snap.version.as_deref(),
+        Some("11.8.0.7-20241113.1718.a3b5c9d")
+    );
+    // 4 x 125 TiB, data = 63 %, free = the usable-space metric.
+    assert_eq!(snap.capacity, Some(fixture_capacity()));
+    assert_eq!(
+        snap.capacity
+            .as_ref()
+            .map(|c| c.used_bytes * 100 / c.total_bytes),
+        Some(63)
+    );
+    assert_eq!(s.fleet.expected_capacity(&s.id()), Some(fixture_capacity()));
+    let sev: Vec<_> = snap
+        .alerts
+        .iter()
+        .map(|a| (a.vendor_severity.as_str(), a.severity))
+        .collect();
+    assert_eq!(
+        sev,
+        vec![
+            ("critical", Severity::Critical),
+            ("major", Severity::Error),
+            ("minor", Severity::Warning)
+        ]
+    );
+    assert_eq!(snap.alerts[0].component.as_deref(), Some("DC2-S1"));
+    assert_eq!(
+        snap.alerts[0].opened_at,
+        Some(1_795_161_600_000 - 3 * 3600 * 1000)
+    );
+    // Node health: DC2-S1 is critical -> hardware error; both sites fully connected.
+    assert_eq!(snap.hardware, Health::Error);
+    assert_eq!(snap.cluster, Health::Ok);
+    assert_eq!(
+        snap.components.iter().filter(|c| c.kind == "node").count(),
+        7
+    );
+    let bad: Vec<_> = snap
+        .components
+        .iter()
+        .filter(|c| c.status == Health::Error)
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(bad, vec!["DC2-S1"]);
+    assert_eq!(s.logins(), 1);
+}
+
+#[tokio::test]
+async fn the_session_is_kept_renewed_on_401_and_logged_out() {
+    let s = setup(Mode::Fixture).await;
+    let id = s.id();
+    let mut a = s.adapter();
+    assert_eq!(a.poll().await.snapshot.status, Status::Online);
+    assert_eq!(a.poll().await.snapshot.status, Status::Online);
+    assert_eq!(s.logins(), 1, "the token is reused across polls");
+
+    // The grid forgets the session: one 401, one renewal, the poll still succeeds.
+    s.fleet.set_fault(&id, Fault::ExpireSessions);
+    let out = a.poll().await;
+    assert_eq!(
+        (out.snapshot.status, out.snapshot.error.as_deref()),
+        (Status::Online, None),
+        "{:?}",
+        out.events
+    );
+    assert_eq!(s.logins(), 2);
+    assert_eq!(a.logins(), 2);
+    assert!(
+        out.events
+            .iter()
+            .any(|e| e.category == Category::Authentication && e.http_status == Some(401))
+    );
+    assert_eq!(s.fleet.stats(&id).expect("stats").unauthorized, 1);
+
+    // Wrong credentials: the renewal fails too -> auth_failed, then recovery.
+    s.fleet.set_fault(&id, Fault::WrongCredentials);
+    let out = a.poll().await;
+    assert_eq!(out.snapshot.status, Status::AuthFailed, "{:?}", out.events);
+    assert!(
+        out.events
+            .iter()
+            .any(|e| e.endpoint.as_deref() == Some("/api/v4/authorize")
+                && e.http_status == Some(401))
+    );
+    s.fleet.set_fault(&id, Fault::None);
+    assert_eq!(a.poll().await.snapshot.status, Status::Online);
+
+    a.logout().await;
+    let stats = s.fleet.stats(&id).expect("stats");
+    assert_eq!(stats.logouts, 1);
+    assert_eq!(
+        stats.requests.get("/api/versions"),
+        Some(&1),
+        "the API version is asked once"
+    );
+}
+
+#[tokio::test]
+async fn dispatch_and_live_values() {
+    let s = setup(Mode::Live).await;
+    let mut adapter = Adapter::new(&s.config).expect("adapter");
+    let out = adapter.poll().await;
+    assert_eq!(
+        (out.snapshot.status, out.snapshot.error.as_deref()),
+        (Status::Online, None),
+        "{:?}",
+        out.events
+    );
+    assert_eq!(out.snapshot.capacity, s.fleet.expected_capacity(&s.id()));
+    assert_eq!(out.snapshot.hardware, Health::Ok);
+    s.fleet.advance(Duration::from_secs(6 * 3600));
+    s.fleet.set_scenario(&s.id(), Scenario::Degraded);
+    let later = adapter.poll().await.snapshot;
+    assert_eq!(later.capacity, s.fleet.expected_capacity(&s.id()));
+    assert!(
+        later.capacity.as_ref().map(|c| c.used_bytes)
+            > out.snapshot.capacity.as_ref().map(|c| c.used_bytes)
+    );
+    assert_eq!(later.hardware, Health::Error);
+    assert!(
+        later
+            .alerts
+            .iter()
+            .any(|al| al.severity == Severity::Critical)
+    );
+    adapter.logout().await;
+    assert_eq!(s.fleet.stats(&s.id()).expect("stats").logouts, 1);
+}
+
+fn assert_names(label: &str, out: &PollOutput, endpoint: &str) {
+    assert!(
+        out.snapshot.status != Status::Online || out.snapshot.error.is_some(),
+        "{label}: {:?}",
+        out.snapshot
+    );
+    assert!(
+        out.events
+            .iter()
+            .any(|e| e.endpoint.as_deref() == Some(endpoint)),
+        "{label}: no event for {endpoint}: {:?}",
+        out.events
+    );
+}
+
+#[tokio::test]
+async fn bad_answers_fail_or_degrade_and_recover() {
+    let s = setup(Mode::Fixture).await;
+    let id = s.id();
+    let mut a = s.adapter();
+    assert_eq!(a.poll().await.snapshot.status, Status::Online);
+    let faults = [
+        ("html 500", Fault::Html500, Status::Error),
+        ("invalid json", Fault::InvalidJson, Status::Error),
+        ("wrong types", Fault::WrongTypes, Status::Error),
+        ("empty body", Fault::EmptyBody, Status::Error),
+        ("403", Fault::Status { code: 403 }, Status::AuthFailed),
+        ("429", Fault::Status { code: 429 }, Status::Error),
+        ("503", Fault::Status { code: 503 }, Status::Error),
+        ("closed", Fault::Unreachable, Status::Unreachable),
+    ];
+    for (label, fault, status) in faults {
+        s.fleet.set_fault_on(&id, "/grid/health", fault.clone());
+        let out = a.poll().await;
+        assert_eq!(out.snapshot.status, status, "{label}: {:?}", out.events);
+        assert_names(label, &out, "/api/v4/grid/health");
+        s.fleet.set_fault_on(&id, "/grid/alerts", fault);
+        let out = a.poll().await;
+        assert_eq!(out.snapshot.status, Status::Online, "{label}");
+        assert!(out.snapshot.alerts.is_empty());
+        assert_eq!(out.snapshot.capacity, Some(fixture_capacity()));
+        assert_names(label, &out, "/api/v4/grid/alerts");
+        s.fleet.set_fault(&id, Fault::None);
+        let out = a.poll().await;
+        assert_eq!(
+            (out.snapshot.status, out.snapshot.error.as_deref()),
+            (Status::Online, None),
+            "{label}: {:?}",
+            out.events
+        );
+        assert_eq!(out.snapshot.alerts.len(), 3);
+    }
+    // Faults on every call, the login included.
+    for (label, fault) in [
+        ("all html", Fault::Html500),
+        ("all wrong types", Fault::WrongTypes),
+        ("all 401", Fault::Status { code: 401 }),
+    ] {
+        s.fleet.set_fault(&id, fault);
+        let out = a.poll().await;
+        assert_ne!(out.snapshot.status, Status::Online, "{label}");
+        assert!(out.events.iter().any(|e| e.endpoint.is_some()), "{label}");
+        s.fleet.set_fault(&id, Fault::None);
+        assert_eq!(a.poll().await.snapshot.status, Status::Online, "{label}");
+    }
+    // A metric query that fails leaves capacity unknown but keeps the rest.
+    s.fleet
+        .set_fault_on(&id, "/grid/metric-query", Fault::Status { code: 500 });
+    let out = a.poll().await;
+    assert_eq!(
+        (out.snapshot.status, out.snapshot.capacity.is_none()),
+        (Status::Online, true)
+    );
+    assert_eq!(out.snapshot.alerts.len(), 3);
+}
+
+#[tokio::test]
+async fn timeouts_and_tls_failures() {
+    let s = setup(Mode::Fixture).await;
+    let id = s.id();
+    let mut a = s.adapter();
+    s.fleet.set_fault(&id, Fault::Hang);
+    let out = a.poll().await;
+    assert_eq!(out.snapshot.status, Status::Unreachable, "{:?}", out.events);
+    s.fleet.set_fault(&id, Fault::None);
+    assert_eq!(a.poll().await.snapshot.status, Status::Online);
+
+    let mut untrusted = s.config.clone();
+    untrusted.tls.ca_file = None;
+    let out = StorageGridAdapter::new(&untrusted)
+        .expect("adapter")
+        .poll()
+        .await;
+    assert_eq!(out.snapshot.status, Status::Unreachable);
+    assert!(
+        out.events.iter().any(|e| e.message.contains("TLS")),
+        "{:?}",
+        out.events
+    );
+}

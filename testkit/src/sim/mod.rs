@@ -1,0 +1,873 @@
+//! The fleet simulator: many storage systems behind **one** HTTPS listener, each under its own
+//! path prefix. System `sim-pure-0001` lives at `https://127.0.0.1:<port>/sim-pure-0001`; the
+//! collector treats that as the base URL and appends `/api/...`.
+//!
+//! * [`Fleet::start`] runs it in-process (tests); the `sdash-sim` binary wraps the same code.
+//! * Values are deterministic per `seed`, system index and elapsed (simulated) time: capacity
+//!   grows slowly, alerts open and close over time. [`SimConfig::frozen_clock`] stops the clock
+//!   (move it with [`Fleet::advance`]) so tests can compare exact values.
+//! * [`Mode::Fixture`] serves the spec-conformant vendor fixtures (`testkit/fixtures/<vendor>/`)
+//!   unchanged, except for paging and filtering: the collector's fixture tests use it.
+//! * Faults ([`Fault`]) per system, optionally limited to one endpoint: latency, an HTML 500 page,
+//!   invalid JSON, wrong JSON types, an empty body, any HTTP status, session expiry, a hang,
+//!   wrong credentials, a closed connection. Set them with [`Fleet::set_fault`] or at run time
+//!   with `POST /control/<system>/fault` and a JSON body such as
+//!   `{"kind":"status","code":503}`, `{"kind":"latency","ms":800}`,
+//!   `{"kind":"html500","endpoint":"/drives"}` or `{"kind":"none"}`.
+//!   Also: `POST /control/<system>/scenario` (`{"scenario":"degraded"}`), `GET /control/<system>`
+//!   (state and request counters) and `GET /control/systems`.
+//! * Scenarios ([`Scenario`]): healthy, degraded (a failed PSU and its critical alert), near full.
+//!
+//! # Adding a vendor
+//!
+//! Implement [`VendorSim`] in `sim/<vendor>.rs` and return it from [`vendor_sim`]:
+//!
+//! ```ignore
+//! pub struct OntapSim;
+//! impl VendorSim for OntapSim {
+//!     fn handle(&self, system: &mut SystemState, now: &SimTime, req: &SimRequest) -> SimResponse {
+//!         // req.path is the vendor path ("/api/cluster"), req.query the decoded pairs,
+//!         // req.header("authorization") the headers. Check system.credentials_ok(user, pass),
+//!         // count logins in system.stats, keep sessions in system.sessions.
+//!     }
+//!     fn capacity(&self, system: &SystemState, now: &SimTime) -> Option<Capacity> { .. }
+//!     fn error(&self, status: u16, message: &str) -> SimResponse { /* vendor error envelope */ }
+//! }
+//! ```
+//!
+//! The server applies faults before calling `handle` (the generic ones) and after it (wrong
+//! types), so a vendor only implements its happy path, its auth and its error envelope. Shared
+//! helpers: [`SimResponse::json`], [`live_capacity`] (per-system deterministic capacity),
+//! [`mix64`], [`SimRequest::param`]. Systems without a simulator answer 404.
+
+mod datadomain;
+mod ontap;
+mod pure;
+mod server;
+mod storagegrid;
+mod tls;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use sdash_proto::{Capacity, Vendor};
+use serde::{Deserialize, Serialize};
+
+pub use datadomain::DataDomainSim;
+pub use ontap::OntapSim;
+pub use pure::PureSim;
+pub use storagegrid::StorageGridSim;
+
+/// Errors starting the simulator or writing its files.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("TLS setup: {0}")]
+    Tls(String),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid mix {0:?}: expected vendor=weight pairs like pure=40,ontap=30")]
+    Mix(String),
+}
+
+/// What the simulated systems serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Per-system values that move over time.
+    #[default]
+    Live,
+    /// The vendor fixtures, byte for byte in content (paging and filters still apply).
+    Fixture,
+}
+
+/// A system's state of health (in [`Mode::Live`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scenario {
+    #[default]
+    Healthy,
+    /// A failed power supply and its critical alert.
+    Degraded,
+    /// Above 90 % used and a capacity alert.
+    NearFull,
+}
+
+/// A fault injected into one system's answers.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Fault {
+    #[default]
+    None,
+    /// Answer normally after a delay.
+    Latency { ms: u64 },
+    /// HTTP 500 with an HTML error page (a proxy or a crashed web server).
+    Html500,
+    /// HTTP 200 with a truncated, invalid JSON body.
+    InvalidJson,
+    /// HTTP 200 with the normal JSON, but strings and numbers swapped.
+    WrongTypes,
+    /// HTTP 200 with no body at all.
+    EmptyBody,
+    /// This status with the vendor's error envelope (403, 429, 500, 503...).
+    Status { code: u16 },
+    /// One-shot: every session of the system becomes invalid (next call: 401). Not kept.
+    ExpireSessions,
+    /// Never answer (the connection is closed after [`SimConfig::hang`]).
+    Hang,
+    /// The configured credentials are rejected (login 401; current sessions are dropped).
+    WrongCredentials,
+    /// Close the connection without an answer.
+    Unreachable,
+}
+
+/// A fault and the endpoint it is limited to (a path suffix such as `/drives`), for the
+/// `POST /control/<system>/fault` body.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct FaultSpec {
+    #[serde(flatten)]
+    pub fault: Fault,
+    #[serde(default)]
+    pub endpoint: Option<String>,
+}
+
+/// Vendor weights, e.g. `pure=40,ontap=30,storagegrid=15,datadomain=15`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mix(pub Vec<(Vendor, u32)>);
+
+impl Default for Mix {
+    fn default() -> Self {
+        Mix(vec![(Vendor::Pure, 100)])
+    }
+}
+
+impl std::str::FromStr for Mix {
+    type Err = SimError;
+    fn from_str(text: &str) -> Result<Mix, SimError> {
+        let bad = || SimError::Mix(text.to_owned());
+        let mut out: Vec<(Vendor, u32)> = Vec::new();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (name, weight) = part.split_once('=').ok_or_else(bad)?;
+            let vendor = Vendor::parse(name.trim()).ok_or_else(bad)?;
+            let weight: u32 = weight.trim().parse().map_err(|_| bad())?;
+            if out.iter().any(|(v, _)| *v == vendor) {
+                return Err(bad());
+            }
+            out.push((vendor, weight));
+        }
+        if out.iter().map(|(_, w)| *w as u64).sum::<u64>() == 0 {
+            return Err(bad());
+        }
+        Ok(Mix(out))
+    }
+}
+
+impl Mix {
+    /// How many of `n` systems each vendor gets (largest remainder, in the mix order).
+    pub fn counts(&self, n: usize) -> Vec<(Vendor, usize)> {
+        let total: u64 = self.0.iter().map(|(_, w)| *w as u64).sum::<u64>().max(1);
+        let mut counts: Vec<(Vendor, usize, u64)> = self
+            .0
+            .iter()
+            .map(|(v, w)| {
+                let exact = n as u64 * *w as u64;
+                (*v, (exact / total) as usize, exact % total)
+            })
+            .collect();
+        let mut left = n - counts.iter().map(|c| c.1).sum::<usize>();
+        let mut order: Vec<usize> = (0..counts.len()).collect();
+        order.sort_by(|a, b| counts[*b].2.cmp(&counts[*a].2).then(a.cmp(b)));
+        for i in order.into_iter().cycle().take(counts.len() * 2) {
+            if left == 0 {
+                break;
+            }
+            if self.0[i].1 > 0 {
+                counts[i].1 += 1;
+                left -= 1;
+            }
+        }
+        counts.into_iter().map(|(v, c, _)| (v, c)).collect()
+    }
+}
+
+/// How to run the simulator.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub systems: usize,
+    pub seed: u64,
+    /// `127.0.0.1:0` picks a free port.
+    pub listen: SocketAddr,
+    pub mix: Mix,
+    pub mode: Mode,
+    /// PEM certificate chain and key to serve; `None` generates a CA and a certificate for
+    /// 127.0.0.1 and localhost.
+    pub cert: Option<(PathBuf, PathBuf)>,
+    /// Serve list endpoints in pages of at most this many items, even when the client asks for
+    /// more (real arrays cut pages short too). `None`: pages only when the client sends `limit`.
+    pub page_cap: Option<usize>,
+    /// Stop the simulated clock; move it with [`Fleet::advance`].
+    pub frozen_clock: bool,
+    /// How long [`Fault::Hang`] holds a request before closing the connection.
+    pub hang: Duration,
+    /// An extra plain-HTTP listener for `/control/...` only.
+    pub control_listen: Option<SocketAddr>,
+    /// Percent of the systems that start [`Scenario::Degraded`] (chosen per seed).
+    pub degraded_pct: u8,
+    /// Percent of the systems that start [`Scenario::NearFull`] (chosen per seed).
+    pub near_full_pct: u8,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            systems: 1,
+            seed: 1,
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            mix: Mix::default(),
+            mode: Mode::Live,
+            cert: None,
+            page_cap: None,
+            frozen_clock: false,
+            hang: Duration::from_secs(120),
+            control_listen: None,
+            degraded_pct: 0,
+            near_full_pct: 0,
+        }
+    }
+}
+
+/// The simulated time a request is answered at.
+#[derive(Debug, Clone, Copy)]
+pub struct SimTime {
+    /// Since the fleet started (plus [`Fleet::advance`]).
+    pub elapsed: Duration,
+    /// Wall-clock ms since the epoch of the fleet start, plus `elapsed`.
+    pub epoch_ms: i64,
+}
+
+#[derive(Debug)]
+pub(crate) struct Clock {
+    started: Instant,
+    started_epoch_ms: i64,
+    offset_ms: AtomicU64,
+    frozen: bool,
+}
+
+impl Clock {
+    pub(crate) fn now(&self) -> SimTime {
+        let running = if self.frozen {
+            Duration::ZERO
+        } else {
+            self.started.elapsed()
+        };
+        let elapsed = running + Duration::from_millis(self.offset_ms.load(Ordering::Relaxed));
+        SimTime {
+            elapsed,
+            epoch_ms: self.started_epoch_ms + elapsed.as_millis() as i64,
+        }
+    }
+}
+
+/// Request counters of one system.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SystemStats {
+    /// Successful logins.
+    pub logins: u64,
+    /// Rejected logins.
+    pub failed_logins: u64,
+    pub logouts: u64,
+    /// Requests answered 401 because of a missing or invalid session.
+    pub unauthorized: u64,
+    /// Requests per path (without the system prefix and the query).
+    pub requests: BTreeMap<String, u64>,
+}
+
+/// One simulated system: identity, credentials, scenario, fault, sessions and counters.
+#[derive(Debug)]
+pub struct SystemState {
+    pub id: String,
+    /// Position in the fleet (0-based), an input of its deterministic values.
+    pub index: usize,
+    pub vendor: Vendor,
+    pub seed: u64,
+    pub mode: Mode,
+    pub scenario: Scenario,
+    pub fault: Fault,
+    pub fault_endpoint: Option<String>,
+    /// User name (ONTAP, StorageGRID, DataDomain).
+    pub username: String,
+    /// The API token (Pure) or the password (others).
+    pub secret: String,
+    /// Valid session tokens.
+    pub sessions: HashSet<String>,
+    pub stats: SystemStats,
+    pub page_cap: Option<usize>,
+    session_counter: u64,
+}
+
+impl SystemState {
+    /// True when `secret` is the configured one and no [`Fault::WrongCredentials`] is set.
+    pub fn credentials_ok(&self, username: Option<&str>, secret: &str) -> bool {
+        self.fault != Fault::WrongCredentials
+            && secret == self.secret
+            && username.is_none_or(|u| u == self.username)
+    }
+
+    /// Creates and remembers a new session token.
+    pub fn new_session(&mut self) -> String {
+        self.session_counter += 1;
+        let a = mix64(self.seed ^ mix64(self.index as u64) ^ self.session_counter.rotate_left(32));
+        let b = mix64(a ^ 0x5e55);
+        let token = format!(
+            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+            a >> 32,
+            (a >> 16) & 0xffff,
+            a & 0xffff,
+            b >> 48,
+            b & 0xffff_ffff_ffff
+        );
+        self.sessions.insert(token.clone());
+        token
+    }
+
+    /// A per-system deterministic number for `salt`.
+    pub fn hash(&self, salt: u64) -> u64 {
+        mix64(self.seed ^ mix64(self.index as u64 + 1) ^ mix64(salt.wrapping_add(0x9e37)))
+    }
+}
+
+/// splitmix64: a good, cheap, deterministic mixer.
+pub fn mix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+const TIB: u64 = 1 << 40;
+
+/// Deterministic live capacity of a system: total 250, 500 or 1000 TiB; used starts at 30–69 %
+/// (92–96 % when near full) and grows by 0.5–2.5 GiB per TiB of total per simulated hour, in
+/// one-minute steps, never above 99.5 %.
+pub fn live_capacity(system: &SystemState, now: &SimTime) -> Capacity {
+    let h = system.hash(1);
+    let total = [250, 500, 1000][(h % 3) as usize] * TIB;
+    let start_pct = match system.scenario {
+        Scenario::NearFull => 92 + (h >> 8) % 5,
+        _ => 30 + (h >> 8) % 40,
+    };
+    let start = total / 100 * start_pct;
+    let per_minute = total / TIB * ((1 + (h >> 16) % 5) << 29) / 60;
+    let minutes = now.elapsed.as_secs() / 60;
+    let used = (start + per_minute.saturating_mul(minutes)).min(total / 1000 * 995);
+    let reduction = 2.0 + ((h >> 24) % 40) as f64 / 10.0;
+    Capacity {
+        total_bytes: total,
+        used_bytes: used,
+        free_bytes: total - used,
+        data_reduction: Some(reduction),
+    }
+}
+
+/// One request, as a vendor simulator sees it.
+#[derive(Debug)]
+pub struct SimRequest {
+    pub method: String,
+    /// The vendor path, without the system prefix and without the query.
+    pub path: String,
+    /// Decoded query pairs, in order.
+    pub query: Vec<(String, String)>,
+    /// Header names in lower case.
+    pub headers: HashMap<String, String>,
+    pub body: Bytes,
+}
+
+impl SimRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+
+    /// The first value of a query parameter.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One response from a vendor simulator.
+#[derive(Debug, Clone)]
+pub struct SimResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+}
+
+impl SimResponse {
+    pub fn json(status: u16, value: &serde_json::Value) -> SimResponse {
+        SimResponse {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: Bytes::from(value.to_string()),
+        }
+    }
+
+    pub fn empty(status: u16) -> SimResponse {
+        SimResponse {
+            status,
+            headers: Vec::new(),
+            body: Bytes::new(),
+        }
+    }
+
+    pub fn with_header(mut self, name: &str, value: &str) -> SimResponse {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+}
+
+/// A vendor's simulator; see the module docs.
+pub trait VendorSim: Send + Sync + 'static {
+    /// Answers one request of one system (called with the system locked: do not block).
+    fn handle(&self, system: &mut SystemState, now: &SimTime, req: &SimRequest) -> SimResponse;
+    /// The capacity the system reports right now, as the collector should normalize it.
+    fn capacity(&self, system: &SystemState, now: &SimTime) -> Option<Capacity>;
+    /// An error response in the vendor's error envelope.
+    fn error(&self, status: u16, message: &str) -> SimResponse;
+}
+
+/// The simulator of a vendor. Add a match arm here for a new vendor.
+pub fn vendor_sim(vendor: Vendor) -> Arc<dyn VendorSim> {
+    match vendor {
+        Vendor::Pure => Arc::new(PureSim::new()),
+        Vendor::Ontap => Arc::new(OntapSim::new()),
+        Vendor::Storagegrid => Arc::new(StorageGridSim::new()),
+        Vendor::Datadomain => Arc::new(DataDomainSim::new()),
+    }
+}
+
+/// Answers 404 to everything: a vendor without a simulator yet.
+struct Unavailable;
+
+impl VendorSim for Unavailable {
+    fn handle(&self, _system: &mut SystemState, _now: &SimTime, _req: &SimRequest) -> SimResponse {
+        self.error(404, "this vendor is not simulated yet")
+    }
+    fn capacity(&self, _system: &SystemState, _now: &SimTime) -> Option<Capacity> {
+        None
+    }
+    fn error(&self, status: u16, message: &str) -> SimResponse {
+        SimResponse::json(status, &serde_json::json!({ "error": message }))
+    }
+}
+
+/// What a test or the inventory writer needs to know about one system.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SystemInfo {
+    pub id: String,
+    pub vendor: Vendor,
+    pub username: String,
+    /// API token (Pure) or password.
+    pub secret: String,
+}
+
+pub(crate) struct Shared {
+    pub(crate) systems: HashMap<String, Mutex<SystemState>>,
+    pub(crate) order: Vec<String>,
+    pub(crate) sims: HashMap<Vendor, Arc<dyn VendorSim>>,
+    pub(crate) clock: Clock,
+    pub(crate) hang: Duration,
+}
+
+impl Shared {
+    pub(crate) fn sim(&self, vendor: Vendor) -> Arc<dyn VendorSim> {
+        self.sims
+            .get(&vendor)
+            .cloned()
+            .unwrap_or_else(|| Arc::new(Unavailable))
+    }
+
+    pub(crate) fn set_fault(&self, id: &str, spec: FaultSpec) -> bool {
+        let Some(system) = self.systems.get(id) else {
+            return false;
+        };
+        let mut s = lock(system);
+        match spec.fault {
+            Fault::ExpireSessions => s.sessions.clear(),
+            Fault::WrongCredentials => {
+                s.sessions.clear();
+                s.fault = Fault::WrongCredentials;
+                s.fault_endpoint = None;
+            }
+            fault => {
+                s.fault = fault;
+                s.fault_endpoint = spec.endpoint;
+            }
+        }
+        true
+    }
+}
+
+/// Locks a system, recovering from a poisoned lock (a panicking handler must not take the whole
+/// simulated fleet down).
+pub(crate) fn lock(m: &Mutex<SystemState>) -> std::sync::MutexGuard<'_, SystemState> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A running simulated fleet. Dropping it stops the listeners.
+pub struct Fleet {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    control_addr: Option<SocketAddr>,
+    ca_pem: String,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl Fleet {
+    /// Starts the listener(s) and returns once they accept connections.
+    pub async fn start(config: SimConfig) -> Result<Fleet, SimError> {
+        let mut systems = HashMap::new();
+        let mut order = Vec::new();
+        let mut index = 0;
+        for (vendor, count) in config.mix.counts(config.systems) {
+            for n in 1..=count {
+                let id = format!("sim-{}-{n:04}", vendor.as_str());
+                let h = mix64(config.seed ^ mix64(index as u64 + 1) ^ 0x5ec2);
+                let secret = format!(
+                    "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+                    h >> 32,
+                    (h >> 16) & 0xffff,
+                    h & 0xffff,
+                    mix64(h) >> 48,
+                    mix64(h) & 0xffff_ffff_ffff
+                );
+                let state = SystemState {
+                    id: id.clone(),
+                    index,
+                    vendor,
+                    seed: config.seed,
+                    mode: config.mode,
+                    scenario: {
+                        let roll =
+                            (mix64(config.seed ^ mix64(index as u64 + 1) ^ 0x5ce7) % 100) as u8;
+                        if roll < config.degraded_pct.min(100) {
+                            Scenario::Degraded
+                        } else if roll
+                            < config
+                                .degraded_pct
+                                .min(100)
+                                .saturating_add(config.near_full_pct)
+                        {
+                            Scenario::NearFull
+                        } else {
+                            Scenario::Healthy
+                        }
+                    },
+                    fault: Fault::None,
+                    fault_endpoint: None,
+                    username: "sdash-monitor".into(),
+                    secret,
+                    sessions: HashSet::new(),
+                    stats: SystemStats::default(),
+                    page_cap: config.page_cap,
+                    session_counter: 0,
+                };
+                systems.insert(id.clone(), Mutex::new(state));
+                order.push(id);
+                index += 1;
+            }
+        }
+        let sims = Vendor::ALL
+            .into_iter()
+            .map(|v| (v, vendor_sim(v)))
+            .collect();
+        let started_epoch_ms = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+        let shared = Arc::new(Shared {
+            systems,
+            order,
+            sims,
+            clock: Clock {
+                started: Instant::now(),
+                started_epoch_ms,
+                offset_ms: AtomicU64::new(0),
+                frozen: config.frozen_clock,
+            },
+            hang: config.hang,
+        });
+
+        let (server_config, ca_pem) = tls::server_config(config.cert.as_ref(), config.listen.ip())?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| SimError::Listen {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| SimError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_config));
+        let mut tasks = vec![tokio::spawn(server::serve(
+            listener,
+            Some(acceptor),
+            shared.clone(),
+            false,
+        ))];
+        let mut control_addr = None;
+        if let Some(control) = config.control_listen {
+            let listener = tokio::net::TcpListener::bind(control)
+                .await
+                .map_err(|source| SimError::Listen {
+                    addr: control,
+                    source,
+                })?;
+            control_addr = listener.local_addr().ok();
+            tasks.push(tokio::spawn(server::serve(
+                listener,
+                None,
+                shared.clone(),
+                true,
+            )));
+        }
+        Ok(Fleet {
+            shared,
+            addr,
+            control_addr,
+            ca_pem,
+            tasks,
+        })
+    }
+
+    /// The TLS listener's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The plain-HTTP control listener's address, if one was asked for.
+    pub fn control_addr(&self) -> Option<SocketAddr> {
+        self.control_addr
+    }
+
+    /// The base URL of a system, e.g. `https://127.0.0.1:8443/sim-pure-0001`.
+    pub fn base_url(&self, id: &str) -> String {
+        let ip = self.addr.ip();
+        let host = if ip.is_unspecified() {
+            "127.0.0.1".to_owned()
+        } else if ip.is_ipv6() {
+            format!("[{ip}]")
+        } else {
+            ip.to_string()
+        };
+        format!("https://{host}:{}/{id}", self.addr.port())
+    }
+
+    /// The PEM of the CA that signed the served certificate (the certificate itself with `--cert`).
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// Ids of all systems, in fleet order.
+    pub fn system_ids(&self) -> Vec<String> {
+        self.shared.order.clone()
+    }
+
+    pub fn systems(&self) -> Vec<SystemInfo> {
+        self.shared
+            .order
+            .iter()
+            .filter_map(|id| self.system(id))
+            .collect()
+    }
+
+    pub fn system(&self, id: &str) -> Option<SystemInfo> {
+        let s = lock(self.shared.systems.get(id)?);
+        Some(SystemInfo {
+            id: s.id.clone(),
+            vendor: s.vendor,
+            username: s.username.clone(),
+            secret: s.secret.clone(),
+        })
+    }
+
+    /// The capacity the system serves right now.
+    pub fn expected_capacity(&self, id: &str) -> Option<Capacity> {
+        let s = lock(self.shared.systems.get(id)?);
+        self.shared
+            .sim(s.vendor)
+            .capacity(&s, &self.shared.clock.now())
+    }
+
+    /// Sets (or with [`Fault::None`] clears) a system's fault on all endpoints.
+    pub fn set_fault(&self, id: &str, fault: Fault) -> bool {
+        self.shared.set_fault(
+            id,
+            FaultSpec {
+                fault,
+                endpoint: None,
+            },
+        )
+    }
+
+    /// Sets a fault on the endpoints whose path ends with `endpoint` (e.g. `/drives`).
+    pub fn set_fault_on(&self, id: &str, endpoint: &str, fault: Fault) -> bool {
+        self.shared.set_fault(
+            id,
+            FaultSpec {
+                fault,
+                endpoint: Some(endpoint.to_owned()),
+            },
+        )
+    }
+
+    pub fn set_scenario(&self, id: &str, scenario: Scenario) -> bool {
+        let Some(system) = self.shared.systems.get(id) else {
+            return false;
+        };
+        lock(system).scenario = scenario;
+        true
+    }
+
+    /// Moves the simulated clock forward.
+    pub fn advance(&self, by: Duration) {
+        self.shared
+            .clock
+            .offset_ms
+            .fetch_add(by.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    pub fn now(&self) -> SimTime {
+        self.shared.clock.now()
+    }
+
+    pub fn stats(&self, id: &str) -> Option<SystemStats> {
+        Some(lock(self.shared.systems.get(id)?).stats.clone())
+    }
+
+    /// Writes a ready inventory: the CA PEM as `sim-ca.pem` and one secret file per system in
+    /// `secrets/` next to `path` (mode 0600), referenced by relative paths; no secret is inlined.
+    pub fn write_inventory(&self, path: &Path, interval: &str) -> Result<(), SimError> {
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let secrets = dir.join("secrets");
+        std::fs::create_dir_all(&secrets).map_err(|source| SimError::Write {
+            path: secrets.clone(),
+            source,
+        })?;
+        let ca = dir.join("sim-ca.pem");
+        std::fs::write(&ca, &self.ca_pem).map_err(|source| SimError::Write {
+            path: ca.clone(),
+            source,
+        })?;
+        let mut toml = String::from(
+            "# Written by sdash-sim: a simulated fleet. Secrets are in secrets/, never inline.\n",
+        );
+        for info in self.systems() {
+            let (file, auth) = match info.vendor {
+                Vendor::Pure => {
+                    let file = format!("secrets/{}.token", info.id);
+                    let auth = format!("{{ api_token_file = \"{file}\" }}");
+                    (file, auth)
+                }
+                _ => {
+                    let file = format!("secrets/{}.password", info.id);
+                    let auth = format!(
+                        "{{ username = \"{}\", password_file = \"{file}\" }}",
+                        info.username
+                    );
+                    (file, auth)
+                }
+            };
+            write_secret(&dir.join(&file), &info.secret)?;
+            toml.push_str(&format!(
+                "\n[[system]]\nid = \"{id}\"\nname = \"Simulated {vendor} {id}\"\nvendor = \"{vendor}\"\naddress = \"{address}\"\n\
+                 interval = \"{interval}\"\ntags = {{ environment = \"simulation\", simulator = \"sdash-sim\" }}\n\
+                 tls = {{ ca_file = \"sim-ca.pem\" }}\nauth = {auth}\n",
+                id = info.id,
+                vendor = info.vendor.as_str(),
+                address = self.base_url(&info.id),
+            ));
+        }
+        std::fs::write(path, toml).map_err(|source| SimError::Write {
+            path: path.to_owned(),
+            source,
+        })
+    }
+}
+
+fn write_secret(path: &Path, secret: &str) -> Result<(), SimError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|source| SimError::Write {
+            path: path.to_owned(),
+            source,
+        })?;
+    file.write_all(secret.as_bytes())
+        .map_err(|source| SimError::Write {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mix_parses_and_splits() {
+        let mix: Mix = "pure=40,ontap=30,storagegrid=15,datadomain=15"
+            .parse()
+            .expect("valid");
+        let counts = mix.counts(20);
+        assert_eq!(counts.iter().map(|c| c.1).sum::<usize>(), 20);
+        assert_eq!(counts[0], (Vendor::Pure, 8));
+        assert_eq!(counts[1], (Vendor::Ontap, 6));
+        assert_eq!(Mix::default().counts(7), vec![(Vendor::Pure, 7)]);
+        let odd: Mix = "pure=1,ontap=1,storagegrid=1".parse().expect("valid");
+        assert_eq!(odd.counts(2).iter().map(|c| c.1).sum::<usize>(), 2);
+        assert!("pure=x".parse::<Mix>().is_err());
+        assert!("emc=1".parse::<Mix>().is_err());
+        assert!("pure=0".parse::<Mix>().is_err());
+    }
+
+    #[test]
+    fn fault_specs_parse_from_control_json() {
+        let spec: FaultSpec =
+            serde_json::from_str(r#"{"kind":"status","code":429,"endpoint":"/drives"}"#)
+                .expect("valid");
+        assert_eq!(spec.fault, Fault::Status { code: 429 });
+        assert_eq!(spec.endpoint.as_deref(), Some("/drives"));
+        let spec: FaultSpec = serde_json::from_str(r#"{"kind":"none"}"#).expect("valid");
+        assert_eq!(spec.fault, Fault::None);
+    }
+}
