@@ -1,1 +1,24 @@
+//! sdash-writer: the single writer that consumes the `SDASH` JetStream stream and persists it to
+//! PostgreSQL or SQLite.
+//!
+//! * [`Store`]: the database side. One connection, one transaction per batch, idempotent writes
+//!   (unique event ids, natural keys, newest-wins upserts), dead letters in the same transaction,
+//!   derived history (alerts, status transitions, capacity rollups), retention in small batches.
+//! * [`run`]: the service. Admin server, the writer lock (one active writer, hot standby), a
+//!   durable pull consumer, batches of up to `--batch-max` messages or `--batch-timeout`, database
+//!   retries with backoff while the messages stay unacknowledged, ack only after commit.
 
+pub mod config;
+mod lock;
+pub mod metrics;
+mod pipeline;
+pub mod store;
+
+pub use config::{Cli, WriterConfig};
+pub use lock::PG_WRITER_LOCK;
+pub use metrics::WriterMetrics;
+pub use pipeline::{backoff, run};
+pub use store::{
+    BatchOutcome, DEFAULT_MAX_DELIVER, Incoming, RetentionOutcome, RetentionPolicy, RowCounts,
+    Store, StoreError,
+};

@@ -1,0 +1,142 @@
+//! The writer's metrics, one typed struct registered once.
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::store::{BatchOutcome, RetentionOutcome};
+
+type Labels = [(&'static str, &'static str); 1];
+
+#[derive(Clone)]
+pub struct WriterMetrics {
+    /// Committed batches.
+    pub batches: Counter,
+    /// Messages committed (stored or dead-lettered), i.e. acknowledged or terminated.
+    pub messages: Counter,
+    /// Rows inserted or updated, per table.
+    pub rows: Family<Labels, Counter>,
+    /// Duration of a batch transaction, seconds.
+    pub commit_seconds: Histogram,
+    /// Batch attempts that failed and were retried.
+    pub retries: Counter,
+    /// Messages delivered more than once.
+    pub redeliveries: Counter,
+    /// Messages stored as dead letters.
+    pub dead_letters: Counter,
+    /// Messages left in the consumer (not yet delivered to the writer).
+    pub consumer_pending: Gauge,
+    /// Messages dropped without being stored. Must stay 0: nothing is ever dropped.
+    pub dropped: Counter,
+    /// 1 while this process holds the writer lock (0 while standby).
+    pub lock_held: Gauge,
+    /// Rows deleted by retention, per kind.
+    pub retention_deleted: Family<Labels, Counter>,
+    /// Errors talking to NATS (fetch, ack), each followed by a retry.
+    pub nats_errors: Counter,
+}
+
+impl WriterMetrics {
+    pub fn new(registry: &mut Registry) -> WriterMetrics {
+        let m = WriterMetrics {
+            batches: Counter::default(),
+            messages: Counter::default(),
+            rows: Family::default(),
+            commit_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            retries: Counter::default(),
+            redeliveries: Counter::default(),
+            dead_letters: Counter::default(),
+            consumer_pending: Gauge::default(),
+            dropped: Counter::default(),
+            lock_held: Gauge::default(),
+            retention_deleted: Family::default(),
+            nats_errors: Counter::default(),
+        };
+        let r = registry.sub_registry_with_prefix("sdash_writer");
+        r.register("batches", "Committed batches", m.batches.clone());
+        r.register(
+            "messages",
+            "Messages committed (stored or dead-lettered)",
+            m.messages.clone(),
+        );
+        r.register(
+            "rows",
+            "Rows inserted or updated, per table",
+            m.rows.clone(),
+        );
+        r.register(
+            "commit_seconds",
+            "Duration of a batch transaction",
+            m.commit_seconds.clone(),
+        );
+        r.register(
+            "retries",
+            "Batch attempts that failed and were retried",
+            m.retries.clone(),
+        );
+        r.register(
+            "redeliveries",
+            "Messages delivered more than once",
+            m.redeliveries.clone(),
+        );
+        r.register(
+            "dead_letters",
+            "Messages stored as dead letters",
+            m.dead_letters.clone(),
+        );
+        r.register(
+            "consumer_pending",
+            "Messages waiting in the consumer",
+            m.consumer_pending.clone(),
+        );
+        r.register(
+            "dropped",
+            "Messages dropped without being stored (always 0)",
+            m.dropped.clone(),
+        );
+        r.register(
+            "lock_held",
+            "1 while this process holds the writer lock",
+            m.lock_held.clone(),
+        );
+        r.register(
+            "retention_deleted",
+            "Rows deleted by retention",
+            m.retention_deleted.clone(),
+        );
+        r.register(
+            "nats_errors",
+            "Errors talking to NATS",
+            m.nats_errors.clone(),
+        );
+        m
+    }
+
+    pub(crate) fn record_batch(&self, outcome: &BatchOutcome, seconds: f64) {
+        self.batches.inc();
+        self.messages.inc_by(outcome.messages as u64);
+        self.redeliveries.inc_by(outcome.redelivered);
+        self.dead_letters.inc_by(outcome.dead_lettered.len() as u64);
+        for (table, n) in outcome.rows.by_table() {
+            if n > 0 {
+                self.rows.get_or_create(&[("table", table)]).inc_by(n);
+            }
+        }
+        self.commit_seconds.observe(seconds);
+    }
+
+    pub(crate) fn record_retention(&self, o: &RetentionOutcome) {
+        for (kind, n) in [
+            ("events_expired", o.events_expired),
+            ("events_over_limit", o.events_over_limit),
+            ("capacity_samples", o.capacity_samples_expired),
+            ("dead_letters", o.dead_letters_expired),
+        ] {
+            self.retention_deleted
+                .get_or_create(&[("kind", kind)])
+                .inc_by(n);
+        }
+    }
+}

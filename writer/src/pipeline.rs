@@ -1,0 +1,572 @@
+//! The consume loop: JetStream durable pull consumer -> batches -> one transaction each -> ack.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, AckKind, Message, consumer};
+use futures::StreamExt;
+use prometheus_client::registry::Registry;
+use sdash_proto::bus;
+use sdash_proto::subjects::STREAM_SUBJECTS;
+use tokio::sync::watch;
+
+use crate::config::WriterConfig;
+use crate::lock::{WriterLock, sleep_or_stop};
+use crate::metrics::WriterMetrics;
+use crate::store::{BatchOutcome, Incoming, Store, StoreError};
+
+type Consumer = consumer::Consumer<consumer::pull::Config>;
+
+/// Backoff for database retries: full jitter between 0 and min(30 s, 100 ms * 2^attempt).
+pub fn backoff(attempt: u32) -> Duration {
+    let cap_ms = 100u64.saturating_mul(1u64 << attempt.min(20)).min(30_000);
+    let r = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    Duration::from_millis((r % (cap_ms + 1)).max(10))
+}
+
+/// How long an idle pull request waits for a first message.
+const IDLE_WAIT: Duration = Duration::from_secs(1);
+/// How often an idle writer checks that its consumer still exists.
+const CONSUMER_CHECK: Duration = Duration::from_secs(5);
+
+#[derive(Default)]
+struct Health {
+    db: AtomicBool,
+    consumer: AtomicBool,
+    lock: AtomicBool,
+}
+
+impl Health {
+    fn ready(&self) -> bool {
+        self.db.load(Ordering::SeqCst)
+            && self.consumer.load(Ordering::SeqCst)
+            && self.lock.load(Ordering::SeqCst)
+    }
+}
+
+enum End {
+    Stop,
+    LockLost,
+    /// A configuration problem retrying cannot fix.
+    Fatal(StoreError),
+}
+
+struct Ctx<'a> {
+    config: &'a WriterConfig,
+    metrics: &'a WriterMetrics,
+    health: &'a Health,
+}
+
+/// Runs the writer until `shutdown` resolves: admin server, writer lock (standby until it is
+/// free), database, consumer, batches.
+pub async fn run(
+    config: WriterConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+        // Keep the sender alive so receivers see the value, not a closed channel.
+        std::future::pending::<()>().await;
+    });
+    let mut registry = Registry::default();
+    let metrics = WriterMetrics::new(&mut registry);
+    let health = Arc::new(Health::default());
+    let ready_health = health.clone();
+    let admin_stop = {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let (addr, admin) = sdash_proto::service::serve_admin(
+        config.admin_listen,
+        Arc::new(registry),
+        Arc::new(move || ready_health.ready()),
+        admin_stop,
+    )
+    .await
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "cannot listen on --admin-listen {}: {e}",
+            config.admin_listen
+        )
+    })?;
+    tracing::info!(%addr, "admin server listening (/healthz, /readyz, /metrics)");
+
+    let client = match bus::connect(&config.nats, "sdash-writer", true).await {
+        Ok(c) => c,
+        Err(e) => {
+            admin.abort();
+            return Err(e.into());
+        }
+    };
+    let js = jetstream::new(client.clone());
+    let ctx = Ctx {
+        config: &config,
+        metrics: &metrics,
+        health: &health,
+    };
+    let mut stop = stop_rx.clone();
+    let result = async {
+        loop {
+            let Some(lock) =
+                WriterLock::acquire(&config.database_url, config.lock_poll, &mut stop).await?
+            else {
+                return Ok::<(), anyhow::Error>(());
+            };
+            metrics.lock_held.set(1);
+            health.lock.store(true, Ordering::SeqCst);
+            let end = lead(&ctx, &js, &lock, &mut stop).await;
+            metrics.lock_held.set(0);
+            health.lock.store(false, Ordering::SeqCst);
+            health.db.store(false, Ordering::SeqCst);
+            drop(lock);
+            match end {
+                End::Stop => return Ok(()),
+                End::LockLost => tracing::warn!("writer lock lost; going back to standby"),
+                End::Fatal(e) => {
+                    return Err(anyhow::Error::new(e).context("cannot use the database"));
+                }
+            }
+        }
+    }
+    .await;
+    // Push out the last acks before leaving.
+    let _ = tokio::time::timeout(Duration::from_secs(5), client.flush()).await;
+    if result.is_err() {
+        admin.abort();
+    }
+    let _ = admin.await;
+    tracing::info!("writer stopped");
+    result
+}
+
+/// Open the database; `Ok(None)` when stopping first.
+async fn open_store(
+    ctx: &Ctx<'_>,
+    lock: &WriterLock,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<Option<Store>, StoreError> {
+    let mut attempt = 0;
+    loop {
+        match Store::open(&ctx.config.database_url).await {
+            Ok(store) => {
+                let store = match &ctx.config.writer_id {
+                    Some(id) => store.with_writer_id(id.clone()),
+                    None => store,
+                };
+                store.set_max_deliver(ctx.config.max_deliver);
+                if let Some(pid) = lock.pg_pid() {
+                    store.set_fence(Some(pid));
+                }
+                ctx.health.db.store(true, Ordering::SeqCst);
+                tracing::info!(backend = store.backend_name(), writer_id = store.writer_id(), lock = %lock.describe(), "database open");
+                return Ok(Some(store));
+            }
+            Err(e @ (StoreError::Url(_) | StoreError::SchemaTooNew { .. })) => return Err(e),
+            Err(e) => {
+                attempt += 1;
+                let delay = backoff(attempt);
+                tracing::warn!(error = %e, attempt, ?delay, "cannot open the database; retrying");
+                if sleep_or_stop(delay, stop).await || !lock.is_held() {
+                    return Ok(None);
+                }
+            }
+        }
+    }
+}
+
+async fn setup_consumer(ctx: &Ctx<'_>, js: &jetstream::Context) -> anyhow::Result<Consumer> {
+    let stream = bus::ensure_stream(js, &ctx.config.stream).await?;
+    let batch = ctx.config.batch_max as i64;
+    let config = consumer::pull::Config {
+        durable_name: Some(ctx.config.consumer.clone()),
+        description: Some("sdash-writer: persists the stream to the database".into()),
+        filter_subject: STREAM_SUBJECTS.to_owned(),
+        ack_policy: consumer::AckPolicy::Explicit,
+        ack_wait: ctx.config.ack_wait,
+        // Unlimited on the server: the writer counts deliveries itself and dead-letters poison.
+        max_deliver: -1,
+        max_ack_pending: (batch * 2).max(1000),
+        deliver_policy: consumer::DeliverPolicy::All,
+        ..Default::default()
+    };
+    let consumer = stream
+        .get_or_create_consumer(&ctx.config.consumer, config)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot create the durable consumer {}: {e}",
+                ctx.config.consumer
+            )
+        })?;
+    Ok(consumer)
+}
+
+async fn lead(
+    ctx: &Ctx<'_>,
+    js: &jetstream::Context,
+    lock: &WriterLock,
+    stop: &mut watch::Receiver<bool>,
+) -> End {
+    let store = match open_store(ctx, lock, stop).await {
+        Ok(Some(store)) => store,
+        Ok(None) if *stop.borrow() => return End::Stop,
+        Ok(None) => return End::LockLost,
+        Err(e) => return End::Fatal(e),
+    };
+    let end = consume(ctx, js, &store, lock, stop).await;
+    store.close().await;
+    end
+}
+
+async fn consume(
+    ctx: &Ctx<'_>,
+    js: &jetstream::Context,
+    store: &Store,
+    lock: &WriterLock,
+    stop: &mut watch::Receiver<bool>,
+) -> End {
+    let mut consumer: Option<Consumer> = None;
+    let mut nats_attempt = 0u32;
+    let mut next_retention = Instant::now();
+    let mut last_check = Instant::now();
+    let policy = ctx.config.retention_policy();
+    loop {
+        if *stop.borrow() {
+            return End::Stop;
+        }
+        if !lock.is_held() {
+            store.set_fence(None);
+            return End::LockLost;
+        }
+        if Instant::now() >= next_retention {
+            next_retention = Instant::now() + ctx.config.retention_interval;
+            match store.apply_retention(&policy).await {
+                Ok(o) => {
+                    ctx.metrics.record_retention(&o);
+                    if o.total() > 0 {
+                        tracing::info!(?o, "retention applied");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "retention failed; will try again next interval")
+                }
+            }
+        }
+        let Some(c) = consumer.as_ref() else {
+            match setup_consumer(ctx, js).await {
+                Ok(c) => {
+                    tracing::info!(consumer = %ctx.config.consumer, "consuming {STREAM_SUBJECTS}");
+                    ctx.health.consumer.store(true, Ordering::SeqCst);
+                    nats_attempt = 0;
+                    consumer = Some(c);
+                }
+                Err(e) => {
+                    ctx.metrics.nats_errors.inc();
+                    ctx.health.consumer.store(false, Ordering::SeqCst);
+                    nats_attempt += 1;
+                    let delay = backoff(nats_attempt.min(5));
+                    tracing::warn!(error = %e, ?delay, "cannot set up the stream or consumer; retrying");
+                    if sleep_or_stop(delay, stop).await {
+                        return End::Stop;
+                    }
+                }
+            }
+            continue;
+        };
+        let messages = match fetch(c, ctx.config, stop).await {
+            Ok(m) => {
+                nats_attempt = 0;
+                ctx.health.consumer.store(true, Ordering::SeqCst);
+                m
+            }
+            Err(e) => {
+                ctx.metrics.nats_errors.inc();
+                ctx.health.consumer.store(false, Ordering::SeqCst);
+                nats_attempt += 1;
+                let delay = backoff(nats_attempt.min(5));
+                tracing::warn!(error = %e, ?delay, "fetching from the consumer failed; retrying");
+                // Set the stream and consumer up again (the server may have lost them).
+                consumer = None;
+                if sleep_or_stop(delay, stop).await {
+                    return End::Stop;
+                }
+                continue;
+            }
+        };
+        if messages.is_empty() {
+            // Idle: now and then make sure the consumer still exists (a server that lost its
+            // store answers pull requests with silence, not errors).
+            if last_check.elapsed() >= CONSUMER_CHECK {
+                last_check = Instant::now();
+                match tokio::time::timeout(Duration::from_secs(5), c.get_info()).await {
+                    Ok(Ok(info)) => {
+                        ctx.metrics
+                            .consumer_pending
+                            .set(i64::try_from(info.num_pending).unwrap_or(i64::MAX));
+                        store.set_consumer_pending(info.num_pending);
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "the consumer is gone; setting the stream and consumer up again");
+                        ctx.health.consumer.store(false, Ordering::SeqCst);
+                        consumer = None;
+                    }
+                    Err(_) => tracing::warn!("consumer info timed out"),
+                }
+            }
+            continue;
+        }
+        last_check = Instant::now();
+        if let Some(end) = process(ctx, store, lock, &messages, stop).await {
+            return end;
+        }
+    }
+}
+
+/// One batch: up to `batch_max` messages, or what arrived within `batch_timeout` of the first.
+/// Each pull request is bounded by its own expiry, so nothing is delivered to a request that is
+/// no longer read.
+async fn fetch(
+    c: &Consumer,
+    config: &WriterConfig,
+    stop: &mut watch::Receiver<bool>,
+) -> anyhow::Result<Vec<Message>> {
+    let max = config.batch_max as usize;
+    let mut out: Vec<Message> = Vec::new();
+    let mut deadline: Option<Instant> = None;
+    loop {
+        let (want, expires) = match deadline {
+            None => (1, IDLE_WAIT),
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left < Duration::from_millis(5) {
+                    return Ok(out);
+                }
+                (max - out.len(), left)
+            }
+        };
+        let mut batch = c
+            .batch()
+            .max_messages(want)
+            .expires(expires)
+            .messages()
+            .await
+            .map_err(|e| anyhow::anyhow!("pull request failed: {e}"))?;
+        let guard = tokio::time::sleep(expires + Duration::from_secs(1));
+        tokio::pin!(guard);
+        loop {
+            tokio::select! {
+                next = batch.next() => match next {
+                    Some(Ok(m)) => {
+                        out.push(m);
+                        if deadline.is_none() {
+                            deadline = Some(Instant::now() + config.batch_timeout);
+                        }
+                    }
+                    Some(Err(e)) => {
+                        if out.is_empty() {
+                            return Err(anyhow::anyhow!("{e}"));
+                        }
+                        return Ok(out);
+                    }
+                    None => break,
+                },
+                _ = &mut guard => break,
+                _ = stop.changed() => return Ok(out),
+            }
+        }
+        if out.len() >= max {
+            return Ok(out);
+        }
+        if deadline.is_none() {
+            // Idle: let the caller look at shutdown, the lock and retention.
+            return Ok(out);
+        }
+    }
+}
+
+fn to_incoming(m: &Message) -> Incoming {
+    let (stream_seq, deliveries) = match m.info() {
+        Ok(i) => (
+            i.stream_sequence,
+            u64::try_from(i.delivered).unwrap_or(1).max(1),
+        ),
+        Err(_) => (0, 1),
+    };
+    Incoming {
+        stream_seq,
+        subject: m.subject.to_string(),
+        payload: m.payload.to_vec(),
+        deliveries,
+    }
+}
+
+/// Writes a batch; when the database refuses its data (not its availability), writes it in
+/// halves until the refused message is alone, and stores that one as a dead letter.
+async fn write_isolating(store: &Store, batch: &[Incoming]) -> Result<BatchOutcome, StoreError> {
+    match store.write_batch(batch).await {
+        Err(e) if e.is_data_error() => {
+            tracing::warn!(error = %e, messages = batch.len(), "the database refused the batch; writing it in parts");
+            let mut total = BatchOutcome::default();
+            let mut parts = vec![batch];
+            while let Some(part) = parts.pop() {
+                match store.write_batch(part).await {
+                    Ok(o) => total.merge(o),
+                    Err(e) if e.is_data_error() => match part {
+                        [one] => {
+                            tracing::warn!(error = %e, stream_seq = one.stream_seq, "message refused by the database: dead letter");
+                            total.merge(
+                                store
+                                    .dead_letter(one, &format!("refused by the database: {e}"))
+                                    .await?,
+                            );
+                        }
+                        _ => {
+                            let (a, b) = part.split_at(part.len() / 2);
+                            parts.push(b);
+                            parts.push(a);
+                        }
+                    },
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(total)
+        }
+        other => other,
+    }
+}
+
+async fn ack_all(ctx: &Ctx<'_>, messages: &[Message], kind: impl Fn(&Message) -> AckKind) {
+    for m in messages {
+        if let Err(e) = m.ack_with(kind(m)).await {
+            ctx.metrics.nats_errors.inc();
+            tracing::debug!(error = %e, "ack failed (the message will be redelivered and written idempotently)");
+        }
+    }
+}
+
+/// Writes one batch with retries, then acks it. `Some(end)` when the batch was abandoned.
+async fn process(
+    ctx: &Ctx<'_>,
+    store: &Store,
+    lock: &WriterLock,
+    messages: &[Message],
+    stop: &mut watch::Receiver<bool>,
+) -> Option<End> {
+    let incoming: Vec<Incoming> = messages.iter().map(to_incoming).collect();
+    if let Some(pending) = messages
+        .last()
+        .and_then(|m| m.info().ok())
+        .map(|i| i.pending)
+    {
+        store.set_consumer_pending(pending);
+        ctx.metrics
+            .consumer_pending
+            .set(i64::try_from(pending).unwrap_or(i64::MAX));
+    }
+    let progress_every = (ctx.config.ack_wait / 3).max(Duration::from_millis(200));
+    let mut last_progress = Instant::now();
+    let mut attempt = 0u32;
+    loop {
+        let started = Instant::now();
+        // Keep the batch alive in JetStream while a slow write is under way.
+        let write = write_isolating(store, &incoming);
+        tokio::pin!(write);
+        let result = loop {
+            let next_progress = progress_every.saturating_sub(last_progress.elapsed());
+            tokio::select! {
+                r = &mut write => break r,
+                _ = tokio::time::sleep(next_progress) => {
+                    ack_all(ctx, messages, |_| AckKind::Progress).await;
+                    last_progress = Instant::now();
+                }
+            }
+        };
+        match result {
+            Ok(outcome) => {
+                ctx.metrics
+                    .record_batch(&outcome, started.elapsed().as_secs_f64());
+                ctx.health.db.store(true, Ordering::SeqCst);
+                if attempt > 0 {
+                    tracing::info!(attempt, "database write succeeded after retries");
+                }
+                let dead: HashSet<u64> = outcome.dead_lettered.iter().copied().collect();
+                for inc in incoming.iter().filter(|i| dead.contains(&i.stream_seq)) {
+                    tracing::warn!(stream_seq = inc.stream_seq, subject = %inc.subject, "dead letter stored; message terminated");
+                }
+                ack_all(ctx, messages, |m| {
+                    let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
+                    if dead.contains(&seq) {
+                        AckKind::Term
+                    } else {
+                        AckKind::Ack
+                    }
+                })
+                .await;
+                return None;
+            }
+            Err(StoreError::LockLost) => {
+                ack_all(ctx, messages, |_| AckKind::Nak(None)).await;
+                return Some(End::LockLost);
+            }
+            Err(e) => {
+                ctx.metrics.retries.inc();
+                ctx.health.db.store(false, Ordering::SeqCst);
+                attempt += 1;
+                let delay = backoff(attempt);
+                tracing::warn!(error = %e, attempt, ?delay, messages = messages.len(), "database write failed; retrying (messages stay unacknowledged)");
+                let until = Instant::now() + delay;
+                loop {
+                    if last_progress.elapsed() >= progress_every {
+                        ack_all(ctx, messages, |_| AckKind::Progress).await;
+                        last_progress = Instant::now();
+                    }
+                    let left = until.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    if sleep_or_stop(left.min(progress_every), stop).await {
+                        tracing::info!(
+                            "shutdown during database retries: releasing the batch for redelivery"
+                        );
+                        ack_all(ctx, messages, |_| AckKind::Nak(None)).await;
+                        return Some(End::Stop);
+                    }
+                    if !lock.is_held() {
+                        ack_all(ctx, messages, |_| AckKind::Nak(None)).await;
+                        store.set_fence(None);
+                        return Some(End::LockLost);
+                    }
+                }
+                if last_progress.elapsed() >= progress_every {
+                    ack_all(ctx, messages, |_| AckKind::Progress).await;
+                    last_progress = Instant::now();
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_capped_full_jitter() {
+        for attempt in 0..64 {
+            let d = backoff(attempt);
+            assert!(d <= Duration::from_secs(30));
+            assert!(d >= Duration::from_millis(10));
+        }
+        assert!(backoff(1) <= Duration::from_millis(200));
+    }
+}

@@ -1,0 +1,440 @@
+//! The storage side of the writer: one [`Store`] over SQLite or PostgreSQL (chosen by the URL
+//! scheme), holding one database connection. Every batch is written in one transaction; writes
+//! are idempotent so a redelivered or replayed message never duplicates a row.
+
+use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+pub(crate) mod pg;
+pub(crate) mod plan;
+pub mod sqlite;
+
+pub use plan::utc_day;
+
+/// One message as received from JetStream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Incoming {
+    /// The JetStream stream sequence (unique per message; the dead-letter key).
+    pub stream_seq: u64,
+    pub subject: String,
+    pub payload: Vec<u8>,
+    /// How many times JetStream delivered it (1 on the first delivery).
+    pub deliveries: u64,
+}
+
+/// Rows a batch wrote (inserted or updated), per table.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RowCounts {
+    pub events: u64,
+    pub systems: u64,
+    pub collectors: u64,
+    pub system_state: u64,
+    pub capacity_samples: u64,
+    pub capacity_daily: u64,
+    pub alerts: u64,
+    pub status_transitions: u64,
+    pub dead_letters: u64,
+}
+
+impl RowCounts {
+    /// `(table, rows)` pairs, for metrics.
+    pub fn by_table(&self) -> [(&'static str, u64); 9] {
+        [
+            ("events", self.events),
+            ("systems", self.systems),
+            ("collectors", self.collectors),
+            ("system_state", self.system_state),
+            ("capacity_samples", self.capacity_samples),
+            ("capacity_daily", self.capacity_daily),
+            ("alerts", self.alerts),
+            ("status_transitions", self.status_transitions),
+            ("dead_letters", self.dead_letters),
+        ]
+    }
+
+    fn add(&mut self, o: &RowCounts) {
+        self.events += o.events;
+        self.systems += o.systems;
+        self.collectors += o.collectors;
+        self.system_state += o.system_state;
+        self.capacity_samples += o.capacity_samples;
+        self.capacity_daily += o.capacity_daily;
+        self.alerts += o.alerts;
+        self.status_transitions += o.status_transitions;
+        self.dead_letters += o.dead_letters;
+    }
+}
+
+/// What a committed batch did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// Messages in the batch.
+    pub messages: usize,
+    /// Stream sequences of the messages stored as dead letters (to be terminated, not acked).
+    pub dead_lettered: Vec<u64>,
+    /// Messages delivered more than once.
+    pub redelivered: u64,
+    pub rows: RowCounts,
+    pub last_stream_seq: Option<u64>,
+}
+
+impl BatchOutcome {
+    /// Adds another outcome (when a batch had to be written in parts).
+    pub fn merge(&mut self, other: BatchOutcome) {
+        self.messages += other.messages;
+        self.dead_lettered.extend(other.dead_lettered);
+        self.redelivered += other.redelivered;
+        self.rows.add(&other.rows);
+        self.last_stream_seq = match (self.last_stream_seq, other.last_stream_seq) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+    }
+}
+
+/// Retention settings; see [`Store::apply_retention`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetentionPolicy {
+    /// Events older than this many days are deleted (0 = kept forever, like the other `_days`).
+    pub event_retention_days: u32,
+    /// Only the newest this many events are kept per system (0 = no count limit).
+    pub events_per_system: u64,
+    /// Raw capacity samples older than this many days are deleted (daily rollups stay).
+    pub capacity_raw_days: u32,
+    /// Dead letters older than this many days are deleted.
+    pub dead_letter_days: u32,
+    /// Rows deleted per statement (small, so the writer is never blocked for long).
+    pub batch_rows: u32,
+}
+
+impl Default for RetentionPolicy {
+    fn default() -> Self {
+        RetentionPolicy {
+            event_retention_days: 30,
+            events_per_system: 1000,
+            capacity_raw_days: 90,
+            dead_letter_days: 30,
+            batch_rows: 5000,
+        }
+    }
+}
+
+/// Rows deleted by one retention run.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionOutcome {
+    pub events_expired: u64,
+    pub events_over_limit: u64,
+    pub capacity_samples_expired: u64,
+    pub dead_letters_expired: u64,
+    /// Systems whose event count was over the limit.
+    pub systems_trimmed: u64,
+}
+
+impl RetentionOutcome {
+    pub fn total(&self) -> u64 {
+        self.events_expired
+            + self.events_over_limit
+            + self.capacity_samples_expired
+            + self.dead_letters_expired
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("unsupported database URL {0:?}: expected sqlite://PATH or postgres://USER@HOST/DB")]
+    Url(String),
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migration {version} ({name}) failed: {source}")]
+    Migration {
+        version: i64,
+        name: &'static str,
+        source: sqlx::Error,
+    },
+    #[error("the database holds schema version {found}, newer than this writer's {known}")]
+    SchemaTooNew { found: i64, known: i64 },
+    #[error("the writer lock is no longer held (its connection dropped); not writing")]
+    LockLost,
+    #[error("database operation timed out after {0:?}")]
+    Timeout(Duration),
+}
+
+impl StoreError {
+    /// Whether the error is about the data of the batch (a constraint, a value the database
+    /// refuses) rather than about the database being unreachable, busy or read-only. Such a
+    /// batch will never succeed as a whole; it is written in parts to isolate the bad message.
+    pub fn is_data_error(&self) -> bool {
+        let StoreError::Db(sqlx::Error::Database(db)) = self else {
+            return matches!(self, StoreError::Db(sqlx::Error::Encode(_)));
+        };
+        let Some(code) = db.code() else { return false };
+        let code = code.as_ref();
+        if db
+            .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+            .is_some()
+        {
+            // SQLSTATE classes: 22 data exception, 23 integrity constraint, 54 program limit.
+            code.starts_with("22") || code.starts_with("23") || code.starts_with("54")
+        } else {
+            // SQLite primary result codes: 18 TOOBIG, 19 CONSTRAINT, 20 MISMATCH, 25 RANGE.
+            let primary = code.parse::<i64>().map(|c| c & 0xff).unwrap_or(0);
+            matches!(primary, 18 | 19 | 20 | 25)
+        }
+    }
+}
+
+pub(crate) enum Backend {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+/// The writer's database: SQLite (`sqlite://path`, created if missing, WAL) or PostgreSQL
+/// (`postgres://`). One connection; migrations run on open.
+pub struct Store {
+    pub(crate) backend: Backend,
+    writer_id: String,
+    max_deliver: AtomicU64,
+    /// PostgreSQL backend pid of the session holding the writer lock: each batch checks, inside
+    /// its transaction, that this session still holds it (0 = no check, -1 = lock lost).
+    fence_pid: AtomicI32,
+    consumer_pending: AtomicI64,
+}
+
+/// Default for `--max-deliver`.
+pub const DEFAULT_MAX_DELIVER: u64 = 10;
+
+/// How long one database operation (a whole batch transaction) may take before it is abandoned.
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(120);
+
+impl Store {
+    /// Opens (and for SQLite creates) the database and brings its schema up to date.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite(sqlite::open(url).await?)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres(pg::open(url).await?)
+        } else {
+            return Err(StoreError::Url(url.to_owned()));
+        };
+        let store = Store {
+            backend,
+            writer_id: default_writer_id(),
+            max_deliver: AtomicU64::new(DEFAULT_MAX_DELIVER),
+            fence_pid: AtomicI32::new(0),
+            consumer_pending: AtomicI64::new(0),
+        };
+        match &store.backend {
+            Backend::Sqlite(pool) => sqlite::migrate(pool).await?,
+            Backend::Postgres(pool) => pg::migrate(pool).await?,
+        }
+        Ok(store)
+    }
+
+    /// Sets the id written to `pipeline_status.writer_id`.
+    pub fn with_writer_id(mut self, id: impl Into<String>) -> Store {
+        self.writer_id = id.into();
+        self
+    }
+
+    pub fn writer_id(&self) -> &str {
+        &self.writer_id
+    }
+
+    /// Messages delivered more than this many times are dead-lettered (0 = never).
+    pub fn set_max_deliver(&self, n: u64) {
+        self.max_deliver.store(n, Ordering::Relaxed);
+    }
+
+    /// The consumer's pending count, recorded in `pipeline_status` on the next commit.
+    pub fn set_consumer_pending(&self, n: u64) {
+        self.consumer_pending
+            .store(plan::to_i64(n), Ordering::Relaxed);
+    }
+
+    /// PostgreSQL: require every batch to see the advisory lock held by backend `pid`
+    /// (`None` = lock lost: refuse to write).
+    pub(crate) fn set_fence(&self, pid: Option<i32>) {
+        self.fence_pid.store(pid.unwrap_or(-1), Ordering::SeqCst);
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop)?,
+            Backend::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop)?,
+        }
+        Ok(())
+    }
+
+    /// Writes a batch in ONE transaction: decodes and validates every message, dead-letters the
+    /// bad ones (oversized, undecodable, invalid, delivered too often) in the same transaction,
+    /// applies the good ones idempotently, and updates `pipeline_status`.
+    pub async fn write_batch(&self, batch: &[Incoming]) -> Result<BatchOutcome, StoreError> {
+        if batch.is_empty() {
+            return Ok(BatchOutcome::default());
+        }
+        let plan = plan::plan(
+            batch,
+            self.max_deliver.load(Ordering::Relaxed),
+            sdash_proto::now_ms(),
+        );
+        let meta = CommitMeta {
+            writer_id: &self.writer_id,
+            fence_pid: self.fence_pid.load(Ordering::SeqCst),
+            consumer_pending: self.consumer_pending.load(Ordering::Relaxed),
+            now: sdash_proto::now_ms(),
+        };
+        let work = async {
+            match &self.backend {
+                Backend::Sqlite(pool) => sqlite::write(pool, &plan, &meta).await,
+                Backend::Postgres(pool) => pg::write(pool, &plan, &meta).await,
+            }
+        };
+        let rows = tokio::time::timeout(OPERATION_TIMEOUT, work)
+            .await
+            .map_err(|_| StoreError::Timeout(OPERATION_TIMEOUT))??;
+        Ok(BatchOutcome {
+            messages: batch.len(),
+            dead_lettered: plan.dead.iter().map(|d| d.stream_seq as u64).collect(),
+            redelivered: plan.redelivered,
+            rows,
+            last_stream_seq: plan.last_stream_seq.map(|s| s as u64),
+        })
+    }
+
+    /// Stores one message as a dead letter with `reason` (used when the database itself refuses
+    /// a message that decoded fine, so that it cannot block the stream).
+    pub async fn dead_letter(
+        &self,
+        message: &Incoming,
+        reason: &str,
+    ) -> Result<BatchOutcome, StoreError> {
+        let mut plan = plan::Plan {
+            last_stream_seq: Some(plan::to_i64(message.stream_seq)),
+            ..Default::default()
+        };
+        plan.dead.push(plan::DeadRow {
+            stream_seq: plan::to_i64(message.stream_seq),
+            subject: plan::clean(&message.subject),
+            payload: message.payload.clone(),
+            reason: plan::clean(reason),
+            deliveries: plan::to_i64(message.deliveries),
+            received_at: sdash_proto::now_ms(),
+        });
+        let meta = CommitMeta {
+            writer_id: &self.writer_id,
+            fence_pid: self.fence_pid.load(Ordering::SeqCst),
+            consumer_pending: self.consumer_pending.load(Ordering::Relaxed),
+            now: sdash_proto::now_ms(),
+        };
+        let rows = match &self.backend {
+            Backend::Sqlite(pool) => sqlite::write(pool, &plan, &meta).await?,
+            Backend::Postgres(pool) => pg::write(pool, &plan, &meta).await?,
+        };
+        Ok(BatchOutcome {
+            messages: 1,
+            dead_lettered: vec![message.stream_seq],
+            redelivered: u64::from(message.deliveries > 1),
+            rows,
+            last_stream_seq: Some(message.stream_seq),
+        })
+    }
+
+    /// Deletes, in statements of `policy.batch_rows` rows: events older than the retention
+    /// window, events beyond the per-system limit (for every system; the newest are kept), raw
+    /// capacity samples older than their window, and old dead letters.
+    pub async fn apply_retention(
+        &self,
+        policy: &RetentionPolicy,
+    ) -> Result<RetentionOutcome, StoreError> {
+        let now = sdash_proto::now_ms();
+        // 0 days = keep forever.
+        let before = |days: u32| match days {
+            0 => i64::MIN,
+            d => now - i64::from(d) * 86_400_000,
+        };
+        let cut = Cutoffs {
+            events_before: before(policy.event_retention_days),
+            samples_before: before(policy.capacity_raw_days),
+            dead_letters_before: before(policy.dead_letter_days),
+            keep_per_system: plan::to_i64(policy.events_per_system),
+            batch: i64::from(policy.batch_rows.max(1)),
+        };
+        match &self.backend {
+            Backend::Sqlite(pool) => sqlite::retention(pool, &cut).await,
+            Backend::Postgres(pool) => pg::retention(pool, &cut).await,
+        }
+    }
+
+    /// Closes the connection.
+    pub async fn close(&self) {
+        match &self.backend {
+            Backend::Sqlite(pool) => pool.close().await,
+            Backend::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+pub(crate) struct CommitMeta<'a> {
+    pub writer_id: &'a str,
+    pub fence_pid: i32,
+    pub consumer_pending: i64,
+    pub now: i64,
+}
+
+pub(crate) struct Cutoffs {
+    pub events_before: i64,
+    pub samples_before: i64,
+    pub dead_letters_before: i64,
+    pub keep_per_system: i64,
+    pub batch: i64,
+}
+
+fn default_writer_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{host}:{}", std::process::id())
+}
+
+/// The schema migrations, applied in order and recorded in `schema_migrations`.
+pub(crate) struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+pub(crate) const PG_MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("../../migrations/postgres/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "writer",
+        sql: include_str!("../../migrations/postgres/0002_writer.sql"),
+    },
+];
+
+pub(crate) const SQLITE_MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("../../migrations/sqlite/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "writer",
+        sql: include_str!("../../migrations/sqlite/0002_writer.sql"),
+    },
+];
