@@ -15,7 +15,7 @@ pub struct LogArgs {
     #[arg(long = "log-format", env = "SDASH_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub format: String,
     /// Log filter in tracing's EnvFilter syntax, e.g. `info` or `info,sdash_writer=debug`.
-    #[arg(long = "log-level", env = "SDASH_LOG", default_value = "info")]
+    #[arg(long = "log-level", env = "SDASH_LOG", default_value = "info,async_nats=warn")]
     pub level: String,
 }
 

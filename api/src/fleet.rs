@@ -1,0 +1,144 @@
+//! The fleet list cache. Listing, filtering, sorting and paging 10,000 systems per request in SQL
+//! costs a full join and sort every time; instead the joined list is loaded once and shared until
+//! the writer commits again (`pipeline_status` changes; a one-row lookup per request), reloaded by
+//! one request at a time while the others wait for it. `min_age` bounds the reload rate under a
+//! constant stream of commits; `max_age` bounds staleness if the database changes behind the writer.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value};
+
+use crate::db::{Db, DbError, Row, Sql};
+
+/// Columns of the joined system list (inventory row and latest state).
+pub const SYSTEM_COLUMNS: &str = "ids.id AS id, sy.name AS inv_name, sy.vendor AS inv_vendor, \
+    sy.address AS address, sy.tags AS tags, sy.interval_s AS interval_s, sy.enabled AS enabled, \
+    sy.removed AS removed, sy.updated_at AS inv_updated_at, st.vendor AS st_vendor, st.status AS status, \
+    st.hardware AS hardware, st.cluster AS cluster, st.name AS st_name, st.version AS version, \
+    st.model AS model, st.serial AS serial, st.total_bytes AS total_bytes, st.used_bytes AS used_bytes, \
+    st.free_bytes AS free_bytes, st.data_reduction AS data_reduction, st.alert_count AS alert_count, \
+    st.observed_at AS observed_at, st.poll_ms AS poll_ms, st.error AS error, \
+    st.last_online_at AS last_online_at, st.collector_id AS collector_id";
+
+/// Every system id known from the inventory or from a snapshot, joined to both.
+pub const SYSTEM_FROM: &str = " FROM (SELECT id FROM systems UNION SELECT system_id AS id FROM system_state) ids \
+    LEFT JOIN systems sy ON sy.id = ids.id LEFT JOIN system_state st ON st.system_id = ids.id";
+
+/// One system of the cached list, with what filters and sorts need precomputed.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub row: Row,
+    pub id: String,
+    pub name: String,
+    pub in_inventory: bool,
+    pub vendor: Option<String>,
+    pub status: Option<String>,
+    pub hardware: Option<String>,
+    pub removed: bool,
+    pub total: Option<i64>,
+    pub used: Option<i64>,
+    pub free: Option<i64>,
+    pub observed_at: Option<i64>,
+    pub alert_count: Option<i64>,
+    pub tags: Map<String, Value>,
+    /// Lower-case id, name and address, for free-text search.
+    pub search: String,
+}
+
+impl Entry {
+    pub fn new(row: Row) -> Entry {
+        let id = row.string("id").unwrap_or_default();
+        // The writer adds a stub inventory row (updated_at 0) for systems it only saw snapshots of.
+        let in_inventory = row.i64("inv_updated_at").is_some_and(|t| t > 0);
+        let name = row
+            .string("inv_name")
+            .filter(|_| in_inventory)
+            .or_else(|| row.string("st_name"))
+            .unwrap_or_else(|| id.clone());
+        let tags = match row.str("tags").and_then(|t| serde_json::from_str(t).ok()) {
+            Some(Value::Object(m)) => m,
+            _ => Map::new(),
+        };
+        let search = format!("{id}\n{name}\n{}", row.str("address").unwrap_or("")).to_lowercase();
+        Entry {
+            vendor: row.string("st_vendor").or_else(|| row.string("inv_vendor")),
+            status: row.string("status"),
+            hardware: row.string("hardware"),
+            removed: row.bool("removed").unwrap_or(false),
+            total: row.i64("total_bytes"),
+            used: row.i64("used_bytes"),
+            free: row.i64("free_bytes"),
+            observed_at: row.i64("observed_at"),
+            alert_count: row.i64("alert_count"),
+            id,
+            name,
+            in_inventory,
+            tags,
+            search,
+            row,
+        }
+    }
+
+    /// A tag's value as text.
+    pub fn tag(&self, key: &str) -> Option<String> {
+        self.tags.get(key).map(|v| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+    }
+}
+
+/// The loaded list, ordered by id.
+#[derive(Debug)]
+pub struct Fleet {
+    pub entries: Vec<Entry>,
+    key: Option<(i64, i64)>,
+    loaded: Instant,
+}
+
+/// The shared cache.
+#[derive(Debug)]
+pub struct FleetCache {
+    current: tokio::sync::Mutex<Option<Arc<Fleet>>>,
+    min_age: Duration,
+    max_age: Duration,
+}
+
+impl FleetCache {
+    pub fn new(min_age: Duration) -> FleetCache {
+        FleetCache {
+            current: tokio::sync::Mutex::new(None),
+            min_age,
+            max_age: Duration::from_secs(10).max(min_age),
+        }
+    }
+
+    /// The current list, reloaded when the writer committed since it was loaded.
+    pub async fn get(&self, db: &Db) -> Result<Arc<Fleet>, DbError> {
+        let key = db
+            .fetch_one(&Sql::new(
+                "SELECT last_stream_seq, last_commit_at FROM pipeline_status WHERE id = 1",
+            ))
+            .await?
+            .and_then(|r| Some((r.i64("last_stream_seq")?, r.i64("last_commit_at")?)));
+        let mut current = self.current.lock().await;
+        if let Some(fleet) = current.as_ref() {
+            let age = fleet.loaded.elapsed();
+            if age < self.max_age && (key <= fleet.key || age < self.min_age) {
+                return Ok(fleet.clone());
+            }
+        }
+        let mut sql = Sql::new("SELECT ");
+        sql.push(SYSTEM_COLUMNS).push(SYSTEM_FROM);
+        let mut entries: Vec<Entry> = db.fetch(&sql).await?.into_iter().map(Entry::new).collect();
+        entries.sort_by(|a, b| a.id.cmp(&b.id));
+        let fleet = Arc::new(Fleet {
+            entries,
+            key,
+            loaded: Instant::now(),
+        });
+        *current = Some(fleet.clone());
+        Ok(fleet)
+    }
+}

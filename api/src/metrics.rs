@@ -1,0 +1,96 @@
+//! The API's Prometheus metrics, one typed struct registered once.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// The route pattern (`/api/v1/systems/{id}`), or `unmatched`.
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: String,
+}
+
+type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+/// Every metric the API exports.
+#[derive(Debug)]
+pub struct Metrics {
+    pub requests: Family<RequestLabels, Counter>,
+    pub latency: HistogramFamily,
+    pub stream_clients: Gauge,
+    pub stream_dropped: Counter,
+    pub stream_messages: Counter,
+    pub stream_decode_errors: Counter,
+}
+
+impl Metrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn new(registry: &mut Registry) -> Metrics {
+        let m = Metrics {
+            requests: Family::default(),
+            latency: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+            stream_clients: Gauge::default(),
+            stream_dropped: Counter::default(),
+            stream_messages: Counter::default(),
+            stream_decode_errors: Counter::default(),
+        };
+        registry.register(
+            "sdash_api_requests",
+            "HTTP requests by route and status",
+            m.requests.clone(),
+        );
+        registry.register(
+            "sdash_api_request_duration_seconds",
+            "HTTP request latency by route",
+            m.latency.clone(),
+        );
+        registry.register(
+            "sdash_api_stream_clients",
+            "Connected live-stream (SSE) clients",
+            m.stream_clients.clone(),
+        );
+        registry.register(
+            "sdash_api_stream_dropped_clients",
+            "Live-stream clients disconnected because they fell behind",
+            m.stream_dropped.clone(),
+        );
+        registry.register(
+            "sdash_api_stream_messages",
+            "Bus messages received for the live stream",
+            m.stream_messages.clone(),
+        );
+        registry.register(
+            "sdash_api_stream_decode_errors",
+            "Bus messages the live stream could not decode",
+            m.stream_decode_errors.clone(),
+        );
+        m
+    }
+
+    pub fn observe(&self, route: &str, status: u16, seconds: f64) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                route: route.to_owned(),
+                status,
+            })
+            .inc();
+        self.latency
+            .get_or_create(&RouteLabels {
+                route: route.to_owned(),
+            })
+            .observe(seconds);
+    }
+}

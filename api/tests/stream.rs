@@ -1,0 +1,230 @@
+//! The live stream (SSE) against a real nats-server.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use sdash_harness::{Backend, NatsServer, TestDatabase};
+use sdash_proto::bus::NatsArgs;
+use sdash_proto::{Vendor, now_ms};
+
+async fn read_until(
+    resp: &mut reqwest::Response,
+    buf: &mut String,
+    needle: &str,
+    timeout: Duration,
+) -> bool {
+    let deadline = Instant::now() + timeout;
+    while !buf.contains(needle) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, resp.chunk()).await {
+            Ok(Ok(Some(chunk))) => buf.push_str(&String::from_utf8_lossy(&chunk)),
+            _ => return false,
+        }
+    }
+    true
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_delivers_a_published_snapshot_within_a_second() {
+    let nats = NatsServer::start();
+    let env = Env::with(Backend::Sqlite, |c| {
+        c.nats = Some(NatsArgs::plain(&nats.url()))
+    })
+    .await;
+    // Wait until the hub is subscribed.
+    let ready = sdash_harness::wait_for(Duration::from_secs(10), || async {
+        let resp = env.request("/api/v1/stream").send().await.ok()?;
+        (resp.status().as_u16() == 200).then_some(())
+    })
+    .await;
+    assert!(ready.is_some(), "stream never became available");
+
+    let mut resp = env
+        .request("/api/v1/stream?system=fa-1")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(
+        resp.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("text/event-stream")
+    );
+    let mut buf = String::new();
+    assert!(
+        read_until(&mut resp, &mut buf, "event:hello", Duration::from_secs(5)).await,
+        "{buf}"
+    );
+
+    let client = async_nats::connect(nats.url())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (other_subject, other) = simple_snapshot("fa-2", now_ms(), Vendor::Pure, 1, 2);
+    let (subject, payload) = simple_snapshot("fa-1", now_ms(), Vendor::Pure, 3 * GIB, 4 * GIB);
+    let started = Instant::now();
+    client
+        .publish(other_subject, other.into())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    client
+        .publish("sdash.v1.snapshot.fa-1", b"garbage".to_vec().into())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    client
+        .publish(subject, payload.into())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    client.flush().await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        read_until(
+            &mut resp,
+            &mut buf,
+            "event:snapshot",
+            Duration::from_secs(1)
+        )
+        .await,
+        "no snapshot within 1 s: {buf}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(1));
+    let data = buf
+        .split("\n\n")
+        .find(|block| block.contains("event:snapshot"))
+        .and_then(|block| block.lines().find_map(|l| l.strip_prefix("data:")))
+        .unwrap_or_else(|| panic!("no data line: {buf}"));
+    let value: serde_json::Value =
+        serde_json::from_str(data).unwrap_or_else(|e| panic!("{e}: {data}"));
+    assert_eq!(value["system_id"], "fa-1");
+    assert_eq!(value["body"]["capacity"]["used_bytes"], 3 * GIB);
+    assert!(
+        !buf.contains("fa-2"),
+        "the system filter lets other systems through: {buf}"
+    );
+
+    // Events and system records are pushed too.
+    client
+        .publish(
+            "sdash.v1.event.fa-1",
+            event(
+                "fa-1",
+                now_ms(),
+                sdash_proto::Level::Error,
+                sdash_proto::Category::Connection,
+                "down",
+            )
+            .1
+            .into(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    client
+        .publish(
+            "sdash.v1.system.fa-1",
+            system_rec("fa-1", "FA 1", Vendor::Pure, &[], now_ms())
+                .1
+                .into(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        read_until(&mut resp, &mut buf, "event:event", Duration::from_secs(2)).await,
+        "{buf}"
+    );
+    assert!(
+        read_until(&mut resp, &mut buf, "event:system", Duration::from_secs(2)).await,
+        "{buf}"
+    );
+
+    let (_, metrics) = env.get_text("/metrics").await;
+    assert!(metrics.contains("sdash_api_stream_clients 1"), "{metrics}");
+    assert!(
+        metrics.contains("sdash_api_stream_decode_errors_total 1"),
+        "{metrics}"
+    );
+    drop(resp);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_down_is_503_for_the_stream_only() {
+    install_crypto();
+    let db = TestDatabase::new(Backend::Sqlite).await;
+    let _store = sdash_writer::Store::open(&db.url)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut config = sdash_api::Config::new(&db.url);
+    config.nats = Some(NatsArgs::plain(&format!(
+        "nats://127.0.0.1:{}",
+        sdash_harness::free_port()
+    )));
+    let (addr, task) = sdash_api::spawn(config)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let http = client();
+    let resp = http
+        .get(format!("http://{addr}/api/v1/stream"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status().as_u16(), 503);
+    let body: serde_json::Value = resp.json().await.unwrap_or_default();
+    assert!(
+        body["error"].as_str().is_some_and(|e| e.contains("NATS")),
+        "{body}"
+    );
+    let resp = http
+        .get(format!("http://{addr}/api/v1/systems"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status().as_u16(), 200);
+    let resp = http
+        .get(format!("http://{addr}/api/v1/status"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let body: serde_json::Value = resp.json().await.unwrap_or_default();
+    assert_eq!(body["nats_connected"], false);
+    task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_ends_open_streams() {
+    install_crypto();
+    let nats = NatsServer::start();
+    let db = TestDatabase::new(Backend::Sqlite).await;
+    let _store = sdash_writer::Store::open(&db.url)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut config = sdash_api::Config::new(&db.url);
+    config.nats = Some(NatsArgs::plain(&nats.url()));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (addr, task) = sdash_api::spawn_with_shutdown(config, async {
+        let _ = stopped.await;
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let http = client();
+    let url = format!("http://{addr}/api/v1/stream");
+    let mut resp = sdash_harness::wait_for(Duration::from_secs(10), || {
+        let (http, url) = (http.clone(), url.clone());
+        async move {
+            let r = http.get(url).send().await.ok()?;
+            (r.status().as_u16() == 200).then_some(r)
+        }
+    })
+    .await
+    .unwrap_or_else(|| panic!("stream never became available"));
+    let mut buf = String::new();
+    assert!(read_until(&mut resp, &mut buf, "event:hello", Duration::from_secs(5)).await);
+    let _ = stop.send(());
+    // The stream ends, then the server task.
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Ok(Some(_)) = resp.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the open stream was not ended at shutdown");
+    let done = tokio::time::timeout(Duration::from_secs(5), task).await;
+    assert!(done.is_ok(), "shutdown waited for the open SSE connection");
+}
