@@ -51,7 +51,7 @@ async fn inventory_changes_apply_without_restart() {
             }
         });
     }
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sdash-collector"))
+    let mut child = KillOnDrop(Command::new(env!("CARGO_BIN_EXE_sdash-collector"))
         .args(["--nats-url", &nats.url(), "--collector-id", "reload-test", "--log-level", "warn"])
         .arg("--inventory")
         .arg(&inventory)
@@ -59,8 +59,8 @@ async fn inventory_changes_apply_without_restart() {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("start collector");
-    let pid = child.id().to_string();
+        .expect("start collector"));
+    let pid = child.0.id().to_string();
     let polled = |id: &'static str, after: i64| {
         let seen = seen.clone();
         move || {
@@ -97,9 +97,17 @@ async fn inventory_changes_apply_without_restart() {
     std::fs::write(&inventory, "[[system]]\nid = \"broken\"\n").expect("write");
     let broken_at = sdash_proto::now_ms();
     tokio::time::sleep(Duration::from_secs(7)).await;
-    assert!(child.try_wait().expect("wait").is_none(), "the collector keeps running");
+    assert!(child.0.try_wait().expect("wait").is_none(), "the collector keeps running");
     assert!(wait_for(Duration::from_secs(5), polled("new", broken_at + 5000)).await.is_some(), "polling goes on with the last good inventory");
     assert!(seen.lock().expect("lock").snapshots.get("broken").is_none());
-    let _ = child.kill();
-    let _ = child.wait();
+}
+
+/// Kills the collector even when an assertion fails first.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
