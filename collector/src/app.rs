@@ -26,7 +26,12 @@ use crate::vendors::Adapter;
 /// Dell DataDomain) and publishes normalized snapshots and events to NATS JetStream. Start as many
 /// as you like with the same inventory: they share the fleet among themselves.
 #[derive(Debug, clap::Parser)]
-#[command(name = "sdash-collector", version, args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+#[command(
+    name = "sdash-collector",
+    version,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -93,7 +98,8 @@ pub struct RunArgs {
 }
 
 fn parse_level(text: &str) -> Result<Level, String> {
-    Level::parse(text).ok_or_else(|| format!("{text:?} is not one of debug, info, warning, error, critical"))
+    Level::parse(text)
+        .ok_or_else(|| format!("{text:?} is not one of debug, info, warning, error, critical"))
 }
 
 pub use crate::http::install_crypto_provider;
@@ -107,7 +113,13 @@ fn default_collector_id() -> String {
         .trim()
         .to_ascii_lowercase()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
         .take(40)
         .collect();
     format!("{clean}-{}", std::process::id())
@@ -121,7 +133,13 @@ pub async fn probe(args: &ProbeArgs) -> anyhow::Result<serde_json::Value> {
         .systems
         .iter()
         .find(|s| s.id == args.system)
-        .with_context(|| format!("system {:?} is not in {}", args.system, args.inventory.display()))?;
+        .with_context(|| {
+            format!(
+                "system {:?} is not in {}",
+                args.system,
+                args.inventory.display()
+            )
+        })?;
     let mut adapter = Adapter::new(config)?;
     let started = sdash_proto::now_ms();
     let output = adapter.poll().await;
@@ -141,12 +159,18 @@ struct Running {
 }
 
 /// Runs the collector until `shutdown` resolves.
-pub async fn run(args: RunArgs, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn run(
+    args: RunArgs,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     install_crypto_provider();
     let inventory_path = args.inventory.clone().context("--inventory is required")?;
     let inventory = inventory::load(&inventory_path)?;
     warn_about_insecure(&inventory);
-    let collector_id = args.collector_id.clone().unwrap_or_else(default_collector_id);
+    let collector_id = args
+        .collector_id
+        .clone()
+        .unwrap_or_else(default_collector_id);
     anyhow::ensure!(
         sdash_proto::valid_system_id(&collector_id),
         "--collector-id {collector_id:?} must be 1 to 64 characters of a-z, 0-9, '-' and '_'"
@@ -156,7 +180,10 @@ pub async fn run(args: RunArgs, shutdown: impl std::future::Future<Output = ()> 
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = CollectorMetrics::new(&mut registry);
     let outbox = Arc::new(Outbox::new(
-        OutboxLimits { max_messages: args.outbox_max_messages.max(1), max_bytes: args.outbox_max_mib.max(1) * 1024 * 1024 },
+        OutboxLimits {
+            max_messages: args.outbox_max_messages.max(1),
+            max_bytes: args.outbox_max_mib.max(1) * 1024 * 1024,
+        },
         metrics.clone(),
     ));
     let stop = CancellationToken::new();
@@ -168,7 +195,9 @@ pub async fn run(args: RunArgs, shutdown: impl std::future::Future<Output = ()> 
         });
     }
 
-    let client = sdash_proto::bus::connect(&args.nats, &format!("sdash-collector {collector_id}"), true).await?;
+    let client =
+        sdash_proto::bus::connect(&args.nats, &format!("sdash-collector {collector_id}"), true)
+            .await?;
     let js = async_nats::jetstream::new(client.clone());
     {
         let (js, limits) = (js.clone(), args.stream.clone());
@@ -188,7 +217,10 @@ pub async fn run(args: RunArgs, shutdown: impl std::future::Future<Output = ()> 
         let ready: sdash_proto::service::ReadyCheck =
             Arc::new(move || client.connection_state() == async_nats::connection::State::Connected);
         let stop = stop.clone();
-        let (addr, _) = sdash_proto::service::serve_admin(listen, Arc::new(registry), ready, async move { stop.cancelled().await })
+        let (addr, _) =
+            sdash_proto::service::serve_admin(listen, Arc::new(registry), ready, async move {
+                stop.cancelled().await
+            })
             .await
             .with_context(|| format!("cannot listen on {listen} for metrics"))?;
         tracing::info!(%addr, "metrics listening");
@@ -213,7 +245,10 @@ pub async fn run(args: RunArgs, shutdown: impl std::future::Future<Output = ()> 
                     }
                 }
             };
-            membership::run(membership, bucket, lease, |_| {}, async move { stop.cancelled().await }).await;
+            membership::run(membership, bucket, lease, |_| {}, async move {
+                stop.cancelled().await
+            })
+            .await;
         }))
     };
 
@@ -230,7 +265,15 @@ pub async fn run(args: RunArgs, shutdown: impl std::future::Future<Output = ()> 
 
     let publisher = {
         let (outbox, js, stop) = (outbox.clone(), js.clone(), stop.clone());
-        tokio::spawn(async move { outbox.run_publisher(js, async move { stop.cancelled().await }, Duration::from_secs(10)).await })
+        tokio::spawn(async move {
+            outbox
+                .run_publisher(
+                    js,
+                    async move { stop.cancelled().await },
+                    Duration::from_secs(10),
+                )
+                .await
+        })
     };
 
     let mut running: HashMap<String, Running> = HashMap::new();
@@ -314,21 +357,39 @@ fn reload(shared: &Arc<Shared>, running: &mut HashMap<String, Running>, path: &P
             apply_inventory(shared, running, &inventory);
             tracing::info!(systems = inventory.systems.len(), "inventory reloaded");
         }
-        Err(e) => tracing::error!(error = %e, "inventory reload failed; keeping the last good inventory"),
+        Err(e) => {
+            tracing::error!(error = %e, "inventory reload failed; keeping the last good inventory")
+        }
     }
 }
 
 /// Starts tasks for new and changed systems, stops removed ones (publishing their removal), and
 /// publishes the inventory record of every started system.
-fn apply_inventory(shared: &Arc<Shared>, running: &mut HashMap<String, Running>, inventory: &Inventory) {
-    let wanted: HashMap<&str, &SystemConfig> = inventory.systems.iter().map(|s| (s.id.as_str(), s)).collect();
-    let removed: Vec<String> = running.keys().filter(|id| !wanted.contains_key(id.as_str())).cloned().collect();
+fn apply_inventory(
+    shared: &Arc<Shared>,
+    running: &mut HashMap<String, Running>,
+    inventory: &Inventory,
+) {
+    let wanted: HashMap<&str, &SystemConfig> = inventory
+        .systems
+        .iter()
+        .map(|s| (s.id.as_str(), s))
+        .collect();
+    let removed: Vec<String> = running
+        .keys()
+        .filter(|id| !wanted.contains_key(id.as_str()))
+        .cloned()
+        .collect();
     for id in removed {
         if let Some(r) = running.remove(&id) {
             r.cancel.cancel();
             let mut record = r.config.record();
             record.removed = true;
-            shared.enqueue(Kind::System, &id, &Envelope::new(&shared.collector_id, &id, record));
+            shared.enqueue(
+                Kind::System,
+                &id,
+                &Envelope::new(&shared.collector_id, &id, record),
+            );
             tracing::info!(system = %id, "system removed from the inventory");
         }
     }
@@ -339,9 +400,24 @@ fn apply_inventory(shared: &Arc<Shared>, running: &mut HashMap<String, Running>,
         if let Some(old) = running.remove(&config.id) {
             old.cancel.cancel();
         }
-        shared.enqueue(Kind::System, &config.id, &Envelope::new(&shared.collector_id, &config.id, config.record()));
+        shared.enqueue(
+            Kind::System,
+            &config.id,
+            &Envelope::new(&shared.collector_id, &config.id, config.record()),
+        );
         let cancel = CancellationToken::new();
-        let task = tokio::spawn(scheduler::system_task(config.clone(), shared.clone(), cancel.clone()));
-        running.insert(config.id.clone(), Running { config: config.clone(), cancel, task });
+        let task = tokio::spawn(scheduler::system_task(
+            config.clone(),
+            shared.clone(),
+            cancel.clone(),
+        ));
+        running.insert(
+            config.id.clone(),
+            Running {
+                config: config.clone(),
+                cancel,
+                task,
+            },
+        );
     }
 }

@@ -113,15 +113,38 @@ pub enum Credentials {
 #[derive(Debug, thiserror::Error)]
 pub enum InventoryError {
     #[error("cannot read inventory {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}:{line}:{column}: {message}")]
-    Parse { path: PathBuf, line: usize, column: usize, message: String },
+    Parse {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
     #[error("{path}: system {index} ({id}): field `{field}`: {message}")]
-    Invalid { path: PathBuf, index: usize, id: String, field: &'static str, message: String },
+    Invalid {
+        path: PathBuf,
+        index: usize,
+        id: String,
+        field: &'static str,
+        message: String,
+    },
     #[error("system {id}: cannot read {field} {path}: {source}")]
-    SecretFile { id: String, field: &'static str, path: PathBuf, source: std::io::Error },
+    SecretFile {
+        id: String,
+        field: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("system {id}: {field} names environment variable {var}, which is not set")]
-    SecretEnv { id: String, field: &'static str, var: String },
+    SecretEnv {
+        id: String,
+        field: &'static str,
+        var: String,
+    },
     #[error("system {id}: {message}")]
     Credentials { id: String, message: String },
 }
@@ -159,8 +182,10 @@ struct RawSystem {
 
 /// Reads and validates an inventory file. Errors name the file, the line and the field.
 pub fn load(path: &Path) -> Result<Inventory, InventoryError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| InventoryError::Read { path: path.to_owned(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| InventoryError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
     parse(path, &text)
 }
 
@@ -176,7 +201,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Inventory, InventoryError> {
             Some(key) => format!("field `{key}`: {}", e.message()),
             None => e.message().to_owned(),
         };
-        InventoryError::Parse { path: path.to_owned(), line, column, message }
+        InventoryError::Parse {
+            path: path.to_owned(),
+            line,
+            column,
+            message,
+        }
     })?;
     let base = path.parent().unwrap_or(Path::new("."));
     let mut seen = std::collections::HashSet::new();
@@ -190,51 +220,93 @@ pub fn parse(path: &Path, text: &str) -> Result<Inventory, InventoryError> {
             message,
         };
         if !sdash_proto::valid_system_id(&s.id) {
-            return Err(invalid("id", "must be 1 to 64 characters of a-z, 0-9, '-' and '_'".into()));
+            return Err(invalid(
+                "id",
+                "must be 1 to 64 characters of a-z, 0-9, '-' and '_'".into(),
+            ));
         }
         if !seen.insert(s.id.clone()) {
             return Err(invalid("id", "is used by an earlier system too".into()));
         }
         let vendor = Vendor::parse(&s.vendor).ok_or_else(|| {
-            invalid("vendor", format!("{:?} is not one of pure, ontap, storagegrid, datadomain", s.vendor))
+            invalid(
+                "vendor",
+                format!(
+                    "{:?} is not one of pure, ontap, storagegrid, datadomain",
+                    s.vendor
+                ),
+            )
         })?;
         let address = s.address.trim_end_matches('/').to_owned();
-        if !(address.starts_with("https://") || address.starts_with("http://")) || address.contains('@') {
-            return Err(invalid("address", "must be an http(s) URL without credentials".into()));
+        if !(address.starts_with("https://") || address.starts_with("http://"))
+            || address.contains('@')
+        {
+            return Err(invalid(
+                "address",
+                "must be an http(s) URL without credentials".into(),
+            ));
         }
         let interval = match &s.interval {
-            Some(text) => parse_duration(text).ok_or_else(|| invalid("interval", format!("{text:?} is not a duration like 60s or 5m")))?,
+            Some(text) => parse_duration(text).ok_or_else(|| {
+                invalid(
+                    "interval",
+                    format!("{text:?} is not a duration like 60s or 5m"),
+                )
+            })?,
             None => Duration::from_secs(60),
         };
         if interval < Duration::from_secs(1) {
             return Err(invalid("interval", "must be at least 1s".into()));
         }
         let timeout = match &s.timeout {
-            Some(text) => parse_duration(text).ok_or_else(|| invalid("timeout", format!("{text:?} is not a duration like 10s")))?,
+            Some(text) => parse_duration(text).ok_or_else(|| {
+                invalid("timeout", format!("{text:?} is not a duration like 10s"))
+            })?,
             None => Duration::from_secs(10),
         };
         if let Some(ca) = &s.tls.ca_file
             && s.tls.insecure
         {
-            return Err(invalid("tls", format!("ca_file {} and insecure = true contradict each other", ca.display())));
+            return Err(invalid(
+                "tls",
+                format!(
+                    "ca_file {} and insecure = true contradict each other",
+                    ca.display()
+                ),
+            ));
         }
         let mut tls = s.tls.clone();
-        tls.ca_file = tls.ca_file.map(|p| if p.is_relative() { base.join(p) } else { p });
+        tls.ca_file = tls
+            .ca_file
+            .map(|p| if p.is_relative() { base.join(p) } else { p });
         let mut auth = s.auth.clone();
-        auth.api_token_file = auth.api_token_file.map(|p| if p.is_relative() { base.join(p) } else { p });
-        auth.password_file = auth.password_file.map(|p| if p.is_relative() { base.join(p) } else { p });
+        auth.api_token_file = auth
+            .api_token_file
+            .map(|p| if p.is_relative() { base.join(p) } else { p });
+        auth.password_file = auth
+            .password_file
+            .map(|p| if p.is_relative() { base.join(p) } else { p });
         match vendor {
             Vendor::Pure => {
                 if auth.api_token_file.is_none() && auth.api_token_env.is_none() {
-                    return Err(invalid("auth", "pure needs api_token_file or api_token_env".into()));
+                    return Err(invalid(
+                        "auth",
+                        "pure needs api_token_file or api_token_env".into(),
+                    ));
                 }
             }
             _ => {
                 if auth.username.is_none() {
-                    return Err(invalid("auth.username", format!("{} needs a username", vendor.as_str())));
+                    return Err(invalid(
+                        "auth.username",
+                        format!("{} needs a username", vendor.as_str()),
+                    ));
                 }
                 if auth.password_file.is_none() && auth.password_env.is_none() {
-                    return Err(invalid("auth", format!("{} needs password_file or password_env", vendor.as_str())));
+                    return Err(invalid(
+                        "auth",
+                        format!("{} needs password_file or password_env", vendor.as_str()),
+                    ));
                 }
             }
         }
@@ -258,15 +330,21 @@ pub fn parse(path: &Path, text: &str) -> Result<Inventory, InventoryError> {
 impl SystemConfig {
     /// Reads the credentials now (files may be rotated between polls).
     pub fn credentials(&self) -> Result<Credentials, InventoryError> {
-        let read = |field: &'static str, file: &Option<PathBuf>, env: &Option<String>| -> Result<Option<Secret>, InventoryError> {
+        let read = |field: &'static str,
+                    file: &Option<PathBuf>,
+                    env: &Option<String>|
+         -> Result<Option<Secret>, InventoryError> {
             if let Some(path) = file {
-                let text = std::fs::read_to_string(path).map_err(|source| InventoryError::SecretFile {
-                    id: self.id.clone(),
-                    field,
-                    path: path.clone(),
-                    source,
-                })?;
-                return Ok(Some(Secret::new(text.trim_end_matches(['\r', '\n']).to_owned())));
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| InventoryError::SecretFile {
+                        id: self.id.clone(),
+                        field,
+                        path: path.clone(),
+                        source,
+                    })?;
+                return Ok(Some(Secret::new(
+                    text.trim_end_matches(['\r', '\n']).to_owned(),
+                )));
             }
             if let Some(var) = env {
                 let value = std::env::var(var).map_err(|_| InventoryError::SecretEnv {
@@ -279,16 +357,34 @@ impl SystemConfig {
             Ok(None)
         };
         match self.vendor {
-            Vendor::Pure => read("api_token_file", &self.auth.api_token_file, &self.auth.api_token_env)?
-                .map(Credentials::ApiToken)
-                .ok_or_else(|| InventoryError::Credentials { id: self.id.clone(), message: "no API token configured".into() }),
+            Vendor::Pure => read(
+                "api_token_file",
+                &self.auth.api_token_file,
+                &self.auth.api_token_env,
+            )?
+            .map(Credentials::ApiToken)
+            .ok_or_else(|| InventoryError::Credentials {
+                id: self.id.clone(),
+                message: "no API token configured".into(),
+            }),
             _ => {
-                let password = read("password_file", &self.auth.password_file, &self.auth.password_env)?
-                    .ok_or_else(|| InventoryError::Credentials { id: self.id.clone(), message: "no password configured".into() })?;
-                let username = self.auth.username.clone().ok_or_else(|| InventoryError::Credentials {
+                let password = read(
+                    "password_file",
+                    &self.auth.password_file,
+                    &self.auth.password_env,
+                )?
+                .ok_or_else(|| InventoryError::Credentials {
                     id: self.id.clone(),
-                    message: "no username configured".into(),
+                    message: "no password configured".into(),
                 })?;
+                let username =
+                    self.auth
+                        .username
+                        .clone()
+                        .ok_or_else(|| InventoryError::Credentials {
+                            id: self.id.clone(),
+                            message: "no username configured".into(),
+                        })?;
                 Ok(Credentials::UserPassword { username, password })
             }
         }
@@ -298,7 +394,9 @@ impl SystemConfig {
 /// Parses `500ms`, `30s`, `5m`, `1h` (a bare number is seconds).
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let n: u64 = number.parse().ok()?;
     match unit.trim() {
@@ -314,7 +412,10 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 fn key_at(text: &str, offset: usize) -> Option<String> {
     let offset = offset.min(text.len());
     let start = text[..offset].rfind('\n').map(|i| i + 1).unwrap_or(0);
-    let end = text[offset..].find('\n').map(|i| offset + i).unwrap_or(text.len());
+    let end = text[offset..]
+        .find('\n')
+        .map(|i| offset + i)
+        .unwrap_or(text.len());
     let (key, _) = text[start..end].split_once('=')?;
     let key = key.trim();
     (!key.is_empty() && !key.starts_with('[')).then(|| key.to_owned())
@@ -323,7 +424,10 @@ fn key_at(text: &str, offset: usize) -> Option<String> {
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let column = before.rfind('\n').map(|i| before.len() - i).unwrap_or(before.len() + 1);
+    let column = before
+        .rfind('\n')
+        .map(|i| before.len() - i)
+        .unwrap_or(before.len() + 1);
     (line, column)
 }
 
@@ -357,7 +461,10 @@ auth = { username = "monitor", password_env = "ONTAP_PW" }
         let fa = &inv.systems[0];
         assert_eq!(fa.address, "https://fa-prod-01.example.net");
         assert_eq!(fa.interval, Duration::from_secs(60));
-        assert_eq!(fa.tls.ca_file.as_deref(), Some(Path::new("/etc/sdash/certs/ca.pem")));
+        assert_eq!(
+            fa.tls.ca_file.as_deref(),
+            Some(Path::new("/etc/sdash/certs/ca.pem"))
+        );
         assert_eq!(fa.tags["environment"], "production");
         assert_eq!(inv.systems[1].name, "ontap-1");
         assert_eq!(inv.systems[1].interval, Duration::from_secs(300));
@@ -366,28 +473,45 @@ auth = { username = "monitor", password_env = "ONTAP_PW" }
     #[test]
     fn errors_name_file_line_and_field() {
         let bad = GOOD.replace("interval = \"5m\"", "interval = 5");
-        let err = parse(Path::new("inv.toml"), &bad).expect_err("wrong type").to_string();
+        let err = parse(Path::new("inv.toml"), &bad)
+            .expect_err("wrong type")
+            .to_string();
         assert!(err.starts_with("inv.toml:16:"), "{err}");
         assert!(err.contains("field `interval`"), "{err}");
 
         let bad = GOOD.replace("vendor = \"ontap\"", "vendor = \"emc\"");
-        let err = parse(Path::new("inv.toml"), &bad).expect_err("vendor").to_string();
+        let err = parse(Path::new("inv.toml"), &bad)
+            .expect_err("vendor")
+            .to_string();
         assert!(err.contains("vendor") && err.contains("ontap-1"), "{err}");
 
-        let bad = GOOD.replace("address = \"https://ontap-1:8443\"", "address = \"https://ontap-1:8443\"\npassword = \"hunter2\"");
-        let err = parse(Path::new("inv.toml"), &bad).expect_err("inline secret").to_string();
+        let bad = GOOD.replace(
+            "address = \"https://ontap-1:8443\"",
+            "address = \"https://ontap-1:8443\"\npassword = \"hunter2\"",
+        );
+        let err = parse(Path::new("inv.toml"), &bad)
+            .expect_err("inline secret")
+            .to_string();
         assert!(err.contains("password"), "{err}");
         assert!(err.starts_with("inv.toml:16:"), "{err}");
 
         let bad = GOOD.replace("fa-prod-01", "FA PROD");
-        assert!(parse(Path::new("inv.toml"), &bad).expect_err("id").to_string().contains("`id`"));
+        assert!(
+            parse(Path::new("inv.toml"), &bad)
+                .expect_err("id")
+                .to_string()
+                .contains("`id`")
+        );
     }
 
     #[test]
     fn secrets_never_print() {
         let s = Secret::new("hunter2".into());
         assert_eq!(format!("{s:?} {s}"), "[redacted] [redacted]");
-        let c = Credentials::UserPassword { username: "u".into(), password: s };
+        let c = Credentials::UserPassword {
+            username: "u".into(),
+            password: s,
+        };
         assert!(!format!("{c:?}").contains("hunter2"));
     }
 

@@ -29,8 +29,13 @@ pub fn stable_hash(parts: &[&str]) -> u64 {
 }
 
 /// The member with the highest score for `system_id` (rendezvous / highest-random-weight hashing).
-pub fn owner<'a>(members: impl IntoIterator<Item = &'a String>, system_id: &str) -> Option<&'a String> {
-    members.into_iter().max_by_key(|m| (stable_hash(&[m.as_str(), system_id]), m.as_str()))
+pub fn owner<'a>(
+    members: impl IntoIterator<Item = &'a String>,
+    system_id: &str,
+) -> Option<&'a String> {
+    members
+        .into_iter()
+        .max_by_key(|m| (stable_hash(&[m.as_str(), system_id]), m.as_str()))
 }
 
 /// The live member set as this collector last saw it. Shared by every system task.
@@ -45,7 +50,10 @@ impl Membership {
     /// by `probe`, and when running without sharding).
     pub fn solo(me: &str) -> Membership {
         let members = BTreeSet::from([me.to_owned()]);
-        Membership { me: me.to_owned(), members: Arc::new(RwLock::new(members)) }
+        Membership {
+            me: me.to_owned(),
+            members: Arc::new(RwLock::new(members)),
+        }
     }
 
     pub fn me(&self) -> &str {
@@ -58,7 +66,10 @@ impl Membership {
     }
 
     pub fn members(&self) -> BTreeSet<String> {
-        self.members.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.members
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn set(&self, mut live: BTreeSet<String>) -> bool {
@@ -115,7 +126,13 @@ pub async fn run(
     let mut stop = std::pin::pin!(stop);
     let period = (lease / 3).max(Duration::from_millis(200));
     loop {
-        if let Err(e) = bucket.put(membership.me(), bytes::Bytes::from(sdash_proto::now_ms().to_string())).await {
+        if let Err(e) = bucket
+            .put(
+                membership.me(),
+                bytes::Bytes::from(sdash_proto::now_ms().to_string()),
+            )
+            .await
+        {
             tracing::warn!(error = %e, "membership heartbeat failed");
         }
         match live_members(&bucket).await {

@@ -63,17 +63,61 @@ impl CollectorMetrics {
             publish_retries: Counter::default(),
         };
         let r = registry.sub_registry_with_prefix("sdash_collector");
-        r.register("polls", "Polls completed, by vendor and result (the snapshot status)", metrics.polls.clone());
-        r.register("poll_duration_seconds", "Duration of polls, by vendor", metrics.poll_duration.clone());
-        r.register("polls_on_time", "Polls started within 1 s of their schedule", metrics.polls_on_time.clone());
-        r.register("polls_late", "Polls started more than 1 s after their schedule", metrics.polls_late.clone());
-        r.register("owned_systems", "Systems this collector owns now", metrics.owned_systems.clone());
-        r.register("live_collectors", "Collectors seen alive in the membership bucket", metrics.live_collectors.clone());
-        r.register("outbox_depth", "Messages waiting in the outbox for NATS", metrics.outbox_depth.clone());
-        r.register("outbox_bytes", "Bytes waiting in the outbox for NATS", metrics.outbox_bytes.clone());
-        r.register("outbox_dropped", "Messages dropped because the outbox was full, by reason", metrics.outbox_dropped.clone());
-        r.register("published", "Messages acknowledged by JetStream, by kind", metrics.published.clone());
-        r.register("publish_retries", "Publish attempts that failed and were retried with the same message id", metrics.publish_retries.clone());
+        r.register(
+            "polls",
+            "Polls completed, by vendor and result (the snapshot status)",
+            metrics.polls.clone(),
+        );
+        r.register(
+            "poll_duration_seconds",
+            "Duration of polls, by vendor",
+            metrics.poll_duration.clone(),
+        );
+        r.register(
+            "polls_on_time",
+            "Polls started within 1 s of their schedule",
+            metrics.polls_on_time.clone(),
+        );
+        r.register(
+            "polls_late",
+            "Polls started more than 1 s after their schedule",
+            metrics.polls_late.clone(),
+        );
+        r.register(
+            "owned_systems",
+            "Systems this collector owns now",
+            metrics.owned_systems.clone(),
+        );
+        r.register(
+            "live_collectors",
+            "Collectors seen alive in the membership bucket",
+            metrics.live_collectors.clone(),
+        );
+        r.register(
+            "outbox_depth",
+            "Messages waiting in the outbox for NATS",
+            metrics.outbox_depth.clone(),
+        );
+        r.register(
+            "outbox_bytes",
+            "Bytes waiting in the outbox for NATS",
+            metrics.outbox_bytes.clone(),
+        );
+        r.register(
+            "outbox_dropped",
+            "Messages dropped because the outbox was full, by reason",
+            metrics.outbox_dropped.clone(),
+        );
+        r.register(
+            "published",
+            "Messages acknowledged by JetStream, by kind",
+            metrics.published.clone(),
+        );
+        r.register(
+            "publish_retries",
+            "Publish attempts that failed and were retried with the same message id",
+            metrics.publish_retries.clone(),
+        );
         metrics
     }
 

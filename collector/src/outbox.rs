@@ -53,7 +53,10 @@ pub struct Outbox {
 impl Outbox {
     pub fn new(limits: OutboxLimits, metrics: CollectorMetrics) -> Outbox {
         Outbox {
-            queue: Mutex::new(Queue { messages: VecDeque::new(), bytes: 0 }),
+            queue: Mutex::new(Queue {
+                messages: VecDeque::new(),
+                bytes: 0,
+            }),
             limits,
             ready: Notify::new(),
             metrics,
@@ -63,7 +66,9 @@ impl Outbox {
     fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
         // A panic while holding the lock cannot leave the queue half-updated in a way that
         // matters more than losing the process; keep serving instead of poisoning every caller.
-        self.queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.queue
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Queues a message, making room by the drop policy when the outbox is full.
@@ -80,7 +85,12 @@ impl Outbox {
                 };
                 if let Some(victim) = victim {
                     q.bytes -= victim.payload.len();
-                    self.metrics.outbox_dropped.get_or_create(&DropLabels { reason: reason.into() }).inc();
+                    self.metrics
+                        .outbox_dropped
+                        .get_or_create(&DropLabels {
+                            reason: reason.into(),
+                        })
+                        .inc();
                     tracing::warn!(
                         kind = victim.kind.as_str(),
                         id = %victim.id,
@@ -160,7 +170,11 @@ impl Outbox {
                 continue;
             }
             self.metrics.publish_retries.inc_by(failed.len() as u64);
-            tracing::warn!(unacknowledged = failed.len(), retry_in_ms = backoff.as_millis() as u64, "NATS did not acknowledge; retrying with the same message ids");
+            tracing::warn!(
+                unacknowledged = failed.len(),
+                retry_in_ms = backoff.as_millis() as u64,
+                "NATS did not acknowledge; retrying with the same message ids"
+            );
             self.requeue(failed);
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
@@ -171,13 +185,24 @@ impl Outbox {
     }
 
     /// Publishes a batch with pipelined acks; returns the messages that were not acknowledged.
-    async fn publish_batch(&self, js: &jetstream::Context, batch: Vec<OutMessage>) -> Vec<OutMessage> {
+    async fn publish_batch(
+        &self,
+        js: &jetstream::Context,
+        batch: Vec<OutMessage>,
+    ) -> Vec<OutMessage> {
         let mut pending = Vec::with_capacity(batch.len());
         let mut failed = Vec::new();
         let mut iter = batch.into_iter();
         for m in iter.by_ref() {
-            let publish = jetstream::message::PublishMessage::build().payload(m.payload.clone()).message_id(&m.msg_id);
-            match tokio::time::timeout(Duration::from_secs(5), js.send_publish(m.subject(), publish)).await {
+            let publish = jetstream::message::PublishMessage::build()
+                .payload(m.payload.clone())
+                .message_id(&m.msg_id);
+            match tokio::time::timeout(
+                Duration::from_secs(5),
+                js.send_publish(m.subject(), publish),
+            )
+            .await
+            {
                 Ok(Ok(ack)) => pending.push((m, ack)),
                 _ => {
                     failed.push(m);
@@ -191,7 +216,12 @@ impl Outbox {
         for (m, ack) in pending {
             match tokio::time::timeout(Duration::from_secs(10), ack.into_future()).await {
                 Ok(Ok(_)) => {
-                    self.metrics.published.get_or_create(&KindLabels { kind: m.kind.as_str().into() }).inc();
+                    self.metrics
+                        .published
+                        .get_or_create(&KindLabels {
+                            kind: m.kind.as_str().into(),
+                        })
+                        .inc();
                 }
                 _ => acked_failed.push(m),
             }
@@ -223,7 +253,12 @@ mod tests {
     use super::*;
 
     fn msg(kind: Kind, id: &str, n: usize) -> OutMessage {
-        OutMessage { kind, id: id.into(), msg_id: format!("{id}-{n}"), payload: Bytes::from(vec![0u8; 10]) }
+        OutMessage {
+            kind,
+            id: id.into(),
+            msg_id: format!("{id}-{n}"),
+            payload: Bytes::from(vec![0u8; 10]),
+        }
     }
 
     fn ids(o: &Outbox) -> Vec<String> {
@@ -233,7 +268,13 @@ mod tests {
     #[test]
     fn full_outbox_drops_superseded_snapshots_first_then_oldest() {
         let metrics = CollectorMetrics::detached();
-        let o = Outbox::new(OutboxLimits { max_messages: 3, max_bytes: 1 << 20 }, metrics.clone());
+        let o = Outbox::new(
+            OutboxLimits {
+                max_messages: 3,
+                max_bytes: 1 << 20,
+            },
+            metrics.clone(),
+        );
         o.push(msg(Kind::Snapshot, "a", 1));
         o.push(msg(Kind::Event, "a", 2));
         o.push(msg(Kind::Snapshot, "b", 3));
@@ -245,7 +286,14 @@ mod tests {
         assert_eq!(ids(&o), ["b-3", "a-4", "c-5"]);
         let dropped: u64 = ["superseded_snapshot", "oldest"]
             .iter()
-            .map(|r| metrics.outbox_dropped.get_or_create(&DropLabels { reason: (*r).into() }).get())
+            .map(|r| {
+                metrics
+                    .outbox_dropped
+                    .get_or_create(&DropLabels {
+                        reason: (*r).into(),
+                    })
+                    .get()
+            })
             .sum();
         assert_eq!(dropped, 2);
         assert_eq!(metrics.outbox_depth.get(), 3);
@@ -253,7 +301,13 @@ mod tests {
 
     #[test]
     fn byte_limit_applies_and_requeue_keeps_order() {
-        let o = Outbox::new(OutboxLimits { max_messages: 100, max_bytes: 25 }, CollectorMetrics::detached());
+        let o = Outbox::new(
+            OutboxLimits {
+                max_messages: 100,
+                max_bytes: 25,
+            },
+            CollectorMetrics::detached(),
+        );
         o.push(msg(Kind::Event, "a", 1));
         o.push(msg(Kind::Event, "a", 2));
         o.push(msg(Kind::Event, "a", 3));

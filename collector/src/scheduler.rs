@@ -42,7 +42,9 @@ impl Shared {
                 msg_id: envelope.event_id.clone(),
                 payload: bytes.into(),
             }),
-            Err(e) => tracing::error!(error = %e, kind = kind.as_str(), id, "cannot encode a record"),
+            Err(e) => {
+                tracing::error!(error = %e, kind = kind.as_str(), id, "cannot encode a record")
+            }
         }
     }
 
@@ -109,13 +111,24 @@ pub async fn system_task(config: SystemConfig, shared: Arc<Shared>, cancel: Canc
             if let Some(previous) = &last_failure {
                 let mut snapshot = previous.snapshot.clone();
                 snapshot.poll_ms = 0;
-                let note = format!("{} (retrying after {consecutive_failures} consecutive failures)", snapshot.error.as_deref().unwrap_or("poll failed"));
+                let note = format!(
+                    "{} (retrying after {consecutive_failures} consecutive failures)",
+                    snapshot.error.as_deref().unwrap_or("poll failed")
+                );
                 snapshot.error = Some(note);
-                shared.publish_poll(&config.id, &PollOutput { snapshot, events: Vec::new() });
+                shared.publish_poll(
+                    &config.id,
+                    &PollOutput {
+                        snapshot,
+                        events: Vec::new(),
+                    },
+                );
             }
             continue;
         }
-        let Ok(_permit) = shared.in_flight.clone().acquire_owned().await else { break };
+        let Ok(_permit) = shared.in_flight.clone().acquire_owned().await else {
+            break;
+        };
         let started = sdash_proto::now_ms();
         if started - scheduled <= 1000 {
             shared.metrics.polls_on_time.inc();
@@ -128,17 +141,31 @@ pub async fn system_task(config: SystemConfig, shared: Arc<Shared>, cancel: Canc
                 _ = cancel.cancelled() => break,
             },
             None => PollOutput {
-                snapshot: Snapshot::failed(config.vendor, Status::Error, "the system's adapter could not be set up (see the collector log)".into(), 0),
+                snapshot: Snapshot::failed(
+                    config.vendor,
+                    Status::Error,
+                    "the system's adapter could not be set up (see the collector log)".into(),
+                    0,
+                ),
                 events: Vec::new(),
             },
         };
         drop(_permit);
         let status = output.snapshot.status;
-        shared.metrics.polls.get_or_create(&PollLabels { vendor: vendor.into(), result: status.as_str().into() }).inc();
+        shared
+            .metrics
+            .polls
+            .get_or_create(&PollLabels {
+                vendor: vendor.into(),
+                result: status.as_str().into(),
+            })
+            .inc();
         shared
             .metrics
             .poll_duration
-            .get_or_create(&VendorLabels { vendor: vendor.into() })
+            .get_or_create(&VendorLabels {
+                vendor: vendor.into(),
+            })
             .observe(output.snapshot.poll_ms as f64 / 1000.0);
         shared.polls.fetch_add(1, Ordering::Relaxed);
         if status == Status::Online {
@@ -161,7 +188,11 @@ pub async fn system_task(config: SystemConfig, shared: Arc<Shared>, cancel: Canc
 }
 
 /// A collector heartbeat record for `sdash.v1.collector.<id>`.
-pub fn heartbeat(shared: &Shared, owned: Vec<String>, started_at: i64) -> Envelope<sdash_proto::CollectorRecord> {
+pub fn heartbeat(
+    shared: &Shared,
+    owned: Vec<String>,
+    started_at: i64,
+) -> Envelope<sdash_proto::CollectorRecord> {
     let body = sdash_proto::CollectorRecord {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         systems: owned,
@@ -175,7 +206,14 @@ pub fn heartbeat(shared: &Shared, owned: Vec<String>, started_at: i64) -> Envelo
 
 /// An event about the collector's own handling of a system (not from the array).
 pub fn local_event(level: Level, category: sdash_proto::Category, message: String) -> EventRecord {
-    EventRecord { level, category, message, details: None, http_status: None, endpoint: None }
+    EventRecord {
+        level,
+        category,
+        message,
+        details: None,
+        http_status: None,
+        endpoint: None,
+    }
 }
 
 #[cfg(test)]
@@ -191,8 +229,9 @@ mod tests {
         // Every collector computes the same due time for a system.
         assert_eq!(next_due(1_000_000, "a", interval), due);
         // Phases spread over the interval.
-        let phases: std::collections::BTreeSet<u64> =
-            (0..1000).map(|i| phase_ms(&format!("s{i}"), interval) / 1000).collect();
+        let phases: std::collections::BTreeSet<u64> = (0..1000)
+            .map(|i| phase_ms(&format!("s{i}"), interval) / 1000)
+            .collect();
         assert!(phases.len() > 50, "phases bunch up: {}", phases.len());
     }
 }

@@ -25,10 +25,20 @@ fn malformed_inventory_exits_nonzero_naming_file_line_and_field() {
         .expect("run");
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains(&format!("{}:5:", path.display())), "names file and line: {stderr}");
-    assert!(stderr.contains("field `interval`"), "names the field: {stderr}");
+    assert!(
+        stderr.contains(&format!("{}:5:", path.display())),
+        "names file and line: {stderr}"
+    );
+    assert!(
+        stderr.contains("field `interval`"),
+        "names the field: {stderr}"
+    );
 
-    let out = Command::new(BIN).arg("--inventory").arg(dir.path().join("missing.toml")).output().expect("run");
+    let out = Command::new(BIN)
+        .arg("--inventory")
+        .arg(dir.path().join("missing.toml"))
+        .output()
+        .expect("run");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
 }
@@ -45,7 +55,14 @@ async fn metrics_health_and_graceful_shutdown() {
     .expect("write");
     let port = free_port();
     let mut child = Command::new(BIN)
-        .args(["--nats-url", &nats.url(), "--metrics-listen", &format!("127.0.0.1:{port}"), "--heartbeat-seconds", "1"])
+        .args([
+            "--nats-url",
+            &nats.url(),
+            "--metrics-listen",
+            &format!("127.0.0.1:{port}"),
+            "--heartbeat-seconds",
+            "1",
+        ])
         .arg("--inventory")
         .arg(&path)
         .env("CLI_TEST_TOKEN", "t")
@@ -58,20 +75,38 @@ async fn metrics_health_and_graceful_shutdown() {
     let metrics = sdash_harness::wait_for(Duration::from_secs(20), || {
         let client = client.clone();
         async move {
-            let text = client.get(format!("http://127.0.0.1:{port}/metrics")).send().await.ok()?.text().await.ok()?;
-            (text.contains("sdash_collector_polls_total{") && text.contains("sdash_collector_published_total{kind=\"snapshot\"}"))
-                .then_some(text)
+            let text = client
+                .get(format!("http://127.0.0.1:{port}/metrics"))
+                .send()
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            (text.contains("sdash_collector_polls_total{")
+                && text.contains("sdash_collector_published_total{kind=\"snapshot\"}"))
+            .then_some(text)
         }
     })
     .await
     .expect("metrics show polls and published snapshots");
-    assert!(metrics.contains("sdash_collector_outbox_depth"), "{metrics}");
-    let health = client.get(format!("http://127.0.0.1:{port}/healthz")).send().await.expect("healthz");
+    assert!(
+        metrics.contains("sdash_collector_outbox_depth"),
+        "{metrics}"
+    );
+    let health = client
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .send()
+        .await
+        .expect("healthz");
     assert!(health.status().is_success());
 
     // SIGTERM: the collector stops on its own, successfully, within a few seconds.
     let pid = i32::try_from(child.id()).expect("pid");
-    let status = Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill");
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill");
     assert!(status.success());
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {
@@ -79,7 +114,10 @@ async fn metrics_health_and_graceful_shutdown() {
             assert!(status.success(), "exit status {status}");
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "collector did not stop on SIGTERM");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "collector did not stop on SIGTERM"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -19,7 +19,14 @@ struct Collector(Child);
 impl Collector {
     fn start(nats: &str, inventory: &std::path::Path, id: &str) -> Collector {
         let child = Command::new(env!("CARGO_BIN_EXE_sdash-collector"))
-            .args(["--nats-url", nats, "--collector-id", id, "--lease-seconds", &LEASE_S.to_string()])
+            .args([
+                "--nats-url",
+                nats,
+                "--collector-id",
+                id,
+                "--lease-seconds",
+                &LEASE_S.to_string(),
+            ])
             .args(["--heartbeat-seconds", "1", "--log-level", "warn"])
             .arg("--inventory")
             .arg(inventory)
@@ -53,7 +60,11 @@ fn interval_index(system: &str, observed_at: i64) -> i64 {
 
 /// Intervals fully inside [from, to): for each, how many systems were polled 0, 1, 2+ times
 /// and by which collectors.
-fn tally(seen: &Seen, from_ms: i64, to_ms: i64) -> Vec<(usize, usize, usize, BTreeMap<String, usize>)> {
+fn tally(
+    seen: &Seen,
+    from_ms: i64,
+    to_ms: i64,
+) -> Vec<(usize, usize, usize, BTreeMap<String, usize>)> {
     let seen = seen.lock().expect("lock");
     let interval_ms = INTERVAL.as_millis() as i64;
     let first = from_ms.div_euclid(interval_ms) + 1;
@@ -94,17 +105,29 @@ async fn collectors_shard_the_fleet_fail_over_and_rebalance() {
     std::fs::write(&inventory, text).expect("write inventory");
 
     let client = async_nats::connect(nats.url()).await.expect("connect");
-    let mut sub = client.subscribe("sdash.v1.snapshot.*").await.expect("subscribe");
+    let mut sub = client
+        .subscribe("sdash.v1.snapshot.*")
+        .await
+        .expect("subscribe");
     let seen: Seen = Arc::default();
     {
         let seen = seen.clone();
         tokio::spawn(async move {
             while let Some(msg) = sub.next().await {
-                let Ok(sdash_proto::Record::Snapshot(env)) = sdash_proto::codec::decode_record(&msg.subject, &msg.payload) else {
+                let Ok(sdash_proto::Record::Snapshot(env)) =
+                    sdash_proto::codec::decode_record(&msg.subject, &msg.payload)
+                else {
                     continue;
                 };
-                let key = (env.system_id.clone(), interval_index(&env.system_id, env.observed_at));
-                seen.lock().expect("lock").entry(key).or_default().push(env.collector_id);
+                let key = (
+                    env.system_id.clone(),
+                    interval_index(&env.system_id, env.observed_at),
+                );
+                seen.lock()
+                    .expect("lock")
+                    .entry(key)
+                    .or_default()
+                    .push(env.collector_id);
             }
         });
     }
@@ -118,11 +141,22 @@ async fn collectors_shard_the_fleet_fail_over_and_rebalance() {
     let from = sdash_proto::now_ms();
     tokio::time::sleep(Duration::from_secs(10)).await;
     let steady = tally(&seen, from, sdash_proto::now_ms());
-    assert!(steady.len() >= 3, "too few intervals observed: {}", steady.len());
+    assert!(
+        steady.len() >= 3,
+        "too few intervals observed: {}",
+        steady.len()
+    );
     for (zero, one, more, by) in &steady {
-        assert_eq!((*zero, *one, *more), (0, SYSTEMS, 0), "steady state: missed, once, twice ({by:?})");
+        assert_eq!(
+            (*zero, *one, *more),
+            (0, SYSTEMS, 0),
+            "steady state: missed, once, twice ({by:?})"
+        );
         assert_eq!(by.len(), 3, "all three collectors take a share: {by:?}");
-        assert!(by.values().all(|n| *n > SYSTEMS / 6), "shares are balanced: {by:?}");
+        assert!(
+            by.values().all(|n| *n > SYSTEMS / 6),
+            "shares are balanced: {by:?}"
+        );
     }
 
     // c1 dies without a goodbye: its systems move within one lease plus one interval.
@@ -134,7 +168,11 @@ async fn collectors_shard_the_fleet_fail_over_and_rebalance() {
     tokio::time::sleep(Duration::from_secs(8)).await;
     let after = tally(&seen, from, sdash_proto::now_ms());
     for (zero, one, more, by) in &after {
-        assert_eq!((*zero, *one, *more), (0, SYSTEMS, 0), "after failover ({by:?})");
+        assert_eq!(
+            (*zero, *one, *more),
+            (0, SYSTEMS, 0),
+            "after failover ({by:?})"
+        );
         assert!(!by.contains_key("c1"), "a dead collector polls nothing");
         assert_eq!(by.len(), 2);
     }
@@ -142,7 +180,10 @@ async fn collectors_shard_the_fleet_fail_over_and_rebalance() {
     let deadline = killed_at + takeover.as_millis() as i64 + INTERVAL.as_millis() as i64;
     let gaps = tally(&seen, deadline, from);
     for (zero, _, _, by) in &gaps {
-        assert_eq!(*zero, 0, "systems left unpolled after the takeover deadline ({by:?})");
+        assert_eq!(
+            *zero, 0,
+            "systems left unpolled after the takeover deadline ({by:?})"
+        );
     }
 
     // A new collector joins and takes a share without restarting the others.
@@ -152,7 +193,14 @@ async fn collectors_shard_the_fleet_fail_over_and_rebalance() {
     tokio::time::sleep(Duration::from_secs(8)).await;
     let joined = tally(&seen, from, sdash_proto::now_ms());
     for (zero, one, more, by) in &joined {
-        assert_eq!((*zero, *one, *more), (0, SYSTEMS, 0), "after a join ({by:?})");
-        assert!(by.contains_key("c4"), "the new collector takes a share: {by:?}");
+        assert_eq!(
+            (*zero, *one, *more),
+            (0, SYSTEMS, 0),
+            "after a join ({by:?})"
+        );
+        assert!(
+            by.contains_key("c4"),
+            "the new collector takes a share: {by:?}"
+        );
     }
 }

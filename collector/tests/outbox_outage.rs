@@ -16,17 +16,33 @@ use sdash_proto::subjects::Kind;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outbox_keeps_every_message_through_a_20s_nats_outage() {
     let mut nats = NatsServer::start();
-    let client = bus::connect(&NatsArgs::plain(&nats.url()), "outage-test", true).await.expect("connect");
+    let client = bus::connect(&NatsArgs::plain(&nats.url()), "outage-test", true)
+        .await
+        .expect("connect");
     let js = jetstream::new(client);
-    bus::ensure_stream(&js, &StreamArgs::default()).await.expect("stream");
+    bus::ensure_stream(&js, &StreamArgs::default())
+        .await
+        .expect("stream");
 
     let metrics = CollectorMetrics::detached();
-    let outbox = Arc::new(Outbox::new(OutboxLimits { max_messages: 100_000, max_bytes: 64 << 20 }, metrics.clone()));
+    let outbox = Arc::new(Outbox::new(
+        OutboxLimits {
+            max_messages: 100_000,
+            max_bytes: 64 << 20,
+        },
+        metrics.clone(),
+    ));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let publisher = {
         let (outbox, js) = (outbox.clone(), js.clone());
         tokio::spawn(async move {
-            outbox.run_publisher(js, async move { drop(stop_rx.await) }, Duration::from_secs(60)).await
+            outbox
+                .run_publisher(
+                    js,
+                    async move { drop(stop_rx.await) },
+                    Duration::from_secs(60),
+                )
+                .await
         })
     };
 
@@ -52,7 +68,11 @@ async fn outbox_keeps_every_message_through_a_20s_nats_outage() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     nats.kill();
     tokio::time::sleep(Duration::from_secs(20)).await;
-    assert!(outbox.depth() > 100, "messages should wait in the outbox during the outage, depth {}", outbox.depth());
+    assert!(
+        outbox.depth() > 100,
+        "messages should wait in the outbox during the outage, depth {}",
+        outbox.depth()
+    );
     nats.restart();
 
     let ids = produced.await.expect("producer");
@@ -61,15 +81,25 @@ async fn outbox_keeps_every_message_through_a_20s_nats_outage() {
         async move { (outbox.depth() == 0).then_some(()) }
     })
     .await;
-    assert!(drained.is_some(), "outbox did not drain after NATS came back: {}", outbox.depth());
+    assert!(
+        drained.is_some(),
+        "outbox did not drain after NATS came back: {}",
+        outbox.depth()
+    );
     let _ = stop_tx.send(());
     let unsent = publisher.await.expect("publisher");
     assert_eq!(unsent, 0);
 
     // Read the whole stream back: every id exactly once.
-    let stream = js.get_stream(sdash_proto::subjects::STREAM).await.expect("stream after restart");
+    let stream = js
+        .get_stream(sdash_proto::subjects::STREAM)
+        .await
+        .expect("stream after restart");
     let consumer = stream
-        .create_consumer(consumer::pull::Config { deliver_policy: consumer::DeliverPolicy::All, ..Default::default() })
+        .create_consumer(consumer::pull::Config {
+            deliver_policy: consumer::DeliverPolicy::All,
+            ..Default::default()
+        })
         .await
         .expect("consumer");
     let mut messages = consumer.messages().await.expect("messages");
@@ -90,7 +120,18 @@ async fn outbox_keeps_every_message_through_a_20s_nats_outage() {
     assert_eq!(unique.len(), seen.len(), "duplicates in the stream");
     let expected: HashSet<&String> = ids.iter().collect();
     assert_eq!(unique, expected, "lost or foreign messages");
-    let info = js.get_stream(sdash_proto::subjects::STREAM).await.expect("stream").info().await.expect("info").state.messages;
+    let info = js
+        .get_stream(sdash_proto::subjects::STREAM)
+        .await
+        .expect("stream")
+        .info()
+        .await
+        .expect("info")
+        .state
+        .messages;
     assert_eq!(info, ids.len() as u64, "the stream holds each message once");
-    assert!(metrics.publish_retries.get() > 0, "the outage should have caused retries");
+    assert!(
+        metrics.publish_retries.get() > 0,
+        "the outage should have caused retries"
+    );
 }

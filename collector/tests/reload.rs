@@ -37,29 +37,48 @@ async fn inventory_changes_apply_without_restart() {
         let seen = seen.clone();
         tokio::spawn(async move {
             while let Some(msg) = sub.next().await {
-                let Ok(record) = sdash_proto::codec::decode_record(&msg.subject, &msg.payload) else { continue };
+                let Ok(record) = sdash_proto::codec::decode_record(&msg.subject, &msg.payload)
+                else {
+                    continue;
+                };
                 let mut seen = seen.lock().expect("lock");
                 match record {
-                    Record::Snapshot(e) => seen.snapshots.entry(e.system_id).or_default().push(e.observed_at),
+                    Record::Snapshot(e) => seen
+                        .snapshots
+                        .entry(e.system_id)
+                        .or_default()
+                        .push(e.observed_at),
                     Record::System(e) if e.body.removed => seen.removed.push(e.system_id),
                     // The core subscription also sees publish retries, which JetStream dedupes by id.
                     Record::System(e) => {
-                        seen.records.entry(e.system_id).or_default().insert(e.event_id);
+                        seen.records
+                            .entry(e.system_id)
+                            .or_default()
+                            .insert(e.event_id);
                     }
                     _ => {}
                 }
             }
         });
     }
-    let mut child = KillOnDrop(Command::new(env!("CARGO_BIN_EXE_sdash-collector"))
-        .args(["--nats-url", &nats.url(), "--collector-id", "reload-test", "--log-level", "warn"])
-        .arg("--inventory")
-        .arg(&inventory)
-        .env("RELOAD_TEST_TOKEN", "t")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start collector"));
+    let mut child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_sdash-collector"))
+            .args([
+                "--nats-url",
+                &nats.url(),
+                "--collector-id",
+                "reload-test",
+                "--log-level",
+                "warn",
+            ])
+            .arg("--inventory")
+            .arg(&inventory)
+            .env("RELOAD_TEST_TOKEN", "t")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start collector"),
+    );
     let pid = child.0.id().to_string();
     let polled = |id: &'static str, after: i64| {
         let seen = seen.clone();
@@ -67,38 +86,86 @@ async fn inventory_changes_apply_without_restart() {
             let seen = seen.clone();
             async move {
                 let seen = seen.lock().expect("lock");
-                seen.snapshots.get(id).is_some_and(|t| t.iter().any(|t| *t > after)).then_some(())
+                seen.snapshots
+                    .get(id)
+                    .is_some_and(|t| t.iter().any(|t| *t > after))
+                    .then_some(())
             }
         }
     };
-    assert!(wait_for(Duration::from_secs(15), polled("drop", 0)).await.is_some(), "initial systems are polled");
-    assert_eq!(seen.lock().expect("lock").records.get("keep").map(|s| s.len()), Some(1), "inventory records published at start");
+    assert!(
+        wait_for(Duration::from_secs(15), polled("drop", 0))
+            .await
+            .is_some(),
+        "initial systems are polled"
+    );
+    assert_eq!(
+        seen.lock()
+            .expect("lock")
+            .records
+            .get("keep")
+            .map(|s| s.len()),
+        Some(1),
+        "inventory records published at start"
+    );
 
     // Replace "drop" by "new" and signal: the change applies at once.
     std::fs::write(&inventory, system("keep") + &system("new")).expect("write");
     let _ = Command::new("kill").args(["-HUP", &pid]).status();
     let changed_at = sdash_proto::now_ms();
-    assert!(wait_for(Duration::from_secs(10), polled("new", 0)).await.is_some(), "an added system starts");
+    assert!(
+        wait_for(Duration::from_secs(10), polled("new", 0))
+            .await
+            .is_some(),
+        "an added system starts"
+    );
     let removed = wait_for(Duration::from_secs(10), || {
         let seen = seen.clone();
-        async move { seen.lock().expect("lock").removed.contains(&"drop".to_owned()).then_some(()) }
+        async move {
+            seen.lock()
+                .expect("lock")
+                .removed
+                .contains(&"drop".to_owned())
+                .then_some(())
+        }
     })
     .await;
-    assert!(removed.is_some(), "a removed system publishes its removal record");
+    assert!(
+        removed.is_some(),
+        "a removed system publishes its removal record"
+    );
     tokio::time::sleep(Duration::from_secs(3)).await;
     {
         let seen = seen.lock().expect("lock");
-        let late: Vec<&i64> = seen.snapshots["drop"].iter().filter(|t| **t > changed_at + 1500).collect();
-        assert!(late.is_empty(), "a removed system is no longer polled: {late:?}");
-        assert_eq!(seen.records.get("keep").map(|s| s.len()), Some(1), "an unchanged system is not restarted");
+        let late: Vec<&i64> = seen.snapshots["drop"]
+            .iter()
+            .filter(|t| **t > changed_at + 1500)
+            .collect();
+        assert!(
+            late.is_empty(),
+            "a removed system is no longer polled: {late:?}"
+        );
+        assert_eq!(
+            seen.records.get("keep").map(|s| s.len()),
+            Some(1),
+            "an unchanged system is not restarted"
+        );
     }
 
     // An invalid file (no SIGHUP: the change is noticed by itself) keeps the last good inventory.
     std::fs::write(&inventory, "[[system]]\nid = \"broken\"\n").expect("write");
     let broken_at = sdash_proto::now_ms();
     tokio::time::sleep(Duration::from_secs(7)).await;
-    assert!(child.0.try_wait().expect("wait").is_none(), "the collector keeps running");
-    assert!(wait_for(Duration::from_secs(5), polled("new", broken_at + 5000)).await.is_some(), "polling goes on with the last good inventory");
+    assert!(
+        child.0.try_wait().expect("wait").is_none(),
+        "the collector keeps running"
+    );
+    assert!(
+        wait_for(Duration::from_secs(5), polled("new", broken_at + 5000))
+            .await
+            .is_some(),
+        "polling goes on with the last good inventory"
+    );
     assert!(seen.lock().expect("lock").snapshots.get("broken").is_none());
 }
 

@@ -12,7 +12,11 @@ use crate::subjects::{DUPLICATE_WINDOW, STREAM, STREAM_SUBJECTS};
 #[derive(Debug, Clone, clap::Args)]
 pub struct NatsArgs {
     /// NATS server URL(s), comma separated (nats:// or tls://).
-    #[arg(long = "nats-url", env = "SDASH_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    #[arg(
+        long = "nats-url",
+        env = "SDASH_NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
     pub url: String,
     /// User name for NATS user/password authentication (with --nats-password-file).
     #[arg(long = "nats-user", env = "SDASH_NATS_USER")]
@@ -57,30 +61,53 @@ impl NatsArgs {
 #[derive(Debug, Clone, clap::Args)]
 pub struct StreamArgs {
     /// Maximum age of messages in the SDASH stream, in hours.
-    #[arg(long = "stream-max-age-hours", env = "SDASH_STREAM_MAX_AGE_HOURS", default_value_t = 168)]
+    #[arg(
+        long = "stream-max-age-hours",
+        env = "SDASH_STREAM_MAX_AGE_HOURS",
+        default_value_t = 168
+    )]
     pub max_age_hours: u64,
     /// Maximum size of the SDASH stream, in MiB.
-    #[arg(long = "stream-max-mib", env = "SDASH_STREAM_MAX_MIB", default_value_t = 10240)]
+    #[arg(
+        long = "stream-max-mib",
+        env = "SDASH_STREAM_MAX_MIB",
+        default_value_t = 10240
+    )]
     pub max_mib: u64,
     /// Stream replicas (1 for a single server, 3 for a JetStream cluster).
-    #[arg(long = "stream-replicas", env = "SDASH_STREAM_REPLICAS", default_value_t = 1)]
+    #[arg(
+        long = "stream-replicas",
+        env = "SDASH_STREAM_REPLICAS",
+        default_value_t = 1
+    )]
     pub replicas: usize,
 }
 
 impl Default for StreamArgs {
     fn default() -> Self {
-        StreamArgs { max_age_hours: 168, max_mib: 10240, replicas: 1 }
+        StreamArgs {
+            max_age_hours: 168,
+            max_mib: 10240,
+            replicas: 1,
+        }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
     #[error("cannot read {what} file {path}: {source}")]
-    Secret { what: &'static str, path: PathBuf, source: std::io::Error },
+    Secret {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("--nats-client-cert and --nats-client-key go together")]
     ClientCertPair,
     #[error("cannot connect to NATS at {url}: {source}")]
-    Connect { url: String, source: async_nats::ConnectError },
+    Connect {
+        url: String,
+        source: async_nats::ConnectError,
+    },
     #[error("cannot set up the {STREAM} stream: {0}")]
     Stream(String),
 }
@@ -88,22 +115,36 @@ pub enum BusError {
 fn read_secret(what: &'static str, path: &PathBuf) -> Result<String, BusError> {
     std::fs::read_to_string(path)
         .map(|s| s.trim().to_owned())
-        .map_err(|source| BusError::Secret { what, path: path.clone(), source })
+        .map_err(|source| BusError::Secret {
+            what,
+            path: path.clone(),
+            source,
+        })
 }
 
 /// Connects to NATS with the configured authentication and TLS. The client reconnects by
 /// itself forever; `retry_initial` also keeps trying when the server is down at start.
-pub async fn connect(args: &NatsArgs, name: &str, retry_initial: bool) -> Result<async_nats::Client, BusError> {
+pub async fn connect(
+    args: &NatsArgs,
+    name: &str,
+    retry_initial: bool,
+) -> Result<async_nats::Client, BusError> {
     let mut options = async_nats::ConnectOptions::new()
         .name(name)
         .max_reconnects(None)
         .connection_timeout(Duration::from_secs(5))
-        .reconnect_delay_callback(|attempt| Duration::from_millis((100 * attempt as u64).min(2000)));
+        .reconnect_delay_callback(|attempt| {
+            Duration::from_millis((100 * attempt as u64).min(2000))
+        });
     if let Some(path) = &args.creds_file {
         options = options
             .credentials_file(path)
             .await
-            .map_err(|source| BusError::Secret { what: "NATS credentials", path: path.clone(), source })?;
+            .map_err(|source| BusError::Secret {
+                what: "NATS credentials",
+                path: path.clone(),
+                source,
+            })?;
     }
     if let Some(user) = &args.user {
         let password = match &args.password_file {
@@ -119,7 +160,9 @@ pub async fn connect(args: &NatsArgs, name: &str, retry_initial: bool) -> Result
         options = options.add_root_certificates(ca.clone()).require_tls(true);
     }
     match (&args.client_cert, &args.client_key) {
-        (Some(cert), Some(key)) => options = options.add_client_certificate(cert.clone(), key.clone()),
+        (Some(cert), Some(key)) => {
+            options = options.add_client_certificate(cert.clone(), key.clone())
+        }
         (None, None) => {}
         _ => return Err(BusError::ClientCertPair),
     }
@@ -129,7 +172,10 @@ pub async fn connect(args: &NatsArgs, name: &str, retry_initial: bool) -> Result
     options
         .connect(args.url.as_str())
         .await
-        .map_err(|source| BusError::Connect { url: args.url.clone(), source })
+        .map_err(|source| BusError::Connect {
+            url: args.url.clone(),
+            source,
+        })
 }
 
 /// The stream configuration the contract fixes.
@@ -151,7 +197,10 @@ pub fn stream_config(limits: &StreamArgs) -> stream::Config {
 
 /// Creates the `SDASH` stream, or brings an existing one's limits in line; safe to call from
 /// every service at start, concurrently.
-pub async fn ensure_stream(js: &jetstream::Context, limits: &StreamArgs) -> Result<stream::Stream, BusError> {
+pub async fn ensure_stream(
+    js: &jetstream::Context,
+    limits: &StreamArgs,
+) -> Result<stream::Stream, BusError> {
     let wanted = stream_config(limits);
     for attempt in 0..5 {
         match js.get_stream(STREAM).await {
@@ -167,7 +216,9 @@ pub async fn ensure_stream(js: &jetstream::Context, limits: &StreamArgs) -> Resu
                     || have.duplicate_window != wanted.duplicate_window
                     || have.subjects != wanted.subjects
                 {
-                    js.update_stream(&wanted).await.map_err(|e| BusError::Stream(e.to_string()))?;
+                    js.update_stream(&wanted)
+                        .await
+                        .map_err(|e| BusError::Stream(e.to_string()))?;
                 }
                 return Ok(existing);
             }

@@ -40,7 +40,8 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
 /// Decodes and validates a message received on `subject`: the kind comes from the subject, the
 /// schema version must be ours, and the envelope's system id must match the subject's id.
 pub fn decode_record(subject: &str, bytes: &[u8]) -> Result<Record, DecodeError> {
-    let (kind, id) = subjects::parse(subject).ok_or_else(|| DecodeError::Subject(subject.to_owned()))?;
+    let (kind, id) =
+        subjects::parse(subject).ok_or_else(|| DecodeError::Subject(subject.to_owned()))?;
     // Check the version before the body so a v2 record is reported as such, not as a shape error.
     let version: VersionProbe = decode(bytes)?;
     if version.schema != SCHEMA_VERSION {
@@ -64,19 +65,30 @@ struct VersionProbe {
 fn validate(record: &Record, kind: Kind, subject_id: &str) -> Result<(), DecodeError> {
     fn envelope<T>(e: &Envelope<T>, kind: Kind, subject_id: &str) -> Result<(), DecodeError> {
         if e.event_id.is_empty() || e.event_id.len() > 128 {
-            return Err(DecodeError::Invalid("event_id must have 1 to 128 characters".into()));
+            return Err(DecodeError::Invalid(
+                "event_id must have 1 to 128 characters".into(),
+            ));
         }
         if e.observed_at <= 0 {
-            return Err(DecodeError::Invalid(format!("observed_at {} is not a time", e.observed_at)));
+            return Err(DecodeError::Invalid(format!(
+                "observed_at {} is not a time",
+                e.observed_at
+            )));
         }
-        let id = if kind == Kind::Collector { &e.collector_id } else { &e.system_id };
+        let id = if kind == Kind::Collector {
+            &e.collector_id
+        } else {
+            &e.system_id
+        };
         if id != subject_id {
             return Err(DecodeError::Invalid(format!(
                 "id {id:?} in the record does not match subject id {subject_id:?}"
             )));
         }
         if kind != Kind::Collector && !crate::valid_system_id(id) {
-            return Err(DecodeError::Invalid(format!("system id {id:?} is not [a-z0-9_-]{{1,64}}")));
+            return Err(DecodeError::Invalid(format!(
+                "system id {id:?} is not [a-z0-9_-]{{1,64}}"
+            )));
         }
         Ok(())
     }
@@ -87,7 +99,9 @@ fn validate(record: &Record, kind: Kind, subject_id: &str) -> Result<(), DecodeE
             if let Some(c) = &e.body.capacity
                 && c.used_bytes > c.total_bytes.saturating_mul(4).max(c.total_bytes)
             {
-                return Err(DecodeError::Invalid("used_bytes is implausibly larger than total_bytes".into()));
+                return Err(DecodeError::Invalid(
+                    "used_bytes is implausibly larger than total_bytes".into(),
+                ));
             }
             Ok(())
         }
@@ -104,7 +118,12 @@ mod tests {
     fn snapshot() -> Envelope<Snapshot> {
         let mut body = Snapshot::failed(Vendor::Pure, Status::Online, String::new(), 12);
         body.error = None;
-        body.capacity = Some(Capacity { total_bytes: 100, used_bytes: 40, free_bytes: 60, data_reduction: Some(4.2) });
+        body.capacity = Some(Capacity {
+            total_bytes: 100,
+            used_bytes: 40,
+            free_bytes: 60,
+            data_reduction: Some(4.2),
+        });
         Envelope::new("c1", "fa-01", body)
     }
 
@@ -149,14 +168,27 @@ mod tests {
         let mut v2 = snapshot();
         v2.schema = 2;
         let v2 = encode(&v2).expect("encode");
-        assert!(matches!(decode_record(subject, &v2), Err(DecodeError::Version(2))));
+        assert!(matches!(
+            decode_record(subject, &v2),
+            Err(DecodeError::Version(2))
+        ));
         // The record must be about the subject's system.
-        assert!(matches!(decode_record("sdash.v1.snapshot.other", &bytes), Err(DecodeError::Invalid(_))));
+        assert!(matches!(
+            decode_record("sdash.v1.snapshot.other", &bytes),
+            Err(DecodeError::Invalid(_))
+        ));
         // An event body on a snapshot subject is a shape error.
         let ev = Envelope::new(
             "c",
             "fa-01",
-            EventRecord { level: Level::Info, category: Category::Connection, message: "m".into(), details: None, http_status: None, endpoint: None },
+            EventRecord {
+                level: Level::Info,
+                category: Category::Connection,
+                message: "m".into(),
+                details: None,
+                http_status: None,
+                endpoint: None,
+            },
         );
         assert!(decode_record(subject, &encode(&ev).expect("encode")).is_err());
         assert!(decode_record("garbage", &bytes).is_err());

@@ -41,7 +41,8 @@ pub fn format_ms(ms: i64) -> String {
 
 /// Parses an RFC 3339 timestamp into milliseconds since the epoch.
 pub fn parse_rfc3339_ms(text: &str) -> Option<i64> {
-    let t = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+    let t =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
     Some((t.unix_timestamp_nanos() / 1_000_000) as i64)
 }
 

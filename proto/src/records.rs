@@ -59,7 +59,12 @@ pub enum Vendor {
 }
 
 impl Vendor {
-    pub const ALL: [Vendor; 4] = [Vendor::Pure, Vendor::Ontap, Vendor::Storagegrid, Vendor::Datadomain];
+    pub const ALL: [Vendor; 4] = [
+        Vendor::Pure,
+        Vendor::Ontap,
+        Vendor::Storagegrid,
+        Vendor::Datadomain,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -90,7 +95,12 @@ pub enum Status {
 }
 
 impl Status {
-    pub const ALL: [Status; 4] = [Status::Online, Status::Unreachable, Status::AuthFailed, Status::Error];
+    pub const ALL: [Status; 4] = [
+        Status::Online,
+        Status::Unreachable,
+        Status::AuthFailed,
+        Status::Error,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -153,7 +163,12 @@ pub enum Severity {
 }
 
 impl Severity {
-    pub const ALL: [Severity; 4] = [Severity::Info, Severity::Warning, Severity::Error, Severity::Critical];
+    pub const ALL: [Severity; 4] = [
+        Severity::Info,
+        Severity::Warning,
+        Severity::Error,
+        Severity::Critical,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -277,7 +292,13 @@ pub enum Level {
 }
 
 impl Level {
-    pub const ALL: [Level; 5] = [Level::Debug, Level::Info, Level::Warning, Level::Error, Level::Critical];
+    pub const ALL: [Level; 5] = [
+        Level::Debug,
+        Level::Info,
+        Level::Warning,
+        Level::Error,
+        Level::Critical,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {

@@ -15,7 +15,11 @@ pub struct LogArgs {
     #[arg(long = "log-format", env = "SDASH_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub format: String,
     /// Log filter in tracing's EnvFilter syntax, e.g. `info` or `info,sdash_writer=debug`.
-    #[arg(long = "log-level", env = "SDASH_LOG", default_value = "info,async_nats=warn")]
+    #[arg(
+        long = "log-level",
+        env = "SDASH_LOG",
+        default_value = "info,async_nats=warn"
+    )]
     pub level: String,
 }
 
@@ -99,6 +103,11 @@ pub async fn serve_admin(
         )
     });
     let routes = healthz.or(readyz).or(metrics);
-    let task = tokio::spawn(warp::serve(routes).incoming(listener).graceful(shutdown).run());
+    let task = tokio::spawn(
+        warp::serve(routes)
+            .incoming(listener)
+            .graceful(shutdown)
+            .run(),
+    );
     Ok((addr, task))
 }

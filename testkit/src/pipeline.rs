@@ -98,7 +98,16 @@ impl Pipeline {
             }
         };
         tasks.push(api_task);
-        Ok(Pipeline { nats, db, fleet, api, inventory, dir, stop, tasks })
+        Ok(Pipeline {
+            nats,
+            db,
+            fleet,
+            api,
+            inventory,
+            dir,
+            stop,
+            tasks,
+        })
     }
 
     /// `http://127.0.0.1:<port>` of the API.

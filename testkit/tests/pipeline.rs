@@ -22,14 +22,24 @@ async fn end_to_end(backend: Backend) {
     let sim = SimConfig {
         systems: 20,
         seed: 42,
-        mix: Mix(vec![(Vendor::Pure, 8), (Vendor::Ontap, 4), (Vendor::Storagegrid, 4), (Vendor::Datadomain, 4)]),
+        mix: Mix(vec![
+            (Vendor::Pure, 8),
+            (Vendor::Ontap, 4),
+            (Vendor::Storagegrid, 4),
+            (Vendor::Datadomain, 4),
+        ]),
         // A frozen clock keeps every value still, so the API must show exactly what the arrays serve.
         frozen_clock: true,
         ..SimConfig::default()
     };
-    let pipeline = Pipeline::start(PipelineOptions { backend, sim, interval: "1s".into(), collectors: 1 })
-        .await
-        .expect("pipeline starts");
+    let pipeline = Pipeline::start(PipelineOptions {
+        backend,
+        sim,
+        interval: "1s".into(),
+        collectors: 1,
+    })
+    .await
+    .expect("pipeline starts");
     let url = format!("{}/api/v1/systems?limit=100", pipeline.api_url());
     let expected: BTreeMap<String, sdash_proto::Capacity> = pipeline
         .fleet
@@ -52,7 +62,9 @@ async fn end_to_end(backend: Backend) {
                 .iter()
                 .filter(|s| {
                     let id = s["id"].as_str().unwrap_or_default();
-                    let Some(cap) = expected.get(id) else { return false };
+                    let Some(cap) = expected.get(id) else {
+                        return false;
+                    };
                     s["status"] == "online"
                         && s["capacity"]["total_bytes"].as_u64() == Some(cap.total_bytes)
                         && s["capacity"]["used_bytes"].as_u64() == Some(cap.used_bytes)
@@ -65,10 +77,17 @@ async fn end_to_end(backend: Backend) {
     .await;
     let Some(items) = listed else {
         let body = get_json(&url).await;
-        panic!("within 60 s the API should list all 20 systems online with the simulator's exact capacity; last answer: {body:#?}");
+        panic!(
+            "within 60 s the API should list all 20 systems online with the simulator's exact capacity; last answer: {body:#?}"
+        );
     };
-    let vendors: std::collections::BTreeSet<&str> = items.iter().filter_map(|s| s["vendor"].as_str()).collect();
-    assert_eq!(vendors.len(), 4, "all four vendors came through: {vendors:?}");
+    let vendors: std::collections::BTreeSet<&str> =
+        items.iter().filter_map(|s| s["vendor"].as_str()).collect();
+    assert_eq!(
+        vendors.len(),
+        4,
+        "all four vendors came through: {vendors:?}"
+    );
 
     // Events exist for the systems (sessions opened, reachability established...).
     let events_url = format!("{}/api/v1/events?limit=1000", pipeline.api_url());
@@ -82,13 +101,21 @@ async fn end_to_end(backend: Backend) {
     })
     .await
     .expect("events reach the API");
-    let with_events: std::collections::BTreeSet<&str> = events.iter().filter_map(|e| e["system_id"].as_str()).collect();
-    assert!(with_events.iter().all(|id| expected.contains_key(*id)), "events name known systems: {with_events:?}");
+    let with_events: std::collections::BTreeSet<&str> = events
+        .iter()
+        .filter_map(|e| e["system_id"].as_str())
+        .collect();
+    assert!(
+        with_events.iter().all(|id| expected.contains_key(*id)),
+        "events name known systems: {with_events:?}"
+    );
     assert!(!with_events.is_empty());
 
     // The system detail answers for one of them.
     let first = expected.keys().next().expect("a system");
-    let detail = get_json(&format!("{}/api/v1/systems/{first}", pipeline.api_url())).await.expect("detail");
+    let detail = get_json(&format!("{}/api/v1/systems/{first}", pipeline.api_url()))
+        .await
+        .expect("detail");
     assert_eq!(detail["id"], first.as_str());
     pipeline.stop().await;
 }

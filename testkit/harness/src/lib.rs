@@ -40,7 +40,11 @@ fn nats_server_binary() -> PathBuf {
     if let Ok(p) = std::env::var("SDASH_NATS_SERVER_BIN") {
         return PathBuf::from(p);
     }
-    for candidate in ["/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"] {
+    for candidate in [
+        "/usr/sbin/nats-server",
+        "/usr/bin/nats-server",
+        "/usr/local/bin/nats-server",
+    ] {
         if Path::new(candidate).exists() {
             return PathBuf::from(candidate);
         }
@@ -78,17 +82,33 @@ impl NatsServer {
     fn spawn(&mut self) {
         let binary = nats_server_binary();
         let child = Command::new(&binary)
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
             .arg(self.store.path())
             .args(&self.extra_args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {} (install Debian's nats-server): {e}", binary.display()));
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start {} (install Debian's nats-server): {e}",
+                    binary.display()
+                )
+            });
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "nats-server did not start on port {}", self.port);
+            assert!(
+                Instant::now() < deadline,
+                "nats-server did not start on port {}",
+                self.port
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -135,7 +155,8 @@ pub enum Backend {
 
 /// The PostgreSQL server tests use: `SDASH_TEST_DATABASE_URL`, else the local one.
 pub fn postgres_admin_url() -> String {
-    std::env::var("SDASH_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("SDASH_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 /// A database of its own for one test: a fresh PostgreSQL database (dropped on drop) or a
@@ -154,21 +175,33 @@ impl TestDatabase {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
                 let url = format!("sqlite://{}", dir.path().join("sdash.db").display());
-                TestDatabase { backend, url, pg_name: None, dir: Some(dir) }
+                TestDatabase {
+                    backend,
+                    url,
+                    pg_name: None,
+                    dir: Some(dir),
+                }
             }
             Backend::Postgres => {
                 let admin = postgres_admin_url();
                 let name = format!("sdash_test_{}", uuid_like());
                 let mut conn = sqlx::PgConnection::connect(&admin)
                     .await
-                    .unwrap_or_else(|e| panic!("PostgreSQL at {admin} (set SDASH_TEST_DATABASE_URL): {e}"));
+                    .unwrap_or_else(|e| {
+                        panic!("PostgreSQL at {admin} (set SDASH_TEST_DATABASE_URL): {e}")
+                    });
                 sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                     .execute(&mut conn)
                     .await
                     .unwrap_or_else(|e| panic!("create database {name}: {e}"));
                 let _ = conn.close().await;
                 let url = replace_database(&admin, &name);
-                TestDatabase { backend, url, pg_name: Some(name), dir: None }
+                TestDatabase {
+                    backend,
+                    url,
+                    pg_name: Some(name),
+                    dir: None,
+                }
             }
         }
     }
@@ -183,8 +216,14 @@ impl TestDatabase {
         match self.backend {
             Backend::Sqlite => self.url.clone(),
             Backend::Postgres => {
-                let (scheme, rest) = self.url.split_once("://").unwrap_or(("postgres", &self.url));
-                let (auth, rest) = rest.split_once('@').map(|(a, r)| (Some(a), r)).unwrap_or((None, rest));
+                let (scheme, rest) = self
+                    .url
+                    .split_once("://")
+                    .unwrap_or(("postgres", &self.url));
+                let (auth, rest) = rest
+                    .split_once('@')
+                    .map(|(a, r)| (Some(a), r))
+                    .unwrap_or((None, rest));
                 let path = rest.find('/').map(|i| &rest[i..]).unwrap_or("");
                 match auth {
                     Some(a) => format!("{scheme}://{a}@{addr}{path}"),
@@ -210,12 +249,19 @@ impl Drop for TestDatabase {
             let admin = postgres_admin_url();
             // Drop runs outside any runtime guarantee: use a thread with its own small runtime.
             let _ = std::thread::spawn(move || {
-                let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    return;
+                };
                 rt.block_on(async move {
                     if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
-                        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                            .execute(&mut conn)
-                            .await;
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                        )))
+                        .execute(&mut conn)
+                        .await;
                     }
                 });
             })
@@ -225,7 +271,10 @@ impl Drop for TestDatabase {
 }
 
 fn replace_database(url: &str, name: &str) -> String {
-    let (base, query) = url.split_once('?').map(|(b, q)| (b, Some(q))).unwrap_or((url, None));
+    let (base, query) = url
+        .split_once('?')
+        .map(|(b, q)| (b, Some(q)))
+        .unwrap_or((url, None));
     let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
     let base = match base[scheme_end..].find('/') {
         Some(i) => &base[..scheme_end + i],
@@ -240,7 +289,12 @@ fn replace_database(url: &str, name: &str) -> String {
 fn uuid_like() -> String {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
     h.write_u32(std::process::id());
     format!("{:016x}", h.finish())
 }
@@ -259,7 +313,9 @@ impl TcpProxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .unwrap_or_else(|e| panic!("bind proxy: {e}"));
-        let addr = listener.local_addr().unwrap_or_else(|e| panic!("proxy address: {e}"));
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("proxy address: {e}"));
         let cut = Arc::new(AtomicBool::new(false));
         let (generation, _) = tokio::sync::watch::channel(0u64);
         let generation = Arc::new(generation);
@@ -268,14 +324,18 @@ impl TcpProxy {
             let generation = generation.clone();
             tokio::spawn(async move {
                 loop {
-                    let Ok((inbound, _)) = listener.accept().await else { continue };
+                    let Ok((inbound, _)) = listener.accept().await else {
+                        continue;
+                    };
                     if cut.load(Ordering::SeqCst) {
                         drop(inbound);
                         continue;
                     }
                     let mut cut_signal = generation.subscribe();
                     tokio::spawn(async move {
-                        let Ok(outbound) = tokio::net::TcpStream::connect(target).await else { return };
+                        let Ok(outbound) = tokio::net::TcpStream::connect(target).await else {
+                            return;
+                        };
                         let (mut a, mut b) = (inbound, outbound);
                         tokio::select! {
                             _ = tokio::io::copy_bidirectional(&mut a, &mut b) => {}
@@ -285,7 +345,12 @@ impl TcpProxy {
                 }
             })
         };
-        TcpProxy { addr, cut, generation, task }
+        TcpProxy {
+            addr,
+            cut,
+            generation,
+            task,
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {
