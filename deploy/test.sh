@@ -20,6 +20,12 @@ if [ -z "${SDASH_NATS_SERVER_BIN:-}" ] && ! command -v nats-server >/dev/null &&
   apt_install nats-server || { say "cannot install nats-server: install it (apt-get install nats-server) or set SDASH_NATS_SERVER_BIN"; exit 1; }
 fi
 
+# Chromium and chromedriver: the dashboard's browser tests drive a real headless browser.
+if ! command -v chromedriver >/dev/null || ! command -v chromium >/dev/null; then
+  say "installing chromium and chromium-driver (dashboard browser tests)"
+  apt_install chromium chromium-driver || { say "cannot install chromium/chromium-driver: the dashboard tests need them"; exit 1; }
+fi
+
 # PostgreSQL: tests need a server they may create databases on.
 pg_url="${SDASH_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 pg_up() { timeout 3 bash -c "exec 3<>/dev/tcp/127.0.0.1/5432" 2>/dev/null; }

@@ -372,7 +372,7 @@ const live = {
         ? `${since}the live stream is not connected, retrying (the page refreshes every 30 s meanwhile).`
         : `${since}the sdash API does not answer, retrying.`;
     }
-    document.documentElement.dataset.live = ok ? "live" : "stale";
+    document.documentElement.dataset.live = showStale ? "stale" : "live";
   },
 };
 
@@ -529,6 +529,20 @@ live.listeners.add((kind, data) => {
 /** Runs a page's reload from an event handler; failures show on the page. */
 function safe(ctx, promise) {
   promise.catch((e) => showError(ctx, e));
+}
+
+/** Calls `fn` once, `ms` after the first of a burst of calls (the later ones merge into it). */
+function throttle(fn, ms) {
+  let t = 0;
+  let last = [];
+  return function (...args) {
+    last = args;
+    if (t) return;
+    t = setTimeout(() => {
+      t = 0;
+      fn.apply(this, last);
+    }, ms);
+  };
 }
 
 function debounce(fn, ms) {
@@ -694,9 +708,7 @@ const fleetPage = {
     const body = document.getElementById("fleet-body");
     let list;
     try {
-      const [res, status] = await Promise.all([apiAll("systems", params, ctx.ctrl.signal), api("status", null, ctx.ctrl.signal).catch(() => null)]);
-      list = res;
-      this.status = status;
+      list = await apiAll("systems", params, ctx.ctrl.signal);
     } catch (e) {
       if (gen !== this.loadGen || e.name === "AbortError") return;
       put(body, h("div", { class: "error-box", role: "alert" }, `Could not load systems: ${e.message}`));
@@ -805,7 +817,7 @@ const fleetPage = {
     this.refetchSoon(ctx);
   },
 
-  refetchSoon: debounce(function (ctx) {
+  refetchSoon: throttle(function (ctx) {
     if (ctx.alive()) fleetPage.load(ctx, fleetPage.state);
   }, 1000),
 };
@@ -934,10 +946,22 @@ const alertsPage = {
   refresh(ctx) {
     this.load(ctx).catch(() => {});
   },
-  on_snapshot(ctx) {
+  on_snapshot(ctx, env) {
+    const b = env.body || {};
+    const st = this.state;
+    // The writer derives alerts from online snapshots only; skip what the filters hide and
+    // snapshots whose alerts are the ones already shown.
+    if (b.status !== "online" || !this.alerts) return;
+    if ((st.system && env.system_id !== st.system) || (st.vendor && b.vendor !== st.vendor)) return;
+    if (st.state === "open" && this.complete) {
+      const sev = st.severity ? st.severity.split(",") : null;
+      const shown = new Set(this.alerts.filter((a) => a.system_id === env.system_id).map((a) => a.alert_id));
+      const now = new Set((b.alerts || []).filter((a) => !sev || sev.includes(a.severity)).map((a) => a.id));
+      if (shown.size === now.size && [...now].every((id) => shown.has(id))) return;
+    }
     this.reloadSoon(ctx);
   },
-  reloadSoon: debounce((ctx) => {
+  reloadSoon: throttle((ctx) => {
     if (ctx.alive()) alertsPage.load(ctx).catch(() => {});
   }, 1500),
 };
@@ -1170,7 +1194,7 @@ function systemPage(id) {
     refresh(ctx) {
       this.reload(ctx);
     },
-    reload: debounce(async function (ctx) {
+    reload: throttle(async function (ctx) {
       if (!ctx.alive()) return;
       try {
         const s = await api(`systems/${id}`, null, ctx.ctrl.signal);

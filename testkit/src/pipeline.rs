@@ -120,12 +120,18 @@ impl Pipeline {
         self.dir.path()
     }
 
-    /// Stops every service and waits for them (bounded).
-    pub async fn stop(mut self) {
+    /// Stops every service and waits for them (bounded); the database and the servers stay
+    /// until the pipeline is dropped, so a test can inspect them.
+    pub async fn shutdown(&mut self) {
         let _ = self.stop.send(true);
         for task in self.tasks.drain(..) {
             let _ = tokio::time::timeout(Duration::from_secs(15), task).await;
         }
+    }
+
+    /// Stops every service and drops everything.
+    pub async fn stop(mut self) {
+        self.shutdown().await;
     }
 }
 

@@ -768,6 +768,8 @@ impl Fleet {
 
     /// Writes a ready inventory: the CA PEM as `sim-ca.pem` and one secret file per system in
     /// `secrets/` next to `path` (mode 0600), referenced by relative paths; no secret is inlined.
+    /// Systems get demo tags (environment, storage_type by vendor, department) so that grouped
+    /// capacity reports have something to group.
     pub fn write_inventory(&self, path: &Path, interval: &str) -> Result<(), SimError> {
         let dir = path
             .parent()
@@ -805,11 +807,19 @@ impl Fleet {
             write_secret(&dir.join(&file), &info.secret)?;
             toml.push_str(&format!(
                 "\n[[system]]\nid = \"{id}\"\nname = \"Simulated {vendor} {id}\"\nvendor = \"{vendor}\"\naddress = \"{address}\"\n\
-                 interval = \"{interval}\"\ntags = {{ environment = \"simulation\", simulator = \"sdash-sim\" }}\n\
+                 interval = \"{interval}\"\ntags = {{ environment = \"{environment}\", storage_type = \"{storage_type}\", department = \"{department}\", simulator = \"sdash-sim\" }}\n\
                  tls = {{ ca_file = \"sim-ca.pem\" }}\nauth = {auth}\n",
                 id = info.id,
                 vendor = info.vendor.as_str(),
                 address = self.base_url(&info.id),
+                environment = demo_tag(&info.id, &["production", "production", "test", "development"]),
+                storage_type = match info.vendor {
+                    Vendor::Pure => "block",
+                    Vendor::Ontap => "file",
+                    Vendor::Storagegrid => "object",
+                    Vendor::Datadomain => "backup",
+                },
+                department = demo_tag(&info.id, &["finance", "engineering", "sales", "research", "operations"]),
             ));
         }
         std::fs::write(path, toml).map_err(|source| SimError::Write {
@@ -870,4 +880,10 @@ mod tests {
         let spec: FaultSpec = serde_json::from_str(r#"{"kind":"none"}"#).expect("valid");
         assert_eq!(spec.fault, Fault::None);
     }
+}
+
+/// A deterministic pick from `choices` for a system id (demo tags).
+fn demo_tag<'a>(id: &str, choices: &[&'a str]) -> &'a str {
+    let h = id.bytes().fold(0u64, |h, b| mix64(h ^ u64::from(b)));
+    choices[(h % choices.len().max(1) as u64) as usize]
 }
