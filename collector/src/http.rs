@@ -62,7 +62,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 pub use reqwest::Method;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use sdash_proto::{Category, EventRecord, Health, Level, Snapshot, Status, Vendor};
+use sdash_proto::{Alert, Category, EventRecord, Health, Level, Snapshot, Status, Vendor};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -958,6 +958,26 @@ impl PollContext {
 // ---------------------------------------------------------------------------------------------
 // Transitions
 // ---------------------------------------------------------------------------------------------
+
+/// The last complete set of open alerts of a system. A snapshot carries the full set of open
+/// alerts and the writer clears every alert missing from a newer one, so when the alert query
+/// fails the adapter reports the last known set ("unchanged") instead of none ("all cleared");
+/// the poll is marked degraded by the failed call itself.
+#[derive(Debug, Default, Clone)]
+pub struct AlertMemory(Vec<Alert>);
+
+impl AlertMemory {
+    /// `fresh` is the alert query's result, `None` when it failed.
+    pub fn resolve(&mut self, fresh: Option<Vec<Alert>>) -> Vec<Alert> {
+        match fresh {
+            Some(alerts) => {
+                self.0.clone_from(&alerts);
+                alerts
+            }
+            None => self.0.clone(),
+        }
+    }
+}
 
 /// Remembers the previous poll's status and healths and turns changes into events:
 /// reachability changes (category `connection`) and hardware/cluster health changes (`health`).

@@ -30,18 +30,37 @@ async fn probe_prints_the_normalized_snapshot_for_every_vendor() {
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "probe {} failed: {stderr}", info.id);
-        assert!(!stdout.contains(&info.secret) && !stderr.contains(&info.secret), "the secret leaked");
+        assert!(
+            !stdout.contains(&info.secret) && !stderr.contains(&info.secret),
+            "the secret leaked"
+        );
         let json: serde_json::Value = serde_json::from_str(&stdout).expect("probe prints JSON");
         let snapshot = &json["snapshot"];
         let expected = fleet.expected_capacity(&info.id).expect("capacity");
         assert_eq!(json["system_id"], info.id.as_str());
         assert_eq!(snapshot["vendor"], info.vendor.as_str());
         assert_eq!(snapshot["status"], "online", "{stdout}");
-        assert_eq!(snapshot["capacity"]["total_bytes"].as_u64(), Some(expected.total_bytes), "{stdout}");
-        assert_eq!(snapshot["capacity"]["used_bytes"].as_u64(), Some(expected.used_bytes), "{stdout}");
+        assert_eq!(
+            snapshot["capacity"]["total_bytes"].as_u64(),
+            Some(expected.total_bytes),
+            "{stdout}"
+        );
+        assert_eq!(
+            snapshot["capacity"]["used_bytes"].as_u64(),
+            Some(expected.used_bytes),
+            "{stdout}"
+        );
         assert!(snapshot["version"].is_string(), "{stdout}");
-        assert!(snapshot["components"].as_array().is_some_and(|c| !c.is_empty()), "{stdout}");
-        assert!(json["events"].as_array().is_some_and(|e| !e.is_empty()), "the first poll logs a line: {stdout}");
+        assert!(
+            snapshot["components"]
+                .as_array()
+                .is_some_and(|c| !c.is_empty()),
+            "{stdout}"
+        );
+        assert!(
+            json["events"].as_array().is_some_and(|e| !e.is_empty()),
+            "the first poll logs a line: {stdout}"
+        );
         vendors.push(info.vendor);
     }
     vendors.sort();

@@ -43,8 +43,8 @@ use serde::de::DeserializeOwned;
 
 use super::PollOutput;
 use crate::http::{
-    DdPagingInfo, HttpClient, HttpError, Method, Pager, PollContext, Session, SetupError,
-    StatusTracker, session_call, worst_health,
+    AlertMemory, DdPagingInfo, HttpClient, HttpError, Method, Pager, PollContext, Session,
+    SetupError, StatusTracker, session_call, worst_health,
 };
 use crate::inventory::{Credentials, Secret, SystemConfig};
 
@@ -435,6 +435,7 @@ pub struct DataDomainAdapter {
     http: HttpClient,
     session: Session,
     tracker: StatusTracker,
+    alerts: AlertMemory,
 }
 
 impl DataDomainAdapter {
@@ -444,6 +445,7 @@ impl DataDomainAdapter {
             http: HttpClient::new(config)?,
             session: Session::default(),
             tracker: StatusTracker::default(),
+            alerts: AlertMemory::default(),
         })
     }
 
@@ -512,13 +514,14 @@ impl DataDomainAdapter {
             );
         }
 
-        if let Some(list) = api
+        let fresh = api
             .try_list::<AlertList>(&mut ctx, ALERTS_PATH, &[("is_active", "true")])
             .await
-        {
-            snapshot.alerts = alerts(&list);
-            snapshot.hardware = snapshot.hardware.worst(alert_hardware(&list));
-        }
+            .map(|list| {
+                snapshot.hardware = snapshot.hardware.worst(alert_hardware(&list));
+                alerts(&list)
+            });
+        snapshot.alerts = self.alerts.resolve(fresh);
         if let Some(disks) = api.try_list::<DiskList>(&mut ctx, DISKS_PATH, &[]).await {
             let comps = disk_components(&disks);
             snapshot.hardware = snapshot.hardware.worst(worst_health(&comps));

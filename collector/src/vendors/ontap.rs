@@ -64,8 +64,8 @@ use serde::de::DeserializeOwned;
 
 use super::PollOutput;
 use crate::http::{
-    HttpClient, HttpError, OntapCollection, Pager, PollContext, SetupError, StatusTracker,
-    split_href, worst_health,
+    AlertMemory, HttpClient, HttpError, OntapCollection, Pager, PollContext, SetupError,
+    StatusTracker, split_href, worst_health,
 };
 use crate::inventory::{Credentials, SystemConfig};
 use time::OffsetDateTime;
@@ -752,6 +752,7 @@ pub struct OntapAdapter {
     config: SystemConfig,
     http: HttpClient,
     tracker: StatusTracker,
+    alerts: AlertMemory,
     /// A fixed "now" for the EMS window (tests replaying fixtures recorded at a known time).
     frozen_now_ms: Option<i64>,
     /// The EMS look-back window.
@@ -764,6 +765,7 @@ impl OntapAdapter {
             config: config.clone(),
             http: HttpClient::new(config)?,
             tracker: StatusTracker::default(),
+            alerts: AlertMemory::default(),
             frozen_now_ms: None,
             ems_window: EMS_WINDOW,
         })
@@ -873,7 +875,7 @@ impl OntapAdapter {
             Some(_) => ctx.keep(api.collect::<EmsEvent>(&ems_recoveries_path(since)).await),
             None => None,
         };
-        if let Some(problems) = problems {
+        let fresh = problems.map(|problems| {
             // Without the recoveries every problem in the window counts as open (and the poll is
             // already marked degraded): better a stale alert than a silently missing one.
             let ems = ems_alerts(
@@ -883,8 +885,10 @@ impl OntapAdapter {
                 self.ems_window,
             );
             snapshot.hardware = snapshot.hardware.worst(ems.hardware);
-            snapshot.alerts = ems.alerts;
-        }
+            ems.alerts
+        });
+        // Without the problems query the open alerts are unknown: keep the last known set.
+        snapshot.alerts = self.alerts.resolve(fresh);
 
         // Cluster: peers, SnapMirror, MetroCluster.
         if let Some(peers) = ctx.keep(api.collect::<Peer>(PEERS_PATH).await) {

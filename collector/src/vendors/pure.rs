@@ -71,8 +71,8 @@ use serde::de::DeserializeOwned;
 
 use super::PollOutput;
 use crate::http::{
-    HttpClient, HttpError, Pager, PollContext, PureList, Request, Response, Session, SetupError,
-    StatusTracker, pure_next_token, session_call,
+    AlertMemory, HttpClient, HttpError, Pager, PollContext, PureList, Request, Response, Session,
+    SetupError, StatusTracker, pure_next_token, session_call,
 };
 use crate::inventory::{Credentials, SystemConfig};
 
@@ -86,7 +86,7 @@ pub struct PureAdapter {
     version: Option<String>,
     session: Session,
     tracker: StatusTracker,
-    last_alerts: Vec<Alert>,
+    alerts: AlertMemory,
 }
 
 impl PureAdapter {
@@ -97,7 +97,7 @@ impl PureAdapter {
             version: None,
             session: Session::default(),
             tracker: StatusTracker::default(),
-            last_alerts: Vec::new(),
+            alerts: AlertMemory::default(),
         })
     }
 
@@ -299,20 +299,17 @@ impl PureAdapter {
         };
 
         // Alerts.
-        match self
+        let fresh = self
             .optional::<AlertItem>(ctx, "/alerts", &[("filter", "state='open'")])
             .await?
-        {
-            Some(items) => {
-                snapshot.alerts = items
+            .map(|items| {
+                items
                     .iter()
                     .filter(|a| a.state.as_deref() != Some("closed"))
                     .map(alert)
-                    .collect();
-                self.last_alerts = snapshot.alerts.clone();
-            }
-            None => snapshot.alerts = self.last_alerts.clone(),
-        }
+                    .collect()
+            });
+        snapshot.alerts = self.alerts.resolve(fresh);
 
         // Replication / ActiveCluster.
         let connections = self

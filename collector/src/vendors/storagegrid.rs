@@ -42,8 +42,8 @@ use serde::de::DeserializeOwned;
 
 use super::PollOutput;
 use crate::http::{
-    HttpClient, HttpError, Method, PollContext, Session, SetupError, StatusTracker, session_call,
-    worst_health,
+    AlertMemory, HttpClient, HttpError, Method, PollContext, Session, SetupError, StatusTracker,
+    session_call, worst_health,
 };
 use crate::inventory::{Credentials, Secret, SystemConfig};
 use time::OffsetDateTime;
@@ -351,6 +351,7 @@ pub struct StorageGridAdapter {
     /// The API version in use, once `GET /api/versions` answered.
     version: Option<u32>,
     tracker: StatusTracker,
+    alerts: AlertMemory,
 }
 
 /// Renew a token this long before the server says it expires.
@@ -371,6 +372,7 @@ impl StorageGridAdapter {
             expires_at: None,
             version: None,
             tracker: StatusTracker::default(),
+            alerts: AlertMemory::default(),
         })
     }
 
@@ -482,12 +484,11 @@ impl StorageGridAdapter {
             snapshot.cluster = site_health(nodes);
             snapshot.components.extend(comps);
         }
-        if let Some(list) = api
+        let fresh = api
             .try_get::<Vec<GridAlert>>(&mut ctx, "/grid/alerts?include=active")
             .await
-        {
-            snapshot.alerts = alerts(&list);
-        }
+            .map(|list| alerts(&list));
+        snapshot.alerts = self.alerts.resolve(fresh);
 
         // Capacity: total and data are needed; usable space is optional.
         let total = api
