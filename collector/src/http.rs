@@ -1248,7 +1248,10 @@ pub fn split_href(href: &str) -> Option<(String, Vec<(String, String)>)> {
     Some((path.to_owned(), pairs))
 }
 
-fn percent_decode(text: &str) -> String {
+/// Decodes one key or value of a URL query string: `%XX` becomes that byte and `+` a space; a
+/// `%` not followed by two hex digits is kept as is, and invalid UTF-8 is replaced (lossy).
+/// Shared with the simulator (`sdash_testkit::sim`), which parses the queries it is sent.
+pub fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

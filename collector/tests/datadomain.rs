@@ -2,61 +2,23 @@
 //! session reuse and renewal, `page`/`size` paging, the fixtures normalized to exact values, bad
 //! answers and recovery.
 
+mod common;
+
 use std::time::Duration;
 
-use sdash_collector::inventory::SystemConfig;
+use common::{Setup, TIB, assert_names, assert_tls_failure};
+use sdash_collector::vendors::Adapter;
 use sdash_collector::vendors::datadomain::DataDomainAdapter;
-use sdash_collector::vendors::{Adapter, PollOutput};
-use sdash_proto::{Capacity, Category, Health, Severity, Status};
-use sdash_testkit::sim::{Fault, Fleet, Mode, Scenario, SimConfig};
-
-const TIB: u64 = 1 << 40;
-
-struct Setup {
-    fleet: Fleet,
-    config: SystemConfig,
-    _dir: tempfile::TempDir,
-}
+use sdash_proto::{Capacity, Category, Health, Severity, Status, Vendor};
+use sdash_testkit::sim::{Fault, Mode, Scenario};
 
 async fn setup(mode: Mode, page_cap: Option<usize>) -> Setup {
-    let fleet = Fleet::start(SimConfig {
-        mix: "datadomain=1".parse().expect("mix"),
-        mode,
-        page_cap,
-        frozen_clock: true,
-        hang: Duration::from_secs(5),
-        ..SimConfig::default()
-    })
-    .await
-    .expect("start simulator");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("inventory.toml");
-    fleet
-        .write_inventory(&path, "60s")
-        .expect("write inventory");
-    let mut config = sdash_collector::inventory::load(&path)
-        .expect("load inventory")
-        .systems
-        .remove(0);
-    config.timeout = Duration::from_secs(2);
-    Setup {
-        fleet,
-        config,
-        _dir: dir,
-    }
+    common::setup(Vendor::Datadomain, mode, page_cap).await
 }
 
 impl Setup {
-    fn id(&self) -> String {
-        self.config.id.clone()
-    }
-
     fn adapter(&self) -> DataDomainAdapter {
         DataDomainAdapter::new(&self.config).expect("adapter")
-    }
-
-    fn logins(&self) -> u64 {
-        self.fleet.stats(&self.id()).expect("stats").logins
     }
 }
 
@@ -231,21 +193,6 @@ async fn dispatch_and_live_values() {
     assert_eq!(s.fleet.stats(&s.id()).expect("stats").logouts, 1);
 }
 
-fn assert_names(label: &str, out: &PollOutput, endpoint: &str) {
-    assert!(
-        out.snapshot.status != Status::Online || out.snapshot.error.is_some(),
-        "{label}: {:?}",
-        out.snapshot
-    );
-    assert!(
-        out.events
-            .iter()
-            .any(|e| e.endpoint.as_deref() == Some(endpoint)),
-        "{label}: no event for {endpoint}: {:?}",
-        out.events
-    );
-}
-
 #[tokio::test]
 async fn bad_answers_fail_or_degrade_and_recover() {
     let s = setup(Mode::Fixture, None).await;
@@ -308,18 +255,11 @@ async fn timeouts_and_tls_failures() {
     s.fleet.set_fault(&id, Fault::None);
     assert_eq!(a.poll().await.snapshot.status, Status::Online);
 
-    let mut untrusted = s.config.clone();
-    untrusted.tls.ca_file = None;
-    let out = DataDomainAdapter::new(&untrusted)
+    let out = DataDomainAdapter::new(&s.untrusted())
         .expect("adapter")
         .poll()
         .await;
-    assert_eq!(out.snapshot.status, Status::Unreachable);
-    assert!(
-        out.events.iter().any(|e| e.message.contains("TLS")),
-        "{:?}",
-        out.events
-    );
+    assert_tls_failure(&out);
 }
 
 #[tokio::test]

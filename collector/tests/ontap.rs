@@ -1,57 +1,24 @@
 //! The ONTAP adapter against the simulator over HTTPS with HTTP Basic: the fixtures normalized to
 //! exact values, paging through `_links.next.href`, bad answers and recovery.
 
+mod common;
+
 use std::time::Duration;
 
-use sdash_collector::inventory::SystemConfig;
+use common::{Setup, TIB, assert_hidden, assert_names, assert_tls_failure};
+use sdash_collector::vendors::Adapter;
 use sdash_collector::vendors::ontap::OntapAdapter;
-use sdash_collector::vendors::{Adapter, PollOutput};
-use sdash_proto::{Capacity, Health, Severity, Status};
-use sdash_testkit::sim::{Fault, Fleet, Mode, Scenario, SimConfig};
+use sdash_proto::{Capacity, Health, Severity, Status, Vendor};
+use sdash_testkit::sim::{Fault, Mode, Scenario};
 
-const TIB: u64 = 1 << 40;
 /// The fixtures' reference time, 2026-11-20T08:00:00Z.
 const T0_MS: i64 = 1_795_161_600_000;
 
-struct Setup {
-    fleet: Fleet,
-    config: SystemConfig,
-    _dir: tempfile::TempDir,
-}
-
 async fn setup(mode: Mode, page_cap: Option<usize>) -> Setup {
-    let fleet = Fleet::start(SimConfig {
-        mix: "ontap=1".parse().expect("mix"),
-        mode,
-        page_cap,
-        frozen_clock: true,
-        hang: Duration::from_secs(5),
-        ..SimConfig::default()
-    })
-    .await
-    .expect("start simulator");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("inventory.toml");
-    fleet
-        .write_inventory(&path, "60s")
-        .expect("write inventory");
-    let mut config = sdash_collector::inventory::load(&path)
-        .expect("load inventory")
-        .systems
-        .remove(0);
-    config.timeout = Duration::from_secs(2);
-    Setup {
-        fleet,
-        config,
-        _dir: dir,
-    }
+    common::setup(Vendor::Ontap, mode, page_cap).await
 }
 
 impl Setup {
-    fn id(&self) -> String {
-        self.config.id.clone()
-    }
-
     fn adapter(&self) -> OntapAdapter {
         let mut a = OntapAdapter::new(&self.config).expect("adapter");
         a.freeze_clock(T0_MS);
@@ -213,21 +180,6 @@ async fn live_capacity_moves_and_scenarios_change_health() {
     );
 }
 
-fn assert_failed_then_recovers(label: &str, out: &PollOutput, endpoint: &str) {
-    let snap = &out.snapshot;
-    assert!(
-        snap.status != Status::Online || snap.error.is_some(),
-        "{label}: {snap:?}"
-    );
-    assert!(
-        out.events
-            .iter()
-            .any(|e| e.endpoint.as_deref() == Some(endpoint)),
-        "{label}: no event names {endpoint}: {:?}",
-        out.events
-    );
-}
-
 #[tokio::test]
 async fn bad_answers_fail_or_degrade_and_recover() {
     let s = setup(Mode::Fixture, None).await;
@@ -259,7 +211,7 @@ async fn bad_answers_fail_or_degrade_and_recover() {
         s.fleet.set_fault_on(&id, "/api/cluster", fault.clone());
         let out = a.poll().await;
         assert_eq!(out.snapshot.status, status, "{label}: {:?}", out.snapshot);
-        assert_failed_then_recovers(label, &out, "/api/cluster");
+        assert_names(label, &out, "/api/cluster");
         let event = out
             .events
             .iter()
@@ -279,7 +231,7 @@ async fn bad_answers_fail_or_degrade_and_recover() {
             "{label}: {:?}",
             out.snapshot.error
         );
-        assert_failed_then_recovers(label, &out, "/api/storage/disks");
+        assert_names(label, &out, "/api/storage/disks");
         assert_eq!(out.snapshot.capacity, Some(fixture_capacity()), "{label}");
         // Fault cleared: the next poll is clean again.
         s.fleet.set_fault(&id, Fault::None);
@@ -326,15 +278,11 @@ async fn wrong_credentials_timeouts_and_tls_failures() {
     assert_eq!(a.poll().await.snapshot.status, Status::Online);
 
     // Without the simulator's CA the certificate is not trusted.
-    let mut untrusted = s.config.clone();
-    untrusted.tls.ca_file = None;
-    let out = OntapAdapter::new(&untrusted).expect("adapter").poll().await;
-    assert_eq!(out.snapshot.status, Status::Unreachable);
-    assert!(
-        out.events.iter().any(|e| e.message.contains("TLS")),
-        "{:?}",
-        out.events
-    );
+    let out = OntapAdapter::new(&s.untrusted())
+        .expect("adapter")
+        .poll()
+        .await;
+    assert_tls_failure(&out);
 }
 
 #[tokio::test]
@@ -347,10 +295,9 @@ async fn the_password_never_shows_up() {
     s.fleet.set_fault(&s.id(), Fault::None);
     let ok = a.poll().await;
     for out in [failed, ok] {
-        let text = format!("{out:?}");
-        assert!(!text.contains(&secret));
+        assert_hidden(&secret, &format!("{out:?}"), "poll output");
     }
-    assert!(!format!("{a:?}").contains(&secret));
+    assert_hidden(&secret, &format!("{a:?}"), "adapter");
 }
 
 #[tokio::test]

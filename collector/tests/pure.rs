@@ -1,26 +1,24 @@
 //! The Pure adapter against the simulator (`sdash_testkit::sim`) over real HTTPS: the fixtures
 //! normalized to exact values, the session flow, every kind of bad answer, and a live fleet.
 
+mod common;
+
 use std::path::Path;
 use std::time::Duration;
 
+use common::{TIB, assert_hidden};
 use sdash_collector::inventory::{AuthConfig, SystemConfig, TlsConfig};
 use sdash_collector::vendors::{Adapter, PollOutput};
 use sdash_proto::{Category, Health, Severity, Status, Vendor};
 use sdash_testkit::sim::{Fault, Fleet, Mode, Scenario, SimConfig};
 
-const TIB: u64 = 1 << 40;
-
 async fn fleet(systems: usize, mode: Mode) -> Fleet {
     Fleet::start(SimConfig {
         systems,
         seed: 7,
-        mode,
         // Pages of at most 20 items: the 48 drives come in 3 pages.
         page_cap: Some(20),
-        frozen_clock: true,
-        hang: Duration::from_secs(5),
-        ..SimConfig::default()
+        ..common::sim_config(mode)
     })
     .await
     .expect("simulator starts")
@@ -325,10 +323,7 @@ async fn a_login_with_a_wrong_token_is_auth_failed() {
         .expect("401 event");
     assert_eq!(event.endpoint.as_deref(), Some("/api/2.26/login"));
     assert_eq!(event.category, Category::Authentication);
-    assert!(
-        !dump(&out).contains("not-the-token"),
-        "the token never shows"
-    );
+    assert_hidden("not-the-token", &dump(&out), "the token never shows");
 
     // The token file is reread at the next login: fixing it recovers.
     std::fs::write(&wrong, fleet.system(id).expect("system").secret).expect("write");
@@ -472,7 +467,7 @@ async fn a_live_fleet_of_20_polls_online_with_the_served_capacity() {
     fleet.write_inventory(&inventory, "60s").expect("inventory");
     let text = std::fs::read_to_string(&inventory).expect("read");
     for info in fleet.systems() {
-        assert!(!text.contains(&info.secret), "no secret inline");
+        assert_hidden(&info.secret, &text, "no secret inline");
     }
     let systems = sdash_collector::inventory::load(&inventory)
         .expect("inventory loads")

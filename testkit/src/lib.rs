@@ -3,7 +3,7 @@
 
 pub use sdash_harness as harness;
 
-pub mod sim;
 pub mod pipeline;
+pub mod sim;
 
 pub use sdash_collector::http::install_crypto_provider;

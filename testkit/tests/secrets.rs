@@ -18,7 +18,10 @@ struct LogBuffer(Arc<Mutex<Vec<u8>>>);
 
 impl Write for LogBuffer {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().map_err(|_| std::io::Error::other("poisoned"))?.extend_from_slice(buf);
+        self.0
+            .lock()
+            .map_err(|_| std::io::Error::other("poisoned"))?
+            .extend_from_slice(buf);
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -27,7 +30,10 @@ impl Write for LogBuffer {
 }
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
-    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+    !needle.is_empty()
+        && haystack
+            .windows(needle.len())
+            .any(|w| w == needle.as_bytes())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -45,16 +51,26 @@ async fn planted_secrets_appear_nowhere() {
         mix: Mix(Vendor::ALL.iter().map(|v| (*v, 1)).collect()),
         ..SimConfig::default()
     };
-    let pipeline = Pipeline::start(PipelineOptions { backend: Backend::Sqlite, sim, interval: "1s".into(), collectors: 1 })
-        .await
-        .expect("pipeline");
+    let pipeline = Pipeline::start(PipelineOptions {
+        backend: Backend::Sqlite,
+        sim,
+        interval: "1s".into(),
+        collectors: 1,
+    })
+    .await
+    .expect("pipeline");
     let systems = pipeline.fleet.systems();
     let secrets: Vec<String> = systems.iter().map(|s| s.secret.clone()).collect();
-    assert!(secrets.iter().all(|s| s.len() >= 8), "the simulator's secrets are real strings");
+    assert!(
+        secrets.iter().all(|s| s.len() >= 8),
+        "the simulator's secrets are real strings"
+    );
 
     // Everything on the bus, including the membership bucket.
     let bus: Arc<Mutex<Vec<u8>>> = Arc::default();
-    let client = async_nats::connect(pipeline.nats.url()).await.expect("connect");
+    let client = async_nats::connect(pipeline.nats.url())
+        .await
+        .expect("connect");
     for subject in ["sdash.>", "$KV.>", "$JS.>"] {
         let mut sub = client.subscribe(subject).await.expect("subscribe");
         let bus = bus.clone();
@@ -75,7 +91,12 @@ async fn planted_secrets_appear_nowhere() {
     }
 
     // Exercise the authentication paths: rejected credentials on two systems, expired sessions on others.
-    let wrong: Vec<&str> = systems.iter().filter(|s| s.vendor != Vendor::Ontap).take(2).map(|s| s.id.as_str()).collect();
+    let wrong: Vec<&str> = systems
+        .iter()
+        .filter(|s| s.vendor != Vendor::Ontap)
+        .take(2)
+        .map(|s| s.id.as_str())
+        .collect();
     for id in &wrong {
         pipeline.fleet.set_fault(id, Fault::WrongCredentials);
     }
@@ -89,10 +110,22 @@ async fn planted_secrets_appear_nowhere() {
     })
     .await;
     if auth_failed.is_none() {
-        let body = reqwest::get(format!("{api}/api/v1/systems")).await.expect("list").text().await.expect("text");
+        let body = reqwest::get(format!("{api}/api/v1/systems"))
+            .await
+            .expect("list")
+            .text()
+            .await
+            .expect("text");
         let text = String::from_utf8_lossy(&logs.0.lock().expect("lock")).to_string();
-        let interesting: Vec<&str> = text.lines().filter(|l| l.contains("WARN") || l.contains("ERROR")).take(40).collect();
-        panic!("the wrong-credential systems {wrong:?} should show auth_failed: {body}\n{}", interesting.join("\n"));
+        let interesting: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+            .take(40)
+            .collect();
+        panic!(
+            "the wrong-credential systems {wrong:?} should show auth_failed: {body}\n{}",
+            interesting.join("\n")
+        );
     }
     for s in &systems {
         if !wrong.contains(&s.id.as_str()) {
@@ -121,21 +154,32 @@ async fn planted_secrets_appear_nowhere() {
     .map(|p| format!("{api}{p}"))
     .collect();
     for s in &systems {
-        for suffix in ["", "/events?limit=1000&level=debug", "/capacity", "/forecast"] {
+        for suffix in [
+            "",
+            "/events?limit=1000&level=debug",
+            "/capacity",
+            "/forecast",
+        ] {
             urls.push(format!("{api}/api/v1/systems/{}{suffix}", s.id));
         }
     }
     for url in &urls {
         let response = reqwest::get(url).await.expect("request");
-        assert!(response.status().is_success(), "{url}: {}", response.status());
+        assert!(
+            response.status().is_success(),
+            "{url}: {}",
+            response.status()
+        );
         responses.extend_from_slice(&response.bytes().await.expect("body"));
     }
-    let events: serde_json::Value = reqwest::get(format!("{api}/api/v1/events?limit=1000&category=authentication"))
-        .await
-        .expect("events")
-        .json()
-        .await
-        .expect("json");
+    let events: serde_json::Value = reqwest::get(format!(
+        "{api}/api/v1/events?limit=1000&category=authentication"
+    ))
+    .await
+    .expect("events")
+    .json()
+    .await
+    .expect("json");
     assert!(
         events["items"].as_array().is_some_and(|e| !e.is_empty()),
         "authentication events were logged, so the paths that handle secrets really ran"
@@ -151,11 +195,17 @@ async fn planted_secrets_appear_nowhere() {
     }
     let logs = logs.0.lock().expect("lock").clone();
     let bus = bus.lock().expect("lock").clone();
-    assert!(logs.len() > 1000 && bus.len() > 1000 && database.len() > 1000, "something was captured");
+    assert!(
+        logs.len() > 1000 && bus.len() > 1000 && database.len() > 1000,
+        "something was captured"
+    );
     for secret in &secrets {
         assert!(!contains(&bus, secret), "a secret went on the bus");
         assert!(!contains(&database, secret), "a secret was stored");
-        assert!(!contains(&responses, secret), "a secret was served by the API");
+        assert!(
+            !contains(&responses, secret),
+            "a secret was served by the API"
+        );
         assert!(!contains(&logs, secret), "a secret was logged");
     }
 }
