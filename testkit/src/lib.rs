@@ -3,6 +3,7 @@
 
 pub use sdash_harness as harness;
 
+pub mod bench;
 pub mod pipeline;
 pub mod sim;
 

@@ -849,6 +849,12 @@ fn write_secret(path: &Path, secret: &str) -> Result<(), SimError> {
         })
 }
 
+/// A deterministic pick from `choices` for a system id (demo tags).
+fn demo_tag<'a>(id: &str, choices: &[&'a str]) -> &'a str {
+    let h = id.bytes().fold(0u64, |h, b| mix64(h ^ u64::from(b)));
+    choices[(h % choices.len().max(1) as u64) as usize]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -880,10 +886,4 @@ mod tests {
         let spec: FaultSpec = serde_json::from_str(r#"{"kind":"none"}"#).expect("valid");
         assert_eq!(spec.fault, Fault::None);
     }
-}
-
-/// A deterministic pick from `choices` for a system id (demo tags).
-fn demo_tag<'a>(id: &str, choices: &[&'a str]) -> &'a str {
-    let h = id.bytes().fold(0u64, |h, b| mix64(h ^ u64::from(b)));
-    choices[(h % choices.len().max(1) as u64) as usize]
 }

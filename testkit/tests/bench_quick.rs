@@ -1,0 +1,145 @@
+//! The quick variant of every benchmark (`sdash-bench <scenario> --quick`), so the benchmarks
+//! cannot rot. These assert sane, non-zero figures and the no-loss / no-duplicate invariants,
+//! never timing targets: the full runs (release build, `BENCHMARKS.md`) are for those.
+
+use sdash_testkit::bench::{self, COLLECTOR_SUBCOMMAND, Options, Program, Report, Scenario};
+
+fn options() -> Options {
+    let mut o = Options::new(true);
+    o.sim = Program::new(env!("CARGO_BIN_EXE_sdash-sim"));
+    // The collector through the same library entry point as the sdash-collector binary.
+    o.collector = Program::new(env!("CARGO_BIN_EXE_sdash-bench")).with_arg(COLLECTOR_SUBCOMMAND);
+    o
+}
+
+async fn run(scenario: Scenario) -> Report {
+    let run = bench::run(scenario, &options(), "bench_quick")
+        .await
+        .unwrap_or_else(|e| panic!("{scenario:?}: {e:#}"));
+    assert!(run.machine.cores > 0);
+    assert!(
+        run.machine.nats_server.contains("nats-server"),
+        "{}",
+        run.machine.nats_server
+    );
+    run.reports.into_iter().next().expect("one report")
+}
+
+fn value(report: &Report, case: &str, metric: &str) -> f64 {
+    report
+        .get(case, metric)
+        .unwrap_or_else(|| panic!("no row {case} / {metric} in\n{}", report.table()))
+        .value
+}
+
+fn met(report: &Report, case: &str, metric: &str) {
+    let row = report
+        .get(case, metric)
+        .unwrap_or_else(|| panic!("no row {case} / {metric} in\n{}", report.table()));
+    assert_eq!(row.met, Some(true), "{case} / {metric}\n{}", report.table());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writer_throughput_quick() {
+    let r = run(Scenario::WriterThroughput).await;
+    for case in [
+        "sqlite events",
+        "sqlite snapshots",
+        "postgres events",
+        "postgres snapshots",
+    ] {
+        for metric in [
+            "pipeline (NATS -> writer -> db)",
+            "(a) raw bulk insert",
+            "(b) raw JetStream consume+ack",
+        ] {
+            assert!(
+                value(&r, case, metric) > 0.0,
+                "{case} / {metric}\n{}",
+                r.table()
+            );
+        }
+        let row = r
+            .get(case, "pipeline vs (c) one tx per message")
+            .expect("row (c)");
+        assert!(row.baseline_value.unwrap_or(0.0) > 0.0, "{}", r.table());
+        met(&r, case, "stored rows");
+        met(&r, case, "writer retries + dead letters");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_scenario_quick() {
+    let r = run(Scenario::SeedScenario).await;
+    for case in [
+        "32 producers x 20 events, sqlite",
+        "320 producers x 3 events, sqlite",
+    ] {
+        assert!(value(&r, case, "acknowledged events") > 0.0);
+        assert!(value(&r, case, "throughput (publish -> stored)") > 0.0);
+        met(&r, case, "lock errors (writer retries)");
+        met(&r, case, "lost");
+        met(&r, case, "duplicated");
+        met(&r, case, "dropped + dead letters");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collector_scale_quick() {
+    let r = run(Scenario::CollectorScale).await;
+    let case = r.rows.first().expect("rows").case.clone();
+    assert!(value(&r, &case, "polls completed") > 0.0, "{}", r.table());
+    assert!(value(&r, &case, "polls on time") > 0.0, "{}", r.table());
+    assert!(value(&r, &case, "collector CPU") > 0.0, "{}", r.table());
+    assert!(
+        value(&r, &case, "messages published") > 0.0,
+        "{}",
+        r.table()
+    );
+    let mem = r
+        .get(&case, "collector peak memory (VmHWM)")
+        .expect("memory row");
+    assert!(
+        mem.value > 0.0 && mem.baseline_value.unwrap_or(0.0) > 0.0,
+        "{}",
+        r.table()
+    );
+    met(&r, &case, "outbox drops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn freshness_quick() {
+    let r = run(Scenario::Freshness).await;
+    for case in ["sqlite at 0 events/s", "sqlite at 200 events/s"] {
+        assert!(value(&r, case, "probes (timeouts)") > 0.0, "{}", r.table());
+        assert!(value(&r, case, "freshness p99") > 0.0, "{}", r.table());
+        let timeouts = r
+            .get(case, "probes (timeouts)")
+            .and_then(|x| x.baseline_value);
+        assert_eq!(timeouts, Some(0.0), "{}", r.table());
+    }
+    assert!(value(&r, "sqlite at 200 events/s", "background load achieved") > 0.0);
+    met(&r, "sqlite all levels", "background events stored");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_latency_quick() {
+    let r = run(Scenario::ApiLatency).await;
+    for name in [
+        "GET /healthz (static)",
+        "GET /api/v1/systems (default page)",
+        "GET /api/v1/systems/{id}",
+    ] {
+        let case = format!("sqlite 500 systems, 64 clients: {name}");
+        assert!(value(&r, &case, "p99") > 0.0, "{}", r.table());
+        assert!(value(&r, &case, "requests/s") > 0.0, "{}", r.table());
+        met(&r, &case, "errors");
+    }
+    assert!(
+        value(
+            &r,
+            "sqlite 500 systems, 64 clients: list",
+            "default page size"
+        ) > 0.0
+    );
+}
