@@ -229,6 +229,7 @@ pub async fn run(
     let membership = Membership::solo(&collector_id);
     let lease = Duration::from_secs(args.lease_seconds.max(1));
     let membership_task = if args.no_sharding {
+        membership.mark_settled();
         None
     } else {
         let (js, membership, stop) = (js.clone(), membership.clone(), stop.clone());

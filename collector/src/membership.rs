@@ -43,6 +43,8 @@ pub fn owner<'a>(
 pub struct Membership {
     me: String,
     members: Arc<RwLock<BTreeSet<String>>>,
+    /// True once the member set has been read from the bucket (or sharding is off).
+    settled: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl Membership {
@@ -53,7 +55,21 @@ impl Membership {
         Membership {
             me: me.to_owned(),
             members: Arc::new(RwLock::new(members)),
+            settled: Arc::new(tokio::sync::watch::channel(false).0),
         }
+    }
+
+    /// Marks the member set as known: without sharding at once, with sharding after the first
+    /// read of the bucket.
+    pub fn mark_settled(&self) {
+        self.settled.send_replace(true);
+    }
+
+    /// Waits until the member set is known, at most `limit` (NATS may be down: then this
+    /// collector goes on with what it knows).
+    pub async fn settled(&self, limit: std::time::Duration) {
+        let mut rx = self.settled.subscribe();
+        let _ = tokio::time::timeout(limit, rx.wait_for(|s| *s)).await;
     }
 
     pub fn me(&self) -> &str {
@@ -137,7 +153,9 @@ pub async fn run(
         }
         match live_members(&bucket).await {
             Ok(live) => {
-                if membership.set(live) {
+                let changed = membership.set(live);
+                membership.mark_settled();
+                if changed {
                     let members = membership.members();
                     tracing::info!(members = ?members, "collector membership changed");
                     on_change(&members);

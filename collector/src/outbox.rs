@@ -41,6 +41,8 @@ pub struct OutboxLimits {
 struct Queue {
     messages: VecDeque<OutMessage>,
     bytes: usize,
+    /// Taken by the publisher and not yet acknowledged: still waiting, so counted in the depth.
+    in_flight: usize,
 }
 
 pub struct Outbox {
@@ -56,6 +58,7 @@ impl Outbox {
             queue: Mutex::new(Queue {
                 messages: VecDeque::new(),
                 bytes: 0,
+                in_flight: 0,
             }),
             limits,
             ready: Notify::new(),
@@ -107,12 +110,16 @@ impl Outbox {
         self.ready.notify_one();
     }
 
+    /// Messages not yet acknowledged by JetStream: queued plus being published.
     pub fn depth(&self) -> usize {
-        self.lock().messages.len()
+        let q = self.lock();
+        q.messages.len() + q.in_flight
     }
 
     fn update_gauges(&self, q: &Queue) {
-        self.metrics.outbox_depth.set(q.messages.len() as i64);
+        self.metrics
+            .outbox_depth
+            .set((q.messages.len() + q.in_flight) as i64);
         self.metrics.outbox_bytes.set(q.bytes as i64);
     }
 
@@ -121,13 +128,16 @@ impl Outbox {
         let n = max.min(q.messages.len());
         let batch: Vec<OutMessage> = q.messages.drain(..n).collect();
         q.bytes -= batch.iter().map(|m| m.payload.len()).sum::<usize>();
+        q.in_flight += n;
         self.update_gauges(&q);
         batch
     }
 
-    /// Puts unacknowledged messages back at the front, in their original order.
-    fn requeue(&self, failed: Vec<OutMessage>) {
+    /// Ends the publishing of `taken` messages: the unacknowledged ones go back to the front,
+    /// in their original order.
+    fn settle(&self, taken: usize, failed: Vec<OutMessage>) {
         let mut q = self.lock();
+        q.in_flight = q.in_flight.saturating_sub(taken);
         for m in failed.into_iter().rev() {
             q.bytes += m.payload.len();
             q.messages.push_front(m);
@@ -164,18 +174,20 @@ impl Outbox {
                 }
                 continue;
             }
+            let taken = batch.len();
             let failed = self.publish_batch(&js, batch).await;
-            if failed.is_empty() {
+            let unacknowledged = failed.len();
+            self.settle(taken, failed);
+            if unacknowledged == 0 {
                 backoff = Duration::from_millis(100);
                 continue;
             }
-            self.metrics.publish_retries.inc_by(failed.len() as u64);
+            self.metrics.publish_retries.inc_by(unacknowledged as u64);
             tracing::warn!(
-                unacknowledged = failed.len(),
+                unacknowledged,
                 retry_in_ms = backoff.as_millis() as u64,
                 "NATS did not acknowledge; retrying with the same message ids"
             );
-            self.requeue(failed);
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
                 _ = &mut stop, if stopping.is_none() => { stopping = Some(tokio::time::Instant::now() + drain); }
@@ -313,9 +325,14 @@ mod tests {
         o.push(msg(Kind::Event, "a", 3));
         assert_eq!(ids(&o), ["a-2", "a-3"]);
         let batch = o.take(10);
-        assert_eq!(o.depth(), 0);
+        assert_eq!(
+            o.depth(),
+            2,
+            "messages being published still count as waiting"
+        );
         o.push(msg(Kind::Event, "b", 4));
-        o.requeue(batch);
+        o.settle(2, batch);
+        assert_eq!(o.depth(), 3);
         assert_eq!(ids(&o), ["a-2", "a-3", "b-4"]);
     }
 }

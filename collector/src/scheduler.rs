@@ -86,7 +86,13 @@ pub async fn system_task(config: SystemConfig, shared: Arc<Shared>, cancel: Canc
     let mut consecutive_failures: u32 = 0;
     let mut skip_until_attempt: u32 = 0;
     let mut last_failure: Option<PollOutput> = None;
-    let mut due = next_due(sdash_proto::now_ms(), &config.id, config.interval);
+    // The first poll comes soon after start, spread over at most 5 s, once the collectors know
+    // each other (so that collectors starting together do not all poll every system); after it,
+    // polls follow the phase-aligned schedule every collector agrees on.
+    shared.membership.settled(Duration::from_secs(5)).await;
+    let interval_ms = config.interval.as_millis() as u64;
+    let first_delay = phase_ms(&config.id, config.interval) % interval_ms.clamp(1, 5000);
+    let mut due = sdash_proto::now_ms() + first_delay as i64;
     loop {
         let wait = Duration::from_millis((due - sdash_proto::now_ms()).max(0) as u64);
         tokio::select! {
@@ -94,12 +100,9 @@ pub async fn system_task(config: SystemConfig, shared: Arc<Shared>, cancel: Canc
             _ = cancel.cancelled() => break,
         }
         let scheduled = due;
-        due += config.interval.as_millis() as i64;
-        let now = sdash_proto::now_ms();
-        if due <= now {
-            // We fell behind by more than an interval (a suspended machine): skip, don't burst.
-            due = next_due(now, &config.id, config.interval);
-        }
+        // Next: the following phase-aligned time. After a late start (or a suspended machine)
+        // this skips what was missed instead of bursting.
+        due = next_due(due.max(sdash_proto::now_ms()), &config.id, config.interval);
         if !config.enabled || !shared.membership.owns(&config.id) {
             last_failure = None;
             consecutive_failures = 0;
