@@ -287,6 +287,24 @@ impl Db {
                     .min_connections(0)
                     .acquire_timeout(timeout)
                     .idle_timeout(Duration::from_secs(300))
+                    // A file the writer has created but not yet migrated is not a database to
+                    // serve from: refuse the connection, so that the next request tries again
+                    // instead of keeping a connection that saw an empty file.
+                    .after_connect(|conn, _meta| {
+                        Box::pin(async move {
+                            let ready: i64 = sqlx::query_scalar(
+                                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'pipeline_status'",
+                            )
+                            .fetch_one(&mut *conn)
+                            .await?;
+                            if ready == 0 {
+                                return Err(sqlx::Error::Protocol(
+                                    "the database has no sdash schema yet (is the writer running?)".into(),
+                                ));
+                            }
+                            Ok(())
+                        })
+                    })
                     .connect_lazy_with(connect),
             )
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {

@@ -97,6 +97,12 @@ pub(crate) async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
         );
     }
     tx.commit().await?;
+    // Move the schema from the WAL into the database file itself: a reader (the API) that opens
+    // the file before the first automatic checkpoint would otherwise find an empty file without
+    // the WAL marker in its header and keep seeing an empty database.
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(pool)
+        .await?;
     Ok(())
 }
 
