@@ -199,19 +199,6 @@ pub async fn run(
         sdash_proto::bus::connect(&args.nats, &format!("sdash-collector {collector_id}"), true)
             .await?;
     let js = async_nats::jetstream::new(client.clone());
-    {
-        let (js, limits) = (js.clone(), args.stream.clone());
-        tokio::spawn(async move {
-            // NATS may be down at start: keep trying while polls fill the outbox.
-            let mut delay = Duration::from_millis(200);
-            while let Err(e) = sdash_proto::bus::ensure_stream(&js, &limits).await {
-                tracing::warn!(error = %e, "cannot set up the stream yet; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(10));
-            }
-        });
-    }
-
     if let Some(listen) = args.metrics_listen {
         let client = client.clone();
         let ready: sdash_proto::service::ReadyCheck =
@@ -266,7 +253,19 @@ pub async fn run(
 
     let publisher = {
         let (outbox, js, stop) = (outbox.clone(), js.clone(), stop.clone());
+        let limits = args.stream.clone();
         tokio::spawn(async move {
+            // Publish only once the stream exists (NATS may be down at start: polls fill the
+            // outbox meanwhile), so that no publish races the stream's creation.
+            let mut delay = Duration::from_millis(200);
+            while let Err(e) = sdash_proto::bus::ensure_stream(&js, &limits).await {
+                tracing::warn!(error = %e, "cannot set up the stream yet; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = stop.cancelled() => return outbox.depth(),
+                }
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
             outbox
                 .run_publisher(
                     js,

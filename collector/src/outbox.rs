@@ -224,19 +224,32 @@ impl Outbox {
         }
         // After the first send failure the connection is likely down: keep the rest for later.
         failed.extend(iter);
+        // Await the acks together under one deadline: a lost ack (no stream yet while another
+        // subscriber listens on the subject, so no "no responders") costs one timeout per batch,
+        // not one per message.
+        let (messages, acks): (Vec<OutMessage>, Vec<_>) = pending.into_iter().unzip();
+        let results = tokio::time::timeout(
+            Duration::from_secs(10),
+            futures::future::join_all(acks.into_iter().map(|ack| ack.into_future())),
+        )
+        .await;
         let mut acked_failed = Vec::new();
-        for (m, ack) in pending {
-            match tokio::time::timeout(Duration::from_secs(10), ack.into_future()).await {
-                Ok(Ok(_)) => {
-                    self.metrics
-                        .published
-                        .get_or_create(&KindLabels {
-                            kind: m.kind.as_str().into(),
-                        })
-                        .inc();
+        match results {
+            Ok(results) => {
+                for (m, result) in messages.into_iter().zip(results) {
+                    if result.is_ok() {
+                        self.metrics
+                            .published
+                            .get_or_create(&KindLabels {
+                                kind: m.kind.as_str().into(),
+                            })
+                            .inc();
+                    } else {
+                        acked_failed.push(m);
+                    }
                 }
-                _ => acked_failed.push(m),
             }
+            Err(_) => acked_failed.extend(messages),
         }
         acked_failed.extend(failed);
         acked_failed
