@@ -421,13 +421,14 @@ pub(crate) async fn latency(options: &Options, report: &mut Report) -> anyhow::R
         let api = RunningApi::start(&db.url).await?;
         let base = format!("http://{}", api.addr);
         // Sanity: the list answers with a page of systems.
-        let page: serde_json::Value = client
+        let body = client
             .get(api.url("/api/v1/systems"))
             .send()
             .await?
             .error_for_status()?
-            .json()
+            .bytes()
             .await?;
+        let page: serde_json::Value = serde_json::from_slice(&body)?;
         let page_len = page
             .get("items")
             .and_then(|i| i.as_array())
@@ -507,6 +508,12 @@ pub(crate) async fn latency(options: &Options, report: &mut Report) -> anyhow::R
             "default page size",
             page_len as f64,
             "items",
+        ));
+        report.push(Row::new(
+            &case("list"),
+            "default page bytes",
+            body.len() as f64,
+            "bytes",
         ));
         drop(api);
     }
