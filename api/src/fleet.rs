@@ -3,8 +3,12 @@
 //! the writer commits again (`pipeline_status` changes; a one-row lookup per request), reloaded by
 //! one request at a time while the others wait for it. `min_age` bounds the reload rate under a
 //! constant stream of commits; `max_age` bounds staleness if the database changes behind the writer.
+//! What a list request needs beyond filtering is kept with the loaded list and built on first use:
+//! each entry's item JSON ([`Entry::item`]) and the index order of each sort key ([`Fleet::order`]),
+//! so a page costs a binary search, a walk of the matching entries and copying their text.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
@@ -44,6 +48,32 @@ pub struct Entry {
     pub tags: Map<String, Value>,
     /// Lower-case id, name and address, for free-text search.
     pub search: String,
+    /// The list item's JSON, rendered on first use and kept while this fleet is current.
+    pub item: OnceLock<Item>,
+}
+
+/// One rendered list item: its JSON text with `"stale":false`, and where that `false` starts, so
+/// the time-dependent flag is set while the page is joined.
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub json: String,
+    pub stale_at: usize,
+    pub observed_at: Option<i64>,
+    pub interval_s: Option<i64>,
+}
+
+impl Item {
+    /// Appends the item to `out` with its `stale` flag.
+    pub fn write(&self, out: &mut Vec<u8>, stale: bool) {
+        let (head, tail) = self.json.split_at(self.stale_at);
+        out.extend_from_slice(head.as_bytes());
+        if stale {
+            out.extend_from_slice(b"true");
+            out.extend_from_slice(&tail.as_bytes()["false".len()..]);
+        } else {
+            out.extend_from_slice(tail.as_bytes());
+        }
+    }
 }
 
 impl Entry {
@@ -77,6 +107,7 @@ impl Entry {
             tags,
             search,
             row,
+            item: OnceLock::new(),
         }
     }
 
@@ -95,6 +126,21 @@ pub struct Fleet {
     pub entries: Vec<Entry>,
     key: Option<(i64, i64)>,
     loaded: Instant,
+    /// Per sort key, the entries' indexes in ascending order, built on first use.
+    orders: Mutex<HashMap<String, Arc<[u32]>>>,
+}
+
+impl Fleet {
+    /// The entries' indexes in ascending `key` order, built by `build` once per loaded fleet.
+    pub fn order(&self, key: &str, build: impl FnOnce(&[Entry]) -> Vec<u32>) -> Arc<[u32]> {
+        let mut orders = self.orders.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(order) = orders.get(key) {
+            return order.clone();
+        }
+        let order: Arc<[u32]> = build(&self.entries).into();
+        orders.insert(key.to_owned(), order.clone());
+        order
+    }
 }
 
 /// The shared cache.
@@ -116,6 +162,12 @@ impl FleetCache {
 
     /// The current list, reloaded when the writer committed since it was loaded.
     pub async fn get(&self, db: &Db) -> Result<Arc<Fleet>, DbError> {
+        // Younger than `min_age`, the list is served whatever the writer did: skip the lookup.
+        if let Some(fleet) = self.current.lock().await.as_ref()
+            && fleet.loaded.elapsed() < self.min_age
+        {
+            return Ok(fleet.clone());
+        }
         let key = db
             .fetch_one(&Sql::new(
                 "SELECT last_stream_seq, last_commit_at FROM pipeline_status WHERE id = 1",
@@ -137,6 +189,7 @@ impl FleetCache {
             entries,
             key,
             loaded: Instant::now(),
+            orders: Mutex::new(HashMap::new()),
         });
         *current = Some(fleet.clone());
         Ok(fleet)

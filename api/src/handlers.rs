@@ -8,7 +8,7 @@ use warp::reply::Response;
 
 use crate::AppState;
 use crate::db::{Row, Sql};
-use crate::fleet::{Entry, SYSTEM_COLUMNS, SYSTEM_FROM};
+use crate::fleet::{Entry, Item, SYSTEM_COLUMNS, SYSTEM_FROM};
 use crate::http::{
     ApiError, ApiResult, Params, cached, csv_row, decode_cursor, encode_cursor, json_ok, percent,
     put_time,
@@ -162,14 +162,50 @@ fn capacity_json(row: &Row) -> Value {
     }
 }
 
+/// A system is stale when its last poll is older than three poll intervals.
+fn is_stale(observed: Option<i64>, interval: Option<i64>, now: i64) -> bool {
+    match (observed, interval) {
+        (Some(at), Some(iv)) if iv > 0 => now - at > iv.saturating_mul(3_000),
+        _ => false,
+    }
+}
+
 fn system_json(e: &Entry) -> Value {
     let row = &e.row;
+    let stale = is_stale(row.i64("observed_at"), row.i64("interval_s"), now());
+    system_json_with(e, stale)
+}
+
+/// The list item rendered once per loaded fleet; `stale` is set per request by [`Item::write`].
+fn list_item(e: &Entry) -> &Item {
+    e.item.get_or_init(|| {
+        let mut value = system_json_with(e, false);
+        let json = serde_json::to_string(&value).unwrap_or_default();
+        value["stale"] = Value::Bool(true);
+        let other = serde_json::to_string(&value).unwrap_or_default();
+        // The two texts differ only in the flag: `false` starts where they first differ.
+        let stale_at = json
+            .bytes()
+            .zip(other.bytes())
+            .position(|(a, b)| a != b)
+            .unwrap_or(json.len());
+        debug_assert!(json[stale_at..].starts_with("false"));
+        debug_assert_eq!(
+            other,
+            format!("{}true{}", &json[..stale_at], &json[stale_at + 5..])
+        );
+        Item {
+            json,
+            stale_at,
+            observed_at: e.row.i64("observed_at"),
+            interval_s: e.row.i64("interval_s"),
+        }
+    })
+}
+
+fn system_json_with(e: &Entry, stale: bool) -> Value {
+    let row = &e.row;
     let observed = row.i64("observed_at");
-    let interval = row.i64("interval_s");
-    let stale = match (observed, interval) {
-        (Some(at), Some(iv)) if iv > 0 => now() - at > iv.saturating_mul(3_000),
-        _ => false,
-    };
     let mut o = Map::new();
     o.insert("id".into(), e.id.clone().into());
     o.insert("name".into(), e.name.clone().into());
@@ -312,9 +348,47 @@ pub async fn systems(st: &AppState, p: &Params, h: &HeaderMap) -> ApiResult<Resp
         }
     };
     let fleet = st.fleet.get(&st.db).await?;
-    let mut matching: Vec<(SortVal<'_>, &Entry)> = fleet
-        .entries
-        .iter()
+    let entries = &fleet.entries;
+    // The fleet is kept in id order; other keys get an index order built once per loaded fleet.
+    let perm = (key != "id").then(|| {
+        fleet.order(key, |es| {
+            let mut idx: Vec<u32> = (0..es.len() as u32).collect();
+            idx.sort_unstable_by(|&a, &b| {
+                let (a, b) = (&es[a as usize], &es[b as usize]);
+                order(
+                    false,
+                    (&sort_value(key, a), &a.id),
+                    (&sort_value(key, b), &b.id),
+                )
+            });
+            idx
+        })
+    });
+    let nth = |i: usize| -> &Entry {
+        match &perm {
+            Some(p) => &entries[p[i] as usize],
+            None => &entries[i],
+        }
+    };
+    let n = entries.len();
+    // Ascending order of the entry at `i` against the cursor.
+    let vs_cursor = |i: usize, (v, id): &(SortVal<'_>, String)| {
+        let e = nth(i);
+        order(false, (&sort_value(key, e), &e.id), (v, id))
+    };
+    let positions: Box<dyn Iterator<Item = usize>> = match (&after, desc) {
+        (None, false) => Box::new(0..n),
+        (None, true) => Box::new((0..n).rev()),
+        (Some(c), false) => {
+            Box::new(partition_point(n, |i| vs_cursor(i, c) != std::cmp::Ordering::Greater)..n)
+        }
+        (Some(c), true) => {
+            Box::new((0..partition_point(n, |i| vs_cursor(i, c) == std::cmp::Ordering::Less)).rev())
+        }
+    };
+    let limit_usize = usize::try_from(limit).unwrap_or(usize::MAX);
+    let mut page: Vec<&Entry> = positions
+        .map(nth)
         .filter(|e| include_removed || !e.removed)
         .filter(|e| vendors.is_empty() || e.vendor.as_deref().is_some_and(|v| vendors.contains(&v)))
         .filter(|e| {
@@ -328,27 +402,49 @@ pub async fn systems(st: &AppState, p: &Params, h: &HeaderMap) -> ApiResult<Resp
                 .all(|(k, v)| e.tag(k).as_deref() == Some(v.as_str()))
         })
         .filter(|e| q.as_deref().is_none_or(|q| e.search.contains(q)))
-        .map(|e| (sort_value(key, e), e))
+        .take(limit_usize.saturating_add(1))
         .collect();
-    matching.sort_unstable_by(|a, b| order(desc, (&a.0, &a.1.id), (&b.0, &b.1.id)));
-    let start = match &after {
-        None => 0,
-        Some((v, id)) => matching.partition_point(|(ev, e)| {
-            order(desc, (ev, &e.id), (v, id)) != std::cmp::Ordering::Greater
-        }),
-    };
-    let page = &matching[start.min(matching.len())..];
-    let limit_usize = usize::try_from(limit).unwrap_or(usize::MAX);
     let more = page.len() > limit_usize;
-    let page = &page[..page.len().min(limit_usize)];
+    page.truncate(limit_usize);
     let next = if more {
         page.last()
-            .map(|(v, e)| json!({"s": sort, "v": v.json(), "id": e.id}))
+            .map(|e| json!({"s": sort, "v": sort_value(key, e).json(), "id": e.id}))
     } else {
         None
     };
-    let items = page.iter().map(|(_, e)| system_json(e)).collect();
-    Ok(json_ok(h, &page_json(items, next, limit)))
+    // The envelope is serialized with an empty item list; the items' text is spliced into it.
+    let envelope = serde_json::to_string(&page_json(Vec::new(), next, limit)).unwrap_or_default();
+    let (head, tail) = match envelope.find("\"items\":[]") {
+        Some(at) => envelope.split_at(at + "\"items\":[".len()),
+        None => (envelope.as_str(), ""),
+    };
+    let now = now();
+    let items: Vec<&Item> = page.iter().map(|e| list_item(e)).collect();
+    let mut body =
+        Vec::with_capacity(envelope.len() + items.iter().map(|i| i.json.len() + 1).sum::<usize>());
+    body.extend_from_slice(head.as_bytes());
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        item.write(&mut body, is_stale(item.observed_at, item.interval_s, now));
+    }
+    body.extend_from_slice(tail.as_bytes());
+    Ok(cached(h, "application/json", body, "no-cache"))
+}
+
+/// The first index in `0..n` for which `pred` is false (`pred` holds for a prefix).
+fn partition_point(n: usize, pred: impl Fn(usize) -> bool) -> usize {
+    let (mut lo, mut hi) = (0, n);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if pred(mid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
 }
 
 fn alert_json(row: &Row) -> Value {

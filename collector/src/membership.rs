@@ -1,5 +1,5 @@
 //! Collector membership and system ownership, without configuration: every collector heartbeats
-//! into a NATS KV bucket whose max age is the lease (nats-server 2.9 has no per-key TTL), reads
+//! into a NATS KV bucket whose max age stands in for a lease (nats-server 2.9 has no per-key TTL), reads
 //! the live members back, and computes the owner of each system by rendezvous hashing. Every
 //! collector computes the same owner from the same member set, so each system is polled once;
 //! when a collector stops heartbeating its key expires within one lease and its systems move.
@@ -101,6 +101,21 @@ impl Membership {
     }
 }
 
+/// How often a collector heartbeats and re-reads the member set: four times per lease.
+pub fn refresh_period(lease: Duration) -> Duration {
+    (lease / 4).max(Duration::from_millis(200))
+}
+
+/// How long a heartbeat keeps a member alive (the bucket's max age): one refresh period less
+/// than the lease, so that a dead member's key is gone and noticed by the others within one
+/// lease of its last heartbeat, while a live member heartbeats three times per key lifetime (a
+/// busy machine may delay a heartbeat by half a lease before a live member looks dead).
+pub fn key_ttl(lease: Duration) -> Duration {
+    lease
+        .saturating_sub(refresh_period(lease))
+        .max(Duration::from_millis(400))
+}
+
 /// Creates the bucket's backing stream (`KV_sdash-collectors`) if needed and opens it. The
 /// async-nats KV creation helpers cannot parse nats-server 2.9's account info, so the stream is
 /// made here with the settings a KV bucket needs.
@@ -111,9 +126,9 @@ pub async fn open_bucket(js: &jetstream::Context, lease: Duration) -> Result<kv:
             name: name.clone(),
             subjects: vec![format!("$KV.{BUCKET}.>")],
             max_messages_per_subject: 1,
-            max_age: lease,
+            max_age: key_ttl(lease),
             // The duplicate window may not exceed max age.
-            duplicate_window: lease.min(Duration::from_secs(120)),
+            duplicate_window: key_ttl(lease).min(Duration::from_secs(120)),
             storage: stream::StorageType::Memory,
             discard: stream::DiscardPolicy::New,
             allow_rollup: true,
@@ -130,7 +145,7 @@ pub async fn open_bucket(js: &jetstream::Context, lease: Duration) -> Result<kv:
     js.get_key_value(BUCKET).await.map_err(|e| e.to_string())
 }
 
-/// Heartbeats and refreshes the member set every `lease / 3` until `stop` resolves; then deletes
+/// Heartbeats and refreshes the member set every [`refresh_period`] until `stop` resolves; then deletes
 /// this collector's key so the others take over at once.
 pub async fn run(
     membership: Membership,
@@ -140,19 +155,27 @@ pub async fn run(
     stop: impl std::future::Future<Output = ()>,
 ) {
     let mut stop = std::pin::pin!(stop);
-    let period = (lease / 3).max(Duration::from_millis(200));
+    let period = refresh_period(lease);
+    // Heartbeats keep a fixed rhythm whatever the listing below costs: a slow listing (a busy
+    // server or machine) must not space our heartbeats past the lease and make us look dead.
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        if let Err(e) = bucket
-            .put(
-                membership.me(),
-                bytes::Bytes::from(sdash_proto::now_ms().to_string()),
-            )
-            .await
-        {
-            tracing::warn!(error = %e, "membership heartbeat failed");
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = &mut stop => break,
         }
-        match live_members(&bucket).await {
-            Ok(live) => {
+        let beat = bucket.put(
+            membership.me(),
+            bytes::Bytes::from(sdash_proto::now_ms().to_string()),
+        );
+        match tokio::time::timeout(period, beat).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "membership heartbeat failed"),
+            Err(_) => tracing::warn!("membership heartbeat timed out"),
+        }
+        match tokio::time::timeout(period, live_members(&bucket)).await {
+            Ok(Ok(live)) => {
                 let changed = membership.set(live);
                 membership.mark_settled();
                 if changed {
@@ -161,11 +184,10 @@ pub async fn run(
                     on_change(&members);
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "reading the membership bucket failed"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(period) => {}
-            _ = &mut stop => break,
+            Ok(Err(e)) => tracing::warn!(error = %e, "reading the membership bucket failed"),
+            Err(_) => tracing::warn!(
+                "reading the membership bucket timed out; keeping the last member set"
+            ),
         }
     }
     if let Err(e) = bucket.purge(membership.me()).await {

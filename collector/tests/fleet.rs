@@ -12,7 +12,7 @@ use sdash_harness::NatsServer;
 
 const SYSTEMS: usize = 300;
 const INTERVAL: Duration = Duration::from_secs(2);
-const LEASE_S: u64 = 3;
+const LEASE_S: u64 = 6;
 
 struct Collector(Child);
 
@@ -136,8 +136,25 @@ async fn collectors_shard_the_fleet_fail_over_and_rebalance() {
     let _c2 = Collector::start(&nats.url(), &inventory, "c2");
     let _c3 = Collector::start(&nats.url(), &inventory, "c3");
 
-    // Steady state: after the members have seen each other, each system exactly once per interval.
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    // Steady state: once the members have seen each other (the first clean interval with all
+    // three, within 30 s of starting), each system exactly once per interval from then on.
+    let started = sdash_proto::now_ms();
+    let converged = sdash_harness::wait_for(Duration::from_secs(30), || {
+        let seen = seen.clone();
+        async move {
+            let now = sdash_proto::now_ms();
+            let last = tally(&seen, now - 3 * INTERVAL.as_millis() as i64, now);
+            last.iter()
+                .any(|(z, o, m, by)| (*z, *o, *m) == (0, SYSTEMS, 0) && by.len() == 3)
+                .then_some(())
+        }
+    })
+    .await;
+    assert!(
+        converged.is_some(),
+        "the three collectors settle into sharing the fleet within 30 s"
+    );
+    assert!(sdash_proto::now_ms() - started < 30_000);
     let from = sdash_proto::now_ms();
     tokio::time::sleep(Duration::from_secs(10)).await;
     let steady = tally(&seen, from, sdash_proto::now_ms());
@@ -162,7 +179,7 @@ async fn collectors_shard_the_fleet_fail_over_and_rebalance() {
     // c1 dies without a goodbye: its systems move within one lease plus one interval.
     c1.kill9();
     let killed_at = sdash_proto::now_ms();
-    let takeover = Duration::from_secs(LEASE_S) + Duration::from_secs(1) + INTERVAL;
+    let takeover = Duration::from_secs(LEASE_S) + INTERVAL;
     tokio::time::sleep(takeover + Duration::from_secs(1)).await;
     let from = sdash_proto::now_ms();
     tokio::time::sleep(Duration::from_secs(8)).await;
@@ -186,17 +203,29 @@ async fn collectors_shard_the_fleet_fail_over_and_rebalance() {
         );
     }
 
-    // A new collector joins and takes a share without restarting the others.
+    // A new collector joins and takes a share without restarting the others: no system goes
+    // unpolled across the join (while the members' views converge a system may briefly be
+    // polled twice), and then each system is polled exactly once again, c4 included.
+    let joined_at = sdash_proto::now_ms();
     let _c4 = Collector::start(&nats.url(), &inventory, "c4");
     tokio::time::sleep(Duration::from_secs(LEASE_S + 3)).await;
+    for (zero, _, _, by) in &tally(&seen, joined_at, sdash_proto::now_ms()) {
+        assert_eq!(*zero, 0, "no gap while a collector joins ({by:?})");
+    }
+    tokio::time::sleep(Duration::from_secs(LEASE_S)).await;
     let from = sdash_proto::now_ms();
     tokio::time::sleep(Duration::from_secs(8)).await;
     let joined = tally(&seen, from, sdash_proto::now_ms());
+    assert!(
+        joined.len() >= 2,
+        "too few intervals observed: {}",
+        joined.len()
+    );
     for (zero, one, more, by) in &joined {
         assert_eq!(
             (*zero, *one, *more),
             (0, SYSTEMS, 0),
-            "after a join ({by:?})"
+            "steady again after a join ({by:?})"
         );
         assert!(
             by.contains_key("c4"),
