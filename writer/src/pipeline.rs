@@ -32,6 +32,8 @@ pub fn backoff(attempt: u32) -> Duration {
 
 /// How long an idle pull request waits for a first message.
 const IDLE_WAIT: Duration = Duration::from_secs(1);
+/// How long a no-wait pull may take to answer before the batch goes ahead without it.
+const FILL_MARGIN: Duration = Duration::from_millis(50);
 /// How often an idle writer checks that its consumer still exists.
 const CONSUMER_CHECK: Duration = Duration::from_secs(5);
 
@@ -240,16 +242,21 @@ async fn consume(
     let mut next_retention = Instant::now();
     let mut last_check = Instant::now();
     let policy = ctx.config.retention_policy();
+    // Fetched while the previous batch was written; not acknowledged yet.
+    let mut ready: Vec<Message> = Vec::new();
     loop {
         if *stop.borrow() {
+            release(ctx, &mut ready).await;
             return End::Stop;
         }
         if !lock.is_held() {
+            release(ctx, &mut ready).await;
             store.set_fence(None);
             return End::LockLost;
         }
         if Instant::now() >= next_retention {
             next_retention = Instant::now() + ctx.config.retention_interval;
+            let started = Instant::now();
             match store.apply_retention(&policy).await {
                 Ok(o) => {
                     ctx.metrics.record_retention(&o);
@@ -260,6 +267,9 @@ async fn consume(
                 Err(e) => {
                     tracing::warn!(error = %e, "retention failed; will try again next interval")
                 }
+            }
+            if !ready.is_empty() && started.elapsed() >= progress_interval(ctx.config) {
+                ack_all(ctx, &ready, |_| AckKind::Progress).await;
             }
         }
         let Some(c) = consumer.as_ref() else {
@@ -283,25 +293,22 @@ async fn consume(
             }
             continue;
         };
-        let messages = match fetch(c, ctx.config, stop).await {
-            Ok(m) => {
-                nats_attempt = 0;
-                ctx.health.consumer.store(true, Ordering::SeqCst);
-                m
-            }
-            Err(e) => {
-                ctx.metrics.nats_errors.inc();
-                ctx.health.consumer.store(false, Ordering::SeqCst);
-                nats_attempt += 1;
-                let delay = backoff(nats_attempt.min(5));
-                tracing::warn!(error = %e, ?delay, "fetching from the consumer failed; retrying");
-                // Set the stream and consumer up again (the server may have lost them).
-                consumer = None;
-                if sleep_or_stop(delay, stop).await {
-                    return End::Stop;
+        let messages = if ready.is_empty() {
+            match fetch(c, ctx.config, stop, 0).await {
+                Ok(m) => {
+                    nats_attempt = 0;
+                    ctx.health.consumer.store(true, Ordering::SeqCst);
+                    m
                 }
-                continue;
+                Err(e) => {
+                    if fetch_failed(ctx, e, &mut nats_attempt, &mut consumer, stop).await {
+                        return End::Stop;
+                    }
+                    continue;
+                }
             }
+        } else {
+            std::mem::take(&mut ready)
         };
         if messages.is_empty() {
             // Idle: now and then make sure the consumer still exists (a server that lost its
@@ -326,72 +333,294 @@ async fn consume(
             continue;
         }
         last_check = Instant::now();
-        if let Some(end) = process(ctx, store, lock, &messages, stop).await {
+        // Write this batch while the next one is pulled (max_ack_pending allows two batches).
+        let (end, next) = process_overlapped(ctx, store, lock, c, &messages, stop).await;
+        drop(messages);
+        match next {
+            Ok(m) => {
+                nats_attempt = 0;
+                ctx.health.consumer.store(true, Ordering::SeqCst);
+                ready = m;
+            }
+            Err(e) => {
+                if end.is_none()
+                    && fetch_failed(ctx, e, &mut nats_attempt, &mut consumer, stop).await
+                {
+                    return End::Stop;
+                }
+            }
+        }
+        if let Some(end) = end {
+            release(ctx, &mut ready).await;
+            if matches!(end, End::LockLost) {
+                store.set_fence(None);
+            }
             return end;
         }
     }
 }
 
-/// One batch: up to `batch_max` messages, or what arrived within `batch_timeout` of the first.
-/// Each pull request is bounded by its own expiry, so nothing is delivered to a request that is
-/// no longer read.
-async fn fetch(
-    c: &Consumer,
-    config: &WriterConfig,
+/// Counts a failed pull, forgets the consumer (the server may have lost it) and backs off.
+/// `true` when shutdown was requested meanwhile.
+async fn fetch_failed(
+    ctx: &Ctx<'_>,
+    e: anyhow::Error,
+    nats_attempt: &mut u32,
+    consumer: &mut Option<Consumer>,
     stop: &mut watch::Receiver<bool>,
-) -> anyhow::Result<Vec<Message>> {
-    let max = config.batch_max as usize;
-    let mut out: Vec<Message> = Vec::new();
-    let mut deadline: Option<Instant> = None;
+) -> bool {
+    ctx.metrics.nats_errors.inc();
+    ctx.health.consumer.store(false, Ordering::SeqCst);
+    *nats_attempt += 1;
+    let delay = backoff((*nats_attempt).min(5));
+    tracing::warn!(error = %e, ?delay, "fetching from the consumer failed; retrying");
+    // Set the stream and consumer up again (the server may have lost them).
+    *consumer = None;
+    sleep_or_stop(delay, stop).await
+}
+
+/// Releases fetched messages that will not be written (nak: redelivered at once).
+async fn release(ctx: &Ctx<'_>, messages: &mut Vec<Message>) {
+    if !messages.is_empty() {
+        tracing::info!(
+            messages = messages.len(),
+            "releasing a fetched batch for redelivery"
+        );
+        ack_all(ctx, messages, |_| AckKind::Nak(None)).await;
+        messages.clear();
+    }
+}
+
+/// Writes `messages` (see [`process`]) while the next batch is pulled. The next batch stays
+/// unacknowledged until its own commit; while this one is still being written (a slow write or
+/// database retries) it is kept alive with in-progress acks like the batch being written.
+async fn process_overlapped(
+    ctx: &Ctx<'_>,
+    store: &Store,
+    lock: &WriterLock,
+    c: &Consumer,
+    messages: &[Message],
+    stop: &mut watch::Receiver<bool>,
+) -> (Option<End>, anyhow::Result<Vec<Message>>) {
+    let hint = messages.last().map(pending_after).unwrap_or(0);
+    let mut fetch_stop = stop.clone();
+    let progress_every = progress_interval(ctx.config);
+    let next = fetch(c, ctx.config, &mut fetch_stop, hint);
+    let work = process(ctx, store, lock, messages, stop);
+    tokio::pin!(next, work);
+    let mut fetched: Option<anyhow::Result<Vec<Message>>> = None;
+    let mut done: Option<Option<End>> = None;
+    let mut last_progress = Instant::now();
     loop {
-        let (want, expires) = match deadline {
-            None => (1, IDLE_WAIT),
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                if left < Duration::from_millis(5) {
-                    return Ok(out);
-                }
-                (max - out.len(), left)
+        let hold = matches!(&fetched, Some(Ok(m)) if !m.is_empty());
+        tokio::select! {
+            r = &mut next, if fetched.is_none() => {
+                fetched = Some(r);
+                last_progress = Instant::now();
             }
-        };
-        let mut batch = c
-            .batch()
+            e = &mut work, if done.is_none() => done = Some(e),
+            _ = tokio::time::sleep(progress_every.saturating_sub(last_progress.elapsed())), if hold && done.is_none() => {
+                if let Some(Ok(m)) = &fetched {
+                    ack_all(ctx, m, |_| AckKind::Progress).await;
+                }
+                last_progress = Instant::now();
+            }
+        }
+        if let (Some(_), Some(_)) = (&done, &fetched) {
+            break;
+        }
+    }
+    match (done, fetched) {
+        (Some(end), Some(next)) => (end, next),
+        _ => unreachable!("the loop ends when both are done"),
+    }
+}
+
+/// How a pull request ended.
+enum Pulled {
+    /// The server ended it (batch filled, expired, no messages) or its guard fired.
+    Done,
+    /// Shutdown was requested while reading it.
+    Stopped,
+}
+
+/// Sends one pull request for up to `want` messages and reads it until the server ends it, the
+/// `guard` time has passed, or shutdown. `no_wait` requests are answered at once with what is
+/// available; the others wait up to `expires`. Returns the number of messages appended to `out`.
+#[allow(clippy::too_many_arguments)]
+async fn pull(
+    c: &Consumer,
+    want: usize,
+    no_wait: bool,
+    expires: Duration,
+    guard: Duration,
+    batch_timeout: Duration,
+    deadline: &mut Option<Instant>,
+    out: &mut Vec<Message>,
+    stop: &mut watch::Receiver<bool>,
+) -> anyhow::Result<Pulled> {
+    let mut batch = if no_wait {
+        c.fetch().max_messages(want).messages().await
+    } else {
+        c.batch()
             .max_messages(want)
             .expires(expires)
             .messages()
             .await
-            .map_err(|e| anyhow::anyhow!("pull request failed: {e}"))?;
-        let guard = tokio::time::sleep(expires + Duration::from_secs(1));
-        tokio::pin!(guard);
-        loop {
-            tokio::select! {
-                next = batch.next() => match next {
-                    Some(Ok(m)) => {
-                        out.push(m);
-                        if deadline.is_none() {
-                            deadline = Some(Instant::now() + config.batch_timeout);
-                        }
+    }
+    .map_err(|e| anyhow::anyhow!("pull request failed: {e}"))?;
+    let guard = tokio::time::sleep(guard);
+    tokio::pin!(guard);
+    loop {
+        tokio::select! {
+            biased;
+            next = batch.next() => match next {
+                Some(Ok(m)) => {
+                    out.push(m);
+                    if deadline.is_none() {
+                        *deadline = Some(Instant::now() + batch_timeout);
                     }
-                    Some(Err(e)) => {
-                        if out.is_empty() {
-                            return Err(anyhow::anyhow!("{e}"));
-                        }
-                        return Ok(out);
+                }
+                Some(Err(e)) => {
+                    if out.is_empty() {
+                        return Err(anyhow::anyhow!("{e}"));
                     }
-                    None => break,
-                },
-                _ = &mut guard => break,
-                _ = stop.changed() => return Ok(out),
+                    tracing::debug!(error = %e, "pull request ended with an error; keeping the batch so far");
+                    return Ok(Pulled::Done);
+                }
+                None => return Ok(Pulled::Done),
+            },
+            _ = &mut guard => {
+                tracing::debug!(no_wait, want, "pull request did not end in time; abandoning it");
+                return Ok(Pulled::Done);
             }
+            _ = stop.changed() => return Ok(Pulled::Stopped),
         }
-        if out.len() >= max {
-            return Ok(out);
+    }
+}
+
+/// Messages the consumer had not delivered yet when `m` was delivered.
+fn pending_after(m: &Message) -> u64 {
+    m.info().map(|i| i.pending).unwrap_or(0)
+}
+
+/// One batch: up to `batch_max` messages, or what arrived within `batch_timeout` of the first.
+///
+/// No pull request outlives the batch: an idle writer waits for the first message with a
+/// one-message request (or, when `pending_hint` says messages are waiting, asks for a whole batch
+/// without waiting); the rest of the batch is filled with no-wait requests, which the server
+/// answers at once, until the batch is full or its window has passed. Each read is bounded by a
+/// guard, so a request the server fails to end cannot hold a batch past its window by more than
+/// [`FILL_MARGIN`].
+async fn fetch(
+    c: &Consumer,
+    config: &WriterConfig,
+    stop: &mut watch::Receiver<bool>,
+    pending_hint: u64,
+) -> anyhow::Result<Vec<Message>> {
+    if *stop.borrow() {
+        return Ok(Vec::new());
+    }
+    let max = config.batch_max as usize;
+    let poll =
+        (config.batch_timeout / 10).clamp(Duration::from_millis(2), Duration::from_millis(20));
+    let mut out: Vec<Message> = Vec::new();
+    let mut deadline: Option<Instant> = None;
+    let t = config.batch_timeout;
+    // The first messages.
+    if pending_hint > 0 {
+        let guard = t + FILL_MARGIN;
+        match pull(
+            c,
+            max,
+            true,
+            Duration::ZERO,
+            guard,
+            t,
+            &mut deadline,
+            &mut out,
+            stop,
+        )
+        .await
+        {
+            Ok(Pulled::Done) => {}
+            Ok(Pulled::Stopped) => return Ok(out),
+            // Fall back to a waiting request, which reports a lasting problem.
+            Err(e) => tracing::debug!(error = %e, "no-wait pull for a whole batch failed"),
         }
-        if deadline.is_none() {
+    }
+    if out.is_empty() {
+        let pulled = pull(
+            c,
+            1,
+            false,
+            IDLE_WAIT,
+            IDLE_WAIT + Duration::from_secs(1),
+            t,
+            &mut deadline,
+            &mut out,
+            stop,
+        )
+        .await?;
+        if matches!(pulled, Pulled::Stopped) || out.is_empty() {
             // Idle: let the caller look at shutdown, the lock and retention.
             return Ok(out);
         }
     }
+    // The rest: no-wait requests until the batch is full or its window has passed.
+    let deadline = deadline.unwrap_or_else(Instant::now);
+    let mut waiting = out.last().map(pending_after).unwrap_or(0);
+    loop {
+        if out.len() >= max {
+            return Ok(out);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if waiting == 0 {
+            if left.is_zero() {
+                return Ok(out);
+            }
+            // Nothing waiting on the server: look again shortly (last at the deadline).
+            tokio::select! {
+                _ = tokio::time::sleep(left.min(poll)) => {}
+                _ = stop.changed() => return Ok(out),
+            }
+        } else if left.is_zero() {
+            return Ok(out);
+        }
+        let before = out.len();
+        let guard = deadline.saturating_duration_since(Instant::now()) + FILL_MARGIN;
+        let mut no_deadline = None;
+        match pull(
+            c,
+            max - out.len(),
+            true,
+            Duration::ZERO,
+            guard,
+            t,
+            &mut no_deadline,
+            &mut out,
+            stop,
+        )
+        .await
+        {
+            Ok(Pulled::Done) => {}
+            Ok(Pulled::Stopped) => return Ok(out),
+            Err(e) => {
+                tracing::debug!(error = %e, "a no-wait pull failed; ending the batch");
+                return Ok(out);
+            }
+        }
+        waiting = if out.len() > before {
+            out.last().map(pending_after).unwrap_or(0)
+        } else {
+            0
+        };
+    }
+}
+
+/// How often unacknowledged messages held by the writer get an in-progress ack.
+fn progress_interval(config: &WriterConfig) -> Duration {
+    (config.ack_wait / 3).max(Duration::from_millis(200))
 }
 
 fn to_incoming(m: &Message) -> Incoming {
@@ -473,7 +702,7 @@ async fn process(
             .consumer_pending
             .set(i64::try_from(pending).unwrap_or(i64::MAX));
     }
-    let progress_every = (ctx.config.ack_wait / 3).max(Duration::from_millis(200));
+    let progress_every = progress_interval(ctx.config);
     let mut last_progress = Instant::now();
     let mut attempt = 0u32;
     loop {
