@@ -1,5 +1,6 @@
-//! SQLite backend: one connection, WAL, `BEGIN IMMEDIATE` transactions, multi-row inserts chunked
-//! under the bind-parameter limit for the high-volume tables, prepared statements for the rest.
+//! SQLite backend: one connection, WAL, `BEGIN IMMEDIATE` transactions, multi-row inserts and
+//! `UPDATE … FROM (VALUES …)` chunked under the bind-parameter limit for the high-volume tables
+//! (snapshots take about ten statements per batch), prepared statements for the rest.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -106,7 +107,8 @@ pub(crate) async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// `INSERT` of many rows: `head` ends with `VALUES`, `tail` follows the value lists.
+/// A statement over many rows of values (a multi-row `INSERT`, or an `UPDATE … FROM` a `VALUES`
+/// CTE): `head` ends with `VALUES`, `tail` follows the value lists.
 fn multi_row_sql(head: &str, cols: usize, rows: usize, tail: &str) -> String {
     let one = format!("({})", vec!["?"; cols].join(","));
     let mut sql = String::with_capacity(head.len() + tail.len() + rows * (one.len() + 1));
@@ -261,164 +263,185 @@ async fn write_in(
     Ok(rows)
 }
 
+/// Snapshots, set-based: the stored states and open alerts of all systems of the batch are read
+/// with one `SELECT` each, history is derived in [`plan::derive`], and every kind of row is written
+/// with one multi-row statement (chunked under the bind-parameter limit): about ten statements
+/// per batch whatever its size.
 async fn write_snapshots(
     c: &mut SqliteConnection,
     plan: &Plan,
     rows: &mut RowCounts,
 ) -> Result<(), StoreError> {
+    // System ids are `[a-z0-9_-]{1,64}` (validated on decode); one JSON array binds them all.
+    let ids = serde_json::to_string(&plan.snapshots.keys().collect::<Vec<_>>())
+        .map_err(|e| StoreError::Db(sqlx::Error::Encode(Box::new(e))))?;
     let mut stored = HashMap::new();
+    for r in sqlx::query(
+        "SELECT system_id, observed_at, status, hardware, cluster, last_online_at FROM system_state \
+         WHERE system_id IN (SELECT value FROM json_each(?))",
+    )
+    .bind(ids.as_str())
+    .fetch_all(&mut *c)
+    .await?
+    {
+        let s = StoredState {
+            system_id: r.try_get(0)?,
+            observed_at: r.try_get(1)?,
+            status: r.try_get(2)?,
+            hardware: r.try_get(3)?,
+            cluster: r.try_get(4)?,
+            last_online_at: r.try_get(5)?,
+        };
+        stored.insert(s.system_id.clone(), s);
+    }
     let mut open = Vec::new();
-    for system_id in plan.snapshots.keys() {
-        if let Some(r) = sqlx::query(
-            "SELECT system_id, observed_at, status, hardware, cluster, last_online_at FROM system_state WHERE system_id = ?",
-        )
-        .bind(system_id.as_str())
-        .fetch_optional(&mut *c)
-        .await?
-        {
-            let s = StoredState {
-                system_id: r.try_get(0)?,
-                observed_at: r.try_get(1)?,
-                status: r.try_get(2)?,
-                hardware: r.try_get(3)?,
-                cluster: r.try_get(4)?,
-                last_online_at: r.try_get(5)?,
-            };
-            stored.insert(s.system_id.clone(), s);
-        }
-        for r in sqlx::query(
-            "SELECT id, system_id, alert_id FROM alerts WHERE system_id = ? AND cleared_at IS NULL",
-        )
-        .bind(system_id.as_str())
-        .fetch_all(&mut *c)
-        .await?
-        {
-            open.push(OpenAlertRow {
-                id: r.try_get(0)?,
-                system_id: r.try_get(1)?,
-                alert_id: r.try_get(2)?,
-            });
-        }
+    for r in sqlx::query(
+        "SELECT id, system_id, alert_id FROM alerts \
+         WHERE cleared_at IS NULL AND system_id IN (SELECT value FROM json_each(?))",
+    )
+    .bind(ids.as_str())
+    .fetch_all(&mut *c)
+    .await?
+    {
+        open.push(OpenAlertRow {
+            id: r.try_get(0)?,
+            system_id: r.try_get(1)?,
+            alert_id: r.try_get(2)?,
+        });
     }
     let d = plan::derive(&plan.snapshots, &stored, &open);
 
-    for (id, vendor) in &d.minimal_systems {
-        rows.systems += sqlx::query("INSERT INTO systems (id, name, vendor, updated_at) VALUES (?, ?, ?, 0) ON CONFLICT (id) DO NOTHING")
-            .bind(id.as_str())
-            .bind(id.as_str())
-            .bind(*vendor)
-            .execute(&mut *c)
-            .await?
-            .rows_affected();
-    }
-    for r in &d.states {
-        rows.system_state += sqlx::query(
-            "INSERT INTO system_state (system_id, event_id, collector_id, observed_at, vendor, status, hardware, cluster, name, version, model, serial, \
-             total_bytes, used_bytes, free_bytes, data_reduction, alert_count, components, alerts, poll_ms, error, last_online_at) \
-             VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) \
-             ON CONFLICT (system_id) DO UPDATE SET event_id = excluded.event_id, collector_id = excluded.collector_id, observed_at = excluded.observed_at, \
-             vendor = excluded.vendor, status = excluded.status, hardware = excluded.hardware, cluster = excluded.cluster, name = excluded.name, \
-             version = excluded.version, model = excluded.model, serial = excluded.serial, total_bytes = excluded.total_bytes, used_bytes = excluded.used_bytes, \
-             free_bytes = excluded.free_bytes, data_reduction = excluded.data_reduction, alert_count = excluded.alert_count, components = excluded.components, \
-             alerts = excluded.alerts, poll_ms = excluded.poll_ms, error = excluded.error, \
-             last_online_at = CASE WHEN system_state.last_online_at IS NULL THEN excluded.last_online_at \
-                                   WHEN excluded.last_online_at IS NULL THEN system_state.last_online_at \
-                                   ELSE max(system_state.last_online_at, excluded.last_online_at) END \
-             WHERE system_state.observed_at < excluded.observed_at",
-        )
-        .bind(r.system_id.as_str())
-        .bind(r.event_id.as_str())
-        .bind(r.collector_id.as_str())
-        .bind(r.observed_at)
-        .bind(r.vendor)
-        .bind(r.status)
-        .bind(r.hardware)
-        .bind(r.cluster)
-        .bind(r.name.as_deref())
-        .bind(r.version.as_deref())
-        .bind(r.model.as_deref())
-        .bind(r.serial.as_deref())
-        .bind(r.total_bytes)
-        .bind(r.used_bytes)
-        .bind(r.free_bytes)
-        .bind(r.data_reduction)
-        .bind(r.alert_count)
-        .bind(r.components.as_str())
-        .bind(r.alerts.as_str())
-        .bind(r.poll_ms)
-        .bind(r.error.as_deref())
-        .bind(r.last_online_at)
-        .execute(&mut *c)
-        .await?
-        .rows_affected();
-    }
-    for (id, t) in &d.last_online {
-        rows.system_state += sqlx::query(
-            "UPDATE system_state SET last_online_at = ? WHERE system_id = ? AND (last_online_at IS NULL OR last_online_at < ?)",
-        )
-        .bind(*t)
-        .bind(id.as_str())
-        .bind(*t)
-        .execute(&mut *c)
-        .await?
-        .rows_affected();
-    }
-    for r in &d.transitions {
-        rows.status_transitions += sqlx::query(
-            "INSERT INTO status_transitions (system_id, at, field, from_value, to_value, event_id) VALUES (?,?,?,?,?,?) \
-             ON CONFLICT (event_id, field) DO NOTHING",
-        )
-        .bind(r.system_id.as_str())
-        .bind(r.at)
-        .bind(r.field)
-        .bind(r.from_value.as_deref())
-        .bind(r.to_value.as_str())
-        .bind(r.event_id.as_str())
-        .execute(&mut *c)
-        .await?
-        .rows_affected();
-    }
-    for r in &d.alert_updates {
-        let q = if r.seen {
-            sqlx::query(
-                "UPDATE alerts SET severity = ?, vendor_severity = ?, title = ?, component = ?, opened_at = COALESCE(?, opened_at), \
-                 last_seen = max(last_seen, ?), cleared_at = ? WHERE id = ?",
-            )
-            .bind(r.severity)
-            .bind(r.vendor_severity.as_str())
-            .bind(r.title.as_str())
-            .bind(r.component.as_deref())
-            .bind(r.opened_at)
-            .bind(r.last_seen)
-        } else {
-            sqlx::query("UPDATE alerts SET cleared_at = ? WHERE id = ?")
-        };
-        rows.alerts += q
-            .bind(r.cleared_at)
-            .bind(r.existing.unwrap_or(0))
-            .execute(&mut *c)
-            .await?
-            .rows_affected();
-    }
-    for r in &d.alert_inserts {
-        rows.alerts += sqlx::query(
-            "INSERT INTO alerts (system_id, alert_id, severity, vendor_severity, title, component, opened_at, first_seen, last_seen, cleared_at) \
-             VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT (system_id, alert_id) WHERE cleared_at IS NULL DO NOTHING",
-        )
-        .bind(r.system_id.as_str())
-        .bind(r.alert_id.as_str())
-        .bind(r.severity)
-        .bind(r.vendor_severity.as_str())
-        .bind(r.title.as_str())
-        .bind(r.component.as_deref())
-        .bind(r.opened_at)
-        .bind(r.first_seen)
-        .bind(r.last_seen)
-        .bind(r.cleared_at)
-        .execute(&mut *c)
-        .await?
-        .rows_affected();
-    }
+    rows.systems += insert_many(
+        c,
+        "INSERT INTO systems (id, name, vendor, updated_at) VALUES",
+        4,
+        "ON CONFLICT (id) DO NOTHING",
+        &d.minimal_systems,
+        |q, (id, vendor)| {
+            q.bind(id.as_str())
+                .bind(id.as_str())
+                .bind(*vendor)
+                .bind(0_i64)
+        },
+    )
+    .await?;
+    rows.system_state += insert_many(
+        c,
+        "INSERT INTO system_state (system_id, event_id, collector_id, observed_at, vendor, status, hardware, cluster, name, version, model, serial, \
+         total_bytes, used_bytes, free_bytes, data_reduction, alert_count, components, alerts, poll_ms, error, last_online_at) VALUES",
+        22,
+        "ON CONFLICT (system_id) DO UPDATE SET event_id = excluded.event_id, collector_id = excluded.collector_id, observed_at = excluded.observed_at, \
+         vendor = excluded.vendor, status = excluded.status, hardware = excluded.hardware, cluster = excluded.cluster, name = excluded.name, \
+         version = excluded.version, model = excluded.model, serial = excluded.serial, total_bytes = excluded.total_bytes, used_bytes = excluded.used_bytes, \
+         free_bytes = excluded.free_bytes, data_reduction = excluded.data_reduction, alert_count = excluded.alert_count, components = excluded.components, \
+         alerts = excluded.alerts, poll_ms = excluded.poll_ms, error = excluded.error, \
+         last_online_at = CASE WHEN system_state.last_online_at IS NULL THEN excluded.last_online_at \
+                               WHEN excluded.last_online_at IS NULL THEN system_state.last_online_at \
+                               ELSE max(system_state.last_online_at, excluded.last_online_at) END \
+         WHERE system_state.observed_at < excluded.observed_at",
+        &d.states,
+        |q, r| {
+            q.bind(r.system_id.as_str())
+                .bind(r.event_id.as_str())
+                .bind(r.collector_id.as_str())
+                .bind(r.observed_at)
+                .bind(r.vendor)
+                .bind(r.status)
+                .bind(r.hardware)
+                .bind(r.cluster)
+                .bind(r.name.as_deref())
+                .bind(r.version.as_deref())
+                .bind(r.model.as_deref())
+                .bind(r.serial.as_deref())
+                .bind(r.total_bytes)
+                .bind(r.used_bytes)
+                .bind(r.free_bytes)
+                .bind(r.data_reduction)
+                .bind(r.alert_count)
+                .bind(r.components.as_str())
+                .bind(r.alerts.as_str())
+                .bind(r.poll_ms)
+                .bind(r.error.as_deref())
+                .bind(r.last_online_at)
+        },
+    )
+    .await?;
+    // One row per system (derive yields at most one), so each target row joins at most once.
+    rows.system_state += insert_many(
+        c,
+        "WITH u(id, t) AS (VALUES",
+        2,
+        ") UPDATE system_state SET last_online_at = u.t FROM u WHERE system_state.system_id = u.id \
+         AND (system_state.last_online_at IS NULL OR system_state.last_online_at < u.t)",
+        &d.last_online,
+        |q, (id, t)| q.bind(id.as_str()).bind(*t),
+    )
+    .await?;
+    rows.status_transitions += insert_many(
+        c,
+        "INSERT INTO status_transitions (system_id, at, field, from_value, to_value, event_id) VALUES",
+        6,
+        "ON CONFLICT (event_id, field) DO NOTHING",
+        &d.transitions,
+        |q, r| {
+            q.bind(r.system_id.as_str())
+                .bind(r.at)
+                .bind(r.field)
+                .bind(r.from_value.as_deref())
+                .bind(r.to_value.as_str())
+                .bind(r.event_id.as_str())
+        },
+    )
+    .await?;
+    // Existing episodes first (a clear frees the open slot a re-opened alert then takes). Each
+    // stored row id appears once. An episode not seen in the batch only gets its `cleared_at`.
+    rows.alerts += insert_many(
+        c,
+        "WITH u(id, seen, severity, vendor_severity, title, component, opened_at, last_seen, cleared_at) AS (VALUES",
+        9,
+        ") UPDATE alerts SET \
+         severity = CASE WHEN u.seen THEN u.severity ELSE alerts.severity END, \
+         vendor_severity = CASE WHEN u.seen THEN u.vendor_severity ELSE alerts.vendor_severity END, \
+         title = CASE WHEN u.seen THEN u.title ELSE alerts.title END, \
+         component = CASE WHEN u.seen THEN u.component ELSE alerts.component END, \
+         opened_at = CASE WHEN u.seen THEN COALESCE(u.opened_at, alerts.opened_at) ELSE alerts.opened_at END, \
+         last_seen = CASE WHEN u.seen THEN max(alerts.last_seen, u.last_seen) ELSE alerts.last_seen END, \
+         cleared_at = u.cleared_at \
+         FROM u WHERE alerts.id = u.id",
+        &d.alert_updates,
+        |q, r| {
+            q.bind(r.existing.unwrap_or(0))
+                .bind(r.seen)
+                .bind(r.severity)
+                .bind(r.vendor_severity.as_str())
+                .bind(r.title.as_str())
+                .bind(r.component.as_deref())
+                .bind(r.opened_at)
+                .bind(r.last_seen)
+                .bind(r.cleared_at)
+        },
+    )
+    .await?;
+    rows.alerts += insert_many(
+        c,
+        "INSERT INTO alerts (system_id, alert_id, severity, vendor_severity, title, component, opened_at, first_seen, last_seen, cleared_at) VALUES",
+        10,
+        "ON CONFLICT (system_id, alert_id) WHERE cleared_at IS NULL DO NOTHING",
+        &d.alert_inserts,
+        |q, r| {
+            q.bind(r.system_id.as_str())
+                .bind(r.alert_id.as_str())
+                .bind(r.severity)
+                .bind(r.vendor_severity.as_str())
+                .bind(r.title.as_str())
+                .bind(r.component.as_deref())
+                .bind(r.opened_at)
+                .bind(r.first_seen)
+                .bind(r.last_seen)
+                .bind(r.cleared_at)
+        },
+    )
+    .await?;
     if !d.samples.is_empty() {
         let mut inserted = Vec::new();
         for chunk in d.samples.chunks(chunk_rows(5)) {
@@ -448,31 +471,32 @@ async fn write_snapshots(
             }
         }
         rows.capacity_samples += inserted.len() as u64;
-        for r in plan::rollup(&inserted) {
-            rows.capacity_daily += sqlx::query(
-                "INSERT INTO capacity_daily (system_id, day, samples, used_min, used_max, used_sum, last_at, total_bytes, used_bytes, free_bytes) \
-                 VALUES (?,?,?,?,?,?,?,?,?,?) \
-                 ON CONFLICT (system_id, day) DO UPDATE SET samples = capacity_daily.samples + excluded.samples, \
-                 used_min = min(capacity_daily.used_min, excluded.used_min), used_max = max(capacity_daily.used_max, excluded.used_max), \
-                 used_sum = capacity_daily.used_sum + excluded.used_sum, last_at = max(capacity_daily.last_at, excluded.last_at), \
-                 total_bytes = CASE WHEN excluded.last_at >= capacity_daily.last_at THEN excluded.total_bytes ELSE capacity_daily.total_bytes END, \
-                 used_bytes = CASE WHEN excluded.last_at >= capacity_daily.last_at THEN excluded.used_bytes ELSE capacity_daily.used_bytes END, \
-                 free_bytes = CASE WHEN excluded.last_at >= capacity_daily.last_at THEN excluded.free_bytes ELSE capacity_daily.free_bytes END",
-            )
-            .bind(r.system_id.as_str())
-            .bind(r.day.as_str())
-            .bind(r.samples)
-            .bind(r.used_min)
-            .bind(r.used_max)
-            .bind(r.used_sum)
-            .bind(r.last_at)
-            .bind(r.total_bytes)
-            .bind(r.used_bytes)
-            .bind(r.free_bytes)
-            .execute(&mut *c)
-            .await?
-            .rows_affected();
-        }
+        // One row per (system, day): the rollup of the samples this batch really inserted.
+        rows.capacity_daily += insert_many(
+            c,
+            "INSERT INTO capacity_daily (system_id, day, samples, used_min, used_max, used_sum, last_at, total_bytes, used_bytes, free_bytes) VALUES",
+            10,
+            "ON CONFLICT (system_id, day) DO UPDATE SET samples = capacity_daily.samples + excluded.samples, \
+             used_min = min(capacity_daily.used_min, excluded.used_min), used_max = max(capacity_daily.used_max, excluded.used_max), \
+             used_sum = capacity_daily.used_sum + excluded.used_sum, last_at = max(capacity_daily.last_at, excluded.last_at), \
+             total_bytes = CASE WHEN excluded.last_at >= capacity_daily.last_at THEN excluded.total_bytes ELSE capacity_daily.total_bytes END, \
+             used_bytes = CASE WHEN excluded.last_at >= capacity_daily.last_at THEN excluded.used_bytes ELSE capacity_daily.used_bytes END, \
+             free_bytes = CASE WHEN excluded.last_at >= capacity_daily.last_at THEN excluded.free_bytes ELSE capacity_daily.free_bytes END",
+            &plan::rollup(&inserted),
+            |q, r| {
+                q.bind(r.system_id.as_str())
+                    .bind(r.day.as_str())
+                    .bind(r.samples)
+                    .bind(r.used_min)
+                    .bind(r.used_max)
+                    .bind(r.used_sum)
+                    .bind(r.last_at)
+                    .bind(r.total_bytes)
+                    .bind(r.used_bytes)
+                    .bind(r.free_bytes)
+            },
+        )
+        .await?;
     }
     Ok(())
 }
