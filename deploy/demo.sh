@@ -3,16 +3,19 @@
 # nats-server with JetStream (own port, data in var/demo), the simulator with a demo fleet,
 # the writer, two collectors sharing the fleet, and the API with the dashboard.
 # Ctrl-C stops everything cleanly. Settings: SDASH_DEMO_SYSTEMS (24), SDASH_DEMO_PORT (8080),
-# SDASH_DEMO_NATS_PORT (14222), SDASH_DEMO_PROFILE (debug|release, default release).
+# SDASH_DEMO_NATS_PORT (14222), SDASH_DEMO_SIM_PORT (18443), SDASH_DEMO_ADMIN_PORT (19101; the
+# collectors take the next two), SDASH_DEMO_DIR (var/demo), SDASH_DEMO_PROFILE (debug|release,
+# default release), SDASH_DEMO_BIN_DIR (use binaries built already instead of building).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-data="$root/var/demo"
+data="${SDASH_DEMO_DIR:-$root/var/demo}"
 systems="${SDASH_DEMO_SYSTEMS:-24}"
 api_port="${SDASH_DEMO_PORT:-8080}"
 nats_port="${SDASH_DEMO_NATS_PORT:-14222}"
 sim_port="${SDASH_DEMO_SIM_PORT:-18443}"
 profile="${SDASH_DEMO_PROFILE:-release}"
+admin_port="${SDASH_DEMO_ADMIN_PORT:-19101}"
 
 say() { printf '\033[1msdash demo:\033[0m %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
@@ -34,10 +37,14 @@ if [ -z "$nats_bin" ]; then
   fi
 fi
 
-say "building sdash ($profile)"
-flag=""; [ "$profile" = release ] && flag="--release"
-cargo build $flag -q --bin sdash-collector --bin sdash-writer --bin sdash-api --bin sdash-sim
-bin="$root/target/$profile"
+if [ -n "${SDASH_DEMO_BIN_DIR:-}" ]; then
+  bin="$SDASH_DEMO_BIN_DIR"   # binaries built already (the test suite uses this)
+else
+  say "building sdash ($profile)"
+  flag=""; [ "$profile" = release ] && flag="--release"
+  cargo build $flag -q --bin sdash-collector --bin sdash-writer --bin sdash-api --bin sdash-sim
+  bin="${CARGO_TARGET_DIR:-$root/target}/$profile"
+fi
 
 mkdir -p "$data/nats" "$data/sim"
 pids=()
@@ -48,7 +55,11 @@ cleanup() {
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   say "stopped; data kept in $data"
 }
-trap cleanup INT TERM EXIT
+# Ctrl-C, kill, or a closed terminal stop every service; a lost stderr must not kill the script
+# before it can do so (an ignored SIGPIPE turns into a failed write, then the EXIT trap).
+trap 'cleanup; exit 0' INT TERM HUP
+trap '' PIPE
+trap cleanup EXIT
 wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; die "$2 did not come up on port $1 (logs in $data)"; }
 
 "$nats_bin" -a 127.0.0.1 -p "$nats_port" -js -sd "$data/nats" >"$data/nats.log" 2>&1 & pids+=($!)
@@ -61,10 +72,10 @@ wait_port "$sim_port" sdash-sim
 for _ in $(seq 1 50); do [ -s "$data/sim/inventory.toml" ] && break; sleep 0.1; done
 
 db="sqlite://$data/sdash.db"
-"$bin/sdash-writer" --nats-url "$nats" --database-url "$db" --admin-listen 127.0.0.1:19101 >"$data/writer.log" 2>&1 & pids+=($!)
+"$bin/sdash-writer" --nats-url "$nats" --database-url "$db" --admin-listen "127.0.0.1:$admin_port" >"$data/writer.log" 2>&1 & pids+=($!)
 for n in 1 2; do
   "$bin/sdash-collector" --nats-url "$nats" --inventory "$data/sim/inventory.toml" --collector-id "demo-$n" \
-    --metrics-listen "127.0.0.1:1910$((n + 1))" >"$data/collector-$n.log" 2>&1 & pids+=($!)
+    --metrics-listen "127.0.0.1:$((admin_port + n))" >"$data/collector-$n.log" 2>&1 & pids+=($!)
 done
 for _ in $(seq 1 100); do [ -f "$data/sdash.db" ] && break; sleep 0.1; done
 "$bin/sdash-api" --nats-url "$nats" --database-url "$db" --listen "127.0.0.1:$api_port" >"$data/api.log" 2>&1 & pids+=($!)
@@ -73,7 +84,7 @@ wait_port "$api_port" sdash-api
 say "running: $systems simulated arrays, 2 collectors, 1 writer (SQLite at $data/sdash.db)"
 say "dashboard:  http://127.0.0.1:$api_port/"
 say "API:        http://127.0.0.1:$api_port/api/v1/systems"
-say "metrics:    writer http://127.0.0.1:19101/metrics, collectors :19102 and :19103"
+say "metrics:    writer http://127.0.0.1:$admin_port/metrics, collectors :$((admin_port + 1)) and :$((admin_port + 2))"
 say "logs in $data/*.log; press Ctrl-C to stop"
 while true; do
   for pid in "${pids[@]}"; do
