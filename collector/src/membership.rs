@@ -4,9 +4,9 @@
 //! collector computes the same owner from the same member set, so each system is polled once;
 //! when a collector stops heartbeating its key expires within one lease and its systems move.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, kv, stream};
 use futures::StreamExt;
@@ -145,8 +145,13 @@ pub async fn open_bucket(js: &jetstream::Context, lease: Duration) -> Result<kv:
     js.get_key_value(BUCKET).await.map_err(|e| e.to_string())
 }
 
-/// Heartbeats and refreshes the member set every [`refresh_period`] until `stop` resolves; then deletes
-/// this collector's key so the others take over at once.
+/// Heartbeats every [`refresh_period`] and keeps the member set current until `stop` resolves;
+/// then deletes this collector's key so the others take over at once.
+///
+/// A watcher on the bucket sees every heartbeat as it happens (a listing of the keys can miss a
+/// key that is being overwritten at that moment, and a member that looks dead for one refresh
+/// makes two collectors poll its systems). A member is live while its last heartbeat is younger
+/// than [`key_ttl`]; a purge (a collector stopping) removes it at once.
 pub async fn run(
     membership: Membership,
     bucket: kv::Store,
@@ -156,8 +161,14 @@ pub async fn run(
 ) {
     let mut stop = std::pin::pin!(stop);
     let period = refresh_period(lease);
-    // Heartbeats keep a fixed rhythm whatever the listing below costs: a slow listing (a busy
-    // server or machine) must not space our heartbeats past the lease and make us look dead.
+    let ttl = key_ttl(lease);
+    let heard: Arc<std::sync::Mutex<HashMap<String, Instant>>> = Arc::default();
+    let caught_up = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (bucket, heard, caught_up) = (bucket.clone(), heard.clone(), caught_up.clone());
+        tokio::spawn(async move { watch(bucket, heard, caught_up, period).await })
+    };
+    // Heartbeats keep a fixed rhythm whatever else the process is doing.
     let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -174,34 +185,73 @@ pub async fn run(
             Ok(Err(e)) => tracing::warn!(error = %e, "membership heartbeat failed"),
             Err(_) => tracing::warn!("membership heartbeat timed out"),
         }
-        match tokio::time::timeout(period, live_members(&bucket)).await {
-            Ok(Ok(live)) => {
-                let changed = membership.set(live);
-                membership.mark_settled();
-                if changed {
-                    let members = membership.members();
-                    tracing::info!(members = ?members, "collector membership changed");
-                    on_change(&members);
-                }
-            }
-            Ok(Err(e)) => tracing::warn!(error = %e, "reading the membership bucket failed"),
-            Err(_) => tracing::warn!(
-                "reading the membership bucket timed out; keeping the last member set"
-            ),
+        if !caught_up.load(std::sync::atomic::Ordering::SeqCst) {
+            continue;
+        }
+        let live: BTreeSet<String> = {
+            let mut heard = heard.lock().unwrap_or_else(|p| p.into_inner());
+            heard.retain(|_, at| at.elapsed() < ttl);
+            heard.keys().cloned().collect()
+        };
+        let changed = membership.set(live);
+        membership.mark_settled();
+        if changed {
+            let members = membership.members();
+            tracing::info!(members = ?members, "collector membership changed");
+            on_change(&members);
         }
     }
+    watcher.abort();
     if let Err(e) = bucket.purge(membership.me()).await {
         tracing::debug!(error = %e, "removing our membership key");
     }
 }
 
-async fn live_members(bucket: &kv::Store) -> Result<BTreeSet<String>, String> {
-    let mut keys = bucket.keys().await.map_err(|e| e.to_string())?;
-    let mut live = BTreeSet::new();
-    while let Some(key) = keys.next().await {
-        live.insert(key.map_err(|e| e.to_string())?);
+/// Follows every heartbeat and removal in the bucket; restarts the watch when it ends (NATS
+/// reconnects, the bucket is recreated).
+async fn watch(
+    bucket: kv::Store,
+    heard: Arc<std::sync::Mutex<HashMap<String, Instant>>>,
+    caught_up: Arc<std::sync::atomic::AtomicBool>,
+    period: Duration,
+) {
+    loop {
+        match bucket.watch_all().await {
+            Ok(mut entries) => {
+                // A bucket with no keys yet delivers nothing: count as caught up after one period.
+                let started = Instant::now();
+                loop {
+                    let next = tokio::time::timeout(period, entries.next()).await;
+                    if started.elapsed() >= period {
+                        caught_up.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    let entry = match next {
+                        Err(_) => continue,
+                        Ok(Some(Ok(entry))) => entry,
+                        Ok(Some(Err(e))) => {
+                            tracing::warn!(error = %e, "membership watch failed; watching again");
+                            break;
+                        }
+                        Ok(None) => break,
+                    };
+                    let mut heard = heard.lock().unwrap_or_else(|p| p.into_inner());
+                    match entry.operation {
+                        kv::Operation::Put => {
+                            heard.insert(entry.key, Instant::now());
+                        }
+                        kv::Operation::Delete | kv::Operation::Purge => {
+                            heard.remove(&entry.key);
+                        }
+                    }
+                    if entry.delta == 0 {
+                        caught_up.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot watch the membership bucket yet"),
+        }
+        tokio::time::sleep(period).await;
     }
-    Ok(live)
 }
 
 #[cfg(test)]
