@@ -196,6 +196,15 @@ function apiUrl(path, params) {
   return u.pathname + u.search;
 }
 
+/**
+ * A URL the browser opens by itself (EventSource, download links), which cannot carry an
+ * Authorization header: the token goes in `access_token`, which the API accepts only on the live
+ * stream and the CSV exports.
+ */
+function tokenUrl(path, params) {
+  return apiUrl(path, auth.token ? { ...params, access_token: auth.token } : params);
+}
+
 async function api(path, params, signal) {
   const headers = { Accept: "application/json" };
   if (auth.token) headers.Authorization = `Bearer ${auth.token}`;
@@ -276,6 +285,8 @@ const live = {
   api: true,
   lastMessage: 0,
   sawPing: false,
+  // The server's ping interval (from the `hello` event); 15 s until it says otherwise.
+  pingMs: 15000,
   retryMs: 1000,
   retryTimer: 0,
   listeners: new Set(),
@@ -285,12 +296,8 @@ const live = {
     if (this.es) this.es.close();
     this.es = null;
     this.open = false;
-    if (auth.token) {
-      // EventSource cannot send an Authorization header: fall back to polling.
-      this.update();
-      return;
-    }
-    const es = new EventSource("/api/v1/stream");
+    // EventSource cannot send an Authorization header: the token goes in the URL.
+    const es = new EventSource(tokenUrl("stream"));
     this.es = es;
     const seen = () => {
       this.lastMessage = Date.now();
@@ -304,7 +311,15 @@ const live = {
       }
     };
     es.addEventListener("open", seen);
-    es.addEventListener("hello", seen);
+    es.addEventListener("hello", (e) => {
+      try {
+        const ms = Number(JSON.parse(e.data).ping_ms);
+        if (ms > 0) this.pingMs = ms;
+      } catch (_) {
+        /* an older server: keep the default */
+      }
+      seen();
+    });
     es.addEventListener("ping", () => {
       this.sawPing = true;
       seen();
@@ -356,14 +371,14 @@ const live = {
   },
 
   update() {
-    const ok = this.api && (this.open || auth.token);
+    const ok = this.api && this.open;
     const el = document.getElementById("live");
     const text = document.getElementById("live-text");
     const stale = document.getElementById("stale");
     const detail = document.getElementById("stale-detail");
     if (!el) return;
     el.dataset.state = ok ? "live" : this.everOpen || !this.api ? "down" : "connecting";
-    text.textContent = ok ? (auth.token ? "Polling" : "Live") : this.api ? "Reconnecting…" : "Offline";
+    text.textContent = ok ? "Live" : this.api ? "Reconnecting…" : "Offline";
     const showStale = !ok && (this.everOpen || !this.api || this.failedOnce);
     stale.hidden = !showStale;
     if (showStale) {
@@ -376,8 +391,10 @@ const live = {
   },
 };
 
-// A watchdog: the API is probed every 10 s (a dead server or a silent half-open stream shows as
-// stale); without an open stream the current page refreshes every 30 s.
+// A watchdog, every 10 s. While the stream is open, its `ping` events (every pingMs) prove the
+// server and the connection alive; a stream silent for 3 pings is reconnected. Without fresh
+// pings the API is probed (/api/v1/status), so a dead server shows as stale; without an open
+// stream the current page refreshes every 30 s.
 let lastPoll = Date.now();
 
 /** Asks the API whether it answers; marks the page stale when it does not. */
@@ -396,8 +413,9 @@ async function probe() {
 }
 
 setInterval(async () => {
-  await probe();
-  if (live.es && live.open && live.sawPing && Date.now() - live.lastMessage > 45000) {
+  const fresh = live.open && live.sawPing && Date.now() - live.lastMessage < 2 * live.pingMs;
+  if (!fresh) await probe();
+  if (live.es && live.open && live.sawPing && Date.now() - live.lastMessage > 3 * live.pingMs) {
     live.open = false;
     live.connect();
   }
@@ -1317,8 +1335,8 @@ const capacityPage = {
       return svg;
     };
     put(links, 
-      h("a", { class: "btn", id: "csv-current", href: apiUrl("export/capacity.csv"), download: "capacity.csv" }, icon(), "Current capacity (CSV)"),
-      h("a", { class: "btn", id: "csv-history", href: apiUrl("export/capacity-history.csv", { group_by: gb, from }), download: "capacity-history.csv" }, icon(), "History (CSV)"),
+      h("a", { class: "btn", id: "csv-current", href: tokenUrl("export/capacity.csv"), download: "capacity.csv" }, icon(), "Current capacity (CSV)"),
+      h("a", { class: "btn", id: "csv-history", href: tokenUrl("export/capacity-history.csv", { group_by: gb, from }), download: "capacity-history.csv" }, icon(), "History (CSV)"),
     );
     const gen = (this.loadGen = (this.loadGen || 0) + 1);
     const [summary, history] = await Promise.all([api("capacity/summary", { group_by: gb }, ctx.ctrl.signal), api("capacity/history", { group_by: gb, from }, ctx.ctrl.signal)]);

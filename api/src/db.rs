@@ -5,6 +5,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use sdash_proto::service::Secret;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteRow};
 use sqlx::{Column, Executor, Row as _, TypeInfo, ValueRef};
@@ -254,6 +255,26 @@ impl Row {
 pub struct DbOptions {
     pub max_connections: u32,
     pub query_timeout: Duration,
+    /// PostgreSQL password, overriding one in the URL (or a pgpass file); unused for SQLite.
+    pub password: Option<Secret>,
+}
+
+/// Whether `url` names a PostgreSQL database (`postgres:` or `postgresql:`).
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres:") || url.starts_with("postgresql:")
+}
+
+/// The connect options of the PostgreSQL pool: `url`, the API's application name and, when
+/// given, the password.
+pub fn pg_connect_options(
+    url: &str,
+    password: Option<&Secret>,
+) -> Result<PgConnectOptions, DbError> {
+    let options = PgConnectOptions::from_str(url)?.application_name("sdash-api");
+    Ok(match password {
+        Some(p) => options.password(p.expose()),
+        None => options,
+    })
 }
 
 /// The read-only database handle.
@@ -307,9 +328,9 @@ impl Db {
                     })
                     .connect_lazy_with(connect),
             )
-        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        } else if is_postgres_url(url) {
             let statement_timeout_ms = timeout.as_millis().max(1);
-            let connect = PgConnectOptions::from_str(url)?.application_name("sdash-api");
+            let connect = pg_connect_options(url, options.password.as_ref())?;
             Pool::Postgres(
                 PgPoolOptions::new()
                     .max_connections(max)

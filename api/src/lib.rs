@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use prometheus_client::registry::Registry;
 use sdash_proto::bus::NatsArgs;
-use sdash_proto::service::LogArgs;
+use sdash_proto::service::{LogArgs, Secret};
 use warp::Filter;
 use warp::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use warp::reply::{Reply, Response};
@@ -48,7 +48,13 @@ pub struct Cli {
     /// Database to read (`sqlite://PATH` or `postgres://...`); opened read-only.
     #[arg(long, env = "SDASH_DATABASE_URL", default_value = "sqlite://sdash.db")]
     pub database_url: String,
-    /// File holding a bearer token that every `/api/` request must present (none: no auth).
+    /// File holding the PostgreSQL password (trailing newline removed; must not be empty).
+    /// Overrides a password in the URL or a pgpass file; ignored, with a warning, for SQLite.
+    #[arg(long, env = "SDASH_DATABASE_PASSWORD_FILE")]
+    pub database_password_file: Option<PathBuf>,
+    /// File holding a bearer token that every `/api/` request must present (none: no auth). The
+    /// live stream and the CSV exports also take it as `?access_token=` (for EventSource and
+    /// download links, which cannot send a header).
     #[arg(long, env = "SDASH_AUTH_TOKEN_FILE")]
     pub auth_token_file: Option<PathBuf>,
     /// Largest page size a client may ask for (at most 1000).
@@ -69,6 +75,11 @@ pub struct Cli {
     /// Messages buffered per live-stream client; a client further behind is disconnected.
     #[arg(long, env = "SDASH_STREAM_BUFFER", default_value_t = 256)]
     pub stream_buffer: usize,
+    /// Seconds between the `ping` events of the live stream (clients use them to tell a live
+    /// connection from a silent, dead one).
+    #[arg(long, env = "SDASH_STREAM_PING_SECS", default_value_t = 15,
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub stream_ping_secs: u64,
     /// The fleet list is reloaded at most this often while the writer keeps committing
     /// (milliseconds; it is reloaded at once after a quiet period).
     #[arg(long, env = "SDASH_LIST_CACHE_MS", default_value_t = 250,
@@ -88,6 +99,8 @@ pub struct Cli {
 pub struct Config {
     pub listen: SocketAddr,
     pub database_url: String,
+    /// PostgreSQL password (from `--database-password-file`); not used for SQLite.
+    pub database_password: Option<Secret>,
     /// Bearer token required for `/api/*`, when set.
     pub auth_token: Option<String>,
     pub max_page_size: i64,
@@ -95,6 +108,8 @@ pub struct Config {
     pub query_timeout: Duration,
     pub collector_live: Duration,
     pub stream_buffer: usize,
+    /// Interval of the live stream's `ping` events.
+    pub stream_ping: Duration,
     /// Least age of the cached fleet list before a writer commit makes it reload.
     pub list_cache: Duration,
     /// NATS for the live stream; `None` disables it (the stream answers 503).
@@ -108,19 +123,34 @@ impl Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             database_url: database_url.to_owned(),
+            database_password: None,
             auth_token: None,
             max_page_size: routes::MAX_PAGE,
             db_pool_size: 4,
             query_timeout: Duration::from_secs(5),
             collector_live: Duration::from_secs(45),
             stream_buffer: 256,
+            stream_ping: Duration::from_secs(15),
             list_cache: Duration::ZERO,
             nats: None,
         }
     }
 
-    /// Builds the config from the command line, reading the token file.
+    /// Builds the config from the command line, reading the token and password files.
     pub fn from_cli(cli: &Cli) -> anyhow::Result<Config> {
+        let database_password = match &cli.database_password_file {
+            None => None,
+            Some(path) if db::is_postgres_url(&cli.database_url) => Some(
+                sdash_proto::service::read_password_file("--database-password-file", path)?,
+            ),
+            Some(path) => {
+                tracing::warn!(
+                    file = %path.display(),
+                    "--database-password-file is ignored: the database is not PostgreSQL"
+                );
+                None
+            }
+        };
         let auth_token = match &cli.auth_token_file {
             None => None,
             Some(path) => {
@@ -137,12 +167,14 @@ impl Config {
         Ok(Config {
             listen: cli.listen,
             database_url: cli.database_url.clone(),
+            database_password,
             auth_token,
             max_page_size: cli.max_page_size.clamp(1, routes::MAX_PAGE),
             db_pool_size: cli.db_pool_size,
             query_timeout: Duration::from_millis(cli.query_timeout_ms),
             collector_live: Duration::from_secs(cli.collector_live_secs.max(1)),
             stream_buffer: cli.stream_buffer.max(1),
+            stream_ping: Duration::from_secs(cli.stream_ping_secs.max(1)),
             list_cache: Duration::from_millis(cli.list_cache_ms),
             nats: (!cli.no_stream).then(|| cli.nats.clone()),
         })
@@ -159,6 +191,8 @@ pub struct AppState {
     pub auth_token: Option<String>,
     pub max_page: i64,
     pub live_window_ms: i64,
+    /// Interval of the live stream's `ping` events.
+    pub stream_ping: Duration,
     openapi: Vec<u8>,
 }
 
@@ -189,6 +223,7 @@ pub async fn spawn_with_shutdown(
         &DbOptions {
             max_connections: config.db_pool_size,
             query_timeout: config.query_timeout,
+            password: config.database_password.clone(),
         },
     )?;
     let mut registry = Registry::default();
@@ -206,6 +241,7 @@ pub async fn spawn_with_shutdown(
         auth_token: config.auth_token.clone(),
         max_page: config.max_page_size.clamp(1, routes::MAX_PAGE),
         live_window_ms: i64::try_from(config.collector_live.as_millis()).unwrap_or(i64::MAX),
+        stream_ping: config.stream_ping,
         openapi: serde_json::to_vec_pretty(&routes::openapi()).unwrap_or_default(),
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -298,26 +334,46 @@ async fn handle(
         }
         if route.protected()
             && let Some(token) = &state.auth_token
+            && !authorized(route, headers, query.as_deref(), token)
         {
-            let presented = headers
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| {
-                    v.strip_prefix("Bearer ")
-                        .or_else(|| v.strip_prefix("bearer "))
-                })
-                .map(str::trim)
-                .unwrap_or("");
-            if !constant_time_eq(presented.as_bytes(), token.as_bytes()) {
-                return Err(ApiError::Unauthorized);
-            }
+            return Err(ApiError::Unauthorized);
         }
-        let pairs = query.ok_or_else(|| ApiError::bad("malformed query string"))?;
+        let mut pairs = query.ok_or_else(|| ApiError::bad("malformed query string"))?;
+        if route.query_token() {
+            // Used (or ignored, without a server token) above; never seen by the handlers.
+            pairs.retain(|(k, _)| k != routes::ACCESS_TOKEN_PARAM);
+        }
         let params = Params::new(pairs, route.params)?;
         dispatch(state, route, &params, id.as_deref(), headers).await
     }
     .await;
     (route.path, result.unwrap_or_else(ApiError::into_response))
+}
+
+/// Whether a request presents the server's token: as `Authorization: Bearer <token>` on every
+/// protected route, or as `?access_token=<token>` on the routes that allow it
+/// ([`RouteSpec::query_token`]: the live stream and the CSV exports). Both comparisons take
+/// constant time; the token is never logged (the API logs no request URLs).
+fn authorized(
+    route: &RouteSpec,
+    headers: &HeaderMap,
+    query: Option<&[(String, String)]>,
+    token: &str,
+) -> bool {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    let by_header = bearer.is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()));
+    let by_query = route.query_token()
+        && query
+            .and_then(|q| q.iter().find(|(k, _)| k == routes::ACCESS_TOKEN_PARAM))
+            .is_some_and(|(_, v)| constant_time_eq(v.as_bytes(), token.as_bytes()));
+    by_header || by_query
 }
 
 async fn dispatch(
@@ -394,11 +450,8 @@ fn live_stream(st: &Arc<AppState>, p: &Params) -> Result<Response, ApiError> {
             ));
         }
     };
-    let events = hub.register(system).into_events();
-    let keep = warp::sse::keep_alive()
-        .interval(Duration::from_secs(15))
-        .text(": keep-alive");
-    let mut resp = warp::sse::reply(keep.stream(events)).into_response();
+    let events = hub.register(system).into_events(st.stream_ping);
+    let mut resp = warp::sse::reply(events).into_response();
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     resp.headers_mut()
@@ -413,18 +466,60 @@ mod tests {
 
     #[test]
     fn every_flag_has_an_env_twin_and_help() {
-        for arg in Cli::command().get_arguments() {
-            let id = arg.get_id().as_str();
-            if id == "help" || id == "version" {
-                continue;
-            }
-            let env = arg.get_env().and_then(|e| e.to_str()).unwrap_or("");
-            assert!(
-                env.starts_with("SDASH_"),
-                "--{id} has no SDASH_ environment variable"
-            );
-            assert!(arg.get_help().is_some(), "--{id} has no help text");
-        }
+        let broken = sdash_proto::service::flags_breaking_conventions(&Cli::command());
+        assert!(broken.is_empty(), "{broken:?}");
+    }
+
+    #[test]
+    fn database_password_file() {
+        let dir = std::env::temp_dir().join(format!("sdash-api-pw-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let file = |name: &str, text: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+            path.display().to_string()
+        };
+        let config = |url: &str, path: &str| {
+            let cli = Cli::try_parse_from([
+                "sdash-api",
+                "--database-url",
+                url,
+                "--database-password-file",
+                path,
+            ])
+            .unwrap_or_else(|e| panic!("{e}"));
+            Config::from_cli(&cli).map_err(|e| format!("{e:#}"))
+        };
+        let pg = "postgres://sdash@db.example.net/sdash";
+        let ok = config(pg, &file("pw", "hunter2 x\r\n")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            ok.database_password.as_ref().map(Secret::expose),
+            Some("hunter2 x")
+        );
+        assert!(
+            !format!("{ok:?}").contains("hunter2"),
+            "Debug shows the password"
+        );
+        let options = db::pg_connect_options(pg, ok.database_password.as_ref())
+            .unwrap_or_else(|e| panic!("{e}"));
+        // sqlx has no getter for the password; its Debug is the only window into the options.
+        assert!(format!("{options:?}").contains("hunter2 x"));
+
+        let err = config(pg, &file("empty", "\n")).err().unwrap_or_default();
+        assert!(
+            err.contains("--database-password-file") && err.contains("is empty"),
+            "{err}"
+        );
+        let missing = dir.join("missing").display().to_string();
+        let err = config(pg, &missing).err().unwrap_or_default();
+        assert!(
+            err.contains("cannot read") && err.contains(&missing),
+            "{err}"
+        );
+        // SQLite: ignored (with a warning), the file is not read.
+        let sqlite = config("sqlite://sdash.db", &missing).unwrap_or_else(|e| panic!("{e}"));
+        assert!(sqlite.database_password.is_none());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

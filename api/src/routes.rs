@@ -76,6 +76,16 @@ impl RouteSpec {
         self.path.starts_with("/api/")
     }
 
+    /// Whether the token may also come as `?access_token=` (with `--auth-token-file`): only the
+    /// live stream and the CSV exports, which browsers open with `EventSource` or as download
+    /// links, neither of which can send an `Authorization` header.
+    pub fn query_token(&self) -> bool {
+        matches!(
+            self.id,
+            RouteId::Stream | RouteId::ExportCapacity | RouteId::ExportCapacityHistory
+        )
+    }
+
     /// Whether the path has a `{id}` segment.
     pub fn has_id(&self) -> bool {
         self.path.contains("{id}")
@@ -123,6 +133,9 @@ pub const SYSTEM_SORTS: &[&str] = &[
 
 /// Largest page any list route returns.
 pub const MAX_PAGE: i64 = 1000;
+
+/// The query parameter that carries the bearer token on [`RouteSpec::query_token`] routes.
+pub const ACCESS_TOKEN_PARAM: &str = "access_token";
 
 const LIMIT: ParamSpec = ParamSpec {
     name: "limit",
@@ -430,7 +443,7 @@ pub const ROUTES: &[RouteSpec] = &[
     RouteSpec {
         id: RouteId::Stream,
         path: "/api/v1/stream",
-        summary: "Server-Sent Events: live `snapshot`, `event` and `system` records from the bus (503 while NATS is unreachable).",
+        summary: "Server-Sent Events: `hello` on connect (data {\"ok\":true,\"ping_ms\":N}), then live `snapshot`, `event` and `system` records from the bus (data = the record as JSON, id = its event id), and a `ping` event every --stream-ping-secs (data = the server time, ms since the epoch) so clients can tell a live connection from a dead one (503 while NATS is unreachable).",
         params: &[ParamSpec {
             name: "system",
             kind: ParamKind::String,
@@ -583,7 +596,11 @@ pub fn openapi() -> Value {
         if route.protected() {
             responses.insert(
                 "401".into(),
-                error_response("Bearer token required (when the server has one)."),
+                error_response(if route.query_token() {
+                    "Bearer token (header or access_token) required (when the server has one)."
+                } else {
+                    "Bearer token required (when the server has one)."
+                }),
             );
         }
         if route.has_id() {
@@ -606,6 +623,8 @@ pub fn openapi() -> Value {
         });
         if !route.protected() {
             op["security"] = json!([]);
+        } else if route.query_token() {
+            op["security"] = json!([{"bearer": []}, {"accessToken": []}]);
         }
         paths.insert(route.path.to_owned(), json!({ "get": op }));
     }
@@ -620,7 +639,13 @@ pub fn openapi() -> Value {
         "security": [{"bearer": []}],
         "paths": paths,
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "accessToken": {
+                    "type": "apiKey", "in": "query", "name": ACCESS_TOKEN_PARAM,
+                    "description": "The bearer token as a query parameter, accepted only by the live stream and the CSV exports (EventSource and download links cannot send a header). Prefer the header elsewhere: URLs end up in browser history and proxy logs.",
+                },
+            },
             "schemas": schemas(),
         },
     })

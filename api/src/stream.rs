@@ -215,26 +215,44 @@ pub struct ClientStream {
 }
 
 impl ClientStream {
-    /// SSE events for this client; ends when the hub drops it.
+    /// SSE events for this client: `hello` (with the ping interval), the records, and a `ping`
+    /// (data: the server time in ms since the epoch) every `ping`; ends when the hub drops the
+    /// client.
     pub fn into_events(
         self,
+        ping: Duration,
     ) -> impl futures::Stream<Item = Result<Event, Infallible>> + Send + Sync + 'static {
+        let ping = ping.max(Duration::from_millis(10));
         let hello = Event::default()
             .event("hello")
-            .data("{\"ok\":true}")
+            .data(format!("{{\"ok\":true,\"ping_ms\":{}}}", ping.as_millis()))
             .retry(Duration::from_secs(3));
         let first = futures::stream::iter([Ok::<Event, Infallible>(hello)]);
-        let rest = futures::stream::unfold(self, |mut state| async move {
-            let item = state.rx.recv().await?;
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + ping, ping);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let rest = futures::stream::unfold((self, ticker), |(mut state, mut ticker)| async move {
+            let event = tokio::select! {
+                item = state.rx.recv() => {
+                    let item = item?;
+                    Event::default()
+                        .event(item.kind)
+                        .id(item.event_id)
+                        .data(item.json.to_string())
+                }
+                _ = ticker.tick() => ping_event(),
+            };
             let _keep = &state.guard;
-            let event = Event::default()
-                .event(item.kind)
-                .id(item.event_id)
-                .data(item.json.to_string());
-            Some((Ok(event), state))
+            Some((Ok(event), (state, ticker)))
         });
         first.chain(rest)
     }
+}
+
+/// The keep-alive: a named event (unlike an SSE comment, scripts and `EventSource` see it).
+fn ping_event() -> Event {
+    Event::default()
+        .event("ping")
+        .data(sdash_proto::now_ms().to_string())
 }
 
 #[cfg(test)]
@@ -248,6 +266,60 @@ mod tests {
             event_id: "e".into(),
             json: Arc::from("{}"),
         }
+    }
+
+    #[tokio::test]
+    async fn idle_clients_get_named_ping_events_and_records_still_flow() {
+        use futures::StreamExt;
+        let mut registry = prometheus_client::registry::Registry::default();
+        let metrics = Arc::new(Metrics::new(&mut registry));
+        let hub = Arc::new(Hub::new(4, metrics));
+        let events = hub.register(None).into_events(Duration::from_millis(50));
+        let mut events = Box::pin(events);
+        let mut next = async || {
+            let event = tokio::time::timeout(Duration::from_secs(5), events.next())
+                .await
+                .ok()
+                .flatten()
+                .map(|e| e.map(|e| e.to_string()));
+            match event {
+                Some(Ok(text)) => text,
+                other => panic!("no event: {other:?}"),
+            }
+        };
+        let hello = next().await;
+        assert!(
+            hello.contains("event:hello") && hello.contains("\"ping_ms\":50"),
+            "{hello}"
+        );
+        let before = sdash_proto::now_ms();
+        let ping = next().await;
+        assert!(ping.contains("event:ping"), "{ping}");
+        let at: i64 = ping
+            .lines()
+            .find_map(|l| l.strip_prefix("data:"))
+            .and_then(|d| d.trim().parse().ok())
+            .unwrap_or_else(|| panic!("ping data is not a time in ms: {ping}"));
+        assert!(
+            (before - 1000..=sdash_proto::now_ms() + 1000).contains(&at),
+            "{ping}"
+        );
+        hub.publish(item("a"));
+        let mut saw_record = false;
+        for _ in 0..3 {
+            if next().await.contains("event:snapshot") {
+                saw_record = true;
+                break;
+            }
+        }
+        assert!(saw_record, "records are delivered between pings");
+        // The stream ends when the hub lets the client go, pings or not.
+        hub.close();
+        let end = tokio::time::timeout(Duration::from_secs(5), async {
+            while events.next().await.is_some() {}
+        })
+        .await;
+        assert!(end.is_ok(), "the stream did not end after close()");
     }
 
     #[tokio::test]

@@ -310,6 +310,7 @@ async fn connections_are_read_only(backend: Backend) {
         &DbOptions {
             max_connections: 2,
             query_timeout: Duration::from_secs(5),
+            password: None,
         },
     )
     .unwrap_or_else(|e| panic!("open: {e}"));
@@ -411,6 +412,7 @@ async fn slow_queries_time_out(backend: Backend) {
         &DbOptions {
             max_connections: 2,
             query_timeout: Duration::from_millis(300),
+            password: None,
         },
     )
     .unwrap_or_else(|e| panic!("open: {e}"));

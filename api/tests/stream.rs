@@ -147,6 +147,66 @@ async fn sse_delivers_a_published_snapshot_within_a_second() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_stream_sends_named_ping_events_at_the_interval() {
+    let nats = NatsServer::start();
+    let ping = Duration::from_millis(300);
+    let env = Env::with(Backend::Sqlite, |c| {
+        c.nats = Some(NatsArgs::plain(&nats.url()));
+        c.stream_ping = ping;
+    })
+    .await;
+    let mut resp = sdash_harness::wait_for(Duration::from_secs(10), || async {
+        let resp = env.request("/api/v1/stream").send().await.ok()?;
+        (resp.status().as_u16() == 200).then_some(resp)
+    })
+    .await
+    .unwrap_or_else(|| panic!("stream never became available"));
+    let mut buf = String::new();
+    assert!(
+        read_until(&mut resp, &mut buf, "event:hello", Duration::from_secs(5)).await,
+        "{buf}"
+    );
+    assert!(
+        buf.contains("\"ping_ms\":300"),
+        "hello names the interval: {buf}"
+    );
+    let hello_at = Instant::now();
+    let before = now_ms();
+    // Nothing is published: the only thing that can arrive is the keep-alive, as a named event
+    // (an SSE comment would be invisible to EventSource and scripts).
+    assert!(
+        read_until(&mut resp, &mut buf, "event:ping", ping * 3).await,
+        "no ping event within {:?}: {buf}",
+        ping * 3
+    );
+    assert!(hello_at.elapsed() < ping * 3);
+    let block = buf
+        .split("\n\n")
+        .find(|b| b.contains("event:ping"))
+        .unwrap_or_else(|| panic!("{buf}"));
+    let at: i64 = block
+        .lines()
+        .find_map(|l| l.strip_prefix("data:"))
+        .and_then(|d| d.trim().parse().ok())
+        .unwrap_or_else(|| panic!("ping data is not ms since the epoch: {block}"));
+    assert!(
+        (before - 1000..=now_ms() + 1000).contains(&at),
+        "ping data {at} is not the server time"
+    );
+    assert!(!buf.contains(": keep-alive"), "{buf}");
+    // And they keep coming.
+    let pings = buf.matches("event:ping").count();
+    let needle = "event:ping";
+    let deadline = Instant::now() + ping * 4;
+    while buf.matches(needle).count() <= pings && Instant::now() < deadline {
+        if let Ok(Ok(Some(chunk))) = tokio::time::timeout(ping, resp.chunk()).await {
+            buf.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+    assert!(buf.matches(needle).count() > pings, "only one ping: {buf}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_down_is_503_for_the_stream_only() {
     install_crypto();
     let db = TestDatabase::new(Backend::Sqlite).await;

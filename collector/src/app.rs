@@ -421,3 +421,15 @@ fn apply_inventory(
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_flag_has_an_env_twin_and_help() {
+        use clap::CommandFactory;
+        let broken = sdash_proto::service::flags_breaking_conventions(&Cli::command());
+        assert!(broken.is_empty(), "{broken:?}");
+    }
+}

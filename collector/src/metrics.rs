@@ -35,6 +35,7 @@ pub struct CollectorMetrics {
     pub poll_duration: Family<VendorLabels, Histogram>,
     pub polls_on_time: Counter,
     pub polls_late: Counter,
+    pub polls_startup: Counter,
     pub owned_systems: Gauge,
     pub live_collectors: Gauge,
     pub outbox_depth: Gauge,
@@ -54,6 +55,7 @@ impl CollectorMetrics {
             }),
             polls_on_time: Counter::default(),
             polls_late: Counter::default(),
+            polls_startup: Counter::default(),
             owned_systems: Gauge::default(),
             live_collectors: Gauge::default(),
             outbox_depth: Gauge::default(),
@@ -82,6 +84,11 @@ impl CollectorMetrics {
             "polls_late",
             "Polls started more than 1 s after their schedule",
             metrics.polls_late.clone(),
+        );
+        r.register(
+            "polls_startup",
+            "First polls after start: they run as soon as possible, off the schedule, so they count as neither on time nor late",
+            metrics.polls_startup.clone(),
         );
         r.register(
             "owned_systems",

@@ -73,6 +73,25 @@ pub fn next_due(now_ms: i64, system_id: &str, interval: Duration) -> i64 {
     k * interval_ms + phase
 }
 
+/// The schedule time after a poll due at `due`, at `now_ms`: the following phase-aligned time
+/// (after a late start or a suspended machine this skips what was missed instead of bursting).
+/// After the off-schedule first poll (`startup`), the first aligned time at least half an
+/// interval later, so that a system is never polled twice in quick succession.
+pub fn following_due(
+    due: i64,
+    now_ms: i64,
+    startup: bool,
+    system_id: &str,
+    interval: Duration,
+) -> i64 {
+    let half = if startup {
+        (interval.as_millis() / 2) as i64
+    } else {
+        0
+    };
+    next_due(due.max(now_ms) + half, system_id, interval)
+}
+
 /// Polls one system until `cancel` fires; then logs out of its session.
 pub async fn system_task(config: SystemConfig, shared: Arc<Shared>, cancel: CancellationToken) {
     let vendor = config.vendor.as_str();
@@ -93,6 +112,9 @@ pub async fn system_task(config: SystemConfig, shared: Arc<Shared>, cancel: Canc
     let interval_ms = config.interval.as_millis() as u64;
     let first_delay = phase_ms(&config.id, config.interval) % interval_ms.clamp(1, 5000);
     let mut due = sdash_proto::now_ms() + first_delay as i64;
+    // The first poll is off the schedule; the one after it is the first scheduled time at least
+    // half an interval later, so that no system is polled twice in quick succession at start.
+    let mut first = true;
     loop {
         let wait = Duration::from_millis((due - sdash_proto::now_ms()).max(0) as u64);
         tokio::select! {
@@ -102,7 +124,14 @@ pub async fn system_task(config: SystemConfig, shared: Arc<Shared>, cancel: Canc
         let scheduled = due;
         // Next: the following phase-aligned time. After a late start (or a suspended machine)
         // this skips what was missed instead of bursting.
-        due = next_due(due.max(sdash_proto::now_ms()), &config.id, config.interval);
+        let startup = std::mem::take(&mut first);
+        due = following_due(
+            due,
+            sdash_proto::now_ms(),
+            startup,
+            &config.id,
+            config.interval,
+        );
         if !config.enabled || !shared.membership.owns(&config.id) {
             last_failure = None;
             consecutive_failures = 0;
@@ -133,7 +162,9 @@ pub async fn system_task(config: SystemConfig, shared: Arc<Shared>, cancel: Canc
             break;
         };
         let started = sdash_proto::now_ms();
-        if started - scheduled <= 1000 {
+        if startup {
+            shared.metrics.polls_startup.inc();
+        } else if started - scheduled <= 1000 {
             shared.metrics.polls_on_time.inc();
         } else {
             shared.metrics.polls_late.inc();
@@ -222,6 +253,22 @@ pub fn local_event(level: Level, category: sdash_proto::Category, message: Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn after_the_first_poll_the_next_is_at_least_half_an_interval_later() {
+        let interval = Duration::from_secs(60);
+        for i in 0..500 {
+            let id = format!("s{i}");
+            let now = 1_764_000_000_000 + i * 7_919;
+            let next = following_due(now, now, true, &id, interval);
+            assert!(next - now >= 30_000, "{id}: {} ms", next - now);
+            assert!(next - now <= 90_000, "{id}: {} ms", next - now);
+            assert_eq!((next as u64) % 60_000, phase_ms(&id, interval));
+            // Later polls follow the schedule exactly.
+            let after = following_due(next, next, false, &id, interval);
+            assert_eq!(after - next, 60_000);
+        }
+    }
 
     #[test]
     fn schedule_is_phase_aligned_and_spread() {

@@ -9,6 +9,11 @@ use crate::subjects::{self, Kind};
 /// Largest payload the contract allows; anything larger is rejected by decoders.
 pub const MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
 
+/// How far in the future (ms, against the reader's clock) an envelope's `observed_at` may be.
+/// A producer with a clock further ahead would otherwise win every "newer wins" comparison until
+/// real time caught up, so such records are rejected (the writer stores them as dead letters).
+pub const MAX_FUTURE_SKEW_MS: i64 = 10 * 60 * 1000;
+
 /// Why a message could not be accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
@@ -38,22 +43,44 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
 }
 
 /// Decodes and validates a message received on `subject`: the kind comes from the subject, the
-/// schema version must be ours, and the envelope's system id must match the subject's id.
+/// schema version must be ours, the envelope's system id must match the subject's id, and its
+/// `observed_at` may be at most [`MAX_FUTURE_SKEW_MS`] ahead of this machine's clock.
 pub fn decode_record(subject: &str, bytes: &[u8]) -> Result<Record, DecodeError> {
+    decode_record_at(subject, bytes, crate::now_ms())
+}
+
+/// [`decode_record`] with the reader's clock given (`now_ms`, ms since the epoch).
+pub fn decode_record_at(subject: &str, bytes: &[u8], now_ms: i64) -> Result<Record, DecodeError> {
     let (kind, id) =
         subjects::parse(subject).ok_or_else(|| DecodeError::Subject(subject.to_owned()))?;
-    // Check the version before the body so a v2 record is reported as such, not as a shape error.
-    let version: VersionProbe = decode(bytes)?;
-    if version.schema != SCHEMA_VERSION {
-        return Err(DecodeError::Version(version.schema));
-    }
-    let record = match kind {
-        Kind::System => Record::System(decode(bytes)?),
-        Kind::Snapshot => Record::Snapshot(decode(bytes)?),
-        Kind::Event => Record::Event(decode(bytes)?),
-        Kind::Collector => Record::Collector(decode(bytes)?),
+    // One pass in the normal case: the body is decoded first. A record of another schema version
+    // is still reported as such, not as a shape error: when the body does not decode, a probe
+    // that reads only `schema` decides which error it is.
+    let decoded = match kind {
+        Kind::System => decode(bytes).map(Record::System),
+        Kind::Snapshot => decode(bytes).map(Record::Snapshot),
+        Kind::Event => decode(bytes).map(Record::Event),
+        Kind::Collector => decode(bytes).map(Record::Collector),
     };
-    validate(&record, kind, id)?;
+    let record = match decoded {
+        Ok(record) => record,
+        Err(e) => {
+            return Err(match decode::<VersionProbe>(bytes) {
+                Ok(v) if v.schema != SCHEMA_VERSION => DecodeError::Version(v.schema),
+                _ => e,
+            });
+        }
+    };
+    let schema = match &record {
+        Record::System(e) => e.schema,
+        Record::Snapshot(e) => e.schema,
+        Record::Event(e) => e.schema,
+        Record::Collector(e) => e.schema,
+    };
+    if schema != SCHEMA_VERSION {
+        return Err(DecodeError::Version(schema));
+    }
+    validate(&record, kind, id, now_ms)?;
     Ok(record)
 }
 
@@ -62,8 +89,13 @@ struct VersionProbe {
     schema: u16,
 }
 
-fn validate(record: &Record, kind: Kind, subject_id: &str) -> Result<(), DecodeError> {
-    fn envelope<T>(e: &Envelope<T>, kind: Kind, subject_id: &str) -> Result<(), DecodeError> {
+fn validate(record: &Record, kind: Kind, subject_id: &str, now_ms: i64) -> Result<(), DecodeError> {
+    fn envelope<T>(
+        e: &Envelope<T>,
+        kind: Kind,
+        subject_id: &str,
+        now_ms: i64,
+    ) -> Result<(), DecodeError> {
         if e.event_id.is_empty() || e.event_id.len() > 128 {
             return Err(DecodeError::Invalid(
                 "event_id must have 1 to 128 characters".into(),
@@ -73,6 +105,17 @@ fn validate(record: &Record, kind: Kind, subject_id: &str) -> Result<(), DecodeE
             return Err(DecodeError::Invalid(format!(
                 "observed_at {} is not a time",
                 e.observed_at
+            )));
+        }
+        if e.observed_at > now_ms.saturating_add(MAX_FUTURE_SKEW_MS) {
+            return Err(DecodeError::Invalid(format!(
+                "observed_at {} ({}) is {} s ahead of this reader's clock ({}); at most {} s of \
+                 clock skew is accepted: check the producer's clock",
+                e.observed_at,
+                crate::format_ms(e.observed_at),
+                e.observed_at.saturating_sub(now_ms) / 1000,
+                crate::format_ms(now_ms),
+                MAX_FUTURE_SKEW_MS / 1000,
             )));
         }
         let id = if kind == Kind::Collector {
@@ -93,9 +136,9 @@ fn validate(record: &Record, kind: Kind, subject_id: &str) -> Result<(), DecodeE
         Ok(())
     }
     match record {
-        Record::System(e) => envelope(e, kind, subject_id),
+        Record::System(e) => envelope(e, kind, subject_id, now_ms),
         Record::Snapshot(e) => {
-            envelope(e, kind, subject_id)?;
+            envelope(e, kind, subject_id, now_ms)?;
             if let Some(c) = &e.body.capacity
                 && c.used_bytes > c.total_bytes.saturating_mul(4).max(c.total_bytes)
             {
@@ -105,8 +148,8 @@ fn validate(record: &Record, kind: Kind, subject_id: &str) -> Result<(), DecodeE
             }
             Ok(())
         }
-        Record::Event(e) => envelope(e, kind, subject_id),
-        Record::Collector(e) => envelope(e, kind, subject_id),
+        Record::Event(e) => envelope(e, kind, subject_id, now_ms),
+        Record::Collector(e) => envelope(e, kind, subject_id, now_ms),
     }
 }
 
@@ -172,6 +215,21 @@ mod tests {
             decode_record(subject, &v2),
             Err(DecodeError::Version(2))
         ));
+        // A v2 record whose body v1 cannot read is still a version error, not a shape error.
+        #[derive(serde::Serialize)]
+        struct V2 {
+            schema: u16,
+            reshaped: Vec<u8>,
+        }
+        let v2 = encode(&V2 {
+            schema: 2,
+            reshaped: vec![1, 2],
+        })
+        .expect("encode");
+        assert!(matches!(
+            decode_record(subject, &v2),
+            Err(DecodeError::Version(2))
+        ));
         // The record must be about the subject's system.
         assert!(matches!(
             decode_record("sdash.v1.snapshot.other", &bytes),
@@ -192,6 +250,51 @@ mod tests {
         );
         assert!(decode_record(subject, &encode(&ev).expect("encode")).is_err());
         assert!(decode_record("garbage", &bytes).is_err());
+    }
+
+    #[test]
+    fn observed_at_far_in_the_future_is_rejected() {
+        let subject = "sdash.v1.snapshot.fa-01";
+        let now = crate::now_ms();
+        let at = |observed_at: i64| {
+            let mut env = snapshot();
+            env.observed_at = observed_at;
+            encode(&env).expect("encode")
+        };
+        // The producer's own "now", and a clock a little ahead, are fine.
+        assert!(decode_record(subject, &at(now)).is_ok());
+        assert!(decode_record(subject, &at(now + 60_000)).is_ok());
+        assert!(decode_record_at(subject, &at(now + MAX_FUTURE_SKEW_MS), now).is_ok());
+        // Past the allowed skew: rejected with a reason that names the problem.
+        let err = decode_record_at(subject, &at(now + MAX_FUTURE_SKEW_MS + 1), now)
+            .expect_err("beyond the skew");
+        assert!(
+            matches!(&err, DecodeError::Invalid(m) if m.contains("ahead of this reader's clock")),
+            "{err}"
+        );
+        for far in [now + 86_400_000, i64::MAX] {
+            assert!(matches!(
+                decode_record(subject, &at(far)),
+                Err(DecodeError::Invalid(_))
+            ));
+        }
+        // Every record kind is checked, not only snapshots.
+        let mut hb = Envelope::new(
+            "c1",
+            "",
+            CollectorRecord {
+                version: "0".into(),
+                systems: vec![],
+                polls: 0,
+                failures: 0,
+                outbox_depth: 0,
+                started_at: now,
+            },
+        );
+        hb.observed_at = now + 3_600_000;
+        assert!(decode_record("sdash.v1.collector.c1", &encode(&hb).expect("encode")).is_err());
+        // Old records (replays, backfills) are not limited.
+        assert!(decode_record(subject, &at(1)).is_ok());
     }
 
     #[test]

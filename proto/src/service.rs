@@ -1,8 +1,10 @@
-//! Plumbing every sdash service shares: structured logging, shutdown on SIGTERM/SIGINT, and the
-//! small admin HTTP server (`/healthz`, `/readyz`, `/metrics`).
+//! Plumbing every sdash service shares: structured logging, shutdown on SIGTERM/SIGINT, the
+//! small admin HTTP server (`/healthz`, `/readyz`, `/metrics`), and secrets read from files.
 
+use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use prometheus_client::registry::Registry;
@@ -65,6 +67,31 @@ pub async fn shutdown_signal() {
     tracing::info!("shutdown requested");
 }
 
+/// The flags of `command` and its subcommands that break the services' rule "every flag has
+/// help text and an `SDASH_*` environment twin"; each service's tests assert there are none.
+pub fn flags_breaking_conventions(command: &clap::Command) -> Vec<String> {
+    let nested = command
+        .get_subcommands()
+        .filter(|c| c.get_name() != "help")
+        .flat_map(flags_breaking_conventions);
+    command
+        .get_arguments()
+        .filter(|a| !matches!(a.get_id().as_str(), "help" | "version"))
+        .filter_map(|a| {
+            let id = a.get_id().as_str();
+            let env = a.get_env().and_then(|e| e.to_str()).unwrap_or("");
+            if !env.starts_with("SDASH_") {
+                Some(format!("--{id} has no SDASH_ environment variable"))
+            } else if a.get_help().is_none() {
+                Some(format!("--{id} has no help text"))
+            } else {
+                None
+            }
+        })
+        .chain(nested)
+        .collect()
+}
+
 /// Renders a registry in the Prometheus text exposition format.
 pub fn render_metrics(registry: &Registry) -> String {
     let mut out = String::new();
@@ -110,4 +137,112 @@ pub async fn serve_admin(
             .run(),
     );
     Ok((addr, task))
+}
+
+/// A secret read from a file (a database password, ...). Its `Debug` never shows the value; use
+/// [`Secret::expose`] only where the value is handed to the library that needs it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The secret value itself: never log or format it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Why a secret file could not be used. The messages name the flag and the file, never its
+/// content.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretFileError {
+    #[error("cannot read {flag} {}: {source}", path.display())]
+    Read {
+        flag: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{flag} {} is empty", path.display())]
+    Empty { flag: &'static str, path: PathBuf },
+    #[error("{flag} {} contains a NUL byte", path.display())]
+    Nul { flag: &'static str, path: PathBuf },
+}
+
+/// Reads a password file given by `flag` (e.g. `--database-password-file`): the whole file with
+/// its trailing line break(s) removed (other whitespace is part of the password). An empty file
+/// is an error, so a missing secret is noticed at start rather than as a failed login.
+pub fn read_password_file(flag: &'static str, path: &Path) -> Result<Secret, SecretFileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SecretFileError::Read {
+        flag,
+        path: path.to_owned(),
+        source,
+    })?;
+    let password = text.trim_end_matches(['\n', '\r']);
+    if password.is_empty() {
+        return Err(SecretFileError::Empty {
+            flag,
+            path: path.to_owned(),
+        });
+    }
+    if password.contains('\0') {
+        return Err(SecretFileError::Nul {
+            flag,
+            path: path.to_owned(),
+        });
+    }
+    Ok(Secret(password.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_files() {
+        let dir = std::env::temp_dir().join(format!("sdash-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let write = |name: &str, text: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).expect("write");
+            path
+        };
+        let flag = "--database-password-file";
+        let ok = write("ok", "s3cret pass\r\n");
+        let secret = read_password_file(flag, &ok).expect("read");
+        assert_eq!(secret.expose(), "s3cret pass");
+        assert!(!format!("{secret:?}").contains("s3cret"));
+        assert_eq!(
+            read_password_file(flag, &write("bare", "x"))
+                .map(|s| s.expose().to_owned())
+                .ok(),
+            Some("x".to_owned())
+        );
+        for (name, text) in [("empty", ""), ("newline", "\n"), ("crlf", "\r\n\n")] {
+            let err = read_password_file(flag, &write(name, text)).expect_err(name);
+            assert!(
+                matches!(err, SecretFileError::Empty { .. }),
+                "{name}: {err}"
+            );
+            assert!(
+                err.to_string().contains("--database-password-file"),
+                "{err}"
+            );
+            assert!(err.to_string().contains("is empty"), "{err}");
+        }
+        let err = read_password_file(flag, &dir.join("missing")).expect_err("missing");
+        assert!(matches!(err, SecretFileError::Read { .. }), "{err}");
+        assert!(err.to_string().contains("missing"), "{err}");
+        let err = read_password_file(flag, &write("nul", "a\0b-hidden")).expect_err("nul");
+        assert!(!err.to_string().contains("hidden"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

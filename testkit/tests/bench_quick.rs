@@ -63,6 +63,16 @@ async fn writer_throughput_quick() {
             .get(case, "pipeline vs (c) one tx per message")
             .expect("row (c)");
         assert!(row.baseline_value.unwrap_or(0.0) > 0.0, "{}", r.table());
+        for metric in [
+            "pipeline vs (c0) store only, one tx per message",
+            "ceiling: (a) raw insert vs (c0)",
+        ] {
+            let row = r.get(case, metric).expect(metric);
+            assert!(row.baseline_value.unwrap_or(0.0) > 0.0, "{}", r.table());
+        }
+        // The writer spends part of the run in transactions, never more than all of it.
+        let in_db = value(&r, case, "writer time in database transactions");
+        assert!(in_db > 0.0 && in_db <= 100.0, "{}", r.table());
         met(&r, case, "stored rows");
         met(&r, case, "writer retries + dead letters");
     }

@@ -1639,10 +1639,11 @@ async fn browse(
         .await?;
         b.type_text("#token", "s3cret-dashboard-token").await?;
         b.click("#token-form button[type=submit]").await?;
+        // The live stream runs with the token too (EventSource sends it as ?access_token=).
         b.wait(
-            "the fleet with the token",
+            "the fleet with the token, live",
             "document.querySelectorAll('#fleet-body [data-system-id]').length === 10 \
-             && document.getElementById('live-text').innerText === 'Polling'",
+             && document.getElementById('live-text').innerText === 'Live'",
         )
         .await?;
         b.goto(&guarded.url("/#/alerts")).await?;
@@ -1651,6 +1652,34 @@ async fn browse(
             "document.querySelectorAll('.alerts-table tr[data-alert-id]').length === 4",
         )
         .await?;
+        // The CSV links work without a header, and only with the token.
+        b.goto(&guarded.url("/#/capacity")).await?;
+        b.wait(
+            "the CSV links with the token",
+            "document.querySelector('#csv-current') !== null && document.querySelector('#csv-history') !== null",
+        )
+        .await?;
+        for link in ["#csv-current", "#csv-history"] {
+            let href = b
+                .js(
+                    &format!("return document.querySelector('{link}').href"),
+                    vec![],
+                )
+                .await?;
+            let href = href
+                .as_str()
+                .ok_or_else(|| anyhow!("{link} has no href"))?
+                .to_owned();
+            anyhow::ensure!(
+                href.contains("access_token=s3cret-dashboard-token"),
+                "{link} has no token: {href}"
+            );
+            let resp = http.get(&href).send().await?;
+            anyhow::ensure!(resp.status().is_success(), "{href}: {}", resp.status());
+            let wrong = href.replace("s3cret-dashboard-token", "wrong");
+            let resp = http.get(&wrong).send().await?;
+            anyhow::ensure!(resp.status().as_u16() == 401, "{wrong}: {}", resp.status());
+        }
         urls.extend(requested_urls(b).await?);
         b.goto(base).await?;
         b.wait(

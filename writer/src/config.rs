@@ -1,10 +1,11 @@
 //! Command line and environment configuration. Every flag has an `SDASH_*` environment twin.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use sdash_proto::bus::{NatsArgs, StreamArgs};
-use sdash_proto::service::LogArgs;
+use sdash_proto::service::{LogArgs, Secret, SecretFileError};
 
 use crate::store::RetentionPolicy;
 
@@ -33,6 +34,10 @@ pub struct WriterConfig {
         default_value = "sqlite://sdash.db"
     )]
     pub database_url: String,
+    /// File holding the PostgreSQL password (trailing newline removed; must not be empty).
+    /// Overrides a password in the URL or a pgpass file; ignored, with a warning, for SQLite.
+    #[arg(long = "database-password-file", env = "SDASH_DATABASE_PASSWORD_FILE")]
+    pub database_password_file: Option<PathBuf>,
     /// Most messages written in one database transaction.
     #[arg(long = "batch-max", env = "SDASH_BATCH_MAX", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub batch_max: u32,
@@ -111,6 +116,7 @@ impl WriterConfig {
             nats: NatsArgs::plain(nats_url),
             stream: StreamArgs::default(),
             database_url: database_url.to_owned(),
+            database_password_file: None,
             batch_max: 1000,
             batch_timeout: Duration::from_millis(100),
             max_deliver: 10,
@@ -125,6 +131,26 @@ impl WriterConfig {
             retention_batch: 5000,
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             lock_poll: Duration::from_millis(500),
+        }
+    }
+
+    /// The PostgreSQL password of `--database-password-file`: read from the file for a
+    /// PostgreSQL URL (an empty or unreadable file is an error), `None` without the flag, and
+    /// ignored with a warning (the file is not read) for SQLite.
+    pub fn database_password(&self) -> Result<Option<Secret>, SecretFileError> {
+        let Some(path) = &self.database_password_file else {
+            return Ok(None);
+        };
+        if self.database_url.starts_with("postgres:")
+            || self.database_url.starts_with("postgresql:")
+        {
+            sdash_proto::service::read_password_file("--database-password-file", path).map(Some)
+        } else {
+            tracing::warn!(
+                file = %path.display(),
+                "--database-password-file is ignored: the database is not PostgreSQL"
+            );
+            Ok(None)
         }
     }
 
@@ -173,6 +199,59 @@ mod tests {
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn every_flag_has_an_env_twin_and_help() {
+        use clap::CommandFactory;
+        let broken = sdash_proto::service::flags_breaking_conventions(&Cli::command());
+        assert!(broken.is_empty(), "{broken:?}");
+    }
+
+    #[test]
+    fn database_password_file() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let file = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+            path
+        };
+        let pg = "postgres://sdash@db.example.net/sdash";
+        let cli = Cli::try_parse_from([
+            "sdash-writer",
+            "--database-url",
+            pg,
+            "--database-password-file",
+            file("pw", "hunter2 x\n").to_str().unwrap_or_default(),
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        let password = cli
+            .writer
+            .database_password()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(password.as_ref().map(Secret::expose), Some("hunter2 x"));
+        assert!(!format!("{:?}", cli.writer).contains("hunter2"));
+
+        let mut config = WriterConfig::new("nats://127.0.0.1:4222", pg);
+        assert!(matches!(config.database_password(), Ok(None)));
+        config.database_password_file = Some(file("empty", "\n"));
+        let err = config.database_password().err().map(|e| e.to_string());
+        let err = err.unwrap_or_else(|| panic!("an empty file is accepted"));
+        assert!(
+            err.contains("--database-password-file") && err.contains("is empty"),
+            "{err}"
+        );
+        config.database_password_file = Some(dir.path().join("missing"));
+        let err = config.database_password().err().map(|e| e.to_string());
+        let err = err.unwrap_or_else(|| panic!("a missing file is accepted"));
+        assert!(
+            err.contains("cannot read") && err.contains("missing"),
+            "{err}"
+        );
+
+        // SQLite has no password: the flag is ignored (the file is not even read).
+        config.database_url = "sqlite://sdash.db".into();
+        assert!(matches!(config.database_password(), Ok(None)));
     }
 
     #[test]

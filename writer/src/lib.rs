@@ -9,16 +9,31 @@
 //!   retries with backoff while the messages stay unacknowledged, ack only after commit.
 
 pub mod config;
+mod db_password;
 mod lock;
 pub mod metrics;
 mod pipeline;
 pub mod store;
 
 pub use config::{Cli, WriterConfig};
+pub use db_password::set_database_password;
 pub use lock::PG_WRITER_LOCK;
 pub use metrics::WriterMetrics;
-pub use pipeline::{backoff, run};
+pub use pipeline::backoff;
 pub use store::{
-    BatchOutcome, DEFAULT_MAX_DELIVER, Incoming, RetentionOutcome, RetentionPolicy, RowCounts,
-    Store, StoreError,
+    BatchOutcome, DEFAULT_MAX_DELIVER, Incoming, PreparedBatch, RetentionOutcome, RetentionPolicy,
+    RowCounts, Store, StoreError,
 };
+
+/// Runs the writer until `shutdown` resolves: admin server, writer lock (standby until it is
+/// free), database, consumer, batches. With `--database-password-file` (PostgreSQL), the password
+/// is read first (an empty or unreadable file is an error) and used by every connection.
+pub async fn run(
+    config: WriterConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    if let Some(password) = config.database_password()? {
+        set_database_password(&config.database_url, password);
+    }
+    pipeline::run(config, shutdown).await
+}

@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use crate::config::WriterConfig;
 use crate::lock::{WriterLock, sleep_or_stop};
 use crate::metrics::WriterMetrics;
-use crate::store::{BatchOutcome, Incoming, Store, StoreError};
+use crate::store::{BatchOutcome, Incoming, PreparedBatch, Store, StoreError};
 
 type Consumer = consumer::Consumer<consumer::pull::Config>;
 
@@ -242,8 +242,9 @@ async fn consume(
     let mut next_retention = Instant::now();
     let mut last_check = Instant::now();
     let policy = ctx.config.retention_policy();
-    // Fetched while the previous batch was written; not acknowledged yet.
+    // Fetched (and decoded) while the previous batch was written; not acknowledged yet.
     let mut ready: Vec<Message> = Vec::new();
+    let mut ready_decoded: Option<Decoded> = None;
     loop {
         if *stop.borrow() {
             release(ctx, &mut ready).await;
@@ -293,6 +294,8 @@ async fn consume(
             }
             continue;
         };
+        // The decoded form belongs to `ready` only; a fresh fetch is decoded in `process`.
+        let decoded = ready_decoded.take().filter(|_| !ready.is_empty());
         let messages = if ready.is_empty() {
             match fetch(c, ctx.config, stop, 0).await {
                 Ok(m) => {
@@ -334,13 +337,15 @@ async fn consume(
         }
         last_check = Instant::now();
         // Write this batch while the next one is pulled (max_ack_pending allows two batches).
-        let (end, next) = process_overlapped(ctx, store, lock, c, &messages, stop).await;
+        let (end, next, next_decoded) =
+            process_overlapped(ctx, store, lock, c, &messages, decoded, stop).await;
         drop(messages);
         match next {
             Ok(m) => {
                 nats_attempt = 0;
                 ctx.health.consumer.store(true, Ordering::SeqCst);
                 ready = m;
+                ready_decoded = next_decoded;
             }
             Err(e) => {
                 if end.is_none()
@@ -391,30 +396,54 @@ async fn release(ctx: &Ctx<'_>, messages: &mut Vec<Message>) {
     }
 }
 
-/// Writes `messages` (see [`process`]) while the next batch is pulled. The next batch stays
-/// unacknowledged until its own commit; while this one is still being written (a slow write or
-/// database retries) it is kept alive with in-progress acks like the batch being written.
+/// A fetched batch, decoded ahead of its write.
+struct Decoded {
+    incoming: Vec<Incoming>,
+    prepared: PreparedBatch,
+}
+
+impl Decoded {
+    fn of(store: &Store, messages: &[Message]) -> Decoded {
+        let incoming: Vec<Incoming> = messages.iter().map(to_incoming).collect();
+        let prepared = store.prepare(&incoming);
+        Decoded { incoming, prepared }
+    }
+}
+
+/// Writes `messages` (see [`process`]) while the next batch is pulled, and decodes the next
+/// batch while this one is still being written (the database works on its own thread). The next
+/// batch stays unacknowledged until its own commit; while this one is still being written (a
+/// slow write or database retries) it is kept alive with in-progress acks like the batch being
+/// written.
 async fn process_overlapped(
     ctx: &Ctx<'_>,
     store: &Store,
     lock: &WriterLock,
     c: &Consumer,
     messages: &[Message],
+    decoded: Option<Decoded>,
     stop: &mut watch::Receiver<bool>,
-) -> (Option<End>, anyhow::Result<Vec<Message>>) {
+) -> (Option<End>, anyhow::Result<Vec<Message>>, Option<Decoded>) {
     let hint = messages.last().map(pending_after).unwrap_or(0);
     let mut fetch_stop = stop.clone();
     let progress_every = progress_interval(ctx.config);
     let next = fetch(c, ctx.config, &mut fetch_stop, hint);
-    let work = process(ctx, store, lock, messages, stop);
+    let work = process(ctx, store, lock, messages, decoded, stop);
     tokio::pin!(next, work);
     let mut fetched: Option<anyhow::Result<Vec<Message>>> = None;
+    let mut next_decoded: Option<Decoded> = None;
     let mut done: Option<Option<End>> = None;
     let mut last_progress = Instant::now();
     loop {
         let hold = matches!(&fetched, Some(Ok(m)) if !m.is_empty());
         tokio::select! {
             r = &mut next, if fetched.is_none() => {
+                if done.is_none()
+                    && let Ok(m) = &r
+                    && !m.is_empty()
+                {
+                    next_decoded = Some(Decoded::of(store, m));
+                }
                 fetched = Some(r);
                 last_progress = Instant::now();
             }
@@ -431,7 +460,7 @@ async fn process_overlapped(
         }
     }
     match (done, fetched) {
-        (Some(end), Some(next)) => (end, next),
+        (Some(end), Some(next)) => (end, next, next_decoded),
         _ => unreachable!("the loop ends when both are done"),
     }
 }
@@ -641,8 +670,12 @@ fn to_incoming(m: &Message) -> Incoming {
 
 /// Writes a batch; when the database refuses its data (not its availability), writes it in
 /// halves until the refused message is alone, and stores that one as a dead letter.
-async fn write_isolating(store: &Store, batch: &[Incoming]) -> Result<BatchOutcome, StoreError> {
-    match store.write_batch(batch).await {
+async fn write_isolating(
+    store: &Store,
+    batch: &[Incoming],
+    prepared: &PreparedBatch,
+) -> Result<BatchOutcome, StoreError> {
+    match store.write_prepared(prepared).await {
         Err(e) if e.is_data_error() => {
             tracing::warn!(error = %e, messages = batch.len(), "the database refused the batch; writing it in parts");
             let mut total = BatchOutcome::default();
@@ -689,9 +722,13 @@ async fn process(
     store: &Store,
     lock: &WriterLock,
     messages: &[Message],
+    decoded: Option<Decoded>,
     stop: &mut watch::Receiver<bool>,
 ) -> Option<End> {
-    let incoming: Vec<Incoming> = messages.iter().map(to_incoming).collect();
+    let Decoded { incoming, prepared } = match decoded {
+        Some(d) => d,
+        None => Decoded::of(store, messages),
+    };
     if let Some(pending) = messages
         .last()
         .and_then(|m| m.info().ok())
@@ -708,7 +745,7 @@ async fn process(
     loop {
         let started = Instant::now();
         // Keep the batch alive in JetStream while a slow write is under way.
-        let write = write_isolating(store, &incoming);
+        let write = write_isolating(store, &incoming, &prepared);
         tokio::pin!(write);
         let result = loop {
             let next_progress = progress_every.saturating_sub(last_progress.elapsed());

@@ -66,7 +66,11 @@ async fn same_snapshot_twice_is_one_row(backend: Backend) {
     // Reopening runs no migration twice.
     drop(store);
     let store = open(&db).await;
-    assert_eq!(count(&db, "schema_migrations").await, 2);
+    let migrations = match backend {
+        Backend::Sqlite => 2,
+        Backend::Postgres => 3,
+    };
+    assert_eq!(count(&db, "schema_migrations").await, migrations);
     store.close().await;
 }
 
@@ -235,6 +239,68 @@ async fn alerts_open_still_open_cleared(backend: Backend) {
     assert_eq!(alert_history(&db, "one-by-one").await, expected);
     assert_eq!(alert_history(&db, "all-at-once").await, expected);
     assert_eq!(count(&db, "alerts WHERE cleared_at IS NULL").await, 2);
+}
+
+/// An open alert seen again: a change of its details is stored, an unchanged sighting only
+/// moves `last_seen`, and a sighting without `opened_at` keeps the stored one.
+async fn open_alert_details_follow_the_newest_sighting(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = open(&db).await;
+    let seen = |seq: u64, at: i64, severity: Severity, title: &str, opened: Option<i64>| {
+        let mut body = snapshot_body(Status::Online, Health::Ok, &["a"], None);
+        body.alerts[0].severity = severity;
+        body.alerts[0].vendor_severity = severity.as_str().to_owned();
+        body.alerts[0].title = title.to_owned();
+        body.alerts[0].opened_at = opened;
+        snapshot_msg(seq, "alerting", T0 + at, body)
+    };
+    let row = || async {
+        rows(
+            &db,
+            &format!(
+                "SELECT severity, vendor_severity, title, CAST(opened_at AS TEXT), CAST(last_seen - {T0} AS TEXT), \
+                 CAST(cleared_at AS TEXT) FROM alerts WHERE system_id = 'alerting'"
+            ),
+        )
+        .await
+    };
+    let expect = |title: &str, last_seen: &str| {
+        let s = |v: &str| Some(v.to_owned());
+        vec![vec![
+            s("critical"),
+            s("critical"),
+            s(title),
+            s(&T0.to_string()),
+            s(last_seen),
+            None,
+        ]]
+    };
+    let critical = |seq: u64, title: &str, opened: Option<i64>| {
+        seen(seq, seq as i64, Severity::Critical, title, opened)
+    };
+    write(
+        &store,
+        &[seen(1, 1, Severity::Warning, "fan slow", Some(T0))],
+    )
+    .await;
+    // Changed details, one batch later and twice within one batch (the newest wins).
+    write(&store, &[critical(2, "fan failed", Some(T0))]).await;
+    assert_eq!(row().await, expect("fan failed", "2"));
+    let slow_again = seen(3, 3, Severity::Warning, "fan slow again", Some(T0));
+    write(
+        &store,
+        &[slow_again, critical(4, "fan failed again", Some(T0))],
+    )
+    .await;
+    assert_eq!(row().await, expect("fan failed again", "4"));
+    // Unchanged: only last_seen moves; without opened_at the stored one stays.
+    write(&store, &[critical(5, "fan failed again", Some(T0))]).await;
+    write(&store, &[critical(6, "fan failed again", None)]).await;
+    assert_eq!(row().await, expect("fan failed again", "6"));
+    // A redelivered older sighting moves nothing back.
+    write(&store, &[critical(2, "fan failed", Some(T0))]).await;
+    assert_eq!(row().await[0][4].as_deref(), Some("6"));
+    assert_eq!(count(&db, "alerts").await, 1);
 }
 
 async fn transitions_are_recorded(backend: Backend) {
@@ -408,6 +474,73 @@ async fn bad_messages_become_dead_letters(backend: Backend) {
     assert_eq!(raw, vec![vec![Some("10".to_owned())]]);
     assert_eq!(count(&db, "system_state WHERE system_id = 'x'").await, 1);
     assert_eq!(count(&db, "events WHERE event_id = 'ev-nul'").await, 1);
+}
+
+/// A producer whose clock is far ahead must not win "newer wins" forever: its records are dead
+/// letters, and the state keeps following the producers with a sane clock.
+async fn far_future_observed_at_is_a_dead_letter(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = open(&db).await;
+    let now = now_ms();
+    let far = now + 365 * 86_400_000;
+    let batch = vec![
+        snapshot_msg(
+            1,
+            "skew",
+            far,
+            snapshot_body(Status::Unreachable, Health::Error, &["a"], Some(900)),
+        ),
+        snapshot_msg(
+            2,
+            "skew",
+            now,
+            snapshot_body(Status::Online, Health::Ok, &[], Some(5)),
+        ),
+        // A clock a minute ahead is within the allowed skew.
+        snapshot_msg(
+            3,
+            "near",
+            now + 60_000,
+            snapshot_body(Status::Online, Health::Ok, &[], Some(5)),
+        ),
+        event_msg(4, "skew", "ev-future", far, "from the future"),
+    ];
+    let out = write(&store, &batch).await;
+    assert_eq!(out.dead_lettered, vec![1, 4]);
+    assert_eq!(
+        count(
+            &db,
+            "dead_letters WHERE reason LIKE 'rejected: invalid record: observed_at%ahead of this reader''s clock%'"
+        )
+        .await,
+        2
+    );
+    assert_eq!(count(&db, "events WHERE event_id = 'ev-future'").await, 0);
+    assert_eq!(count(&db, "system_state WHERE system_id = 'near'").await, 1);
+    let state =
+        "SELECT status, CAST(observed_at AS TEXT) FROM system_state WHERE system_id = 'skew'";
+    assert_eq!(
+        rows(&db, state).await,
+        vec![vec![Some("online".to_owned()), Some(now.to_string())]]
+    );
+    // Newer snapshots from a sane clock keep winning.
+    write(
+        &store,
+        &[snapshot_msg(
+            5,
+            "skew",
+            now + 1000,
+            snapshot_body(Status::Unreachable, Health::Unknown, &[], None),
+        )],
+    )
+    .await;
+    assert_eq!(
+        rows(&db, state).await,
+        vec![vec![
+            Some("unreachable".to_owned()),
+            Some((now + 1000).to_string())
+        ]]
+    );
 }
 
 async fn inventory_and_collectors_newest_wins(backend: Backend) {
@@ -592,9 +725,11 @@ both_backends!(
     same_snapshot_twice_is_one_row,
     out_of_order_snapshots_keep_the_newest_state,
     alerts_open_still_open_cleared,
+    open_alert_details_follow_the_newest_sighting,
     transitions_are_recorded,
     rollups_equal_raw_aggregates,
     bad_messages_become_dead_letters,
+    far_future_observed_at_is_a_dead_letter,
     inventory_and_collectors_newest_wins,
     retention_applies_to_every_system,
 );

@@ -1,5 +1,7 @@
 //! sdash-harness: real servers for tests (nats-server on a random port, a fresh database per
-//! test, a TCP proxy to cut), cleaned up on drop. Nothing here mocks NATS or a database.
+//! test, a TCP proxy to cut), cleaned up on drop. Nothing here mocks NATS or a database; the one
+//! stand-in, [`PasswordProbe`], only records which PostgreSQL password a client sends (the test
+//! PostgreSQL trusts local logins, so it cannot tell).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -373,4 +375,121 @@ impl Drop for TcpProxy {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// A stand-in PostgreSQL server that answers every login with a request for a cleartext
+/// password, records the password the client sends, and refuses the login (SQLSTATE 28P01). The
+/// test PostgreSQL trusts local logins, so only this shows which password a client really sends.
+pub struct PasswordProbe {
+    addr: SocketAddr,
+    seen: Arc<std::sync::Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl PasswordProbe {
+    pub async fn start() -> PasswordProbe {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("bind password probe: {e}"));
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("password probe address: {e}"));
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let task = {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                loop {
+                    let Ok((stream, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let seen = seen.clone();
+                    tokio::spawn(async move {
+                        let login = tokio::time::timeout(
+                            Duration::from_secs(10),
+                            probe_login(stream, &seen),
+                        );
+                        let _ = login.await;
+                    });
+                }
+            })
+        };
+        PasswordProbe { addr, seen, task }
+    }
+
+    /// A `postgres://` URL of the probe for `user`, without a password.
+    pub fn url(&self, user: &str) -> String {
+        format!("postgres://{user}@{}/sdash?sslmode=disable", self.addr)
+    }
+
+    /// The passwords clients sent, in order.
+    pub fn passwords(&self) -> Vec<String> {
+        self.seen.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for PasswordProbe {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn probe_login(
+    mut s: tokio::net::TcpStream,
+    seen: &std::sync::Mutex<Vec<String>>,
+) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const SSL_REQUEST: i32 = 80_877_103;
+    const GSS_REQUEST: i32 = 80_877_104;
+    let too_long = || std::io::Error::other("message too long");
+    // SSL / GSS encryption requests are refused ('N'); then comes the startup message.
+    loop {
+        let len = s.read_i32().await?;
+        let code = s.read_i32().await?;
+        if code == SSL_REQUEST || code == GSS_REQUEST {
+            s.write_all(b"N").await?;
+            continue;
+        }
+        let rest = usize::try_from(len - 8).map_err(|_| too_long())?;
+        if rest > 64 * 1024 {
+            return Err(too_long());
+        }
+        let mut startup = vec![0; rest];
+        s.read_exact(&mut startup).await?;
+        break;
+    }
+    // AuthenticationCleartextPassword.
+    s.write_all(&[b'R', 0, 0, 0, 8, 0, 0, 0, 3]).await?;
+    if s.read_u8().await? != b'p' {
+        return Ok(());
+    }
+    let len = usize::try_from(s.read_i32().await? - 4).map_err(|_| too_long())?;
+    if len > 64 * 1024 {
+        return Err(too_long());
+    }
+    let mut body = vec![0; len];
+    s.read_exact(&mut body).await?;
+    let password = body.strip_suffix(&[0]).unwrap_or(&body);
+    if let Ok(mut v) = seen.lock() {
+        v.push(String::from_utf8_lossy(password).into_owned());
+    }
+    let mut fields = Vec::new();
+    for (tag, value) in [
+        (b'S', "FATAL"),
+        (b'V', "FATAL"),
+        (b'C', "28P01"),
+        (
+            b'M',
+            "password authentication failed (sdash-harness password probe)",
+        ),
+    ] {
+        fields.push(tag);
+        fields.extend_from_slice(value.as_bytes());
+        fields.push(0);
+    }
+    fields.push(0);
+    let mut msg = vec![b'E'];
+    msg.extend_from_slice(&(fields.len() as i32 + 4).to_be_bytes());
+    msg.extend_from_slice(&fields);
+    s.write_all(&msg).await?;
+    s.flush().await
 }

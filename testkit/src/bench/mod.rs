@@ -119,6 +119,9 @@ pub struct Options {
     pub duration: Option<Duration>,
     /// Messages per writer-throughput case.
     pub messages: Option<usize>,
+    /// Whether writer-throughput runs its event case and its snapshot case.
+    pub events: bool,
+    pub snapshots: bool,
     /// The `sdash-sim` program (collector-scale).
     pub sim: Program,
     /// The `sdash-collector` program (collector-scale).
@@ -138,6 +141,8 @@ impl Options {
             interval: None,
             duration: None,
             messages: None,
+            events: true,
+            snapshots: true,
             sim: Program::beside_current_exe("sdash-sim", Program::new("sdash-sim")),
             collector: Program::beside_current_exe(
                 "sdash-collector",

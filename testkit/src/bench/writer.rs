@@ -201,7 +201,17 @@ pub(crate) struct RunningWriter {
 
 impl RunningWriter {
     pub fn start(nats: &str, db: &str) -> RunningWriter {
-        let (config, admin) = writer_config(nats, db);
+        Self::start_with(nats, db, |_| {})
+    }
+
+    /// Starts a writer with its benchmark configuration changed by `adjust`.
+    pub fn start_with(
+        nats: &str,
+        db: &str,
+        adjust: impl FnOnce(&mut WriterConfig),
+    ) -> RunningWriter {
+        let (mut config, admin) = writer_config(nats, db);
+        adjust(&mut config);
         let (stop, mut rx) = watch::channel(false);
         let task = tokio::spawn(sdash_writer::run(config, async move {
             let _ = rx.wait_for(|s| *s).await;
@@ -356,7 +366,10 @@ fn decode_rows(msgs: &[Msg]) -> anyhow::Result<Rows> {
 
 /// Baseline (a): the same rows bulk inserted straight into the (migrated) database, 1000 per
 /// transaction: PostgreSQL `INSERT ... SELECT FROM UNNEST`, SQLite multi-row `INSERT` in WAL.
-/// Snapshots: their capacity sample and the latest-state upsert (newest per system and chunk).
+/// Snapshots: the rows the writer writes for them, without reading anything back: the capacity
+/// sample, the latest-state upsert (newest per system and chunk), the alert upsert (newest per
+/// system and alert id) and the daily rollup upsert (per system and day). Only the status
+/// transitions the writer derives by comparing with the stored state are left out.
 async fn raw_insert(db: &TestDatabase, rows: &Rows) -> anyhow::Result<f64> {
     let n = rows.events.len() + rows.snapshots.len();
     match db.backend {
@@ -443,6 +456,54 @@ async fn raw_insert(db: &TestDatabase, rows: &Rows) -> anyhow::Result<f64> {
                 .bind(st.components)
                 .bind(st.alerts)
                 .bind(st.poll_ms)
+                .execute(&mut *tx)
+                .await?;
+                let al = AlertCols::of(chunk);
+                sqlx::query(
+                    "INSERT INTO alerts (system_id, alert_id, severity, vendor_severity, title, component, \
+                     opened_at, first_seen, last_seen) \
+                     SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+                     $6::text[], $7::bigint[], $8::bigint[], $9::bigint[]) \
+                     ON CONFLICT (system_id, alert_id) WHERE cleared_at IS NULL DO UPDATE SET \
+                     severity = excluded.severity, vendor_severity = excluded.vendor_severity, \
+                     title = excluded.title, component = excluded.component, \
+                     last_seen = GREATEST(alerts.last_seen, excluded.last_seen)",
+                )
+                .bind(al.system)
+                .bind(al.alert)
+                .bind(al.severity)
+                .bind(al.vendor_severity)
+                .bind(al.title)
+                .bind(al.component)
+                .bind(al.opened_at)
+                .bind(al.first_seen)
+                .bind(al.last_seen)
+                .execute(&mut *tx)
+                .await?;
+                let d = DailyCols::of(chunk);
+                sqlx::query(
+                    "INSERT INTO capacity_daily (system_id, day, samples, used_min, used_max, used_sum, \
+                     last_at, total_bytes, used_bytes, free_bytes) \
+                     SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], \
+                     $6::float8[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[]) \
+                     ON CONFLICT (system_id, day) DO UPDATE SET \
+                     samples = capacity_daily.samples + excluded.samples, \
+                     used_min = LEAST(capacity_daily.used_min, excluded.used_min), \
+                     used_max = GREATEST(capacity_daily.used_max, excluded.used_max), \
+                     used_sum = capacity_daily.used_sum + excluded.used_sum, \
+                     last_at = excluded.last_at, total_bytes = excluded.total_bytes, \
+                     used_bytes = excluded.used_bytes, free_bytes = excluded.free_bytes",
+                )
+                .bind(d.system)
+                .bind(d.day)
+                .bind(d.samples)
+                .bind(d.used_min)
+                .bind(d.used_max)
+                .bind(d.used_sum)
+                .bind(d.last_at)
+                .bind(d.total)
+                .bind(d.used)
+                .bind(d.free)
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;
@@ -544,6 +605,60 @@ async fn raw_insert(db: &TestDatabase, rows: &Rows) -> anyhow::Result<f64> {
                     );
                     q.build().execute(&mut *tx).await?;
                 }
+                let al = AlertCols::of(chunk);
+                for part in (0..al.system.len()).collect::<Vec<_>>().chunks(500) {
+                    let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                        "INSERT INTO alerts (system_id, alert_id, severity, vendor_severity, title, component, \
+                         opened_at, first_seen, last_seen) ",
+                    );
+                    q.push_values(part, |mut b, &i| {
+                        b.push_bind(al.system[i].as_str())
+                            .push_bind(al.alert[i].as_str())
+                            .push_bind(al.severity[i])
+                            .push_bind(al.vendor_severity[i].as_str())
+                            .push_bind(al.title[i].as_str())
+                            .push_bind(al.component[i].as_deref())
+                            .push_bind(al.opened_at[i])
+                            .push_bind(al.first_seen[i])
+                            .push_bind(al.last_seen[i]);
+                    });
+                    q.push(
+                        " ON CONFLICT (system_id, alert_id) WHERE cleared_at IS NULL DO UPDATE SET \
+                         severity = excluded.severity, vendor_severity = excluded.vendor_severity, \
+                         title = excluded.title, component = excluded.component, \
+                         last_seen = max(alerts.last_seen, excluded.last_seen)",
+                    );
+                    q.build().execute(&mut *tx).await?;
+                }
+                let d = DailyCols::of(chunk);
+                for part in (0..d.system.len()).collect::<Vec<_>>().chunks(500) {
+                    let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                        "INSERT INTO capacity_daily (system_id, day, samples, used_min, used_max, used_sum, \
+                         last_at, total_bytes, used_bytes, free_bytes) ",
+                    );
+                    q.push_values(part, |mut b, &i| {
+                        b.push_bind(d.system[i].as_str())
+                            .push_bind(d.day[i].as_str())
+                            .push_bind(d.samples[i])
+                            .push_bind(d.used_min[i])
+                            .push_bind(d.used_max[i])
+                            .push_bind(d.used_sum[i])
+                            .push_bind(d.last_at[i])
+                            .push_bind(d.total[i])
+                            .push_bind(d.used[i])
+                            .push_bind(d.free[i]);
+                    });
+                    q.push(
+                        " ON CONFLICT (system_id, day) DO UPDATE SET \
+                         samples = capacity_daily.samples + excluded.samples, \
+                         used_min = min(capacity_daily.used_min, excluded.used_min), \
+                         used_max = max(capacity_daily.used_max, excluded.used_max), \
+                         used_sum = capacity_daily.used_sum + excluded.used_sum, \
+                         last_at = excluded.last_at, total_bytes = excluded.total_bytes, \
+                         used_bytes = excluded.used_bytes, free_bytes = excluded.free_bytes",
+                    );
+                    q.build().execute(&mut *tx).await?;
+                }
                 tx.commit().await?;
             }
             let rate = n as f64 / started.elapsed().as_secs_f64();
@@ -625,6 +740,127 @@ impl StateCols {
     }
 }
 
+/// Alert rows of a chunk of snapshots: the newest sighting of each (system, alert id).
+struct AlertCols {
+    system: Vec<String>,
+    alert: Vec<String>,
+    severity: Vec<&'static str>,
+    vendor_severity: Vec<String>,
+    title: Vec<String>,
+    component: Vec<Option<String>>,
+    opened_at: Vec<Option<i64>>,
+    first_seen: Vec<i64>,
+    last_seen: Vec<i64>,
+}
+
+impl AlertCols {
+    fn of(chunk: &[Envelope<Snapshot>]) -> AlertCols {
+        let mut by: BTreeMap<(&str, &str), (i64, &Alert)> = BTreeMap::new();
+        for s in chunk {
+            for a in &s.body.alerts {
+                let e = by
+                    .entry((s.system_id.as_str(), a.id.as_str()))
+                    .or_insert((s.observed_at, a));
+                if s.observed_at > e.0 {
+                    *e = (s.observed_at, a);
+                }
+            }
+        }
+        let mut c = AlertCols {
+            system: Vec::new(),
+            alert: Vec::new(),
+            severity: Vec::new(),
+            vendor_severity: Vec::new(),
+            title: Vec::new(),
+            component: Vec::new(),
+            opened_at: Vec::new(),
+            first_seen: Vec::new(),
+            last_seen: Vec::new(),
+        };
+        for ((system, id), (at, a)) in by {
+            c.system.push(system.to_owned());
+            c.alert.push(id.to_owned());
+            c.severity.push(a.severity.as_str());
+            c.vendor_severity.push(a.vendor_severity.clone());
+            c.title.push(a.title.clone());
+            c.component.push(a.component.clone());
+            c.opened_at.push(a.opened_at);
+            c.first_seen.push(at);
+            c.last_seen.push(at);
+        }
+        c
+    }
+}
+
+/// Daily capacity rollup rows of a chunk of snapshots: one per (system, UTC day).
+struct DailyCols {
+    system: Vec<String>,
+    day: Vec<String>,
+    samples: Vec<i64>,
+    used_min: Vec<i64>,
+    used_max: Vec<i64>,
+    used_sum: Vec<f64>,
+    last_at: Vec<i64>,
+    total: Vec<i64>,
+    used: Vec<i64>,
+    free: Vec<i64>,
+}
+
+impl DailyCols {
+    fn of(chunk: &[Envelope<Snapshot>]) -> DailyCols {
+        // (samples, min, max, sum, last_at, total, used, free)
+        type Day = (i64, i64, i64, f64, i64, i64, i64, i64);
+        let mut by: BTreeMap<(&str, String), Day> = BTreeMap::new();
+        for s in chunk {
+            let Some(c) = &s.body.capacity else { continue };
+            let (t, u, f) = (
+                c.total_bytes as i64,
+                c.used_bytes as i64,
+                c.free_bytes as i64,
+            );
+            let key = (
+                s.system_id.as_str(),
+                sdash_writer::store::utc_day(s.observed_at),
+            );
+            let e = by
+                .entry(key)
+                .or_insert((0, u, u, 0.0, s.observed_at, t, u, f));
+            e.0 += 1;
+            e.1 = e.1.min(u);
+            e.2 = e.2.max(u);
+            e.3 += u as f64;
+            if s.observed_at >= e.4 {
+                (e.4, e.5, e.6, e.7) = (s.observed_at, t, u, f);
+            }
+        }
+        let mut c = DailyCols {
+            system: Vec::new(),
+            day: Vec::new(),
+            samples: Vec::new(),
+            used_min: Vec::new(),
+            used_max: Vec::new(),
+            used_sum: Vec::new(),
+            last_at: Vec::new(),
+            total: Vec::new(),
+            used: Vec::new(),
+            free: Vec::new(),
+        };
+        for ((system, day), d) in by {
+            c.system.push(system.to_owned());
+            c.day.push(day);
+            c.samples.push(d.0);
+            c.used_min.push(d.1);
+            c.used_max.push(d.2);
+            c.used_sum.push(d.3);
+            c.last_at.push(d.4);
+            c.total.push(d.5);
+            c.used.push(d.6);
+            c.free.push(d.7);
+        }
+        c
+    }
+}
+
 /// Baseline (c): the same store, one transaction per message. Returns messages/s.
 async fn one_tx_per_event(db: &TestDatabase, msgs: &[Incoming]) -> anyhow::Result<f64> {
     let store = Store::open(&db.url).await?;
@@ -634,6 +870,34 @@ async fn one_tx_per_event(db: &TestDatabase, msgs: &[Incoming]) -> anyhow::Resul
     }
     let rate = msgs.len() as f64 / started.elapsed().as_secs_f64();
     store.close().await;
+    Ok(rate)
+}
+
+/// Baseline (c) as a whole writer: the same writer, bus included, with `--batch-max 1` (one
+/// transaction and one ack round per message) on its own consumer and database. Timed between
+/// its `skip`-th and `skip + n`-th committed message (start-up excluded). Returns messages/s.
+async fn writer_one_per_tx(
+    client: &reqwest::Client,
+    nats: &str,
+    backend: Backend,
+    skip: u64,
+    n: u64,
+) -> anyhow::Result<f64> {
+    let db = TestDatabase::new(backend).await;
+    Store::open(&db.url).await?.close().await;
+    let writer = RunningWriter::start_with(nats, &db.url, |c| {
+        c.batch_max = 1;
+        c.consumer = "sdash-bench-one-per-tx".into();
+    });
+    writer
+        .wait_messages(client, skip, Duration::from_secs(120))
+        .await?;
+    let from = Instant::now();
+    writer
+        .wait_messages(client, skip + n, Duration::from_secs(600))
+        .await?;
+    let rate = n as f64 / from.elapsed().as_secs_f64();
+    writer.stop().await?;
     Ok(rate)
 }
 
@@ -660,7 +924,11 @@ pub(crate) async fn throughput(options: &Options, report: &mut Report) -> anyhow
     let backends = options.backends_or(&[Backend::Sqlite, Backend::Postgres]);
     let client = http_client()?;
     for backend in backends {
-        for load in [Load::Events, Load::Snapshots] {
+        let loads = [
+            (Load::Events, options.events),
+            (Load::Snapshots, options.snapshots),
+        ];
+        for load in loads.into_iter().filter(|l| l.1).map(|l| l.0) {
             let n = options.messages.unwrap_or(match (options.quick, load) {
                 (true, _) => 2_000,
                 (false, Load::Events) => 50_000,
@@ -682,7 +950,11 @@ pub(crate) async fn throughput(options: &Options, report: &mut Report) -> anyhow
                 + rows
                     .snapshots
                     .chunks(1000)
-                    .map(|c| newest_per_system(c).len())
+                    .map(|c| {
+                        newest_per_system(c).len()
+                            + AlertCols::of(c).system.len()
+                            + DailyCols::of(c).system.len()
+                    })
                     .sum::<usize>();
             drop(db_a);
 
@@ -704,12 +976,22 @@ pub(crate) async fn throughput(options: &Options, report: &mut Report) -> anyhow
             // The pipeline: the writer drains the pre-published stream into a fresh database.
             let db = TestDatabase::new(backend).await;
             Store::open(&db.url).await?.close().await;
+            println!("   pipeline: starting the writer");
             let started = Instant::now();
             let writer = RunningWriter::start(&nats.url(), &db.url);
             writer
                 .wait_messages(&client, n as u64, Duration::from_secs(600))
                 .await?;
-            let pipeline = n as f64 / started.elapsed().as_secs_f64();
+            let elapsed = started.elapsed().as_secs_f64();
+            let pipeline = n as f64 / elapsed;
+            let in_db = writer
+                .metric(&client, "sdash_writer_commit_seconds_sum")
+                .await
+                .unwrap_or(0.0);
+            let batches = writer
+                .metric(&client, "sdash_writer_batches_total")
+                .await
+                .unwrap_or(0.0);
             let pipeline_rows = writer
                 .metric(&client, "sdash_writer_rows_total")
                 .await
@@ -723,6 +1005,21 @@ pub(crate) async fn throughput(options: &Options, report: &mut Report) -> anyhow
                 .await
                 .unwrap_or(0.0);
             writer.stop().await?;
+            // (c) as a whole writer, on the same (already drained) stream: a second consumer.
+            let (skip, one_n) = if options.quick {
+                (20, 100)
+            } else {
+                (100, 1000)
+            };
+            let one_per_tx = writer_one_per_tx(
+                &client,
+                &nats.url(),
+                backend,
+                skip,
+                one_n.min(n as u64 - skip.min(n as u64)).max(1),
+            )
+            .await
+            .context("writer with --batch-max 1")?;
             let stored = match load {
                 Load::Events => count(&db, "SELECT COUNT(*) FROM events").await?,
                 Load::Snapshots => count(&db, "SELECT COUNT(*) FROM capacity_samples").await?,
@@ -757,8 +1054,30 @@ pub(crate) async fn throughput(options: &Options, report: &mut Report) -> anyhow
                     pipeline,
                     "msg/s",
                 )
-                .vs("(c) one tx per message", per_tx)
-                .target(">= 20x (DESIGN §8: 50x)", pipeline >= 20.0 * per_tx),
+                .vs("(c) the writer with --batch-max 1", one_per_tx)
+                .target(">= 20x (DESIGN §8: 50x)", pipeline >= 20.0 * one_per_tx),
+            );
+            report.push(
+                Row::new(
+                    &case,
+                    "pipeline vs (c0) store only, one tx per message",
+                    pipeline,
+                    "msg/s",
+                )
+                .vs("(c0) Store::write_batch per message, no bus", per_tx),
+            );
+            report.push(
+                Row::new(&case, "ceiling: (a) raw insert vs (c0)", raw_db, "msg/s")
+                    .vs("(c0) store only, one tx per message", per_tx),
+            );
+            report.push(
+                Row::new(
+                    &case,
+                    "writer time in database transactions",
+                    100.0 * in_db / elapsed,
+                    "%",
+                )
+                .vs("batches", batches),
             );
             report.push(Row::new(
                 &case,
@@ -778,12 +1097,20 @@ pub(crate) async fn throughput(options: &Options, report: &mut Report) -> anyhow
     }
     report.note(
         "(a) writes the rows the writer would write for the same messages, already decoded: events as they are; \
-         snapshots as their capacity sample plus the latest-state upsert (newest per system per 1000). \
-         The pipeline also derives history (status transitions, alerts, daily rollups) for snapshots.",
+         snapshots as their capacity sample, the latest-state upsert (newest per system per 1000), the alert upsert \
+         (newest per system and alert id) and the daily rollup upsert (per system and day), written blind. \
+         The pipeline also reads the stored state and open alerts back and derives status transitions from them.",
     );
     report.note(
-        "(c) is the writer's own Store::write_batch with one message per call (no bus), measured on a subset; \
-         it is an upper bound for a one-transaction-per-event writer, so the ratio is conservative.",
+        "(c) is the same writer with --batch-max 1 (one transaction and one ack round per message), bus included, \
+         on its own consumer and database, timed after its first messages. (c0) is stricter: the writer's own \
+         Store::write_batch with one message per call and no bus, measured on a subset; it is an upper bound for \
+         any one-transaction-per-event writer. The ceiling row shows how far even the raw bulk insert (a) gets \
+         above (c0) on this machine: when it is under 20x, no writer can reach 20x (c0).",
+    );
+    report.note(
+        "Writer time in database transactions: the sum of sdash_writer_commit_seconds over the pipeline's time \
+         (near 100 %: the database is the bottleneck; lower: decoding, the bus or start-up are).",
     );
     report.note("The pipeline time runs from starting the writer (connect, lock, consumer) until its metrics count every message committed.");
     Ok(())

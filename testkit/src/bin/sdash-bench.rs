@@ -48,6 +48,9 @@ struct Args {
     /// Messages per writer-throughput case.
     #[arg(long)]
     messages: Option<usize>,
+    /// Which writer-throughput loads to run: events, snapshots or both.
+    #[arg(long, value_parser = ["events", "snapshots", "both"], default_value = "both")]
+    load: String,
     /// The sdash-sim program (default: beside sdash-bench).
     #[arg(long, env = "SDASH_BENCH_SIM")]
     sim: Option<PathBuf>,
@@ -90,6 +93,8 @@ fn main() -> ExitCode {
         options.interval = args.interval.map(Duration::from_secs);
         options.duration = args.duration.map(Duration::from_secs);
         options.messages = args.messages;
+        options.events = args.load != "snapshots";
+        options.snapshots = args.load != "events";
         options.pin_cpu = Some(args.pin_cpu);
         if let Some(sim) = args.sim {
             options.sim = Program::new(sim);

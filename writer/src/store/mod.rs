@@ -183,6 +183,13 @@ impl StoreError {
     }
 }
 
+/// A batch decoded and validated by [`Store::prepare`], ready for [`Store::write_prepared`].
+#[derive(Debug)]
+pub struct PreparedBatch {
+    plan: plan::Plan,
+    messages: usize,
+}
+
 pub(crate) enum Backend {
     Sqlite(sqlx::SqlitePool),
     Postgres(sqlx::PgPool),
@@ -277,14 +284,29 @@ impl Store {
     /// bad ones (oversized, undecodable, invalid, delivered too often) in the same transaction,
     /// applies the good ones idempotently, and updates `pipeline_status`.
     pub async fn write_batch(&self, batch: &[Incoming]) -> Result<BatchOutcome, StoreError> {
-        if batch.is_empty() {
+        self.write_prepared(&self.prepare(batch)).await
+    }
+
+    /// The CPU half of [`Store::write_batch`]: decodes and validates a batch without touching
+    /// the database, so that the writer can do it while the previous batch is being written.
+    pub fn prepare(&self, batch: &[Incoming]) -> PreparedBatch {
+        PreparedBatch {
+            plan: plan::plan(
+                batch,
+                self.max_deliver.load(Ordering::Relaxed),
+                sdash_proto::now_ms(),
+            ),
+            messages: batch.len(),
+        }
+    }
+
+    /// The database half of [`Store::write_batch`]: writes a prepared batch in one transaction.
+    /// A batch can be written again after a failed attempt.
+    pub async fn write_prepared(&self, batch: &PreparedBatch) -> Result<BatchOutcome, StoreError> {
+        if batch.messages == 0 {
             return Ok(BatchOutcome::default());
         }
-        let plan = plan::plan(
-            batch,
-            self.max_deliver.load(Ordering::Relaxed),
-            sdash_proto::now_ms(),
-        );
+        let plan = &batch.plan;
         let meta = CommitMeta {
             writer_id: &self.writer_id,
             fence_pid: self.fence_pid.load(Ordering::SeqCst),
@@ -293,15 +315,15 @@ impl Store {
         };
         let work = async {
             match &self.backend {
-                Backend::Sqlite(pool) => sqlite::write(pool, &plan, &meta).await,
-                Backend::Postgres(pool) => pg::write(pool, &plan, &meta).await,
+                Backend::Sqlite(pool) => sqlite::write(pool, plan, &meta).await,
+                Backend::Postgres(pool) => pg::write(pool, plan, &meta).await,
             }
         };
         let rows = tokio::time::timeout(OPERATION_TIMEOUT, work)
             .await
             .map_err(|_| StoreError::Timeout(OPERATION_TIMEOUT))??;
         Ok(BatchOutcome {
-            messages: batch.len(),
+            messages: batch.messages,
             dead_lettered: plan.dead.iter().map(|d| d.stream_seq as u64).collect(),
             redelivered: plan.redelivered,
             rows,
@@ -423,6 +445,11 @@ pub(crate) const PG_MIGRATIONS: &[Migration] = &[
         version: 2,
         name: "writer",
         sql: include_str!("../../migrations/postgres/0002_writer.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "fillfactor",
+        sql: include_str!("../../migrations/postgres/0003_fillfactor.sql"),
     },
 ];
 

@@ -15,7 +15,8 @@ use super::{CommitMeta, Cutoffs, PG_MIGRATIONS, RetentionOutcome, RowCounts, Sto
 const MIGRATION_LOCK: i64 = 0x5344_4153_484d; // "SDASHM"
 
 pub(crate) fn connect_options(url: &str) -> Result<PgConnectOptions, StoreError> {
-    Ok(PgConnectOptions::from_str(url)?.application_name("sdash-writer"))
+    let options = PgConnectOptions::from_str(url)?.application_name("sdash-writer");
+    Ok(crate::db_password::apply(url, options))
 }
 
 pub(crate) async fn open(url: &str) -> Result<PgPool, StoreError> {
@@ -252,7 +253,7 @@ async fn write_snapshots(
         .fetch_all(&mut *c)
         .await?
     {
-        open.push(OpenAlertRow { id: r.try_get(0)?, system_id: r.try_get(1)?, alert_id: r.try_get(2)? });
+        open.push(OpenAlertRow { id: r.try_get(0)?, system_id: r.try_get(1)?, alert_id: r.try_get(2)?, details: None });
     }
     let d = plan::derive(&plan.snapshots, &stored, &open);
 
@@ -395,57 +396,48 @@ async fn write_snapshots(
     }
 
     if !d.samples.is_empty() {
+        // One statement: the samples really inserted (a redelivered one is skipped) are rolled up
+        // by (system, UTC day) on the server and added to the daily rows; nothing is read back
+        // but the two counts.
         let s = &d.samples;
-        let mut inserted = Vec::new();
-        for r in sqlx::query(
-            "INSERT INTO capacity_samples (system_id, observed_at, total_bytes, used_bytes, free_bytes) \
-             SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[]) \
-             ON CONFLICT (system_id, observed_at) DO NOTHING \
-             RETURNING system_id, observed_at, total_bytes, used_bytes, free_bytes",
+        let counts = sqlx::query(
+            "WITH ins AS ( \
+               INSERT INTO capacity_samples (system_id, observed_at, total_bytes, used_bytes, free_bytes) \
+               SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[]) \
+               ON CONFLICT (system_id, observed_at) DO NOTHING \
+               RETURNING system_id, observed_at, total_bytes, used_bytes, free_bytes \
+             ), day AS ( \
+               SELECT system_id, to_char(DATE '1970-01-01' + (observed_at / 86400000)::int, 'YYYY-MM-DD') AS day, \
+                 count(*) AS samples, min(used_bytes) AS used_min, max(used_bytes) AS used_max, \
+                 sum(used_bytes)::float8 AS used_sum, max(observed_at) AS last_at, \
+                 (array_agg(total_bytes ORDER BY observed_at DESC))[1] AS total_bytes, \
+                 (array_agg(used_bytes ORDER BY observed_at DESC))[1] AS used_bytes, \
+                 (array_agg(free_bytes ORDER BY observed_at DESC))[1] AS free_bytes \
+               FROM ins GROUP BY 1, 2 \
+             ), up AS ( \
+               INSERT INTO capacity_daily (system_id, day, samples, used_min, used_max, used_sum, last_at, total_bytes, used_bytes, free_bytes) \
+               SELECT * FROM day \
+               ON CONFLICT (system_id, day) DO UPDATE SET samples = capacity_daily.samples + EXCLUDED.samples, \
+               used_min = LEAST(capacity_daily.used_min, EXCLUDED.used_min), used_max = GREATEST(capacity_daily.used_max, EXCLUDED.used_max), \
+               used_sum = capacity_daily.used_sum + EXCLUDED.used_sum, last_at = GREATEST(capacity_daily.last_at, EXCLUDED.last_at), \
+               total_bytes = CASE WHEN EXCLUDED.last_at >= capacity_daily.last_at THEN EXCLUDED.total_bytes ELSE capacity_daily.total_bytes END, \
+               used_bytes = CASE WHEN EXCLUDED.last_at >= capacity_daily.last_at THEN EXCLUDED.used_bytes ELSE capacity_daily.used_bytes END, \
+               free_bytes = CASE WHEN EXCLUDED.last_at >= capacity_daily.last_at THEN EXCLUDED.free_bytes ELSE capacity_daily.free_bytes END \
+               RETURNING 1 \
+             ) \
+             SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM up)",
         )
         .bind(s.iter().map(|r| r.system_id.as_str()).collect::<Vec<_>>())
         .bind(s.iter().map(|r| r.observed_at).collect::<Vec<_>>())
         .bind(s.iter().map(|r| r.total_bytes).collect::<Vec<_>>())
         .bind(s.iter().map(|r| r.used_bytes).collect::<Vec<_>>())
         .bind(s.iter().map(|r| r.free_bytes).collect::<Vec<_>>())
-        .fetch_all(&mut *c)
-        .await?
-        {
-            inserted.push(plan::SampleRow {
-                system_id: r.try_get(0)?,
-                observed_at: r.try_get(1)?,
-                total_bytes: r.try_get(2)?,
-                used_bytes: r.try_get(3)?,
-                free_bytes: r.try_get(4)?,
-            });
-        }
-        rows.capacity_samples += inserted.len() as u64;
-        let daily = plan::rollup(&inserted);
-        if !daily.is_empty() {
-            rows.capacity_daily += sqlx::query(
-                "INSERT INTO capacity_daily (system_id, day, samples, used_min, used_max, used_sum, last_at, total_bytes, used_bytes, free_bytes) \
-                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::float8[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[]) \
-                 ON CONFLICT (system_id, day) DO UPDATE SET samples = capacity_daily.samples + EXCLUDED.samples, \
-                 used_min = LEAST(capacity_daily.used_min, EXCLUDED.used_min), used_max = GREATEST(capacity_daily.used_max, EXCLUDED.used_max), \
-                 used_sum = capacity_daily.used_sum + EXCLUDED.used_sum, last_at = GREATEST(capacity_daily.last_at, EXCLUDED.last_at), \
-                 total_bytes = CASE WHEN EXCLUDED.last_at >= capacity_daily.last_at THEN EXCLUDED.total_bytes ELSE capacity_daily.total_bytes END, \
-                 used_bytes = CASE WHEN EXCLUDED.last_at >= capacity_daily.last_at THEN EXCLUDED.used_bytes ELSE capacity_daily.used_bytes END, \
-                 free_bytes = CASE WHEN EXCLUDED.last_at >= capacity_daily.last_at THEN EXCLUDED.free_bytes ELSE capacity_daily.free_bytes END",
-            )
-            .bind(daily.iter().map(|r| r.system_id.as_str()).collect::<Vec<_>>())
-            .bind(daily.iter().map(|r| r.day.as_str()).collect::<Vec<_>>())
-            .bind(daily.iter().map(|r| r.samples).collect::<Vec<_>>())
-            .bind(daily.iter().map(|r| r.used_min).collect::<Vec<_>>())
-            .bind(daily.iter().map(|r| r.used_max).collect::<Vec<_>>())
-            .bind(daily.iter().map(|r| r.used_sum).collect::<Vec<_>>())
-            .bind(daily.iter().map(|r| r.last_at).collect::<Vec<_>>())
-            .bind(daily.iter().map(|r| r.total_bytes).collect::<Vec<_>>())
-            .bind(daily.iter().map(|r| r.used_bytes).collect::<Vec<_>>())
-            .bind(daily.iter().map(|r| r.free_bytes).collect::<Vec<_>>())
-            .execute(&mut *c)
-            .await?
-            .rows_affected();
-        }
+        .fetch_one(&mut *c)
+        .await?;
+        let samples: i64 = counts.try_get(0)?;
+        let daily: i64 = counts.try_get(1)?;
+        rows.capacity_samples += samples.max(0) as u64;
+        rows.capacity_daily += daily.max(0) as u64;
     }
     Ok(())
 }

@@ -111,6 +111,19 @@ pub(crate) struct OpenAlertRow {
     pub id: i64,
     pub system_id: String,
     pub alert_id: String,
+    /// Its stored details, when the backend read them: an alert seen again with the same details
+    /// then only needs its `last_seen` moved.
+    pub details: Option<AlertDetails>,
+}
+
+/// The details of an alert as stored.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub(crate) struct AlertDetails {
+    pub severity: String,
+    pub vendor_severity: String,
+    pub title: String,
+    pub component: Option<String>,
+    pub opened_at: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -157,6 +170,8 @@ pub(crate) struct AlertEpisode {
     pub dirty: bool,
     /// Whether a snapshot of the batch showed the alert (its details are then current).
     pub seen: bool,
+    /// Stored, seen again with the details it has stored and not cleared: only `last_seen` moves.
+    pub touch_only: bool,
     pub system_id: String,
     pub alert_id: String,
     pub severity: &'static str,
@@ -385,18 +400,23 @@ pub(crate) fn derive(
             .or_default()
             .push(row);
     }
-    let mut sample_keys: HashSet<(String, i64)> = HashSet::new();
     for (system_id, list) in snapshots {
+        // Samples are keyed by (system, time); the system is this one.
+        let mut sample_times: HashSet<i64> = HashSet::with_capacity(list.len());
         let Some(first) = list.first() else { continue };
-        out.minimal_systems
-            .push((system_id.clone(), first.body.vendor.as_str()));
         let stored_state = stored.get(system_id);
-        let mut cur: Option<(i64, String, String, String)> = stored_state.map(|s| {
+        if stored_state.is_none() {
+            // A stored state implies its `systems` row (both are written in one transaction,
+            // and neither is ever deleted), so only new systems need the minimal row.
+            out.minimal_systems
+                .push((system_id.clone(), first.body.vendor.as_str()));
+        }
+        let mut cur: Option<(i64, &str, &str, &str)> = stored_state.map(|s| {
             (
                 s.observed_at,
-                s.status.clone(),
-                s.hardware.clone(),
-                s.cluster.clone(),
+                s.status.as_str(),
+                s.hardware.as_str(),
+                s.cluster.as_str(),
             )
         });
         let stored_last_online = stored_state.and_then(|s| s.last_online_at);
@@ -405,16 +425,23 @@ pub(crate) fn derive(
 
         let mut episodes: Vec<AlertEpisode> = Vec::new();
         let mut open_idx: HashMap<String, usize> = HashMap::new();
+        // Episode index -> the alert as last seen in this batch (for episodes seen again).
+        let mut last_sighting: HashMap<usize, &sdash_proto::Alert> = HashMap::new();
+        let mut stored_details: HashMap<usize, &AlertDetails> = HashMap::new();
         for row in open_by_system
             .get(system_id.as_str())
             .map(|v| v.as_slice())
             .unwrap_or(&[])
         {
+            if let Some(d) = &row.details {
+                stored_details.insert(episodes.len(), d);
+            }
             open_idx.insert(row.alert_id.clone(), episodes.len());
             episodes.push(AlertEpisode {
                 existing: Some(row.id),
                 dirty: false,
                 seen: false,
+                touch_only: false,
                 system_id: system_id.clone(),
                 alert_id: row.alert_id.clone(),
                 severity: "info",
@@ -431,7 +458,7 @@ pub(crate) fn derive(
         for snap in list {
             let t = snap.observed_at;
             if let Some(c) = &snap.body.capacity
-                && sample_keys.insert((system_id.clone(), t))
+                && sample_times.insert(t)
             {
                 out.samples.push(SampleRow {
                     system_id: system_id.clone(),
@@ -453,10 +480,10 @@ pub(crate) fn derive(
                 ("cluster", snap.body.cluster.as_str()),
             ];
             for (i, (field, to)) in new_values.iter().enumerate() {
-                let from = cur.as_ref().map(|c| match i {
-                    0 => c.1.as_str(),
-                    1 => c.2.as_str(),
-                    _ => c.3.as_str(),
+                let from = cur.map(|c| match i {
+                    0 => c.1,
+                    1 => c.2,
+                    _ => c.3,
                 });
                 if from != Some(*to) {
                     out.transitions.push(TransitionRow {
@@ -477,15 +504,12 @@ pub(crate) fn derive(
                     }
                     match open_idx.get(&alert.id) {
                         Some(&i) => {
+                            // Its details are copied once, from its last sighting (below).
                             let ep = &mut episodes[i];
                             ep.dirty = true;
                             ep.seen = true;
                             ep.last_seen = t;
-                            ep.severity = alert.severity.as_str();
-                            ep.vendor_severity = clean(&alert.vendor_severity);
-                            ep.title = clean(&alert.title);
-                            ep.component = clean_opt(&alert.component);
-                            ep.opened_at = alert.opened_at;
+                            last_sighting.insert(i, alert);
                         }
                         None => {
                             open_idx.insert(alert.id.clone(), episodes.len());
@@ -493,6 +517,7 @@ pub(crate) fn derive(
                                 existing: None,
                                 dirty: true,
                                 seen: true,
+                                touch_only: false,
                                 system_id: system_id.clone(),
                                 alert_id: clean(&alert.id),
                                 severity: alert.severity.as_str(),
@@ -521,9 +546,9 @@ pub(crate) fn derive(
             }
             cur = Some((
                 t,
-                snap.body.status.as_str().to_owned(),
-                snap.body.hardware.as_str().to_owned(),
-                snap.body.cluster.as_str().to_owned(),
+                snap.body.status.as_str(),
+                snap.body.hardware.as_str(),
+                snap.body.cluster.as_str(),
             ));
             newest = Some(snap);
         }
@@ -536,6 +561,24 @@ pub(crate) fn derive(
                 {
                     out.last_online.push((system_id.clone(), l));
                 }
+            }
+        }
+        for (i, alert) in last_sighting {
+            let ep = &mut episodes[i];
+            ep.severity = alert.severity.as_str();
+            ep.vendor_severity = clean(&alert.vendor_severity);
+            ep.title = clean(&alert.title);
+            ep.component = clean_opt(&alert.component);
+            ep.opened_at = alert.opened_at;
+            if ep.cleared_at.is_none()
+                && let Some(d) = stored_details.get(&i)
+            {
+                ep.touch_only = d.severity == ep.severity
+                    && d.vendor_severity == ep.vendor_severity
+                    && d.title == ep.title
+                    && d.component == ep.component
+                    // The update keeps a stored opened_at when the alert has none.
+                    && (ep.opened_at.is_none() || ep.opened_at == d.opened_at);
             }
         }
         for ep in episodes {
@@ -551,10 +594,10 @@ pub(crate) fn derive(
 
 /// Daily rollups of the samples whose insert actually happened (so a redelivery adds nothing).
 pub(crate) fn rollup(inserted: &[SampleRow]) -> Vec<DailyRow> {
-    let mut by_day: BTreeMap<(String, String), DailyRow> = BTreeMap::new();
+    // Keyed by the day's number; its text is made once per (system, day).
+    let mut by_day: BTreeMap<(&str, i64), DailyRow> = BTreeMap::new();
     for s in inserted {
-        let day = utc_day(s.observed_at);
-        let key = (s.system_id.clone(), day.clone());
+        let key = (s.system_id.as_str(), s.observed_at.div_euclid(86_400_000));
         match by_day.get_mut(&key) {
             Some(d) => {
                 d.samples += 1;
@@ -573,7 +616,7 @@ pub(crate) fn rollup(inserted: &[SampleRow]) -> Vec<DailyRow> {
                     key,
                     DailyRow {
                         system_id: s.system_id.clone(),
-                        day,
+                        day: utc_day(s.observed_at),
                         samples: 1,
                         used_min: s.used_bytes,
                         used_max: s.used_bytes,
