@@ -753,6 +753,8 @@ pub async fn forecast(
 #[derive(Debug, Default, Clone)]
 struct Totals {
     systems: i64,
+    /// History only: systems whose value is their last earlier rollup (see [`CARRY_DAYS`]).
+    carried: i64,
     with_capacity: i64,
     total: i64,
     used: i64,
@@ -817,32 +819,76 @@ struct HistorySeries {
     days: BTreeMap<String, Totals>,
 }
 
+/// A system's last daily rollup stands in for the days after it that have none (the system was
+/// unreachable, or today's first poll has not come yet) for at most this many days, so that a
+/// missing day does not show as a dip in the fleet's totals. Such points count the system in
+/// `carried_forward`.
+const CARRY_DAYS: i64 = 7;
+
+/// One system's daily rollups in the range: (day number, total, used, free).
+type DailyValues = Vec<(i64, Option<i64>, Option<i64>, Option<i64>)>;
+
 async fn history_series(
     st: &AppState,
     p: &Params,
 ) -> ApiResult<(Option<String>, i64, i64, Vec<HistorySeries>)> {
     let group_by = p.tag_key("group_by")?;
     let (from, to) = range(p, 90)?;
+    let (first, last) = (from.div_euclid(DAY_MS), to.div_euclid(DAY_MS));
     let mut sql = Sql::new(
         "SELECT cd.system_id AS system_id, cd.day AS day, cd.total_bytes AS total_bytes, cd.used_bytes AS used_bytes, \
          cd.free_bytes AS free_bytes, sy.tags AS tags FROM capacity_daily cd LEFT JOIN systems sy ON sy.id = cd.system_id \
          WHERE cd.day >= ",
     );
-    sql.bind(day_of(from))
+    // Look back far enough to carry a rollup into the first days of the range.
+    sql.bind(day_of((first - CARRY_DAYS) * DAY_MS))
         .push(" AND cd.day <= ")
         .bind(day_of(to))
         .push(NOT_REMOVED)
-        .push(" ORDER BY cd.day");
+        .push(" ORDER BY cd.system_id, cd.day");
     let rows = st.db.fetch(&sql).await?;
-    let mut groups: BTreeMap<Option<String>, BTreeMap<String, Totals>> = BTreeMap::new();
+    let mut systems: BTreeMap<String, (Option<String>, DailyValues)> = BTreeMap::new();
     for r in &rows {
-        let key = group_by.as_ref().and_then(|k| tag_value(&tags_of(r), k));
-        let day = r.string("day").unwrap_or_default();
-        groups.entry(key).or_default().entry(day).or_default().add(
+        let Some(day) = r.string("day").as_deref().and_then(day_index) else {
+            continue;
+        };
+        let entry = systems
+            .entry(r.string("system_id").unwrap_or_default())
+            .or_insert_with(|| {
+                let key = group_by.as_ref().and_then(|k| tag_value(&tags_of(r), k));
+                (key, Vec::new())
+            });
+        entry.1.push((
+            day,
             r.i64("total_bytes"),
             r.i64("used_bytes"),
             r.i64("free_bytes"),
-        );
+        ));
+    }
+    let mut groups: BTreeMap<Option<String>, BTreeMap<String, Totals>> = BTreeMap::new();
+    for (key, days) in systems.into_values() {
+        let mut next = days.iter().peekable();
+        let mut known = None;
+        for d in first..=last {
+            while let Some(v) = next.next_if(|v| v.0 <= d) {
+                known = Some(v);
+            }
+            let Some(&(at, total, used, free)) = known else {
+                continue;
+            };
+            if d - at > CARRY_DAYS {
+                continue;
+            }
+            let t = groups
+                .entry(key.clone())
+                .or_default()
+                .entry(day_of(d * DAY_MS))
+                .or_default();
+            t.add(total, used, free);
+            if at < d {
+                t.carried += 1;
+            }
+        }
     }
     let mut series: Vec<HistorySeries> = Vec::new();
     let none = groups.remove(&None);
@@ -868,6 +914,7 @@ pub async fn capacity_history(st: &AppState, p: &Params, h: &HeaderMap) -> ApiRe
                     json!({
                         "day": day,
                         "systems": t.systems,
+                        "carried_forward": t.carried,
                         "total_bytes": t.total,
                         "used_bytes": t.used,
                         "free_bytes": t.free,

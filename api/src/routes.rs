@@ -362,7 +362,7 @@ pub const ROUTES: &[RouteSpec] = &[
     RouteSpec {
         id: RouteId::CapacityHistory,
         path: "/api/v1/capacity/history",
-        summary: "Daily fleet capacity series, per value of a tag (from the daily rollups).",
+        summary: "Daily fleet capacity series, per value of a tag (from the daily rollups; a system without a rollup on a day counts with its last one of the 7 days before, in carried_forward).",
         params: &[GROUP_BY, FROM, TO],
         content: "application/json",
         schema: Some("CapacityHistory"),
@@ -850,7 +850,8 @@ fn schemas() -> Value {
             "series": {"type": "array", "items": {"type": "object", "properties": {
                 "key": text_n(), "label": text(),
                 "points": {"type": "array", "items": {"type": "object", "properties": {
-                    "day": text(), "systems": int(), "total_bytes": int(), "used_bytes": int(),
+                    "day": text(), "systems": int(), "carried_forward": int(),
+                    "total_bytes": int(), "used_bytes": int(),
                     "free_bytes": int(), "used_pct": num_n()}}}}}},
         }},
         "Collector": obj(collector),

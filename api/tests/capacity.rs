@@ -286,3 +286,82 @@ async fn csv_quotes_awkward_names(backend: Backend) {
     assert!(csv.contains(",\"Paris, FR\",1,"), "{csv}");
 }
 both!(csv_quotes_awkward_names);
+
+/// A day without a rollup (the system was unreachable, or today's first poll has not come yet)
+/// counts the system with its last rollup, for at most 7 days, instead of a dip in the totals.
+async fn history_carries_the_last_rollup_over_missing_days(backend: Backend) {
+    let env = Env::new(backend).await;
+    // Noon today, so that every snapshot below falls on its own UTC day.
+    let today = now_ms().div_euclid(DAY_MS) * DAY_MS + DAY_MS / 2;
+    let now = now_ms();
+    let at = |days_ago: i64| (today - days_ago * DAY_MS).min(now - 1000);
+    env.write(vec![
+        system_rec("steady", "Steady", Vendor::Pure, &[], at(20)),
+        system_rec("gappy", "Gappy", Vendor::Ontap, &[], at(20)),
+        system_rec("gone", "Gone quiet", Vendor::Datadomain, &[], at(20)),
+    ])
+    .await;
+    for d in 0..6 {
+        env.write_one(simple_snapshot(
+            "steady",
+            at(d),
+            Vendor::Pure,
+            10 * GIB,
+            100 * GIB,
+        ))
+        .await;
+    }
+    // gappy: 5 and 4 days ago, then nothing for 3 and 2 days ago, then 1 day ago (not today).
+    for (d, used) in [(5, 1), (4, 2), (1, 3)] {
+        env.write_one(simple_snapshot(
+            "gappy",
+            at(d),
+            Vendor::Ontap,
+            used * GIB,
+            50 * GIB,
+        ))
+        .await;
+    }
+    // gone: one rollup 10 days ago, more than 7 days before today.
+    env.write_one(simple_snapshot(
+        "gone",
+        at(10),
+        Vendor::Datadomain,
+        7 * GIB,
+        9 * GIB,
+    ))
+    .await;
+
+    let from = format_ms(today - 5 * DAY_MS);
+    let h = env
+        .ok(&format!("/api/v1/capacity/history?from={from}"))
+        .await;
+    let points = h["series"][0]["points"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let by_day = |days_ago: i64| {
+        let d = day(today - days_ago * DAY_MS);
+        points
+            .iter()
+            .find(|p| p["day"] == d.as_str())
+            .cloned()
+            .unwrap_or_else(|| panic!("no point for {d} in {h}"))
+    };
+    let check = |days_ago: i64, systems: i64, carried: i64, used_gib: u64| {
+        let p = by_day(days_ago);
+        assert_eq!(p["systems"], systems, "{days_ago} days ago: {p}");
+        assert_eq!(p["carried_forward"], carried, "{days_ago} days ago: {p}");
+        assert_eq!(p["used_bytes"], used_gib * GIB, "{days_ago} days ago: {p}");
+    };
+    // 5 days ago: gone (carried from day 10, 5 days back) + steady + gappy.
+    check(5, 3, 1, 10 + 1 + 7);
+    // 3 and 2 days ago: gappy carries its day-4 value; gone is 7 and 8 days old.
+    check(3, 3, 2, 10 + 2 + 7);
+    check(2, 2, 1, 10 + 2);
+    check(1, 2, 0, 10 + 3);
+    // Today: gappy has not reported yet and counts with yesterday's value.
+    check(0, 2, 1, 10 + 3);
+    assert_eq!(points.len(), 6, "{h}");
+}
+both!(history_carries_the_last_rollup_over_missing_days);

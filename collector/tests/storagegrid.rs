@@ -41,6 +41,8 @@ async fn fixtures_normalize_to_exact_values() {
         snap.version.as_deref(),
         Some("11.8.0.7-20241113.1718.a3b5c9d")
     );
+    // The grid's name: the root of the (deprecated) topology, read once per adapter.
+    assert_eq!(snap.name.as_deref(), Some("SG-PROD"));
     // 4 x 125 TiB, data = 63 %, free = the usable-space metric.
     assert_eq!(snap.capacity, Some(fixture_capacity()));
     assert_eq!(
@@ -123,7 +125,13 @@ async fn the_session_is_kept_renewed_on_401_and_logged_out() {
                 && e.http_status == Some(401))
     );
     s.fleet.set_fault(&id, Fault::None);
-    assert_eq!(a.poll().await.snapshot.status, Status::Online);
+    let later = a.poll().await.snapshot;
+    assert_eq!(later.status, Status::Online);
+    assert_eq!(
+        later.name.as_deref(),
+        Some("SG-PROD"),
+        "the grid name is kept"
+    );
 
     a.logout().await;
     let stats = s.fleet.stats(&id).expect("stats");
@@ -132,6 +140,11 @@ async fn the_session_is_kept_renewed_on_401_and_logged_out() {
         stats.requests.get("/api/versions"),
         Some(&1),
         "the API version is asked once"
+    );
+    assert_eq!(
+        stats.requests.get("/api/v4/grid/health/topology"),
+        Some(&1),
+        "the grid name is read once"
     );
 }
 

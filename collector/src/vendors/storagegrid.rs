@@ -13,6 +13,7 @@
 //! | `GET /api/versions` (once per session) | API version: 4, or 3 when only 3 is offered | no (v4 assumed) |
 //! | `GET /api/v4/grid/health` | reachability gate, node counts | yes |
 //! | `GET /api/v4/grid/config/product-version` | version | no |
+//! | `GET /api/v4/grid/health/topology` (until it answered, at most 3 polls) | the grid's name (the root's `name`); deprecated in v4, so its failure is not even a degradation | no |
 //! | `GET /api/v4/grid/node-health` | nodes (components), hardware and site health | no |
 //! | `GET /api/v4/grid/alerts?include=active` | open alerts | no |
 //! | `GET /api/v4/grid/metric-query?query=storagegrid_storage_utilization_{total_space,data,usable_space}_bytes` | capacity | no |
@@ -350,8 +351,33 @@ pub struct StorageGridAdapter {
     expires_at: Option<Instant>,
     /// The API version in use, once `GET /api/versions` answered.
     version: Option<u32>,
+    /// The grid's name (the root of `GET /grid/health/topology`), once read.
+    grid_name: Option<String>,
+    /// Attempts left at reading the grid name (the topology call is deprecated in v4 and may go).
+    grid_name_tries: u8,
     tracker: StatusTracker,
     alerts: AlertMemory,
+}
+
+/// How many polls try to read the grid's name before giving up on it.
+const GRID_NAME_TRIES: u8 = 3;
+
+/// The root of `GET /grid/health/topology`: the grid itself.
+#[derive(Debug, Default, Deserialize)]
+struct TopologyRoot {
+    #[serde(default)]
+    name: String,
+    #[serde(default, rename = "displayName")]
+    display_name: String,
+}
+
+impl TopologyRoot {
+    fn grid_name(self) -> Option<String> {
+        [self.name, self.display_name]
+            .into_iter()
+            .map(|n| n.trim().to_owned())
+            .find(|n| !n.is_empty())
+    }
 }
 
 /// Renew a token this long before the server says it expires.
@@ -371,6 +397,8 @@ impl StorageGridAdapter {
             session: Session::default(),
             expires_at: None,
             version: None,
+            grid_name: None,
+            grid_name_tries: GRID_NAME_TRIES,
             tracker: StatusTracker::default(),
             alerts: AlertMemory::default(),
         })
@@ -475,6 +503,21 @@ impl StorageGridAdapter {
         {
             snapshot.version = (!v.product_version.is_empty()).then_some(v.product_version);
         }
+        // The grid's name: optional and deprecated in v4, so a failure neither degrades the poll
+        // nor is retried on every poll.
+        if self.grid_name.is_none() && self.grid_name_tries > 0 {
+            self.grid_name_tries -= 1;
+            match api
+                .get::<TopologyRoot>(&mut ctx, "/grid/health/topology")
+                .await
+            {
+                Ok(root) => self.grid_name = root.grid_name(),
+                Err(e) => {
+                    tracing::debug!(system = %self.config.id, error = %e, "no grid name from the topology")
+                }
+            }
+        }
+        snapshot.name = self.grid_name.clone();
         let nodes = api
             .try_get::<Vec<NodeHealth>>(&mut ctx, "/grid/node-health")
             .await;
