@@ -18,6 +18,18 @@ pub struct Cli {
     pub log: LogArgs,
     #[command(flatten)]
     pub writer: WriterConfig,
+    /// Without a command: run the writer.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// One-off tasks on the writer's database and stream (their flags come after the command; the
+/// database and NATS flags before it, or from the environment).
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Publish stored dead letters to the stream again (deleting each once JetStream has it), so
+    /// the running writer stores them; by default only poison and database refusals.
+    ReplayDeadLetters(crate::replay::ReplayArgs),
 }
 
 /// Everything [`crate::run`] needs.

@@ -13,16 +13,18 @@ mod db_password;
 mod lock;
 pub mod metrics;
 mod pipeline;
+pub mod replay;
 pub mod store;
 
-pub use config::{Cli, WriterConfig};
+pub use config::{Cli, Command, WriterConfig};
 pub use db_password::set_database_password;
 pub use lock::PG_WRITER_LOCK;
 pub use metrics::WriterMetrics;
 pub use pipeline::backoff;
+pub use replay::{ReplayArgs, ReplayOutcome, replay_dead_letters};
 pub use store::{
-    BatchOutcome, DEFAULT_MAX_DELIVER, Incoming, PreparedBatch, RetentionOutcome, RetentionPolicy,
-    RowCounts, Store, StoreError,
+    BatchOutcome, DEFAULT_MAX_DELIVER, DeadLetter, Incoming, PreparedBatch, RetentionOutcome,
+    RetentionPolicy, RowCounts, Store, StoreError,
 };
 
 /// Runs the writer until `shutdown` resolves: admin server, writer lock (standby until it is

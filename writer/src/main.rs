@@ -2,11 +2,31 @@
 
 use clap::Parser;
 use sdash_proto::service::{init_tracing, shutdown_signal};
-use sdash_writer::Cli;
+use sdash_writer::{Cli, Command};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_tracing(&cli.log);
-    sdash_writer::run(cli.writer, shutdown_signal()).await
+    match &cli.command {
+        None => sdash_writer::run(cli.writer, shutdown_signal()).await,
+        Some(Command::ReplayDeadLetters(args)) => {
+            let out = sdash_writer::replay_dead_letters(&cli.writer, args).await?;
+            println!(
+                "{} {} dead letter(s); skipped {} rejected when decoded (see --all); {} could not be published",
+                if args.dry_run {
+                    "would replay"
+                } else {
+                    "replayed"
+                },
+                out.replayed,
+                out.skipped,
+                out.failed
+            );
+            if out.failed > 0 {
+                anyhow::bail!("{} dead letter(s) could not be published", out.failed);
+            }
+            Ok(())
+        }
+    }
 }

@@ -183,6 +183,17 @@ impl StoreError {
     }
 }
 
+/// A message the writer could not store, kept with its raw bytes.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    /// Its sequence in the stream when it was received (the row's key).
+    pub stream_seq: i64,
+    pub subject: String,
+    pub payload: Vec<u8>,
+    pub reason: String,
+    pub deliveries: i64,
+}
+
 /// A batch decoded and validated by [`Store::prepare`], ready for [`Store::write_prepared`].
 #[derive(Debug)]
 pub struct PreparedBatch {
@@ -367,6 +378,71 @@ impl Store {
             rows,
             last_stream_seq: Some(message.stream_seq),
         })
+    }
+
+    /// Up to `limit` stored dead letters, oldest stream sequence first, after `after`.
+    pub async fn dead_letters(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        const SQL_PG: &str = "SELECT stream_seq, subject, payload, reason, deliveries FROM dead_letters \
+             WHERE stream_seq > $1 ORDER BY stream_seq LIMIT $2";
+        const SQL_SQLITE: &str = "SELECT stream_seq, subject, payload, reason, deliveries FROM dead_letters \
+             WHERE stream_seq > ? ORDER BY stream_seq LIMIT ?";
+        fn row<R: sqlx::Row>(r: &R) -> Result<DeadLetter, sqlx::Error>
+        where
+            for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+            for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+            for<'a> Vec<u8>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+            usize: sqlx::ColumnIndex<R>,
+        {
+            Ok(DeadLetter {
+                stream_seq: r.try_get(0)?,
+                subject: r.try_get(1)?,
+                payload: r.try_get(2)?,
+                reason: r.try_get(3)?,
+                deliveries: r.try_get(4)?,
+            })
+        }
+        let letters = match &self.backend {
+            Backend::Sqlite(pool) => sqlx::query(SQL_SQLITE)
+                .bind(after)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(row)
+                .collect::<Result<_, _>>()?,
+            Backend::Postgres(pool) => sqlx::query(SQL_PG)
+                .bind(after)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(row)
+                .collect::<Result<_, _>>()?,
+        };
+        Ok(letters)
+    }
+
+    /// Deletes one dead letter (after it was published again).
+    pub async fn forget_dead_letter(&self, stream_seq: i64) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(pool) => {
+                sqlx::query("DELETE FROM dead_letters WHERE stream_seq = ?")
+                    .bind(stream_seq)
+                    .execute(pool)
+                    .await?;
+            }
+            Backend::Postgres(pool) => {
+                sqlx::query("DELETE FROM dead_letters WHERE stream_seq = $1")
+                    .bind(stream_seq)
+                    .execute(pool)
+                    .await?;
+            }
+        }
+        Ok(())
     }
 
     /// Deletes, in statements of `policy.batch_rows` rows: events older than the retention
