@@ -249,6 +249,7 @@ pub async fn run(
         event_level: args.event_level,
         polls: AtomicU64::new(0),
         failures: AtomicU64::new(0),
+        systems: std::sync::atomic::AtomicUsize::new(0),
     });
 
     let publisher = {
@@ -370,6 +371,10 @@ fn apply_inventory(
     running: &mut HashMap<String, Running>,
     inventory: &Inventory,
 ) {
+    shared.systems.store(
+        inventory.systems.len(),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let wanted: HashMap<&str, &SystemConfig> = inventory
         .systems
         .iter()

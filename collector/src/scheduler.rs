@@ -30,6 +30,8 @@ pub struct Shared {
     pub event_level: Level,
     pub polls: AtomicU64,
     pub failures: AtomicU64,
+    /// Systems in the inventory (all collectors'), for sizing the start-up window.
+    pub systems: std::sync::atomic::AtomicUsize,
 }
 
 impl Shared {
@@ -73,23 +75,29 @@ pub fn next_due(now_ms: i64, system_id: &str, interval: Duration) -> i64 {
     k * interval_ms + phase
 }
 
-/// The schedule time after a poll due at `due`, at `now_ms`: the following phase-aligned time
-/// (after a late start or a suspended machine this skips what was missed instead of bursting).
-/// After the off-schedule first poll (`startup`), the first aligned time at least half an
-/// interval later, so that a system is never polled twice in quick succession.
-pub fn following_due(
-    due: i64,
-    now_ms: i64,
-    startup: bool,
-    system_id: &str,
-    interval: Duration,
-) -> i64 {
-    let half = if startup {
-        (interval.as_millis() / 2) as i64
-    } else {
-        0
-    };
-    next_due(due.max(now_ms) + half, system_id, interval)
+/// CPU a collector may spend on one first poll (TLS handshake and login included) when it sizes
+/// its start-up window.
+const STARTUP_POLL_BUDGET: Duration = Duration::from_millis(6);
+/// The shortest start-up window.
+const STARTUP_WINDOW_MIN: Duration = Duration::from_secs(5);
+
+/// The window over which a collector spreads the first polls of the `owned` systems it expects to
+/// own: 5 s for a small fleet (data soon after start), growing with the fleet so that the burst
+/// of first polls, each with a handshake and a login, leaves room for the scheduled ones, and at
+/// most one interval (the first polls are then spread as evenly as the scheduled ones).
+pub fn startup_window(owned: usize, interval: Duration) -> Duration {
+    let wanted = STARTUP_POLL_BUDGET.saturating_mul(u32::try_from(owned).unwrap_or(u32::MAX));
+    wanted
+        .max(STARTUP_WINDOW_MIN)
+        .min(interval.max(Duration::from_millis(1)))
+}
+
+/// The schedule time after a poll due at `due`, at `now_ms`: the following phase-aligned time.
+/// After a late start (or a suspended machine) this skips what was missed instead of bursting.
+/// After the off-schedule first poll it is the start of the next interval, so every interval
+/// from the first on has its poll (a poll close after the first one is the price of no gap).
+pub fn following_due(due: i64, now_ms: i64, system_id: &str, interval: Duration) -> i64 {
+    next_due(due.max(now_ms), system_id, interval)
 }
 
 /// Polls one system until `cancel` fires; then logs out of its session.
@@ -109,11 +117,12 @@ pub async fn system_task(config: SystemConfig, shared: Arc<Shared>, cancel: Canc
     // each other (so that collectors starting together do not all poll every system); after it,
     // polls follow the phase-aligned schedule every collector agrees on.
     shared.membership.settled(Duration::from_secs(5)).await;
-    let interval_ms = config.interval.as_millis() as u64;
-    let first_delay = phase_ms(&config.id, config.interval) % interval_ms.clamp(1, 5000);
+    let members = shared.membership.members().len().max(1);
+    let owned = shared.systems.load(Ordering::Relaxed) / members;
+    let window = startup_window(owned, config.interval).as_millis() as u64;
+    let first_delay = phase_ms(&config.id, config.interval) % window.max(1);
     let mut due = sdash_proto::now_ms() + first_delay as i64;
-    // The first poll is off the schedule; the one after it is the first scheduled time at least
-    // half an interval later, so that no system is polled twice in quick succession at start.
+    // The first poll is off the schedule (counted apart, neither on time nor late).
     let mut first = true;
     loop {
         let wait = Duration::from_millis((due - sdash_proto::now_ms()).max(0) as u64);
@@ -125,13 +134,7 @@ pub async fn system_task(config: SystemConfig, shared: Arc<Shared>, cancel: Canc
         // Next: the following phase-aligned time. After a late start (or a suspended machine)
         // this skips what was missed instead of bursting.
         let startup = std::mem::take(&mut first);
-        due = following_due(
-            due,
-            sdash_proto::now_ms(),
-            startup,
-            &config.id,
-            config.interval,
-        );
+        due = following_due(due, sdash_proto::now_ms(), &config.id, config.interval);
         if !config.enabled || !shared.membership.owns(&config.id) {
             last_failure = None;
             consecutive_failures = 0;
@@ -255,18 +258,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn after_the_first_poll_the_next_is_at_least_half_an_interval_later() {
+    fn the_startup_window_grows_with_the_fleet_up_to_one_interval() {
+        let minute = Duration::from_secs(60);
+        assert_eq!(startup_window(20, minute), Duration::from_secs(5));
+        assert_eq!(startup_window(0, minute), Duration::from_secs(5));
+        assert_eq!(startup_window(2_000, minute), Duration::from_secs(12));
+        assert_eq!(startup_window(10_000, minute), minute);
+        assert_eq!(startup_window(usize::MAX, minute), minute);
+        // Never longer than the interval, even a short one.
+        assert_eq!(
+            startup_window(20, Duration::from_secs(2)),
+            Duration::from_secs(2)
+        );
+    }
+
+    #[test]
+    fn after_the_first_poll_every_interval_has_its_poll() {
         let interval = Duration::from_secs(60);
         for i in 0..500 {
             let id = format!("s{i}");
-            let now = 1_764_000_000_000 + i * 7_919;
-            let next = following_due(now, now, true, &id, interval);
-            assert!(next - now >= 30_000, "{id}: {} ms", next - now);
-            assert!(next - now <= 90_000, "{id}: {} ms", next - now);
-            assert_eq!((next as u64) % 60_000, phase_ms(&id, interval));
-            // Later polls follow the schedule exactly.
-            let after = following_due(next, next, false, &id, interval);
-            assert_eq!(after - next, 60_000);
+            let phase = phase_ms(&id, interval) as i64;
+            let index = |t: i64| (t - phase).div_euclid(60_000);
+            let first = 1_764_000_000_000 + i * 7_919;
+            let next = following_due(first, first, &id, interval);
+            // The next poll starts the very next interval: none is skipped.
+            assert_eq!(index(next), index(first) + 1, "{id}");
+            assert_eq!(next - phase, index(next) * 60_000, "{id}: aligned");
+            assert_eq!(following_due(next, next, &id, interval) - next, 60_000);
+            // A poll that started late does not make the next one burst.
+            let late = following_due(next, next + 90_000, &id, interval);
+            assert_eq!(index(late), index(next) + 2, "{id}");
         }
     }
 
