@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
@@ -16,46 +14,6 @@ use sdash_proto::bus::NatsArgs;
 use sdash_proto::{Vendor, now_ms};
 
 const TOKEN: &str = "s3cret-access-token";
-
-/// Everything logged in this process (every level, every target), so the test can prove the
-/// token is in none of it.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut v) = self.0.lock() {
-            v.extend_from_slice(buf);
-        }
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        self.0
-            .lock()
-            .map(|v| String::from_utf8_lossy(&v).into_owned())
-            .unwrap_or_default()
-    }
-}
-
-fn capture_logs() -> Option<Captured> {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    // One subscriber per process (nextest runs each test in its own process).
-    tracing::subscriber::set_global_default(subscriber)
-        .ok()
-        .map(|()| captured)
-}
 
 async fn status_of(env: &Env, path: &str, bearer: Option<&str>) -> (u16, String) {
     let mut req = env.http.get(env.url(path));
@@ -87,7 +45,7 @@ async fn status_of(env: &Env, path: &str, bearer: Option<&str>) -> (u16, String)
 }
 
 async fn access_token_only_on_stream_and_exports(backend: Backend) {
-    let logs = capture_logs();
+    let logs = sdash_harness::capture_logs();
     let nats = NatsServer::start();
     let env = Env::with(backend, |c| {
         c.auth_token = Some(TOKEN.into());

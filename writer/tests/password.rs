@@ -2,8 +2,6 @@
 //! reaches PostgreSQL (seen by a password probe, since the test PostgreSQL trusts local logins),
 //! never the logs, and a bad file stops the writer at once with a clear error.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sdash_harness::{NatsServer, PasswordProbe, TestDatabase};
@@ -12,33 +10,9 @@ use sdash_writer::WriterConfig;
 
 const PASSWORD: &str = "pw-file s3cret:with@odd/chars";
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut v) = self.0.lock() {
-            v.extend_from_slice(buf);
-        }
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn password_file_reaches_postgres_and_never_the_logs() {
-    let logs = Captured::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let logs = tracing::subscriber::set_global_default(subscriber)
-        .ok()
-        .map(|()| logs);
+    let logs = sdash_harness::capture_logs();
 
     let nats = NatsServer::start();
     let probe = PasswordProbe::start().await;
@@ -73,11 +47,7 @@ async fn password_file_reaches_postgres_and_never_the_logs() {
         ),
     }
     if let Some(logs) = logs {
-        let text = logs
-            .0
-            .lock()
-            .map(|v| String::from_utf8_lossy(&v).into_owned())
-            .unwrap_or_default();
+        let text = logs.text();
         assert!(
             text.contains("writer lock"),
             "the refused logins were not logged: {text}"

@@ -493,3 +493,45 @@ async fn probe_login(
     s.write_all(&msg).await?;
     s.flush().await
 }
+
+/// Everything this process logs (every level, every target), captured so that a test can prove
+/// a secret is in none of it. See [`capture_logs`].
+#[derive(Clone, Default)]
+pub struct CapturedLogs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut v) = self.0.lock() {
+            v.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLogs {
+    /// What was logged so far.
+    pub fn text(&self) -> String {
+        self.0
+            .lock()
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
+            .unwrap_or_default()
+    }
+}
+
+/// Installs a process-wide subscriber at TRACE that writes into the returned buffer; `None` when
+/// another subscriber was installed first (nextest runs each test in its own process).
+pub fn capture_logs() -> Option<CapturedLogs> {
+    let captured = CapturedLogs::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::set_global_default(subscriber)
+        .ok()
+        .map(|()| captured)
+}
