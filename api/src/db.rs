@@ -5,7 +5,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sdash_proto::service::Secret;
+use sdash_service::Secret;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteRow};
 use sqlx::{Column, Executor, Row as _, TypeInfo, ValueRef};

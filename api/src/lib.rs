@@ -22,8 +22,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use prometheus_client::registry::Registry;
-use sdash_proto::bus::NatsArgs;
-use sdash_proto::service::{LogArgs, Secret};
+use sdash_service::bus::NatsArgs;
+use sdash_service::{LogArgs, Secret};
 use warp::Filter;
 use warp::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use warp::reply::{Reply, Response};
@@ -141,7 +141,7 @@ impl Config {
         let database_password = match &cli.database_password_file {
             None => None,
             Some(path) if db::is_postgres_url(&cli.database_url) => Some(
-                sdash_proto::service::read_password_file("--database-password-file", path)?,
+                sdash_service::read_password_file("--database-password-file", path)?,
             ),
             Some(path) => {
                 tracing::warn!(
@@ -411,7 +411,7 @@ async fn dispatch(
             text(StatusCode::SERVICE_UNAVAILABLE, "database not reachable")
         }),
         RouteId::Metrics => {
-            let mut resp = Response::new(sdash_proto::service::render_metrics(&st.registry).into());
+            let mut resp = Response::new(sdash_service::render_metrics(&st.registry).into());
             resp.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static(
@@ -466,7 +466,7 @@ mod tests {
 
     #[test]
     fn every_flag_has_an_env_twin_and_help() {
-        let broken = sdash_proto::service::flags_breaking_conventions(&Cli::command());
+        let broken = sdash_service::flags_breaking_conventions(&Cli::command());
         assert!(broken.is_empty(), "{broken:?}");
     }
 

@@ -3,9 +3,9 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = sdash_api::Cli::parse();
-    sdash_proto::service::init_tracing(&cli.log);
+    sdash_service::init_tracing(&cli.log);
     let result = match sdash_api::Config::from_cli(&cli) {
-        Ok(config) => sdash_api::run(config, sdash_proto::service::shutdown_signal()).await,
+        Ok(config) => sdash_api::run(config, sdash_service::shutdown_signal()).await,
         Err(e) => Err(e),
     };
     match result {

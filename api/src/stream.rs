@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use sdash_proto::Record;
-use sdash_proto::bus::NatsArgs;
+use sdash_service::bus::NatsArgs;
 use tokio::sync::mpsc;
 use warp::sse::Event;
 
@@ -123,7 +123,7 @@ impl Hub {
     /// Connects (retrying forever in the background) and feeds clients until the task is dropped.
     pub async fn run(self: Arc<Hub>, args: NatsArgs) {
         let client = loop {
-            match sdash_proto::bus::connect(&args, "sdash-api", true).await {
+            match sdash_service::bus::connect(&args, "sdash-api", true).await {
                 Ok(c) => break c,
                 Err(e) => {
                     tracing::warn!(error = %e, "live stream: cannot connect to NATS, retrying");

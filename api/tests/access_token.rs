@@ -10,8 +10,8 @@ use std::time::Duration;
 use common::*;
 use sdash_api::routes::ROUTES;
 use sdash_harness::{Backend, NatsServer};
-use sdash_proto::bus::NatsArgs;
 use sdash_proto::{Vendor, now_ms};
+use sdash_service::bus::NatsArgs;
 
 const TOKEN: &str = "s3cret-access-token";
 

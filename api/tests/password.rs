@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use sdash_harness::PasswordProbe;
-use sdash_proto::service::Secret;
+use sdash_service::Secret;
 
 const PASSWORD: &str = "api-db s3cret:@/";
 

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use sdash_harness::{Backend, NatsServer, TestDatabase};
-use sdash_proto::bus::NatsArgs;
 use sdash_proto::{Vendor, now_ms};
+use sdash_service::bus::NatsArgs;
 
 async fn read_until(
     resp: &mut reqwest::Response,

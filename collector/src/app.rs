@@ -8,10 +8,10 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use sdash_proto::bus::{NatsArgs, StreamArgs};
-use sdash_proto::service::LogArgs;
 use sdash_proto::subjects::Kind;
 use sdash_proto::{Envelope, Level};
+use sdash_service::LogArgs;
+use sdash_service::bus::{NatsArgs, StreamArgs};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -196,20 +196,19 @@ pub async fn run(
     }
 
     let client =
-        sdash_proto::bus::connect(&args.nats, &format!("sdash-collector {collector_id}"), true)
+        sdash_service::bus::connect(&args.nats, &format!("sdash-collector {collector_id}"), true)
             .await?;
     let js = async_nats::jetstream::new(client.clone());
     if let Some(listen) = args.metrics_listen {
         let client = client.clone();
-        let ready: sdash_proto::service::ReadyCheck =
+        let ready: sdash_service::ReadyCheck =
             Arc::new(move || client.connection_state() == async_nats::connection::State::Connected);
         let stop = stop.clone();
-        let (addr, _) =
-            sdash_proto::service::serve_admin(listen, Arc::new(registry), ready, async move {
-                stop.cancelled().await
-            })
-            .await
-            .with_context(|| format!("cannot listen on {listen} for metrics"))?;
+        let (addr, _) = sdash_service::serve_admin(listen, Arc::new(registry), ready, async move {
+            stop.cancelled().await
+        })
+        .await
+        .with_context(|| format!("cannot listen on {listen} for metrics"))?;
         tracing::info!(%addr, "metrics listening");
     }
 
@@ -259,7 +258,7 @@ pub async fn run(
             // Publish only once the stream exists (NATS may be down at start: polls fill the
             // outbox meanwhile), so that no publish races the stream's creation.
             let mut delay = Duration::from_millis(200);
-            while let Err(e) = sdash_proto::bus::ensure_stream(&js, &limits).await {
+            while let Err(e) = sdash_service::bus::ensure_stream(&js, &limits).await {
                 tracing::warn!(error = %e, "cannot set up the stream yet; retrying");
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
@@ -434,7 +433,7 @@ mod tests {
     #[test]
     fn every_flag_has_an_env_twin_and_help() {
         use clap::CommandFactory;
-        let broken = sdash_proto::service::flags_breaking_conventions(&Cli::command());
+        let broken = sdash_service::flags_breaking_conventions(&Cli::command());
         assert!(broken.is_empty(), "{broken:?}");
     }
 }

@@ -6,15 +6,15 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Some(Command::Probe(args)) => {
-            sdash_proto::service::init_tracing(&args.log);
+            sdash_service::init_tracing(&args.log);
             app::probe(args).await.and_then(|out| {
                 println!("{}", serde_json::to_string_pretty(&out)?);
                 Ok(())
             })
         }
         None => {
-            sdash_proto::service::init_tracing(&cli.run.log);
-            app::run(cli.run, sdash_proto::service::shutdown_signal()).await
+            sdash_service::init_tracing(&cli.run.log);
+            app::run(cli.run, sdash_service::shutdown_signal()).await
         }
     };
     match result {

@@ -14,7 +14,7 @@ use futures::StreamExt;
 use sdash_collector::scheduler::phase_ms;
 use sdash_harness::{NatsServer, free_port, wait_for};
 use sdash_proto::Record;
-use sdash_proto::bus::{self, NatsArgs, StreamArgs};
+use sdash_service::bus::{self, NatsArgs, StreamArgs};
 use sdash_testkit::sim::{Fault, Fleet, SimConfig};
 
 const INTERVAL: Duration = Duration::from_secs(1);

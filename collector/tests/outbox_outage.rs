@@ -10,8 +10,8 @@ use futures::StreamExt;
 use sdash_collector::metrics::CollectorMetrics;
 use sdash_collector::outbox::{OutMessage, Outbox, OutboxLimits};
 use sdash_harness::NatsServer;
-use sdash_proto::bus::{self, NatsArgs, StreamArgs};
 use sdash_proto::subjects::Kind;
+use sdash_service::bus::{self, NatsArgs, StreamArgs};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outbox_keeps_every_message_through_a_20s_nats_outage() {

@@ -3,15 +3,14 @@
 //! * [`subjects`]: subject names (`sdash.v1.<kind>.<id>`), the stream name and its limits.
 //! * [`records`]: the envelope and the record kinds, every field documented with its unit.
 //! * [`codec`]: MessagePack with named fields (`rmp_serde::to_vec_named`), decoding that never panics.
-//! * [`bus`]: connecting to NATS (auth, TLS) and creating or updating the `SDASH` stream idempotently.
-//! * [`service`]: plumbing every service shares: logging, shutdown on SIGTERM/SIGINT, the admin HTTP server.
+//!
+//! Connecting to NATS and creating the stream live in `sdash-service` (`sdash_service::bus`),
+//! which is plumbing, not contract.
 //!
 //! The human-readable schema for non-Rust subscribers is `proto/SCHEMA.md`.
 
-pub mod bus;
 pub mod codec;
 pub mod records;
-pub mod service;
 pub mod subjects;
 
 pub use codec::{DecodeError, decode, encode};

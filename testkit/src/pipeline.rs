@@ -84,7 +84,7 @@ impl Pipeline {
 
         // The API opens the database read-only: wait until the writer has created it.
         let mut api_config = sdash_api::Config::new(&db.url);
-        api_config.nats = Some(sdash_proto::bus::NatsArgs::plain(&nats.url()));
+        api_config.nats = Some(sdash_service::bus::NatsArgs::plain(&nats.url()));
         let mut attempt = 0;
         let (api, api_task) = loop {
             match sdash_api::spawn_with_shutdown(api_config.clone(), stopped(&stop)).await {

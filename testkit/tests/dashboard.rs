@@ -21,9 +21,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, bail};
 use async_nats::jetstream;
 use sdash_harness::{Backend, NatsServer, TestDatabase, free_port};
-use sdash_proto::bus::{NatsArgs, StreamArgs};
 use sdash_proto::subjects::Kind;
 use sdash_proto::*;
+use sdash_service::bus::{NatsArgs, StreamArgs};
 use serde_json::{Value, json};
 
 const DAY_MS: i64 = 86_400_000;
@@ -520,7 +520,7 @@ impl Publisher {
     async fn connect(url: &str) -> anyhow::Result<Publisher> {
         let client = async_nats::connect(url).await?;
         let js = jetstream::new(client);
-        sdash_proto::bus::ensure_stream(&js, &StreamArgs::default()).await?;
+        sdash_service::bus::ensure_stream(&js, &StreamArgs::default()).await?;
         Ok(Publisher { js })
     }
 

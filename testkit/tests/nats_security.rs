@@ -1,4 +1,4 @@
-//! NATS authentication and TLS, the way every sdash service uses them: `sdash_proto::bus::connect`
+//! NATS authentication and TLS, the way every sdash service uses them: `sdash_service::bus::connect`
 //! with `NatsArgs` (the flags `--nats-user`, `--nats-password-file`, `--nats-token-file`,
 //! `--nats-ca-file`, `--nats-client-cert`, `--nats-client-key`), against real nats-servers with a
 //! private CA made here. Right settings connect; a wrong password or token, a missing credential,
@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use async_nats::ConnectErrorKind;
 use sdash_harness::{NatsServer, free_port, wait_for};
-use sdash_proto::bus::{self, BusError, NatsArgs, StreamArgs};
+use sdash_service::bus::{self, BusError, NatsArgs, StreamArgs};
 
 /// A private CA, a server certificate for 127.0.0.1/localhost, a client certificate, and a
 /// second CA that signed nothing of ours.

@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use sdash_proto::bus::{NatsArgs, StreamArgs};
-use sdash_proto::service::{LogArgs, Secret, SecretFileError};
+use sdash_service::bus::{NatsArgs, StreamArgs};
+use sdash_service::{LogArgs, Secret, SecretFileError};
 
 use crate::store::RetentionPolicy;
 
@@ -156,7 +156,7 @@ impl WriterConfig {
         if self.database_url.starts_with("postgres:")
             || self.database_url.starts_with("postgresql:")
         {
-            sdash_proto::service::read_password_file("--database-password-file", path).map(Some)
+            sdash_service::read_password_file("--database-password-file", path).map(Some)
         } else {
             tracing::warn!(
                 file = %path.display(),
@@ -216,7 +216,7 @@ mod tests {
     #[test]
     fn every_flag_has_an_env_twin_and_help() {
         use clap::CommandFactory;
-        let broken = sdash_proto::service::flags_breaking_conventions(&Cli::command());
+        let broken = sdash_service::flags_breaking_conventions(&Cli::command());
         assert!(broken.is_empty(), "{broken:?}");
     }
 

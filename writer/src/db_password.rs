@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
-use sdash_proto::service::Secret;
+use sdash_service::Secret;
 use sqlx::postgres::PgConnectOptions;
 
 fn passwords() -> &'static Mutex<HashMap<String, Secret>> {

@@ -1,7 +1,7 @@
 //! `sdash-writer`: see the library documentation and `--help`.
 
 use clap::Parser;
-use sdash_proto::service::{init_tracing, shutdown_signal};
+use sdash_service::{init_tracing, shutdown_signal};
 use sdash_writer::{Cli, Command};
 
 #[tokio::main]

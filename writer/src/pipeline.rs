@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{self, AckKind, Message, consumer};
 use futures::StreamExt;
 use prometheus_client::registry::Registry;
-use sdash_proto::bus;
 use sdash_proto::subjects::STREAM_SUBJECTS;
+use sdash_service::bus;
 use tokio::sync::watch;
 
 use crate::config::WriterConfig;
@@ -88,7 +88,7 @@ pub async fn run(
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    let (addr, admin) = sdash_proto::service::serve_admin(
+    let (addr, admin) = sdash_service::serve_admin(
         config.admin_listen,
         Arc::new(registry),
         Arc::new(move || ready_health.ready()),

@@ -6,7 +6,7 @@
 use anyhow::Context as _;
 use async_nats::HeaderMap;
 use async_nats::jetstream;
-use sdash_proto::bus;
+use sdash_service::bus;
 
 use crate::config::WriterConfig;
 use crate::store::Store;

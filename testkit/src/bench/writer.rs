@@ -9,6 +9,7 @@ use futures::StreamExt;
 use sdash_harness::{Backend, NatsServer, TestDatabase, free_port};
 use sdash_proto::subjects::{Kind, STREAM};
 use sdash_proto::*;
+use sdash_service::bus;
 use sdash_writer::{Incoming, Store, WriterConfig};
 use sqlx::{Connection, Row as _};
 use tokio::sync::watch;

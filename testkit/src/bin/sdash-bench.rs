@@ -158,8 +158,8 @@ fn collector_process(rest: &[String]) -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        sdash_proto::service::init_tracing(&cli.run.log);
-        match run(cli.run, sdash_proto::service::shutdown_signal()).await {
+        sdash_service::init_tracing(&cli.run.log);
+        match run(cli.run, sdash_service::shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("sdash-collector: {e:#}");

@@ -205,15 +205,15 @@ fn bytes_of(v: Vec<u8>) -> bytes::Bytes {
 
 /// A JetStream context on a client that reconnects forever (the stream is created if missing).
 pub async fn jetstream(url: &str) -> async_nats::jetstream::Context {
-    let client = sdash_proto::bus::connect(
-        &sdash_proto::bus::NatsArgs::plain(url),
+    let client = sdash_service::bus::connect(
+        &sdash_service::bus::NatsArgs::plain(url),
         "test-producer",
         true,
     )
     .await
     .unwrap_or_else(|e| panic!("connect: {e}"));
     let js = async_nats::jetstream::new(client);
-    sdash_proto::bus::ensure_stream(&js, &sdash_proto::bus::StreamArgs::default())
+    sdash_service::bus::ensure_stream(&js, &sdash_service::bus::StreamArgs::default())
         .await
         .unwrap_or_else(|e| panic!("stream: {e}"));
     js

@@ -1,5 +1,19 @@
-//! Plumbing every sdash service shares: structured logging, shutdown on SIGTERM/SIGINT, the
-//! small admin HTTP server (`/healthz`, `/readyz`, `/metrics`), and secrets read from files.
+//! Plumbing every sdash service shares, kept out of `sdash-proto` so the bus contract stays
+//! free of CLI, HTTP and logging crates:
+//! - CLI conventions ([`flags_breaking_conventions`]) and [`LogArgs`] / [`init_tracing`];
+//! - one shutdown mechanism, [`Shutdown`] (a cancellation token), fired by [`shutdown_on_signal`];
+//! - the admin server (`/healthz`, `/readyz`, `/metrics`), [`serve_admin`];
+//! - NATS connection and `SDASH` stream setup, [`bus`];
+//! - one duration syntax, [`parse_duration`]; database URL detection, [`is_postgres_url`];
+//! - secrets read from files, [`Secret`] / [`read_password_file`].
+
+pub mod bus;
+mod duration;
+
+pub use duration::{DurationError, parse_duration};
+/// The one shutdown mechanism of every service: cancel it to stop; clones observe the same
+/// cancellation, and `child_token()` stops a part without stopping the whole.
+pub use tokio_util::sync::CancellationToken as Shutdown;
 
 use std::fmt;
 use std::future::Future;
@@ -41,6 +55,17 @@ pub fn init_tracing(args: &LogArgs) {
     };
     // A second init (tests calling entry points repeatedly) keeps the first subscriber.
     drop(result);
+}
+
+/// A [`Shutdown`] that is cancelled on the first SIGTERM or SIGINT (Ctrl-C).
+pub fn shutdown_on_signal() -> Shutdown {
+    let shutdown = Shutdown::new();
+    let fire = shutdown.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        fire.cancel();
+    });
+    shutdown
 }
 
 /// Resolves on the first SIGTERM or SIGINT (Ctrl-C).
@@ -139,6 +164,18 @@ pub async fn serve_admin(
     Ok((addr, task))
 }
 
+/// Whether `url` names a PostgreSQL database (`postgres:` or `postgresql:`); anything else is
+/// taken as SQLite.
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres:") || url.starts_with("postgresql:")
+}
+
+/// The flag of every service's admin server (`/healthz`, `/readyz`, `/metrics`). The collector
+/// once called it `--metrics-listen`; that spelling stays accepted as a hidden alias.
+pub const ADMIN_LISTEN_FLAG: &str = "admin-listen";
+/// The hidden, older spelling of [`ADMIN_LISTEN_FLAG`].
+pub const ADMIN_LISTEN_ALIAS: &str = "metrics-listen";
+
 /// A secret read from a file (a database password, ...). Its `Debug` never shows the value; use
 /// [`Secret::expose`] only where the value is handed to the library that needs it.
 #[derive(Clone, PartialEq, Eq)]
@@ -205,6 +242,14 @@ pub fn read_password_file(flag: &'static str, path: &Path) -> Result<Secret, Sec
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn postgres_urls() {
+        assert!(is_postgres_url("postgres://u@h/db"));
+        assert!(is_postgres_url("postgresql://u@h/db"));
+        assert!(!is_postgres_url("sqlite:///tmp/x.db"));
+        assert!(!is_postgres_url("/var/lib/sdash/sdash.db"));
+    }
 
     #[test]
     fn password_files() {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
 
-use crate::subjects::{DUPLICATE_WINDOW, STREAM, STREAM_SUBJECTS};
+use sdash_proto::subjects::{DUPLICATE_WINDOW, STREAM, STREAM_SUBJECTS};
 
 /// How to reach NATS. Each flag has an `SDASH_*` environment twin; secrets come from files.
 #[derive(Debug, Clone, clap::Args)]
