@@ -75,7 +75,7 @@ db="sqlite://$data/sdash.db"
 "$bin/sdash-writer" --nats-url "$nats" --database-url "$db" --admin-listen "127.0.0.1:$admin_port" >"$data/writer.log" 2>&1 & pids+=($!)
 for n in 1 2; do
   "$bin/sdash-collector" --nats-url "$nats" --inventory "$data/sim/inventory.toml" --collector-id "demo-$n" \
-    --metrics-listen "127.0.0.1:$((admin_port + n))" >"$data/collector-$n.log" 2>&1 & pids+=($!)
+    --admin-listen "127.0.0.1:$((admin_port + n))" >"$data/collector-$n.log" 2>&1 & pids+=($!)
 done
 for _ in $(seq 1 100); do [ -f "$data/sdash.db" ] && break; sleep 0.1; done
 "$bin/sdash-api" --nats-url "$nats" --database-url "$db" --listen "127.0.0.1:$api_port" >"$data/api.log" 2>&1 & pids+=($!)

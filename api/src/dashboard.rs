@@ -3,7 +3,9 @@
 //! anywhere else: the Content-Security-Policy only allows this origin.
 //!
 //! `<version>` is a hash of every asset, so the files are cached for a year and a new build is
-//! picked up at once; `index.html` itself is revalidated on every load (ETag).
+//! picked up at once; `index.html` itself is revalidated on every load (ETag). The scripts are ES
+//! modules that import each other by relative paths (`./dom.js`, `../api.js`), so every import
+//! resolves under the same versioned prefix and needs no rewriting.
 
 use std::hash::{Hash, Hasher};
 use std::sync::OnceLock;
@@ -18,6 +20,7 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
     base-uri 'none'; form-action 'self'";
 
 struct Asset {
+    /// The path under `/assets/<version>/`, as the modules import each other (`pages/fleet.js`).
     name: &'static str,
     content_type: &'static str,
     body: &'static [u8],
@@ -25,28 +28,55 @@ struct Asset {
 
 const INDEX: &str = include_str!("../assets/index.html");
 
+const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
+
+macro_rules! asset {
+    ($name:literal, $content_type:expr) => {
+        Asset {
+            name: $name,
+            content_type: $content_type,
+            body: include_bytes!(concat!("../assets/", $name)),
+        }
+    };
+}
+
+/// Every file of the dashboard. `app.js` is the entry module; the other modules are reached
+/// through its relative imports, which resolve under the same `/assets/<version>/` prefix and so
+/// are cache-busted with it.
 const ASSETS: &[Asset] = &[
-    Asset {
-        name: "app.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../assets/app.js"),
-    },
-    Asset {
-        name: "chart.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../assets/chart.js"),
-    },
-    Asset {
-        name: "theme.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../assets/theme.js"),
-    },
-    Asset {
-        name: "app.css",
-        content_type: "text/css; charset=utf-8",
-        body: include_bytes!("../assets/app.css"),
-    },
+    asset!("app.js", JAVASCRIPT),
+    asset!("api.js", JAVASCRIPT),
+    asset!("live.js", JAVASCRIPT),
+    asset!("router.js", JAVASCRIPT),
+    asset!("dom.js", JAVASCRIPT),
+    asset!("format.js", JAVASCRIPT),
+    asset!("enums.js", JAVASCRIPT),
+    asset!("chart.js", JAVASCRIPT),
+    asset!("pages/fleet.js", JAVASCRIPT),
+    asset!("pages/alerts.js", JAVASCRIPT),
+    asset!("pages/system.js", JAVASCRIPT),
+    asset!("pages/capacity.js", JAVASCRIPT),
+    asset!("pages/events.js", JAVASCRIPT),
+    // A classic script, run before the first paint.
+    asset!("theme.js", JAVASCRIPT),
+    asset!("app.css", "text/css; charset=utf-8"),
 ];
+
+/// The modules `app.js` imports, directly or not: preloaded from `index.html` so the browser
+/// fetches them at once instead of one import level after the other.
+fn module_preloads(version: &str) -> String {
+    ASSETS
+        .iter()
+        .filter(|a| a.name.ends_with(".js") && a.name != "app.js" && a.name != "theme.js")
+        .map(|a| {
+            format!(
+                "<link rel=\"modulepreload\" href=\"/assets/{version}/{}\">",
+                a.name
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
 
 struct Built {
     version: String,
@@ -64,7 +94,10 @@ fn built() -> &'static Built {
             asset.body.hash(&mut hasher);
         }
         let version = format!("{:016x}", hasher.finish());
-        let index = INDEX.replace("{{VERSION}}", &version).into_bytes();
+        let index = INDEX
+            .replace("{{MODULE_PRELOADS}}", &module_preloads(&version))
+            .replace("{{VERSION}}", &version)
+            .into_bytes();
         let index_etag = format!("\"{version}\"");
         Built {
             version,
@@ -226,6 +259,74 @@ mod tests {
                 assert!(hits.is_empty(), "{bad:?} in an asset: {hits:?}");
             }
         }
+    }
+
+    /// The `from "..."` specifiers of one module, resolved against its own path.
+    fn imports_of(asset: &Asset) -> Vec<String> {
+        let text = String::from_utf8_lossy(asset.body);
+        let dir: Vec<&str> = asset.name.split('/').rev().skip(1).collect();
+        let mut found = Vec::new();
+        for specifier in text
+            .split(" from \"")
+            .skip(1)
+            .filter_map(|s| s.split('"').next())
+        {
+            assert!(
+                specifier.starts_with("./") || specifier.starts_with("../"),
+                "{} imports {specifier:?}: only relative imports stay under the versioned prefix",
+                asset.name
+            );
+            let mut path: Vec<&str> = dir.iter().rev().copied().collect();
+            for part in specifier.split('/') {
+                match part {
+                    "." => {}
+                    ".." => {
+                        assert!(path.pop().is_some(), "{specifier:?} leaves /assets/");
+                    }
+                    name => path.push(name),
+                }
+            }
+            found.push(path.join("/"));
+        }
+        found
+    }
+
+    #[test]
+    fn every_module_is_served_and_reached_from_app_js() {
+        let mut reached = vec!["app.js".to_owned()];
+        let mut next = 0;
+        while let Some(name) = reached.get(next).cloned() {
+            next += 1;
+            let asset = ASSETS
+                .iter()
+                .find(|a| a.name == name)
+                .unwrap_or_else(|| panic!("{name} is imported but not served"));
+            for import in imports_of(asset) {
+                if !reached.contains(&import) {
+                    reached.push(import);
+                }
+            }
+        }
+        let index = String::from_utf8(built().index.clone()).expect("utf-8");
+        for asset in ASSETS.iter().filter(|a| a.name.ends_with(".js")) {
+            if asset.name == "theme.js" {
+                continue;
+            }
+            assert!(
+                reached.iter().any(|r| r == asset.name),
+                "{} is served but app.js never imports it",
+                asset.name
+            );
+            if asset.name != "app.js" {
+                let preload = format!(
+                    "<link rel=\"modulepreload\" href=\"/assets/{}/{}\">",
+                    version(),
+                    asset.name
+                );
+                assert!(index.contains(&preload), "{} is not preloaded", asset.name);
+            }
+        }
+        assert!(!index.contains("{{MODULE_PRELOADS}}"));
     }
 
     #[test]

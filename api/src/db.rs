@@ -1,8 +1,10 @@
 //! The read-only query layer. One pool per backend behind [`Db`], SQL written once with `?`
 //! placeholders ([`Sql`]) and rendered per backend, every value bound (never spliced into SQL),
-//! and rows decoded into a backend-neutral [`Row`] so mapping code is written once.
+//! and rows decoded into a backend-neutral [`Row`], then into typed structs ([`FromRow`]), so
+//! mapping code is written once.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sdash_service::Secret;
@@ -19,6 +21,12 @@ pub enum DbError {
     Sqlx(#[from] sqlx::Error),
     #[error("unsupported database URL {0:?} (use sqlite:// or postgres://)")]
     Url(String),
+    /// The query and the code reading its rows disagree (a bug, not an outage).
+    #[error("cannot read column {column:?}: {problem}")]
+    Column {
+        column: String,
+        problem: &'static str,
+    },
 }
 
 /// Which SQL dialect a pool speaks.
@@ -147,108 +155,227 @@ pub enum Value {
     Bool(bool),
 }
 
-/// One result row, backend-neutral.
-#[derive(Debug, Clone, Default)]
+/// One result row, backend-neutral. Read it into a typed struct with [`FromRow`] (usually
+/// declared with [`row_struct!`](crate::row_struct)): a column that is missing or of the wrong
+/// type is an error, never a silent `None`.
+#[derive(Debug, Clone)]
 pub struct Row {
-    names: Vec<String>,
+    names: Arc<[String]>,
     values: Vec<Value>,
 }
 
-impl Row {
-    fn get(&self, name: &str) -> &Value {
-        self.names
-            .iter()
-            .position(|n| n == name)
-            .and_then(|i| self.values.get(i))
-            .unwrap_or(&Value::Null)
-    }
+/// A column value converted to a Rust type; only `Option` accepts NULL.
+pub trait FromColumn: Sized {
+    /// `None` when the value cannot be read as `Self`. Text is moved out of `value` (each column
+    /// is read once), which saves a copy per text column when the fleet list is loaded.
+    fn from_column(value: &mut Value) -> Option<Self>;
+}
 
-    pub fn i64(&self, name: &str) -> Option<i64> {
-        match self.get(name) {
+impl FromColumn for i64 {
+    fn from_column(value: &mut Value) -> Option<i64> {
+        match value {
             Value::Int(v) => Some(*v),
+            // SQLite keeps whole numbers computed in REAL as REAL.
             Value::Float(v) => Some(*v as i64),
             Value::Bool(b) => Some(i64::from(*b)),
             Value::Text(t) => t.parse().ok(),
             Value::Null => None,
         }
     }
+}
 
-    pub fn f64(&self, name: &str) -> Option<f64> {
-        match self.get(name) {
+impl FromColumn for f64 {
+    fn from_column(value: &mut Value) -> Option<f64> {
+        match value {
             Value::Int(v) => Some(*v as f64),
             Value::Float(v) => Some(*v),
             Value::Text(t) => t.parse().ok(),
+            Value::Bool(_) | Value::Null => None,
+        }
+    }
+}
+
+impl FromColumn for String {
+    fn from_column(value: &mut Value) -> Option<String> {
+        match value {
+            Value::Text(t) => Some(t.clone()),
             _ => None,
         }
     }
+}
 
-    pub fn str(&self, name: &str) -> Option<&str> {
-        match self.get(name) {
-            Value::Text(t) => Some(t.as_str()),
-            _ => None,
-        }
-    }
-
-    pub fn string(&self, name: &str) -> Option<String> {
-        self.str(name).map(str::to_owned)
-    }
-
-    pub fn bool(&self, name: &str) -> Option<bool> {
-        match self.get(name) {
+impl FromColumn for bool {
+    fn from_column(value: &mut Value) -> Option<bool> {
+        match value {
             Value::Bool(b) => Some(*b),
+            // SQLite stores BOOLEAN as INTEGER.
             Value::Int(v) => Some(*v != 0),
             _ => None,
         }
     }
+}
 
-    fn from_sqlite(row: &SqliteRow) -> Result<Row, sqlx::Error> {
-        let mut out = Row::default();
-        for (i, col) in row.columns().iter().enumerate() {
-            out.names.push(col.name().to_owned());
-            let raw = row.try_get_raw(i)?;
-            let value = if raw.is_null() {
-                Value::Null
-            } else {
-                let kind = raw.type_info().name().to_owned();
-                match kind.as_str() {
-                    "INTEGER" | "BOOLEAN" => Value::Int(row.try_get_unchecked::<i64, _>(i)?),
-                    "REAL" | "NUMERIC" => Value::Float(row.try_get_unchecked::<f64, _>(i)?),
-                    "TEXT" => Value::Text(row.try_get_unchecked::<String, _>(i)?),
-                    _ => Value::Null,
-                }
-            };
-            out.values.push(value);
+impl<T: FromColumn> FromColumn for Option<T> {
+    fn from_column(value: &mut Value) -> Option<Option<T>> {
+        match value {
+            Value::Null => Some(None),
+            other => T::from_column(other).map(Some),
         }
-        Ok(out)
-    }
-
-    fn from_pg(row: &PgRow) -> Result<Row, sqlx::Error> {
-        let mut out = Row::default();
-        for (i, col) in row.columns().iter().enumerate() {
-            out.names.push(col.name().to_owned());
-            let raw = row.try_get_raw(i)?;
-            let value = if raw.is_null() {
-                Value::Null
-            } else {
-                let kind = raw.type_info().name().to_owned();
-                match kind.as_str() {
-                    "INT2" => Value::Int(i64::from(row.try_get_unchecked::<i16, _>(i)?)),
-                    "INT4" => Value::Int(i64::from(row.try_get_unchecked::<i32, _>(i)?)),
-                    "INT8" => Value::Int(row.try_get_unchecked::<i64, _>(i)?),
-                    "FLOAT4" => Value::Float(f64::from(row.try_get_unchecked::<f32, _>(i)?)),
-                    "FLOAT8" => Value::Float(row.try_get_unchecked::<f64, _>(i)?),
-                    "BOOL" => Value::Bool(row.try_get_unchecked::<bool, _>(i)?),
-                    "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" => {
-                        Value::Text(row.try_get_unchecked::<String, _>(i)?)
-                    }
-                    _ => Value::Null,
-                }
-            };
-            out.values.push(value);
-        }
-        Ok(out)
     }
 }
+
+/// A typed result row.
+pub trait FromRow: Sized {
+    fn from_row(row: &mut Row) -> Result<Self, DbError>;
+}
+
+/// Two structs read from the same row (a join).
+impl<A: FromRow, B: FromRow> FromRow for (A, B) {
+    fn from_row(row: &mut Row) -> Result<Self, DbError> {
+        Ok((A::from_row(row)?, B::from_row(row)?))
+    }
+}
+
+/// Declares a struct read from a result row, one field per column of the same name:
+/// `row_struct! { pub struct Count { pub n: i64 } }`.
+#[macro_export]
+macro_rules! row_struct {
+    ($(#[$meta:meta])* $vis:vis struct $name:ident {
+        $($(#[$field_meta:meta])* $field_vis:vis $field:ident : $ty:ty),* $(,)?
+    }) => {
+        $(#[$meta])*
+        $vis struct $name {
+            $($(#[$field_meta])* $field_vis $field: $ty),*
+        }
+
+        impl $crate::db::FromRow for $name {
+            fn from_row(row: &mut $crate::db::Row) -> Result<Self, $crate::db::DbError> {
+                Ok($name {
+                    $($field: row.take(stringify!($field))?),*
+                })
+            }
+        }
+    };
+}
+
+impl Row {
+    /// The column `name` as an integer, `None` if it is NULL, missing or not a number: for ad hoc
+    /// queries (tools, tests). Handlers read typed rows, where a missing column is an error.
+    pub fn i64(&self, name: &str) -> Option<i64> {
+        let i = self.names.iter().position(|n| n == name)?;
+        Option::<i64>::from_column(&mut self.values.get(i)?.clone()).flatten()
+    }
+
+    /// The column `name` as a `T`, moved out of the row; an error when there is no such column or
+    /// its value is not a `T` (NULL is a `T` only for `Option`).
+    pub fn take<T: FromColumn>(&mut self, name: &str) -> Result<T, DbError> {
+        let value = self
+            .names
+            .iter()
+            .position(|n| n == name)
+            .and_then(|i| self.values.get_mut(i))
+            .ok_or_else(|| DbError::Column {
+                column: name.to_owned(),
+                problem: "no such column in the result",
+            })?;
+        let null = *value == Value::Null;
+        T::from_column(value).ok_or_else(|| DbError::Column {
+            column: name.to_owned(),
+            problem: if null {
+                "NULL where a value is required"
+            } else {
+                "value of an unexpected type"
+            },
+        })
+    }
+
+    /// Decodes one row; `names` are the result's column names, shared by its rows, and `value`
+    /// reads a non-NULL column of the given type name.
+    fn decode<R: sqlx::Row>(
+        row: &R,
+        names: &Arc<[String]>,
+        value: impl Fn(&R, usize, &str) -> Result<Option<Value>, sqlx::Error>,
+    ) -> Result<Row, sqlx::Error>
+    where
+        usize: sqlx::ColumnIndex<R>,
+    {
+        let mut values = Vec::with_capacity(names.len());
+        for i in 0..row.len() {
+            let raw = row.try_get_raw(i)?;
+            if raw.is_null() {
+                values.push(Value::Null);
+                continue;
+            }
+            let kind = raw.type_info().name().to_owned();
+            let decoded = value(row, i, &kind)?.ok_or_else(|| {
+                sqlx::Error::Decode(format!("column {i} has the unsupported type {kind}").into())
+            })?;
+            values.push(decoded);
+        }
+        Ok(Row {
+            names: names.clone(),
+            values,
+        })
+    }
+
+    fn from_sqlite(row: &SqliteRow, names: &Arc<[String]>) -> Result<Row, sqlx::Error> {
+        Row::decode(row, names, |row, i, kind| {
+            Ok(Some(match kind {
+                "INTEGER" | "BOOLEAN" => Value::Int(row.try_get_unchecked::<i64, _>(i)?),
+                "REAL" | "NUMERIC" => Value::Float(row.try_get_unchecked::<f64, _>(i)?),
+                "TEXT" => Value::Text(row.try_get_unchecked::<String, _>(i)?),
+                _ => return Ok(None),
+            }))
+        })
+    }
+
+    fn from_pg(row: &PgRow, names: &Arc<[String]>) -> Result<Row, sqlx::Error> {
+        Row::decode(row, names, |row, i, kind| {
+            Ok(Some(match kind {
+                "INT2" => Value::Int(i64::from(row.try_get_unchecked::<i16, _>(i)?)),
+                "INT4" => Value::Int(i64::from(row.try_get_unchecked::<i32, _>(i)?)),
+                "INT8" => Value::Int(row.try_get_unchecked::<i64, _>(i)?),
+                "FLOAT4" => Value::Float(f64::from(row.try_get_unchecked::<f32, _>(i)?)),
+                "FLOAT8" => Value::Float(row.try_get_unchecked::<f64, _>(i)?),
+                "BOOL" => Value::Bool(row.try_get_unchecked::<bool, _>(i)?),
+                "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" => {
+                    Value::Text(row.try_get_unchecked::<String, _>(i)?)
+                }
+                _ => return Ok(None),
+            }))
+        })
+    }
+}
+
+/// `query` with `params` bound in order.
+fn bind_all<'q, DB: sqlx::Database>(
+    mut query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>,
+    params: &[Param],
+) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>
+where
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    f64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    for p in params {
+        query = match p {
+            Param::Int(v) => query.bind(*v),
+            Param::Float(v) => query.bind(*v),
+            Param::Text(v) => query.bind(v.clone()),
+        };
+    }
+    query
+}
+
+/// The column names of a result, shared by its rows.
+fn column_names<R: sqlx::Row>(rows: &[R]) -> Arc<[String]> {
+    rows.first()
+        .map(|r| r.columns().iter().map(|c| c.name().to_owned()).collect())
+        .unwrap_or_else(|| Arc::from(Vec::new()))
+}
+
+/// Most connections the read-only pool opens (`DbOptions::max_connections` is capped to it).
+pub const MAX_CONNECTIONS: u32 = 4;
 
 /// Settings of the read-only pool.
 #[derive(Debug, Clone)]
@@ -257,11 +384,6 @@ pub struct DbOptions {
     pub query_timeout: Duration,
     /// PostgreSQL password, overriding one in the URL (or a pgpass file); unused for SQLite.
     pub password: Option<Secret>,
-}
-
-/// Whether `url` names a PostgreSQL database (`postgres:` or `postgresql:`).
-pub fn is_postgres_url(url: &str) -> bool {
-    url.starts_with("postgres:") || url.starts_with("postgresql:")
 }
 
 /// The connect options of the PostgreSQL pool: `url`, the API's application name and, when
@@ -295,7 +417,7 @@ impl Db {
     /// while the database (or the SQLite file, created by the writer) is not there yet, and each
     /// request tries again.
     pub fn open(url: &str, options: &DbOptions) -> Result<Db, DbError> {
-        let max = options.max_connections.clamp(1, 4);
+        let max = options.max_connections.clamp(1, MAX_CONNECTIONS);
         let timeout = options.query_timeout;
         let pool = if url.starts_with("sqlite:") {
             let connect = SqliteConnectOptions::from_str(url)?
@@ -328,7 +450,7 @@ impl Db {
                     })
                     .connect_lazy_with(connect),
             )
-        } else if is_postgres_url(url) {
+        } else if sdash_service::is_postgres_url(url) {
             let statement_timeout_ms = timeout.as_millis().max(1);
             let connect = pg_connect_options(url, options.password.as_ref())?;
             Pool::Postgres(
@@ -369,14 +491,7 @@ impl Db {
         let work = async {
             match &self.pool {
                 Pool::Sqlite(pool) => {
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(text));
-                    for p in &sql.params {
-                        q = match p {
-                            Param::Int(v) => q.bind(*v),
-                            Param::Float(v) => q.bind(*v),
-                            Param::Text(v) => q.bind(v.clone()),
-                        };
-                    }
+                    let q = bind_all(sqlx::query(sqlx::AssertSqlSafe(text)), &sql.params);
                     let mut conn = pool.acquire().await?;
                     // Interrupt the statement inside SQLite at the deadline, so that a timed-out
                     // query does not keep its connection busy after the request gave up on it.
@@ -385,21 +500,18 @@ impl Db {
                         .await?
                         .set_progress_handler(10_000, move || std::time::Instant::now() < deadline);
                     let rows = q.fetch_all(&mut *conn).await?;
+                    let names = column_names(&rows);
                     rows.iter()
-                        .map(Row::from_sqlite)
+                        .map(|r| Row::from_sqlite(r, &names))
                         .collect::<Result<Vec<_>, _>>()
                 }
                 Pool::Postgres(pool) => {
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(text));
-                    for p in &sql.params {
-                        q = match p {
-                            Param::Int(v) => q.bind(*v),
-                            Param::Float(v) => q.bind(*v),
-                            Param::Text(v) => q.bind(v.clone()),
-                        };
-                    }
+                    let q = bind_all(sqlx::query(sqlx::AssertSqlSafe(text)), &sql.params);
                     let rows = q.fetch_all(pool).await?;
-                    rows.iter().map(Row::from_pg).collect::<Result<Vec<_>, _>>()
+                    let names = column_names(&rows);
+                    rows.iter()
+                        .map(|r| Row::from_pg(r, &names))
+                        .collect::<Result<Vec<_>, _>>()
                 }
             }
         };
@@ -412,6 +524,23 @@ impl Db {
     /// The first row, if any.
     pub async fn fetch_one(&self, sql: &Sql) -> Result<Option<Row>, DbError> {
         Ok(self.fetch(sql).await?.into_iter().next())
+    }
+
+    /// Every row, read as `T`.
+    pub async fn fetch_all_as<T: FromRow>(&self, sql: &Sql) -> Result<Vec<T>, DbError> {
+        self.fetch(sql)
+            .await?
+            .into_iter()
+            .map(|mut row| T::from_row(&mut row))
+            .collect()
+    }
+
+    /// The first row, if any, read as `T`.
+    pub async fn fetch_optional_as<T: FromRow>(&self, sql: &Sql) -> Result<Option<T>, DbError> {
+        self.fetch_one(sql)
+            .await?
+            .map(|mut row| T::from_row(&mut row))
+            .transpose()
     }
 
     /// Whether the database answers (and the schema is there).
@@ -446,5 +575,43 @@ mod tests {
             "SELECT * FROM t WHERE a = $1 AND b IN ($2, $3)"
         );
         assert_eq!(sql.params.len(), 3);
+    }
+
+    crate::row_struct! {
+        #[derive(Debug)]
+        struct Named {
+            id: String,
+            size: Option<i64>,
+        }
+    }
+
+    #[test]
+    fn typed_rows_reject_missing_columns_and_unexpected_nulls() {
+        let row = |names: &[&str], values: Vec<Value>| Row {
+            names: names.iter().map(|n| n.to_string()).collect(),
+            values,
+        };
+        let mut ok = row(&["id", "size"], vec![Value::Text("a".into()), Value::Null]);
+        let named = Named::from_row(&mut ok).map_err(|e| e.to_string());
+        assert_eq!(named.map(|n| (n.id, n.size)), Ok(("a".to_owned(), None)));
+        // A mistyped column name in the query (`sise`) is an error, not a silent NULL.
+        let mut typo = row(
+            &["id", "sise"],
+            vec![Value::Text("a".into()), Value::Int(1)],
+        );
+        let err = Named::from_row(&mut typo)
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        assert_eq!(
+            err,
+            Err("cannot read column \"size\": no such column in the result".to_owned())
+        );
+        let mut null = row(&["id", "size"], vec![Value::Null, Value::Int(1)]);
+        assert!(Named::from_row(&mut null).is_err());
+        let mut wrong = row(
+            &["id", "size"],
+            vec![Value::Text("a".into()), Value::Text("x".into())],
+        );
+        assert!(Named::from_row(&mut wrong).is_err());
     }
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
-use crate::db::{Db, DbError, Row, Sql};
+use crate::db::{Db, DbError, Sql};
 
 /// Columns of the joined system list (inventory row and latest state).
 pub const SYSTEM_COLUMNS: &str = "ids.id AS id, sy.name AS inv_name, sy.vendor AS inv_vendor, \
@@ -29,22 +29,49 @@ pub const SYSTEM_COLUMNS: &str = "ids.id AS id, sy.name AS inv_name, sy.vendor A
 pub const SYSTEM_FROM: &str = " FROM (SELECT id FROM systems UNION SELECT system_id AS id FROM system_state) ids \
     LEFT JOIN systems sy ON sy.id = ids.id LEFT JOIN system_state st ON st.system_id = ids.id";
 
+crate::row_struct! {
+    /// One row of the joined system list ([`SYSTEM_COLUMNS`]).
+    #[derive(Debug, Clone)]
+    pub struct SystemRow {
+        pub id: String,
+        pub inv_name: Option<String>,
+        pub inv_vendor: Option<String>,
+        pub address: Option<String>,
+        pub tags: Option<String>,
+        pub interval_s: Option<i64>,
+        pub enabled: Option<bool>,
+        pub removed: Option<bool>,
+        pub inv_updated_at: Option<i64>,
+        pub st_vendor: Option<String>,
+        pub status: Option<String>,
+        pub hardware: Option<String>,
+        pub cluster: Option<String>,
+        pub st_name: Option<String>,
+        pub version: Option<String>,
+        pub model: Option<String>,
+        pub serial: Option<String>,
+        pub total_bytes: Option<i64>,
+        pub used_bytes: Option<i64>,
+        pub free_bytes: Option<i64>,
+        pub data_reduction: Option<f64>,
+        pub alert_count: Option<i64>,
+        pub observed_at: Option<i64>,
+        pub poll_ms: Option<i64>,
+        pub error: Option<String>,
+        pub last_online_at: Option<i64>,
+        pub collector_id: Option<String>,
+    }
+}
+
 /// One system of the cached list, with what filters and sorts need precomputed.
 #[derive(Debug, Clone)]
 pub struct Entry {
-    pub row: Row,
+    pub row: SystemRow,
     pub id: String,
     pub name: String,
     pub in_inventory: bool,
     pub vendor: Option<String>,
-    pub status: Option<String>,
-    pub hardware: Option<String>,
     pub removed: bool,
-    pub total: Option<i64>,
-    pub used: Option<i64>,
-    pub free: Option<i64>,
-    pub observed_at: Option<i64>,
-    pub alert_count: Option<i64>,
     pub tags: Map<String, Value>,
     /// Lower-case id, name and address, for free-text search.
     pub search: String,
@@ -76,31 +103,39 @@ impl Item {
     }
 }
 
+/// The tags of a system from their stored JSON text (an object; anything else is no tags).
+pub fn parse_tags(text: Option<&str>) -> Map<String, Value> {
+    match text.and_then(|t| serde_json::from_str(t).ok()) {
+        Some(Value::Object(m)) => m,
+        _ => Map::new(),
+    }
+}
+
+/// A tag's value as text.
+pub fn tag_text(tags: &Map<String, Value>, key: &str) -> Option<String> {
+    tags.get(key).map(|v| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    })
+}
+
 impl Entry {
-    pub fn new(row: Row) -> Entry {
-        let id = row.string("id").unwrap_or_default();
+    pub fn new(row: SystemRow) -> Entry {
+        let id = row.id.clone();
         // The writer adds a stub inventory row (updated_at 0) for systems it only saw snapshots of.
-        let in_inventory = row.i64("inv_updated_at").is_some_and(|t| t > 0);
+        let in_inventory = row.inv_updated_at.is_some_and(|t| t > 0);
         let name = row
-            .string("inv_name")
+            .inv_name
+            .clone()
             .filter(|_| in_inventory)
-            .or_else(|| row.string("st_name"))
+            .or_else(|| row.st_name.clone())
             .unwrap_or_else(|| id.clone());
-        let tags = match row.str("tags").and_then(|t| serde_json::from_str(t).ok()) {
-            Some(Value::Object(m)) => m,
-            _ => Map::new(),
-        };
-        let search = format!("{id}\n{name}\n{}", row.str("address").unwrap_or("")).to_lowercase();
+        let tags = parse_tags(row.tags.as_deref());
+        let search =
+            format!("{id}\n{name}\n{}", row.address.as_deref().unwrap_or("")).to_lowercase();
         Entry {
-            vendor: row.string("st_vendor").or_else(|| row.string("inv_vendor")),
-            status: row.string("status"),
-            hardware: row.string("hardware"),
-            removed: row.bool("removed").unwrap_or(false),
-            total: row.i64("total_bytes"),
-            used: row.i64("used_bytes"),
-            free: row.i64("free_bytes"),
-            observed_at: row.i64("observed_at"),
-            alert_count: row.i64("alert_count"),
+            vendor: row.st_vendor.clone().or_else(|| row.inv_vendor.clone()),
+            removed: row.removed.unwrap_or(false),
             id,
             name,
             in_inventory,
@@ -113,10 +148,15 @@ impl Entry {
 
     /// A tag's value as text.
     pub fn tag(&self, key: &str) -> Option<String> {
-        self.tags.get(key).map(|v| match v {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        })
+        tag_text(&self.tags, key)
+    }
+}
+
+crate::row_struct! {
+    /// The writer's progress marker: it changes with every commit.
+    struct CommitMark {
+        last_stream_seq: i64,
+        last_commit_at: i64,
     }
 }
 
@@ -169,11 +209,11 @@ impl FleetCache {
             return Ok(fleet.clone());
         }
         let key = db
-            .fetch_one(&Sql::new(
+            .fetch_optional_as::<CommitMark>(&Sql::new(
                 "SELECT last_stream_seq, last_commit_at FROM pipeline_status WHERE id = 1",
             ))
             .await?
-            .and_then(|r| Some((r.i64("last_stream_seq")?, r.i64("last_commit_at")?)));
+            .map(|m| (m.last_stream_seq, m.last_commit_at));
         let mut current = self.current.lock().await;
         if let Some(fleet) = current.as_ref() {
             let age = fleet.loaded.elapsed();
@@ -183,7 +223,12 @@ impl FleetCache {
         }
         let mut sql = Sql::new("SELECT ");
         sql.push(SYSTEM_COLUMNS).push(SYSTEM_FROM);
-        let mut entries: Vec<Entry> = db.fetch(&sql).await?.into_iter().map(Entry::new).collect();
+        let mut entries: Vec<Entry> = db
+            .fetch_all_as::<SystemRow>(&sql)
+            .await?
+            .into_iter()
+            .map(Entry::new)
+            .collect();
         entries.sort_by(|a, b| a.id.cmp(&b.id));
         let fleet = Arc::new(Fleet {
             entries,

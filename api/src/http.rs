@@ -2,7 +2,9 @@
 
 use std::hash::{Hash, Hasher};
 
-use serde_json::{Value, json};
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::Value;
 use warp::http::{HeaderMap, HeaderValue, StatusCode, header};
 use warp::reply::Response;
 
@@ -21,6 +23,15 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("{0}")]
     Unavailable(String),
+    #[error("internal error")]
+    Internal,
+}
+
+/// The body of every error response.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "Error")]
+pub struct ErrorBody {
+    pub error: String,
 }
 
 impl ApiError {
@@ -35,12 +46,18 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     pub fn into_response(self) -> Response {
         let status = self.status();
-        let mut resp = json_response(status, &json!({ "error": self.to_string() }));
+        let mut resp = json_response(
+            status,
+            &ErrorBody {
+                error: self.to_string(),
+            },
+        );
         let headers = resp.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         match self {
@@ -64,10 +81,19 @@ impl ApiError {
 
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> ApiError {
-        tracing::warn!(error = %e, "database query failed");
         match e {
-            DbError::Timeout => ApiError::Unavailable("database query timed out".into()),
-            _ => ApiError::Unavailable("database unavailable".into()),
+            DbError::Column { .. } => {
+                tracing::error!(error = %e, "a query and its row type disagree");
+                ApiError::Internal
+            }
+            DbError::Timeout => {
+                tracing::warn!(error = %e, "database query failed");
+                ApiError::Unavailable("database query timed out".into())
+            }
+            DbError::Sqlx(_) | DbError::Url(_) => {
+                tracing::warn!(error = %e, "database query failed");
+                ApiError::Unavailable("database unavailable".into())
+            }
         }
     }
 }
@@ -75,7 +101,7 @@ impl From<DbError> for ApiError {
 pub type ApiResult<T> = Result<T, ApiError>;
 
 /// A JSON response without caching headers.
-pub fn json_response(status: StatusCode, body: &Value) -> Response {
+pub fn json_response(status: StatusCode, body: &impl Serialize) -> Response {
     let bytes =
         serde_json::to_vec(body).unwrap_or_else(|_| b"{\"error\":\"encoding failed\"}".to_vec());
     let mut resp = Response::new(bytes.into());
@@ -177,7 +203,7 @@ pub fn cached(
 }
 
 /// A JSON body with ETag handling; API data is revalidated on every use (`no-cache`).
-pub fn json_ok(request: &HeaderMap, body: &Value) -> Response {
+pub fn json_ok(request: &HeaderMap, body: &impl Serialize) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     cached(request, "application/json", bytes, "no-cache")
 }
@@ -392,19 +418,6 @@ pub fn decode_cursor(text: &str) -> ApiResult<Value> {
     }
 }
 
-/// Inserts `name` (RFC 3339 or null) and `name_ms` into a JSON object.
-pub fn put_time(obj: &mut serde_json::Map<String, Value>, name: &str, ms: Option<i64>) {
-    obj.insert(
-        name.to_owned(),
-        ms.map(|m| Value::String(sdash_proto::format_ms(m)))
-            .unwrap_or(Value::Null),
-    );
-    obj.insert(
-        format!("{name}_ms"),
-        ms.map(Value::from).unwrap_or(Value::Null),
-    );
-}
-
 /// `used / total` as a percentage rounded to 0.01, `None` when total is zero or unknown.
 pub fn percent(used: Option<i64>, total: Option<i64>) -> Option<f64> {
     match (used, total) {
@@ -449,6 +462,7 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn cursors_round_trip_and_garbage_is_rejected() {

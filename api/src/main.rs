@@ -1,3 +1,5 @@
+//! The `sdash-api` binary: parses the command line and serves until SIGTERM or Ctrl-C.
+
 use clap::Parser;
 
 #[tokio::main]
@@ -5,7 +7,7 @@ async fn main() -> std::process::ExitCode {
     let cli = sdash_api::Cli::parse();
     sdash_service::init_tracing(&cli.log);
     let result = match sdash_api::Config::from_cli(&cli) {
-        Ok(config) => sdash_api::run(config, sdash_service::shutdown_signal()).await,
+        Ok(config) => sdash_api::run(config, sdash_service::shutdown_on_signal()).await,
         Err(e) => Err(e),
     };
     match result {

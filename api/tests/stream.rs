@@ -259,12 +259,10 @@ async fn graceful_shutdown_ends_open_streams() {
         .unwrap_or_else(|e| panic!("{e}"));
     let mut config = sdash_api::Config::new(&db.url);
     config.nats = Some(NatsArgs::plain(&nats.url()));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let (addr, task) = sdash_api::spawn_with_shutdown(config, async {
-        let _ = stopped.await;
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    let stop = sdash_service::Shutdown::new();
+    let (addr, task) = sdash_api::spawn_with_shutdown(config, stop.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let http = client();
     let url = format!("http://{addr}/api/v1/stream");
     let mut resp = sdash_harness::wait_for(Duration::from_secs(10), || {
@@ -278,7 +276,7 @@ async fn graceful_shutdown_ends_open_streams() {
     .unwrap_or_else(|| panic!("stream never became available"));
     let mut buf = String::new();
     assert!(read_until(&mut resp, &mut buf, "event:hello", Duration::from_secs(5)).await);
-    let _ = stop.send(());
+    stop.cancel();
     // The stream ends, then the server task.
     let ended = tokio::time::timeout(Duration::from_secs(5), async {
         while let Ok(Some(_)) = resp.chunk().await {}

@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use sdash_proto::subjects::Kind;
 use sdash_proto::{Envelope, Level};
 use sdash_service::LogArgs;
+use sdash_service::Shutdown;
 use sdash_service::bus::{NatsArgs, StreamArgs};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -21,6 +22,22 @@ use crate::metrics::CollectorMetrics;
 use crate::outbox::{Outbox, OutboxLimits};
 use crate::scheduler::{self, Shared};
 use crate::vendors::Adapter;
+
+/// The defaults of the command line, written once for clap and for [`RunArgs`] users.
+pub mod defaults {
+    /// `--max-in-flight`.
+    pub const MAX_IN_FLIGHT: usize = 256;
+    /// `--event-level`.
+    pub const EVENT_LEVEL: &str = "info";
+    /// `--lease-seconds`.
+    pub const LEASE_SECONDS: u64 = 15;
+    /// `--heartbeat-seconds`.
+    pub const HEARTBEAT_SECONDS: u64 = 10;
+    /// `--outbox-max-messages`.
+    pub const OUTBOX_MAX_MESSAGES: usize = 100_000;
+    /// `--outbox-max-mib`.
+    pub const OUTBOX_MAX_MIB: usize = 256;
+}
 
 /// sdash-collector polls storage arrays (Pure FlashArray, NetApp ONTAP 9, NetApp StorageGRID 11,
 /// Dell DataDomain) and publishes normalized snapshots and events to NATS JetStream. Start as many
@@ -70,25 +87,31 @@ pub struct RunArgs {
     #[arg(long, env = "SDASH_COLLECTOR_ID")]
     pub collector_id: Option<String>,
     /// Most polls in flight at once, across all systems.
-    #[arg(long, env = "SDASH_MAX_IN_FLIGHT", default_value_t = 256)]
+    #[arg(long, env = "SDASH_MAX_IN_FLIGHT", default_value_t = defaults::MAX_IN_FLIGHT)]
     pub max_in_flight: usize,
     /// Lowest event level published (debug, info, warning, error, critical).
-    #[arg(long, env = "SDASH_EVENT_LEVEL", default_value = "info", value_parser = parse_level)]
+    #[arg(long, env = "SDASH_EVENT_LEVEL", default_value = defaults::EVENT_LEVEL, value_parser = parse_level)]
     pub event_level: Level,
     /// Address for /metrics and /healthz (e.g. 127.0.0.1:9102); off when not set.
-    #[arg(long, env = "SDASH_METRICS_LISTEN")]
-    pub metrics_listen: Option<SocketAddr>,
+    // The environment twin keeps the collector's own name, SDASH_METRICS_LISTEN: one env file
+    // often serves the writer (SDASH_ADMIN_LISTEN) and the collectors on the same host.
+    #[arg(
+        long = sdash_service::ADMIN_LISTEN_FLAG,
+        alias = sdash_service::ADMIN_LISTEN_ALIAS,
+        env = "SDASH_METRICS_LISTEN"
+    )]
+    pub admin_listen: Option<SocketAddr>,
     /// Membership lease in seconds: a collector silent this long loses its systems.
-    #[arg(long, env = "SDASH_LEASE_SECONDS", default_value_t = 15)]
+    #[arg(long, env = "SDASH_LEASE_SECONDS", default_value_t = defaults::LEASE_SECONDS)]
     pub lease_seconds: u64,
     /// Seconds between collector heartbeat records on sdash.v1.collector.<id>.
-    #[arg(long, env = "SDASH_HEARTBEAT_SECONDS", default_value_t = 10)]
+    #[arg(long, env = "SDASH_HEARTBEAT_SECONDS", default_value_t = defaults::HEARTBEAT_SECONDS)]
     pub heartbeat_seconds: u64,
     /// Most messages the outbox holds while NATS is unreachable.
-    #[arg(long, env = "SDASH_OUTBOX_MAX_MESSAGES", default_value_t = 100_000)]
+    #[arg(long, env = "SDASH_OUTBOX_MAX_MESSAGES", default_value_t = defaults::OUTBOX_MAX_MESSAGES)]
     pub outbox_max_messages: usize,
     /// Most MiB the outbox holds while NATS is unreachable.
-    #[arg(long, env = "SDASH_OUTBOX_MAX_MIB", default_value_t = 256)]
+    #[arg(long, env = "SDASH_OUTBOX_MAX_MIB", default_value_t = defaults::OUTBOX_MAX_MIB)]
     pub outbox_max_mib: usize,
     /// Poll every system in the inventory, ignoring other collectors (no sharding).
     #[arg(long, env = "SDASH_NO_SHARDING")]
@@ -158,13 +181,11 @@ struct Running {
     task: tokio::task::JoinHandle<()>,
 }
 
-/// Runs the collector until `shutdown` resolves.
-pub async fn run(
-    args: RunArgs,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
+/// Runs the collector until `shutdown` is cancelled.
+pub async fn run(args: RunArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     install_crypto_provider();
     let inventory_path = args.inventory.clone().context("--inventory is required")?;
+    let admin_listen = args.admin_listen;
     let inventory = inventory::load(&inventory_path)?;
     warn_about_insecure(&inventory);
     let collector_id = args
@@ -186,20 +207,13 @@ pub async fn run(
         },
         metrics.clone(),
     ));
-    let stop = CancellationToken::new();
-    {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            shutdown.await;
-            stop.cancel();
-        });
-    }
+    let stop = shutdown;
 
     let client =
         sdash_service::bus::connect(&args.nats, &format!("sdash-collector {collector_id}"), true)
             .await?;
     let js = async_nats::jetstream::new(client.clone());
-    if let Some(listen) = args.metrics_listen {
+    if let Some(listen) = admin_listen {
         let client = client.clone();
         let ready: sdash_service::ReadyCheck =
             Arc::new(move || client.connection_state() == async_nats::connection::State::Connected);
@@ -208,7 +222,7 @@ pub async fn run(
             stop.cancelled().await
         })
         .await
-        .with_context(|| format!("cannot listen on {listen} for metrics"))?;
+        .with_context(|| format!("cannot listen on --admin-listen {listen}"))?;
         tracing::info!(%addr, "metrics listening");
     }
 
@@ -435,5 +449,29 @@ mod tests {
         use clap::CommandFactory;
         let broken = sdash_service::flags_breaking_conventions(&Cli::command());
         assert!(broken.is_empty(), "{broken:?}");
+    }
+
+    #[test]
+    fn admin_listen_keeps_the_old_spelling_as_hidden_alias() {
+        use clap::{CommandFactory, Parser};
+        let parse = |flag: &str| {
+            Cli::try_parse_from([
+                "sdash-collector",
+                "--inventory",
+                "i.toml",
+                flag,
+                "127.0.0.1:9999",
+            ])
+            .map(|cli| cli.run.admin_listen)
+            .ok()
+            .flatten()
+        };
+        assert_eq!(parse("--admin-listen").map(|a| a.port()), Some(9999));
+        assert_eq!(parse("--metrics-listen").map(|a| a.port()), Some(9999));
+        let help = Cli::command().render_long_help().to_string();
+        assert!(
+            help.contains("--admin-listen") && !help.contains("metrics-listen"),
+            "{help}"
+        );
     }
 }

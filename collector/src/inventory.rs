@@ -1,4 +1,4 @@
-//! The inventory: a TOML file listing the systems to poll (DESIGN.md §6). Secrets are referenced
+//! The inventory: a TOML file listing the systems to poll. Secrets are referenced
 //! by file (`*_file`) or environment variable (`*_env`), never inlined, and never logged:
 //! [`Secret`] prints as `[redacted]`.
 
@@ -8,7 +8,20 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sdash_proto::{SystemRecord, Vendor};
+use sdash_service::parse_duration;
 use serde::Deserialize;
+
+use crate::vendors;
+
+/// The defaults of a system's optional settings.
+pub mod defaults {
+    use std::time::Duration;
+
+    /// Time between two polls of a system (`interval`).
+    pub const INTERVAL: Duration = Duration::from_secs(60);
+    /// Per-request timeout (`timeout`).
+    pub const TIMEOUT: Duration = Duration::from_secs(10);
+}
 
 /// A loaded, validated inventory.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,6 +113,26 @@ impl fmt::Debug for Secret {
 impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("[redacted]")
+    }
+}
+
+/// Which secret a vendor authenticates with; each adapter declares its own
+/// ([`crate::vendors::ReadCredentials::KIND`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialKind {
+    /// `api_token_file` or `api_token_env`.
+    ApiToken,
+    /// `username` plus `password_file` or `password_env`.
+    UserPassword,
+}
+
+impl CredentialKind {
+    /// What the collector could not read when these credentials fail, for the event text.
+    pub fn describe(self) -> &'static str {
+        match self {
+            CredentialKind::ApiToken => "the API token",
+            CredentialKind::UserPassword => "the credentials",
+        }
     }
 }
 
@@ -228,15 +261,18 @@ pub fn parse(path: &Path, text: &str) -> Result<Inventory, InventoryError> {
         if !seen.insert(s.id.clone()) {
             return Err(invalid("id", "is used by an earlier system too".into()));
         }
-        let vendor = Vendor::parse(&s.vendor).ok_or_else(|| {
-            invalid(
-                "vendor",
-                format!(
-                    "{:?} is not one of pure, ontap, storagegrid, datadomain",
-                    s.vendor
-                ),
-            )
-        })?;
+        let vendor = Vendor::parse(&s.vendor)
+            .filter(|v| vendors::registration(*v).is_some())
+            .ok_or_else(|| {
+                let known: Vec<&str> = vendors::REGISTRY
+                    .iter()
+                    .map(|r| r.vendor.as_str())
+                    .collect();
+                invalid(
+                    "vendor",
+                    format!("{:?} is not one of {}", s.vendor, known.join(", ")),
+                )
+            })?;
         let address = s.address.trim_end_matches('/').to_owned();
         if !(address.starts_with("https://") || address.starts_with("http://"))
             || address.contains('@')
@@ -247,22 +283,25 @@ pub fn parse(path: &Path, text: &str) -> Result<Inventory, InventoryError> {
             ));
         }
         let interval = match &s.interval {
-            Some(text) => parse_duration(text).ok_or_else(|| {
+            Some(text) => parse_duration(text).map_err(|e| {
                 invalid(
                     "interval",
-                    format!("{text:?} is not a duration like 60s or 5m"),
+                    format!("{text:?} is not a duration like 60s or 5m ({e})"),
                 )
             })?,
-            None => Duration::from_secs(60),
+            None => defaults::INTERVAL,
         };
         if interval < Duration::from_secs(1) {
             return Err(invalid("interval", "must be at least 1s".into()));
         }
         let timeout = match &s.timeout {
-            Some(text) => parse_duration(text).ok_or_else(|| {
-                invalid("timeout", format!("{text:?} is not a duration like 10s"))
+            Some(text) => parse_duration(text).map_err(|e| {
+                invalid(
+                    "timeout",
+                    format!("{text:?} is not a duration like 10s ({e})"),
+                )
             })?,
-            None => Duration::from_secs(10),
+            None => defaults::TIMEOUT,
         };
         if let Some(ca) = &s.tls.ca_file
             && s.tls.insecure
@@ -286,16 +325,16 @@ pub fn parse(path: &Path, text: &str) -> Result<Inventory, InventoryError> {
         auth.password_file = auth
             .password_file
             .map(|p| if p.is_relative() { base.join(p) } else { p });
-        match vendor {
-            Vendor::Pure => {
+        match vendors::credential_kind(vendor) {
+            CredentialKind::ApiToken => {
                 if auth.api_token_file.is_none() && auth.api_token_env.is_none() {
                     return Err(invalid(
                         "auth",
-                        "pure needs api_token_file or api_token_env".into(),
+                        format!("{} needs api_token_file or api_token_env", vendor.as_str()),
                     ));
                 }
             }
-            _ => {
+            CredentialKind::UserPassword => {
                 if auth.username.is_none() {
                     return Err(invalid(
                         "auth.username",
@@ -356,8 +395,8 @@ impl SystemConfig {
             }
             Ok(None)
         };
-        match self.vendor {
-            Vendor::Pure => read(
+        match vendors::credential_kind(self.vendor) {
+            CredentialKind::ApiToken => read(
                 "api_token_file",
                 &self.auth.api_token_file,
                 &self.auth.api_token_env,
@@ -367,7 +406,7 @@ impl SystemConfig {
                 id: self.id.clone(),
                 message: "no API token configured".into(),
             }),
-            _ => {
+            CredentialKind::UserPassword => {
                 let password = read(
                     "password_file",
                     &self.auth.password_file,
@@ -388,23 +427,6 @@ impl SystemConfig {
                 Ok(Credentials::UserPassword { username, password })
             }
         }
-    }
-}
-
-/// Parses `500ms`, `30s`, `5m`, `1h` (a bare number is seconds).
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number.parse().ok()?;
-    match unit.trim() {
-        "ms" => Some(Duration::from_millis(n)),
-        "" | "s" => Some(Duration::from_secs(n)),
-        "m" => n.checked_mul(60).map(Duration::from_secs),
-        "h" => n.checked_mul(3600).map(Duration::from_secs),
-        _ => None,
     }
 }
 
@@ -517,10 +539,14 @@ auth = { username = "monitor", password_env = "ONTAP_PW" }
 
     #[test]
     fn durations_parse() {
+        // The shared rule of every service (`sdash_service::parse_duration`): a bare number is
+        // seconds, and `d` (days) is a unit like the others.
+        let parse_duration = |text: &str| parse_duration(text).ok();
         assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
         assert_eq!(parse_duration("30"), Some(Duration::from_secs(30)));
         assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
         assert_eq!(parse_duration("x"), None);
-        assert_eq!(parse_duration("5d"), None);
+        assert_eq!(parse_duration("5w"), None);
+        assert_eq!(parse_duration("5d"), Some(Duration::from_secs(5 * 86_400)));
     }
 }

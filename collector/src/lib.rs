@@ -1,11 +1,13 @@
 //! sdash-collector: polls storage arrays and publishes normalized results to NATS JetStream.
 //!
 //! * [`inventory`]: the TOML inventory and secret references.
-//! * [`vendors`]: one adapter per vendor, behind [`vendors::Adapter`].
+//! * [`http`]: the HTTP client, TLS and the classification of failures.
+//! * [`vendors`]: one adapter per vendor inside a shared shell, behind [`vendors::Adapter`];
+//!   [`vendors::REGISTRY`] lists them.
 //! * [`scheduler`]: per-system polling at phase-spread intervals with a bound on polls in flight.
 //! * [`membership`]: sharing the fleet between collectors (NATS KV heartbeats, rendezvous hashing).
 //! * [`outbox`]: the bounded queue in front of JetStream, with retry until acknowledged.
-//! * [`app`]: the command line, `run` and `probe`.
+//! * [`app`]: the command line, `run` and `probe`; [`metrics`]: the collector's Prometheus metrics.
 
 pub mod app;
 pub mod http;

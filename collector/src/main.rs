@@ -1,3 +1,5 @@
+//! The `sdash-collector` binary: parses the command line and runs the collector or `probe`.
+
 use clap::Parser;
 use sdash_collector::app::{self, Cli, Command};
 
@@ -14,7 +16,7 @@ async fn main() -> std::process::ExitCode {
         }
         None => {
             sdash_service::init_tracing(&cli.run.log);
-            app::run(cli.run, sdash_service::shutdown_signal()).await
+            app::run(cli.run, sdash_service::shutdown_on_signal()).await
         }
     };
     match result {

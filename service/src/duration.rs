@@ -80,6 +80,11 @@ mod tests {
             parse_duration("9999999999999999h"),
             Err(DurationError::Overflow(_))
         ));
-        assert!(parse_duration("5w").unwrap_err().to_string().contains("5w"));
+        assert!(
+            parse_duration("5w")
+                .expect_err("unknown unit")
+                .to_string()
+                .contains("5w")
+        );
     }
 }

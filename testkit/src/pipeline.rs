@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use sdash_harness::{Backend, NatsServer, TestDatabase};
-use tokio::sync::watch;
+use sdash_service::Shutdown;
 
 use crate::sim::{Fleet, SimConfig};
 
@@ -20,7 +20,7 @@ pub struct Pipeline {
     pub api: SocketAddr,
     pub inventory: PathBuf,
     dir: tempfile::TempDir,
-    stop: watch::Sender<bool>,
+    stop: Shutdown,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -43,17 +43,11 @@ impl Pipeline {
         let dir = tempfile::tempdir()?;
         let inventory = dir.path().join("inventory.toml");
         fleet.write_inventory(&inventory, &options.interval)?;
-        let (stop, _) = watch::channel(false);
-        let stopped = |stop: &watch::Sender<bool>| {
-            let mut rx = stop.subscribe();
-            async move {
-                let _ = rx.wait_for(|s| *s).await;
-            }
-        };
+        let stop = Shutdown::new();
         let mut tasks = Vec::new();
 
         let writer = sdash_writer::WriterConfig::new(&nats.url(), &db.url);
-        let writer_stop = stopped(&stop);
+        let writer_stop = stop.clone();
         tasks.push(tokio::spawn(async move {
             if let Err(e) = sdash_writer::run(writer, writer_stop).await {
                 tracing::error!(error = %e, "writer failed");
@@ -74,7 +68,7 @@ impl Pipeline {
                 "--heartbeat-seconds",
                 "1",
             ])?;
-            let collector_stop = stopped(&stop);
+            let collector_stop = stop.clone();
             tasks.push(tokio::spawn(async move {
                 if let Err(e) = sdash_collector::app::run(cli.run, collector_stop).await {
                     tracing::error!(error = %e, "collector failed");
@@ -87,7 +81,7 @@ impl Pipeline {
         api_config.nats = Some(sdash_service::bus::NatsArgs::plain(&nats.url()));
         let mut attempt = 0;
         let (api, api_task) = loop {
-            match sdash_api::spawn_with_shutdown(api_config.clone(), stopped(&stop)).await {
+            match sdash_api::spawn_with_shutdown(api_config.clone(), stop.clone()).await {
                 Ok(v) => break v,
                 Err(e) if attempt < 100 => {
                     attempt += 1;
@@ -123,7 +117,7 @@ impl Pipeline {
     /// Stops every service and waits for them (bounded); the database and the servers stay
     /// until the pipeline is dropped, so a test can inspect them.
     pub async fn shutdown(&mut self) {
-        let _ = self.stop.send(true);
+        self.stop.cancel();
         for task in self.tasks.drain(..) {
             let _ = tokio::time::timeout(Duration::from_secs(15), task).await;
         }
@@ -137,7 +131,7 @@ impl Pipeline {
 
 impl Drop for Pipeline {
     fn drop(&mut self) {
-        let _ = self.stop.send(true);
+        self.stop.cancel();
         for task in &self.tasks {
             task.abort();
         }

@@ -7,35 +7,25 @@
 //! * [`run`]: the service. Admin server, the writer lock (one active writer, hot standby), a
 //!   durable pull consumer, batches of up to `--batch-max` messages or `--batch-timeout`, database
 //!   retries with backoff while the messages stay unacknowledged, ack only after commit.
+//! * [`replay_dead_letters`]: the `replay-dead-letters` command.
+//!
+//! [`Cli`] and [`WriterConfig`] are the command line and the settings.
 
+mod cli;
 pub mod config;
-mod db_password;
 mod lock;
 pub mod metrics;
 mod pipeline;
 pub mod replay;
 pub mod store;
 
-pub use config::{Cli, Command, WriterConfig};
-pub use db_password::set_database_password;
+pub use cli::{Cli, Command, ReplayArgs};
+pub use config::WriterConfig;
 pub use lock::PG_WRITER_LOCK;
 pub use metrics::WriterMetrics;
-pub use pipeline::backoff;
-pub use replay::{ReplayArgs, ReplayOutcome, replay_dead_letters};
+pub use pipeline::{backoff, run};
+pub use replay::{ReplayOutcome, replay_dead_letters};
 pub use store::{
-    BatchOutcome, DEFAULT_MAX_DELIVER, DeadLetter, Incoming, PreparedBatch, RetentionOutcome,
-    RetentionPolicy, RowCounts, Store, StoreError,
+    BatchOutcome, DEFAULT_MAX_DELIVER, DeadLetter, DeadLetterReason, Incoming, PreparedBatch,
+    RetentionOutcome, RetentionPolicy, RowCounts, Store, StoreError,
 };
-
-/// Runs the writer until `shutdown` resolves: admin server, writer lock (standby until it is
-/// free), database, consumer, batches. With `--database-password-file` (PostgreSQL), the password
-/// is read first (an empty or unreadable file is an error) and used by every connection.
-pub async fn run(
-    config: WriterConfig,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    if let Some(password) = config.database_password()? {
-        set_database_password(&config.database_url, password);
-    }
-    pipeline::run(config, shutdown).await
-}

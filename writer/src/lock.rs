@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use sdash_service::{Secret, Shutdown};
 use sqlx::{Connection, PgConnection, Row};
-use tokio::sync::watch;
 
 use crate::store::{pg, sqlite};
 
@@ -32,11 +32,13 @@ pub(crate) enum WriterLock {
 }
 
 impl WriterLock {
-    /// Waits until this process holds the writer lock; `None` when `stop` fires first.
+    /// Waits until this process holds the writer lock; `None` when `stop` fires first. A
+    /// PostgreSQL lock connection logs in with `password` when given.
     pub(crate) async fn acquire(
         url: &str,
+        password: Option<&Secret>,
         poll: Duration,
-        stop: &mut watch::Receiver<bool>,
+        stop: &Shutdown,
     ) -> anyhow::Result<Option<WriterLock>> {
         let poll = poll.max(Duration::from_millis(50));
         if url.starts_with("sqlite:") {
@@ -81,7 +83,7 @@ impl WriterLock {
                 }
             }
         }
-        let options = pg::connect_options(url)?.application_name("sdash-writer-lock");
+        let options = pg::connect_options(url, password)?.application_name("sdash-writer-lock");
         let mut waiting = false;
         let mut last_error: Option<std::time::Instant> = None;
         loop {
@@ -193,13 +195,13 @@ async fn monitor(mut conn: PgConnection, alive: Arc<AtomicBool>) {
     }
 }
 
-/// Sleeps; true when `stop` fired.
-pub(crate) async fn sleep_or_stop(d: Duration, stop: &mut watch::Receiver<bool>) -> bool {
-    if *stop.borrow() {
+/// Sleeps for `d`; true when `stop` was cancelled before or meanwhile.
+pub(crate) async fn sleep_or_stop(d: Duration, stop: &Shutdown) -> bool {
+    if stop.is_cancelled() {
         return true;
     }
     tokio::select! {
-        _ = tokio::time::sleep(d) => *stop.borrow(),
-        r = stop.changed() => r.is_err() || *stop.borrow(),
+        _ = tokio::time::sleep(d) => stop.is_cancelled(),
+        _ = stop.cancelled() => true,
     }
 }

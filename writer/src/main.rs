@@ -1,7 +1,7 @@
 //! `sdash-writer`: see the library documentation and `--help`.
 
 use clap::Parser;
-use sdash_service::{init_tracing, shutdown_signal};
+use sdash_service::{init_tracing, shutdown_on_signal};
 use sdash_writer::{Cli, Command};
 
 #[tokio::main]
@@ -9,7 +9,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_tracing(&cli.log);
     match &cli.command {
-        None => sdash_writer::run(cli.writer, shutdown_signal()).await,
+        None => sdash_writer::run(cli.writer, shutdown_on_signal()).await,
         Some(Command::ReplayDeadLetters(args)) => {
             let out = sdash_writer::replay_dead_letters(&cli.writer, args).await?;
             println!(

@@ -8,24 +8,9 @@ use async_nats::HeaderMap;
 use async_nats::jetstream;
 use sdash_service::bus;
 
+use crate::cli::ReplayArgs;
 use crate::config::WriterConfig;
 use crate::store::Store;
-
-/// What to replay.
-#[derive(Debug, Clone, clap::Args)]
-pub struct ReplayArgs {
-    /// Replay at most this many dead letters (oldest first).
-    #[arg(long = "limit", env = "SDASH_REPLAY_LIMIT", default_value_t = 1000)]
-    pub limit: u64,
-    /// Also replay messages that were rejected when decoded (malformed, invalid, oversized); by
-    /// default only those that can succeed now: poison (delivered too often, e.g. by writer
-    /// restarts) and those the database refused.
-    #[arg(long = "all", env = "SDASH_REPLAY_ALL")]
-    pub all: bool,
-    /// Only list what would be replayed.
-    #[arg(long = "dry-run", env = "SDASH_REPLAY_DRY_RUN")]
-    pub dry_run: bool,
-}
 
 /// The result of a replay.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -38,21 +23,13 @@ pub struct ReplayOutcome {
     pub failed: u64,
 }
 
-/// Whether publishing a dead letter again can succeed: a message that failed to decode or
-/// validate would only come back.
-pub fn worth_replaying(reason: &str) -> bool {
-    reason.starts_with("poison") || reason.starts_with("refused by the database")
-}
-
 /// Publishes the dead letters of `config`'s database to its stream again (see the module docs).
 pub async fn replay_dead_letters(
     config: &WriterConfig,
     args: &ReplayArgs,
 ) -> anyhow::Result<ReplayOutcome> {
-    if let Some(password) = config.database_password()? {
-        crate::set_database_password(&config.database_url, password);
-    }
-    let store = Store::open(&config.database_url)
+    let password = config.database_password()?;
+    let store = Store::connect(&config.database_url, password.as_ref())
         .await
         .context("cannot open the database")?;
     let client = bus::connect(&config.nats, "sdash-writer-replay", false).await?;
@@ -70,7 +47,7 @@ pub async fn replay_dead_letters(
             if out.replayed >= args.limit {
                 break 'pages;
             }
-            if !args.all && !worth_replaying(&d.reason) {
+            if !args.all && !d.reason.worth_replaying() {
                 out.skipped += 1;
                 continue;
             }

@@ -1,7 +1,7 @@
 //! Ingest benchmark (ignored by default; run with
 //! `cargo test -p sdash-writer --release --test bench -- --ignored --nocapture`).
 //! Prints NATS -> database throughput next to a bulk insert of the same rows through the same
-//! store (the baseline), as a ratio. Target (DESIGN §8): ratio >= 0.5.
+//! store (the baseline), as a ratio. Target (BENCHMARKS.md): ratio >= 0.5.
 
 mod common;
 
@@ -67,11 +67,9 @@ async fn bench(backend: Backend) {
         .close()
         .await;
     let config = WriterConfig::new(&nats.url(), &db.url);
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let stop = sdash_service::Shutdown::new();
     let started = Instant::now();
-    let task = tokio::spawn(sdash_writer::run(config, async move {
-        let _ = rx.await;
-    }));
+    let task = tokio::spawn(sdash_writer::run(config, stop.clone()));
     let done = wait_for(Duration::from_secs(120), || async {
         (count(&db, "events").await == N as i64).then_some(())
     })
@@ -82,7 +80,7 @@ async fn bench(backend: Backend) {
         "{backend:?}: pipeline {rate:.0} events/s, bulk insert baseline {base_rate:.0} rows/s, ratio {:.2}",
         rate / base_rate
     );
-    let _ = tx.send(());
+    stop.cancel();
     let _ = task.await;
 }
 

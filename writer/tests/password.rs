@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use sdash_harness::{NatsServer, PasswordProbe, TestDatabase};
+use sdash_service::Shutdown;
 
 use sdash_writer::WriterConfig;
 
@@ -22,16 +23,14 @@ async fn password_file_reaches_postgres_and_never_the_logs() {
     let mut config = WriterConfig::new(&nats.url(), &probe.url("sdash"));
     config.database_password_file = Some(file);
     config.lock_poll = Duration::from_millis(50);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(sdash_writer::run(config, async move {
-        let _ = stopped.await;
-    }));
+    let stop = Shutdown::new();
+    let task = tokio::spawn(sdash_writer::run(config, stop.clone()));
     // The writer lock connection logs in first (and retries while refused).
     let seen = sdash_harness::wait_for(Duration::from_secs(20), || async {
         (probe.passwords().len() >= 2).then_some(())
     })
     .await;
-    let _ = stop.send(());
+    stop.cancel();
     let result = tokio::time::timeout(Duration::from_secs(10), task).await;
     assert!(seen.is_some(), "no login reached the probe");
     assert!(
@@ -69,7 +68,7 @@ async fn empty_or_missing_password_file_is_a_clear_error_at_start() {
         config.database_password_file = Some(file.clone());
         let result = tokio::time::timeout(
             Duration::from_secs(10),
-            sdash_writer::run(config, std::future::pending()),
+            sdash_writer::run(config, Shutdown::new()),
         )
         .await
         .unwrap_or_else(|_| panic!("{}: the writer did not stop", file.display()));
@@ -93,14 +92,12 @@ async fn password_file_is_ignored_for_sqlite() {
     let mut config = WriterConfig::new(&nats.url(), &db.url);
     // Not even read: a missing file does not stop a SQLite writer.
     config.database_password_file = Some("/nonexistent/sdash-db-password".into());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(sdash_writer::run(config, async move {
-        let _ = stopped.await;
-    }));
+    let stop = Shutdown::new();
+    let task = tokio::spawn(sdash_writer::run(config, stop.clone()));
     // A missing file for PostgreSQL would end the writer at once.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let running = !task.is_finished();
-    let _ = stop.send(());
+    stop.cancel();
     let result = tokio::time::timeout(Duration::from_secs(10), task).await;
     assert!(running, "the SQLite writer stopped early: {result:?}");
     assert!(

@@ -13,6 +13,7 @@ use common::*;
 use sdash_harness::{Backend, NatsServer, TcpProxy, TestDatabase, wait_for};
 use sdash_proto::subjects::Kind;
 use sdash_proto::*;
+use sdash_service::Shutdown;
 use sdash_writer::{Store, WriterConfig};
 use sqlx::Connection;
 
@@ -21,18 +22,13 @@ fn t0() -> i64 {
     now_ms() - 3_600_000
 }
 
-/// The writer in-process, stopped when the returned sender is dropped or fired.
+/// The writer in-process, stopped when the returned token is cancelled.
 fn start_in_process(
     config: WriterConfig,
-) -> (
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<anyhow::Result<()>>,
-) {
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(sdash_writer::run(config, async move {
-        let _ = rx.await;
-    }));
-    (tx, task)
+) -> (Shutdown, tokio::task::JoinHandle<anyhow::Result<()>>) {
+    let stop = Shutdown::new();
+    let task = tokio::spawn(sdash_writer::run(config, stop.clone()));
+    (stop, task)
 }
 
 async fn init_schema(db: &TestDatabase) {
@@ -120,7 +116,7 @@ async fn dead_letters_through_the_pipeline(backend: Backend) {
     })
     .await;
     assert!(after.is_some());
-    let _ = stop.send(());
+    stop.cancel();
     let result = tokio::time::timeout(Duration::from_secs(15), task).await;
     assert!(
         matches!(result, Ok(Ok(Ok(())))),
@@ -434,7 +430,7 @@ async fn many_concurrent_producers_on_sqlite() {
         http_get(config.admin_listen, "/readyz").await,
         Some((200, _))
     ));
-    let _ = stop.send(());
+    stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(15), task).await;
 }
 
@@ -466,7 +462,7 @@ async fn shutdown_during_an_outage_releases_the_batch() {
         .await;
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let _ = stop.send(());
+    stop.cancel();
     let result = tokio::time::timeout(Duration::from_secs(12), task).await;
     assert!(
         matches!(result, Ok(Ok(Ok(())))),
@@ -488,7 +484,7 @@ async fn shutdown_during_an_outage_releases_the_batch() {
         started.elapsed() < Duration::from_secs(5),
         "released messages should not wait for ack_wait"
     );
-    let _ = stop.send(());
+    stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
 }
 
@@ -534,7 +530,7 @@ async fn stream_lost_on_the_server_is_recreated() {
         stored.is_some(),
         "the writer did not resume on the recreated stream"
     );
-    let _ = stop.send(());
+    stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
 }
 
@@ -592,6 +588,6 @@ async fn a_message_the_database_refuses_is_isolated() {
         .await,
         1
     );
-    let _ = stop.send(());
+    stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
 }

@@ -9,6 +9,7 @@ use common::*;
 use sdash_harness::{Backend, NatsServer, TestDatabase};
 use sdash_proto::subjects::Kind;
 use sdash_proto::*;
+use sdash_writer::store::DeadLetterReason;
 use sdash_writer::{ReplayArgs, Store, WriterConfig, replay_dead_letters};
 
 async fn replay_puts_dead_letters_back_on_the_stream(backend: Backend) {
@@ -39,7 +40,7 @@ async fn replay_puts_dead_letters_back_on_the_stream(backend: Backend) {
         (&garbage, "rejected: invalid MessagePack"),
     ] {
         store
-            .dead_letter(m, reason)
+            .dead_letter(m, &DeadLetterReason::parse(reason))
             .await
             .unwrap_or_else(|e| panic!("dead letter: {e}"));
     }
@@ -82,11 +83,9 @@ async fn replay_puts_dead_letters_back_on_the_stream(backend: Backend) {
     }
 
     // The writer stores what was replayed.
-    let (stop, mut rx) = tokio::sync::watch::channel(false);
+    let stop = sdash_service::Shutdown::new();
     let writer_config = WriterConfig::new(&nats.url(), &db.url);
-    let writer = tokio::spawn(sdash_writer::run(writer_config, async move {
-        let _ = rx.wait_for(|s| *s).await;
-    }));
+    let writer = tokio::spawn(sdash_writer::run(writer_config, stop.clone()));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while count(&db, "events WHERE event_id = 'ev-poison'").await == 0
         || count(&db, "capacity_samples WHERE system_id = 'replayed'").await == 0
@@ -97,7 +96,7 @@ async fn replay_puts_dead_letters_back_on_the_stream(backend: Backend) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let _ = stop.send(true);
+    stop.cancel();
     let _ = writer.await;
 
     // --all also sends the undecodable one; the writer would dead-letter it again.

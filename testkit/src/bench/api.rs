@@ -20,7 +20,7 @@ use super::{Options, Report, Row, http_client, percentile};
 /// The API in this process, on a free port, until dropped.
 struct RunningApi {
     addr: SocketAddr,
-    stop: watch::Sender<bool>,
+    stop: sdash_service::Shutdown,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -29,14 +29,10 @@ impl RunningApi {
     async fn start(database_url: &str) -> anyhow::Result<RunningApi> {
         let mut config = sdash_api::Config::new(database_url);
         config.list_cache = Duration::from_millis(250);
-        let (stop, _) = watch::channel(false);
+        let stop = sdash_service::Shutdown::new();
         let mut attempt = 0;
         loop {
-            let mut rx = stop.subscribe();
-            let shutdown = async move {
-                let _ = rx.wait_for(|s| *s).await;
-            };
-            match sdash_api::spawn_with_shutdown(config.clone(), shutdown).await {
+            match sdash_api::spawn_with_shutdown(config.clone(), stop.clone()).await {
                 Ok((addr, task)) => return Ok(RunningApi { addr, stop, task }),
                 Err(e) if attempt < 100 => {
                     attempt += 1;
@@ -55,7 +51,7 @@ impl RunningApi {
 
 impl Drop for RunningApi {
     fn drop(&mut self) {
-        let _ = self.stop.send(true);
+        self.stop.cancel();
         self.task.abort();
     }
 }

@@ -163,7 +163,7 @@ pub(crate) async fn scale(options: &Options, report: &mut Report) -> anyhow::Res
         .arg(&inventory)
         .arg("--collector-id")
         .arg("bench-collector")
-        .arg("--metrics-listen")
+        .arg("--admin-listen")
         .arg(&metrics_addr)
         .arg("--no-sharding")
         .arg("--log-level")

@@ -1,5 +1,5 @@
 //! Benchmarks of the whole pipeline, each printed next to a baseline measured in the same run
-//! (DESIGN §8): `sdash-bench <scenario> [--quick] [--json FILE]`.
+//! (BENCHMARKS.md lists them with their targets): `sdash-bench <scenario> [--quick] [--json FILE]`.
 //!
 //! * [`Scenario::WriterThroughput`]: NATS -> writer -> database against a raw bulk insert, a raw
 //!   JetStream consume-and-ack and a one-transaction-per-event writer.

@@ -1,4 +1,4 @@
-//! `sdash-bench`: the benchmarks of DESIGN §8, each figure next to a baseline measured in the
+//! `sdash-bench`: the benchmarks of BENCHMARKS.md, each figure next to a baseline measured in the
 //! same run.
 //!
 //! ```text
@@ -159,7 +159,7 @@ fn collector_process(rest: &[String]) -> ExitCode {
     };
     runtime.block_on(async move {
         sdash_service::init_tracing(&cli.run.log);
-        match run(cli.run, sdash_service::shutdown_signal()).await {
+        match run(cli.run, sdash_service::shutdown_on_signal()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("sdash-collector: {e:#}");

@@ -1,15 +1,31 @@
 //! The storage side of the writer: one [`Store`] over SQLite or PostgreSQL (chosen by the URL
 //! scheme), holding one database connection. Every batch is written in one transaction; writes
 //! are idempotent so a redelivered or replayed message never duplicates a row.
+//!
+//! A batch goes `plan` (decode, validate) → `write` (read the stored state, `derive` history,
+//! write), the same for both backends; `pg` and `sqlite` supply only the statements that
+//! differ (the `Dialect` trait in `dialect`). Retention (`retention`), migrations (`migrate`)
+//! and [`dead_letter`] are written once too, with `sql` running the statements whose text both
+//! backends share.
 
 use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
-pub(crate) mod pg;
-pub(crate) mod plan;
-pub mod sqlite;
+use sdash_service::Secret;
 
-pub use plan::utc_day;
+pub mod dead_letter;
+mod derive;
+mod dialect;
+mod migrate;
+pub(crate) mod pg;
+mod plan;
+mod retention;
+mod sql;
+pub mod sqlite;
+mod write;
+
+pub use dead_letter::{DeadLetter, DeadLetterReason};
+pub use derive::utc_day;
 
 /// One message as received from JetStream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,12 +161,8 @@ pub enum StoreError {
     Url(String),
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
-    #[error("migration {version} ({name}) failed: {source}")]
-    Migration {
-        version: i64,
-        name: &'static str,
-        source: sqlx::Error,
-    },
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("the database holds schema version {found}, newer than this writer's {known}")]
     SchemaTooNew { found: i64, known: i64 },
     #[error("the writer lock is no longer held (its connection dropped); not writing")]
@@ -183,22 +195,29 @@ impl StoreError {
     }
 }
 
-/// A message the writer could not store, kept with its raw bytes.
-#[derive(Debug, Clone)]
-pub struct DeadLetter {
-    /// Its sequence in the stream when it was received (the row's key).
-    pub stream_seq: i64,
-    pub subject: String,
-    pub payload: Vec<u8>,
-    pub reason: String,
-    pub deliveries: i64,
-}
-
 /// A batch decoded and validated by [`Store::prepare`], ready for [`Store::write_prepared`].
 #[derive(Debug)]
 pub struct PreparedBatch {
     plan: plan::Plan,
     messages: usize,
+}
+
+/// Runs `body` with `pool` bound to the store's pool and `D` to its [`dialect::Dialect`].
+macro_rules! on_backend {
+    ($store:expr, $pool:ident, $dialect:ident => $body:expr) => {
+        match &$store.backend {
+            Backend::Sqlite($pool) => {
+                #[allow(dead_code)]
+                type $dialect = sqlite::Sqlite;
+                $body
+            }
+            Backend::Postgres($pool) => {
+                #[allow(dead_code)]
+                type $dialect = pg::Postgres;
+                $body
+            }
+        }
+    };
 }
 
 pub(crate) enum Backend {
@@ -225,27 +244,33 @@ pub const DEFAULT_MAX_DELIVER: u64 = 10;
 pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(120);
 
 impl Store {
-    /// Opens (and for SQLite creates) the database and brings its schema up to date.
+    /// Opens (and for SQLite creates) the database and brings its schema up to date, logging
+    /// in without a password of its own (the URL's, or a pgpass file's, if any).
     pub async fn open(url: &str) -> Result<Store, StoreError> {
+        Store::connect(url, None).await
+    }
+
+    /// [`Store::open`], logging in to PostgreSQL with `password` when given (it overrides one
+    /// in the URL or a pgpass file; SQLite has none).
+    pub async fn connect(url: &str, password: Option<&Secret>) -> Result<Store, StoreError> {
         let backend = if url.starts_with("sqlite:") {
-            Backend::Sqlite(sqlite::open(url).await?)
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Backend::Postgres(pg::open(url).await?)
+            let pool = sqlite::open(url).await?;
+            migrate::run::<sqlite::Sqlite>(&pool).await?;
+            Backend::Sqlite(pool)
+        } else if sdash_service::is_postgres_url(url) {
+            let pool = pg::open(url, password).await?;
+            migrate::run::<pg::Postgres>(&pool).await?;
+            Backend::Postgres(pool)
         } else {
             return Err(StoreError::Url(url.to_owned()));
         };
-        let store = Store {
+        Ok(Store {
             backend,
             writer_id: default_writer_id(),
             max_deliver: AtomicU64::new(DEFAULT_MAX_DELIVER),
             fence_pid: AtomicI32::new(0),
             consumer_pending: AtomicI64::new(0),
-        };
-        match &store.backend {
-            Backend::Sqlite(pool) => sqlite::migrate(pool).await?,
-            Backend::Postgres(pool) => pg::migrate(pool).await?,
-        }
-        Ok(store)
+        })
     }
 
     /// Sets the id written to `pipeline_status.writer_id`.
@@ -284,10 +309,7 @@ impl Store {
 
     /// Whether the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        match &self.backend {
-            Backend::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop)?,
-            Backend::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop)?,
-        }
+        on_backend!(self, pool, _D => sqlx::query("SELECT 1").execute(pool).await.map(drop))?;
         Ok(())
     }
 
@@ -318,19 +340,7 @@ impl Store {
             return Ok(BatchOutcome::default());
         }
         let plan = &batch.plan;
-        let meta = CommitMeta {
-            writer_id: &self.writer_id,
-            fence_pid: self.fence_pid.load(Ordering::SeqCst),
-            consumer_pending: self.consumer_pending.load(Ordering::Relaxed),
-            now: sdash_proto::now_ms(),
-        };
-        let work = async {
-            match &self.backend {
-                Backend::Sqlite(pool) => sqlite::write(pool, plan, &meta).await,
-                Backend::Postgres(pool) => pg::write(pool, plan, &meta).await,
-            }
-        };
-        let rows = tokio::time::timeout(OPERATION_TIMEOUT, work)
+        let rows = tokio::time::timeout(OPERATION_TIMEOUT, self.write_plan(plan))
             .await
             .map_err(|_| StoreError::Timeout(OPERATION_TIMEOUT))??;
         Ok(BatchOutcome {
@@ -342,12 +352,23 @@ impl Store {
         })
     }
 
+    /// Writes a plan in one transaction, recording the commit in `pipeline_status`.
+    async fn write_plan(&self, plan: &plan::Plan) -> Result<RowCounts, StoreError> {
+        let meta = CommitMeta {
+            writer_id: &self.writer_id,
+            fence_pid: self.fence_pid.load(Ordering::SeqCst),
+            consumer_pending: self.consumer_pending.load(Ordering::Relaxed),
+            now: sdash_proto::now_ms(),
+        };
+        on_backend!(self, pool, D => write::write::<D>(pool, plan, &meta).await)
+    }
+
     /// Stores one message as a dead letter with `reason` (used when the database itself refuses
     /// a message that decoded fine, so that it cannot block the stream).
     pub async fn dead_letter(
         &self,
         message: &Incoming,
-        reason: &str,
+        reason: &DeadLetterReason,
     ) -> Result<BatchOutcome, StoreError> {
         let mut plan = plan::Plan {
             last_stream_seq: Some(plan::to_i64(message.stream_seq)),
@@ -357,20 +378,11 @@ impl Store {
             stream_seq: plan::to_i64(message.stream_seq),
             subject: plan::clean(&message.subject),
             payload: message.payload.clone(),
-            reason: plan::clean(reason),
+            reason: plan::clean(&reason.to_string()),
             deliveries: plan::to_i64(message.deliveries),
             received_at: sdash_proto::now_ms(),
         });
-        let meta = CommitMeta {
-            writer_id: &self.writer_id,
-            fence_pid: self.fence_pid.load(Ordering::SeqCst),
-            consumer_pending: self.consumer_pending.load(Ordering::Relaxed),
-            now: sdash_proto::now_ms(),
-        };
-        let rows = match &self.backend {
-            Backend::Sqlite(pool) => sqlite::write(pool, &plan, &meta).await?,
-            Backend::Postgres(pool) => pg::write(pool, &plan, &meta).await?,
-        };
+        let rows = self.write_plan(&plan).await?;
         Ok(BatchOutcome {
             messages: 1,
             dead_lettered: vec![message.stream_seq],
@@ -386,63 +398,12 @@ impl Store {
         after: i64,
         limit: i64,
     ) -> Result<Vec<DeadLetter>, StoreError> {
-        const SQL_PG: &str = "SELECT stream_seq, subject, payload, reason, deliveries FROM dead_letters \
-             WHERE stream_seq > $1 ORDER BY stream_seq LIMIT $2";
-        const SQL_SQLITE: &str = "SELECT stream_seq, subject, payload, reason, deliveries FROM dead_letters \
-             WHERE stream_seq > ? ORDER BY stream_seq LIMIT ?";
-        fn row<R: sqlx::Row>(r: &R) -> Result<DeadLetter, sqlx::Error>
-        where
-            for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-            for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-            for<'a> Vec<u8>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-            usize: sqlx::ColumnIndex<R>,
-        {
-            Ok(DeadLetter {
-                stream_seq: r.try_get(0)?,
-                subject: r.try_get(1)?,
-                payload: r.try_get(2)?,
-                reason: r.try_get(3)?,
-                deliveries: r.try_get(4)?,
-            })
-        }
-        let letters = match &self.backend {
-            Backend::Sqlite(pool) => sqlx::query(SQL_SQLITE)
-                .bind(after)
-                .bind(limit)
-                .fetch_all(pool)
-                .await?
-                .iter()
-                .map(row)
-                .collect::<Result<_, _>>()?,
-            Backend::Postgres(pool) => sqlx::query(SQL_PG)
-                .bind(after)
-                .bind(limit)
-                .fetch_all(pool)
-                .await?
-                .iter()
-                .map(row)
-                .collect::<Result<_, _>>()?,
-        };
-        Ok(letters)
+        on_backend!(self, pool, _D => dead_letter::page(pool, after, limit).await)
     }
 
     /// Deletes one dead letter (after it was published again).
     pub async fn forget_dead_letter(&self, stream_seq: i64) -> Result<(), StoreError> {
-        match &self.backend {
-            Backend::Sqlite(pool) => {
-                sqlx::query("DELETE FROM dead_letters WHERE stream_seq = ?")
-                    .bind(stream_seq)
-                    .execute(pool)
-                    .await?;
-            }
-            Backend::Postgres(pool) => {
-                sqlx::query("DELETE FROM dead_letters WHERE stream_seq = $1")
-                    .bind(stream_seq)
-                    .execute(pool)
-                    .await?;
-            }
-        }
-        Ok(())
+        on_backend!(self, pool, _D => dead_letter::forget(pool, stream_seq).await)
     }
 
     /// Deletes, in statements of `policy.batch_rows` rows: events older than the retention
@@ -458,25 +419,19 @@ impl Store {
             0 => i64::MIN,
             d => now - i64::from(d) * 86_400_000,
         };
-        let cut = Cutoffs {
+        let cut = retention::Cutoffs {
             events_before: before(policy.event_retention_days),
             samples_before: before(policy.capacity_raw_days),
             dead_letters_before: before(policy.dead_letter_days),
             keep_per_system: plan::to_i64(policy.events_per_system),
             batch: i64::from(policy.batch_rows.max(1)),
         };
-        match &self.backend {
-            Backend::Sqlite(pool) => sqlite::retention(pool, &cut).await,
-            Backend::Postgres(pool) => pg::retention(pool, &cut).await,
-        }
+        on_backend!(self, pool, D => retention::apply::<D>(pool, &cut).await)
     }
 
     /// Closes the connection.
     pub async fn close(&self) {
-        match &self.backend {
-            Backend::Sqlite(pool) => pool.close().await,
-            Backend::Postgres(pool) => pool.close().await,
-        }
+        on_backend!(self, pool, _D => pool.close().await)
     }
 }
 
@@ -487,14 +442,6 @@ pub(crate) struct CommitMeta<'a> {
     pub now: i64,
 }
 
-pub(crate) struct Cutoffs {
-    pub events_before: i64,
-    pub samples_before: i64,
-    pub dead_letters_before: i64,
-    pub keep_per_system: i64,
-    pub batch: i64,
-}
-
 fn default_writer_id() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
@@ -503,41 +450,3 @@ fn default_writer_id() -> String {
         .unwrap_or_else(|| "localhost".into());
     format!("{host}:{}", std::process::id())
 }
-
-/// The schema migrations, applied in order and recorded in `schema_migrations`.
-pub(crate) struct Migration {
-    pub version: i64,
-    pub name: &'static str,
-    pub sql: &'static str,
-}
-
-pub(crate) const PG_MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "init",
-        sql: include_str!("../../migrations/postgres/0001_init.sql"),
-    },
-    Migration {
-        version: 2,
-        name: "writer",
-        sql: include_str!("../../migrations/postgres/0002_writer.sql"),
-    },
-    Migration {
-        version: 3,
-        name: "fillfactor",
-        sql: include_str!("../../migrations/postgres/0003_fillfactor.sql"),
-    },
-];
-
-pub(crate) const SQLITE_MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "init",
-        sql: include_str!("../../migrations/sqlite/0001_init.sql"),
-    },
-    Migration {
-        version: 2,
-        name: "writer",
-        sql: include_str!("../../migrations/sqlite/0002_writer.sql"),
-    },
-];

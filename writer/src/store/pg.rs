@@ -1,276 +1,268 @@
-//! PostgreSQL backend: set-based writes (`INSERT ... SELECT FROM UNNEST(...)`), a constant number of
-//! round trips per batch whatever its size.
+//! PostgreSQL dialect: set-based writes (`INSERT ... SELECT FROM UNNEST(...)`, one array per
+//! column), so a batch takes a constant number of round trips whatever its size.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::str::FromStr;
 use std::time::Duration;
 
+use sdash_service::Secret;
+use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{PgConnection, PgPool, Row, Transaction};
 
-use super::plan::{self, OpenAlertRow, Plan, StoredState};
-use super::{CommitMeta, Cutoffs, PG_MIGRATIONS, RetentionOutcome, RowCounts, StoreError};
+use super::StoreError;
+use super::dialect::{Dialect, SamplesWritten, Stored, merge_daily, update_alert_set};
+use super::plan::{
+    AlertEpisode, CollectorRow, DailyRow, DeadRow, EventRow, OpenAlertRow, SampleRow, StateRow,
+    StoredState, SystemRow, TransitionRow,
+};
 
-/// Serializes concurrent migrations (two processes starting at once).
+/// Serializes the conversion of old migration bookkeeping (two processes starting at once).
 const MIGRATION_LOCK: i64 = 0x5344_4153_484d; // "SDASHM"
 
-pub(crate) fn connect_options(url: &str) -> Result<PgConnectOptions, StoreError> {
+/// The connect options for `url`, logging in with `password` when given (it overrides one in
+/// the URL or a pgpass file; sqlx never shows it in an error).
+pub(crate) fn connect_options(
+    url: &str,
+    password: Option<&Secret>,
+) -> Result<PgConnectOptions, StoreError> {
     let options = PgConnectOptions::from_str(url)?.application_name("sdash-writer");
-    Ok(crate::db_password::apply(url, options))
+    Ok(match password {
+        Some(p) => options.password(p.expose()),
+        None => options,
+    })
 }
 
-pub(crate) async fn open(url: &str) -> Result<PgPool, StoreError> {
+pub(crate) async fn open(url: &str, password: Option<&Secret>) -> Result<PgPool, StoreError> {
     let pool = PgPoolOptions::new()
         .max_connections(1)
         .min_connections(0)
         .acquire_timeout(Duration::from_secs(10))
         .test_before_acquire(true)
-        .connect_with(connect_options(url)?)
+        .connect_with(connect_options(url, password)?)
         .await?;
     Ok(pool)
 }
 
-pub(crate) async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(MIGRATION_LOCK)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
-    )
-    .execute(&mut *tx)
-    .await?;
-    let applied: Vec<i64> = sqlx::query("SELECT version FROM schema_migrations")
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(|r| r.try_get::<i64, _>(0))
-        .collect::<Result<_, _>>()?;
-    let known = PG_MIGRATIONS.iter().map(|m| m.version).max().unwrap_or(0);
-    if let Some(&found) = applied.iter().max()
-        && found > known
-    {
-        return Err(StoreError::SchemaTooNew { found, known });
-    }
-    for m in PG_MIGRATIONS {
-        if applied.contains(&m.version) {
-            continue;
-        }
-        sqlx::raw_sql(m.sql)
-            .execute(&mut *tx)
-            .await
-            .map_err(|source| StoreError::Migration {
-                version: m.version,
-                name: m.name,
-                source,
-            })?;
-        sqlx::query(
-            "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+/// One column of `rows`, as the array bound to an `UNNEST` argument.
+fn col<'a, T, U>(rows: &'a [T], f: impl Fn(&'a T) -> U) -> Vec<U> {
+    rows.iter().map(f).collect()
+}
+
+/// `UNNEST` of the ten `capacity_daily` columns, bound to these parameters.
+macro_rules! daily_arrays {
+    ($a:literal, $b:literal, $c:literal, $d:literal, $e:literal, $f:literal, $g:literal, $h:literal, $i:literal, $j:literal) => {
+        concat!(
+            "UNNEST($",
+            $a,
+            "::text[], $",
+            $b,
+            "::text[], $",
+            $c,
+            "::bigint[], $",
+            $d,
+            "::bigint[], $",
+            $e,
+            "::bigint[], $",
+            $f,
+            "::float8[], $",
+            $g,
+            "::bigint[], $",
+            $h,
+            "::bigint[], $",
+            $i,
+            "::bigint[], $",
+            $j,
+            "::bigint[])"
         )
-        .bind(m.version)
-        .bind(m.name)
-        .bind(sdash_proto::now_ms())
-        .execute(&mut *tx)
-        .await?;
-        tracing::info!(
-            version = m.version,
-            name = m.name,
-            "applied PostgreSQL migration"
-        );
+    };
+}
+
+type Query<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+fn bind_daily<'q>(q: Query<'q>, d: &[DailyRow]) -> Query<'q> {
+    q.bind(col(d, |r| r.system_id.as_str()))
+        .bind(col(d, |r| r.day.as_str()))
+        .bind(col(d, |r| r.samples))
+        .bind(col(d, |r| r.used_min))
+        .bind(col(d, |r| r.used_max))
+        .bind(col(d, |r| r.used_sum))
+        .bind(col(d, |r| r.last_at))
+        .bind(col(d, |r| r.total_bytes))
+        .bind(col(d, |r| r.used_bytes))
+        .bind(col(d, |r| r.free_bytes))
+}
+
+/// The PostgreSQL [`Dialect`].
+pub(crate) struct Postgres;
+
+impl Dialect for Postgres {
+    type Db = sqlx::Postgres;
+
+    async fn begin(pool: &PgPool) -> Result<Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        pool.begin().await
     }
-    tx.commit().await?;
-    Ok(())
-}
 
-pub(crate) async fn write(
-    pool: &PgPool,
-    plan: &Plan,
-    meta: &CommitMeta<'_>,
-) -> Result<RowCounts, StoreError> {
-    let mut tx = pool.begin().await?;
-    let rows = write_in(&mut tx, plan, meta).await?;
-    tx.commit().await?;
-    Ok(rows)
-}
+    async fn begin_exclusive(
+        pool: &PgPool,
+    ) -> Result<Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        let mut tx = pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
 
-async fn write_in(
-    c: &mut PgConnection,
-    plan: &Plan,
-    meta: &CommitMeta<'_>,
-) -> Result<RowCounts, StoreError> {
-    let mut rows = RowCounts::default();
-    if meta.fence_pid != 0 {
-        if meta.fence_pid < 0 {
-            return Err(StoreError::LockLost);
-        }
-        let held: bool = sqlx::query(
+    async fn writer_lock_held(c: &mut PgConnection, pid: i32) -> Result<bool, StoreError> {
+        Ok(sqlx::query(
             "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = $1 \
              AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))",
         )
-        .bind(meta.fence_pid)
-        .fetch_one(&mut *c)
+        .bind(pid)
+        .fetch_one(c)
         .await?
-        .try_get(0)?;
-        if !held {
-            return Err(StoreError::LockLost);
-        }
+        .try_get(0)?)
     }
 
-    if !plan.dead.is_empty() {
-        let d = &plan.dead;
-        rows.dead_letters = sqlx::query(
+    async fn insert_dead_letters(c: &mut PgConnection, d: &[DeadRow]) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
             "INSERT INTO dead_letters (stream_seq, subject, payload, reason, deliveries, received_at) \
              SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bytea[], $4::text[], $5::bigint[], $6::bigint[]) \
              ON CONFLICT (stream_seq) DO NOTHING",
         )
-        .bind(d.iter().map(|r| r.stream_seq).collect::<Vec<_>>())
-        .bind(d.iter().map(|r| r.subject.as_str()).collect::<Vec<_>>())
-        .bind(d.iter().map(|r| r.payload.clone()).collect::<Vec<_>>())
-        .bind(d.iter().map(|r| r.reason.as_str()).collect::<Vec<_>>())
-        .bind(d.iter().map(|r| r.deliveries).collect::<Vec<_>>())
-        .bind(d.iter().map(|r| r.received_at).collect::<Vec<_>>())
-        .execute(&mut *c)
+        .bind(col(d, |r| r.stream_seq))
+        .bind(col(d, |r| r.subject.as_str()))
+        .bind(col(d, |r| r.payload.as_slice()))
+        .bind(col(d, |r| r.reason.as_str()))
+        .bind(col(d, |r| r.deliveries))
+        .bind(col(d, |r| r.received_at))
+        .execute(c)
         .await?
-        .rows_affected();
+        .rows_affected())
     }
 
-    if !plan.events.is_empty() {
-        let e = &plan.events;
-        rows.events = sqlx::query(
+    async fn insert_events(c: &mut PgConnection, e: &[EventRow]) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
             "INSERT INTO events (event_id, system_id, collector_id, observed_at, level, level_rank, category, message, details, http_status, endpoint) \
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::smallint[], $7::text[], $8::text[], $9::text[], $10::int[], $11::text[]) \
              ON CONFLICT (event_id) DO NOTHING",
         )
-        .bind(e.iter().map(|r| r.event_id.as_str()).collect::<Vec<_>>())
-        .bind(e.iter().map(|r| r.system_id.as_str()).collect::<Vec<_>>())
-        .bind(e.iter().map(|r| r.collector_id.as_str()).collect::<Vec<_>>())
-        .bind(e.iter().map(|r| r.observed_at).collect::<Vec<_>>())
-        .bind(e.iter().map(|r| r.level).collect::<Vec<_>>())
-        .bind(e.iter().map(|r| r.level_rank).collect::<Vec<_>>())
-        .bind(e.iter().map(|r| r.category).collect::<Vec<_>>())
-        .bind(e.iter().map(|r| r.message.as_str()).collect::<Vec<_>>())
-        .bind(e.iter().map(|r| r.details.as_deref()).collect::<Vec<_>>())
-        .bind(e.iter().map(|r| r.http_status).collect::<Vec<_>>())
-        .bind(e.iter().map(|r| r.endpoint.as_deref()).collect::<Vec<_>>())
-        .execute(&mut *c)
+        .bind(col(e, |r| r.event_id.as_str()))
+        .bind(col(e, |r| r.system_id.as_str()))
+        .bind(col(e, |r| r.collector_id.as_str()))
+        .bind(col(e, |r| r.observed_at))
+        .bind(col(e, |r| r.level))
+        .bind(col(e, |r| r.level_rank))
+        .bind(col(e, |r| r.category))
+        .bind(col(e, |r| r.message.as_str()))
+        .bind(col(e, |r| r.details.as_deref()))
+        .bind(col(e, |r| r.http_status))
+        .bind(col(e, |r| r.endpoint.as_deref()))
+        .execute(c)
         .await?
-        .rows_affected();
+        .rows_affected())
     }
 
-    if !plan.systems.is_empty() {
-        let s = &plan.systems;
-        rows.systems = sqlx::query(
+    async fn upsert_systems(c: &mut PgConnection, s: &[SystemRow]) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
             "INSERT INTO systems (id, name, vendor, address, tags, interval_s, enabled, removed, updated_at) \
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bool[], $8::bool[], $9::bigint[]) \
              ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, vendor = EXCLUDED.vendor, address = EXCLUDED.address, \
              tags = EXCLUDED.tags, interval_s = EXCLUDED.interval_s, enabled = EXCLUDED.enabled, removed = EXCLUDED.removed, \
              updated_at = EXCLUDED.updated_at WHERE systems.updated_at < EXCLUDED.updated_at",
         )
-        .bind(s.iter().map(|r| r.id.as_str()).collect::<Vec<_>>())
-        .bind(s.iter().map(|r| r.name.as_str()).collect::<Vec<_>>())
-        .bind(s.iter().map(|r| r.vendor).collect::<Vec<_>>())
-        .bind(s.iter().map(|r| r.address.as_str()).collect::<Vec<_>>())
-        .bind(s.iter().map(|r| r.tags.as_str()).collect::<Vec<_>>())
-        .bind(s.iter().map(|r| r.interval_s).collect::<Vec<_>>())
-        .bind(s.iter().map(|r| r.enabled).collect::<Vec<_>>())
-        .bind(s.iter().map(|r| r.removed).collect::<Vec<_>>())
-        .bind(s.iter().map(|r| r.updated_at).collect::<Vec<_>>())
-        .execute(&mut *c)
+        .bind(col(s, |r| r.id.as_str()))
+        .bind(col(s, |r| r.name.as_str()))
+        .bind(col(s, |r| r.vendor))
+        .bind(col(s, |r| r.address.as_str()))
+        .bind(col(s, |r| r.tags.as_str()))
+        .bind(col(s, |r| r.interval_s))
+        .bind(col(s, |r| r.enabled))
+        .bind(col(s, |r| r.removed))
+        .bind(col(s, |r| r.updated_at))
+        .execute(c)
         .await?
-        .rows_affected();
+        .rows_affected())
     }
 
-    if !plan.collectors.is_empty() {
-        let s = &plan.collectors;
-        rows.collectors = sqlx::query(
+    async fn upsert_collectors(
+        c: &mut PgConnection,
+        s: &[CollectorRow],
+    ) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
             "INSERT INTO collectors (id, version, systems, polls, failures, outbox_depth, started_at, last_seen) \
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[]) \
              ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version, systems = EXCLUDED.systems, polls = EXCLUDED.polls, \
              failures = EXCLUDED.failures, outbox_depth = EXCLUDED.outbox_depth, started_at = EXCLUDED.started_at, \
              last_seen = EXCLUDED.last_seen WHERE collectors.last_seen < EXCLUDED.last_seen",
         )
-        .bind(s.iter().map(|r| r.id.as_str()).collect::<Vec<_>>())
-        .bind(s.iter().map(|r| r.version.as_str()).collect::<Vec<_>>())
-        .bind(s.iter().map(|r| r.systems.as_str()).collect::<Vec<_>>())
-        .bind(s.iter().map(|r| r.polls).collect::<Vec<_>>())
-        .bind(s.iter().map(|r| r.failures).collect::<Vec<_>>())
-        .bind(s.iter().map(|r| r.outbox_depth).collect::<Vec<_>>())
-        .bind(s.iter().map(|r| r.started_at).collect::<Vec<_>>())
-        .bind(s.iter().map(|r| r.last_seen).collect::<Vec<_>>())
-        .execute(&mut *c)
+        .bind(col(s, |r| r.id.as_str()))
+        .bind(col(s, |r| r.version.as_str()))
+        .bind(col(s, |r| r.systems.as_str()))
+        .bind(col(s, |r| r.polls))
+        .bind(col(s, |r| r.failures))
+        .bind(col(s, |r| r.outbox_depth))
+        .bind(col(s, |r| r.started_at))
+        .bind(col(s, |r| r.last_seen))
+        .execute(c)
         .await?
-        .rows_affected();
+        .rows_affected())
     }
 
-    if !plan.snapshots.is_empty() {
-        write_snapshots(c, plan, &mut rows).await?;
-    }
-
-    if let Some(seq) = plan.last_stream_seq {
-        sqlx::query(
-            "INSERT INTO pipeline_status (id, writer_id, last_commit_at, last_stream_seq, consumer_pending) VALUES (1, $1, $2, $3, $4) \
-             ON CONFLICT (id) DO UPDATE SET writer_id = EXCLUDED.writer_id, last_commit_at = EXCLUDED.last_commit_at, \
-             last_stream_seq = EXCLUDED.last_stream_seq, consumer_pending = EXCLUDED.consumer_pending",
+    async fn read_stored(c: &mut PgConnection, ids: &[&str]) -> Result<Stored, StoreError> {
+        let mut stored = Stored::default();
+        for r in sqlx::query(
+            "SELECT system_id, observed_at, status, hardware, cluster, last_online_at FROM system_state WHERE system_id = ANY($1::text[])",
         )
-        .bind(meta.writer_id)
-        .bind(meta.now)
-        .bind(seq)
-        .bind(meta.consumer_pending)
-        .execute(&mut *c)
-        .await?;
-    }
-    Ok(rows)
-}
-
-async fn write_snapshots(
-    c: &mut PgConnection,
-    plan: &Plan,
-    rows: &mut RowCounts,
-) -> Result<(), StoreError> {
-    let ids: Vec<&str> = plan.snapshots.keys().map(String::as_str).collect();
-    let mut stored = HashMap::new();
-    for r in sqlx::query(
-        "SELECT system_id, observed_at, status, hardware, cluster, last_online_at FROM system_state WHERE system_id = ANY($1::text[])",
-    )
-    .bind(&ids)
-    .fetch_all(&mut *c)
-    .await?
-    {
-        let s = StoredState {
-            system_id: r.try_get(0)?,
-            observed_at: r.try_get(1)?,
-            status: r.try_get(2)?,
-            hardware: r.try_get(3)?,
-            cluster: r.try_get(4)?,
-            last_online_at: r.try_get(5)?,
-        };
-        stored.insert(s.system_id.clone(), s);
-    }
-    let mut open = Vec::new();
-    for r in sqlx::query("SELECT id, system_id, alert_id FROM alerts WHERE cleared_at IS NULL AND system_id = ANY($1::text[])")
-        .bind(&ids)
+        .bind(ids)
         .fetch_all(&mut *c)
         .await?
-    {
-        open.push(OpenAlertRow { id: r.try_get(0)?, system_id: r.try_get(1)?, alert_id: r.try_get(2)?, details: None });
+        {
+            let s = StoredState {
+                system_id: r.try_get(0)?,
+                observed_at: r.try_get(1)?,
+                status: r.try_get(2)?,
+                hardware: r.try_get(3)?,
+                cluster: r.try_get(4)?,
+                last_online_at: r.try_get(5)?,
+            };
+            stored.states.insert(s.system_id.clone(), s);
+        }
+        for r in sqlx::query(
+            "SELECT id, system_id, alert_id FROM alerts WHERE cleared_at IS NULL AND system_id = ANY($1::text[])",
+        )
+        .bind(ids)
+        .fetch_all(&mut *c)
+        .await?
+        {
+            stored.open_alerts.push(OpenAlertRow {
+                id: r.try_get(0)?,
+                system_id: r.try_get(1)?,
+                alert_id: r.try_get(2)?,
+                details: None,
+            });
+        }
+        Ok(stored)
     }
-    let d = plan::derive(&plan.snapshots, &stored, &open);
 
-    let m = &d.minimal_systems;
-    rows.systems += sqlx::query(
-        "INSERT INTO systems (id, name, vendor, updated_at) SELECT u.id, u.id, u.vendor, 0 FROM UNNEST($1::text[], $2::text[]) AS u(id, vendor) \
-         ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(m.iter().map(|r| r.0.as_str()).collect::<Vec<_>>())
-    .bind(m.iter().map(|r| r.1).collect::<Vec<_>>())
-    .execute(&mut *c)
-    .await?
-    .rows_affected();
+    async fn insert_minimal_systems(
+        c: &mut PgConnection,
+        m: &[(String, &'static str)],
+    ) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
+            "INSERT INTO systems (id, name, vendor, updated_at) SELECT u.id, u.id, u.vendor, 0 FROM UNNEST($1::text[], $2::text[]) AS u(id, vendor) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(col(m, |r| r.0.as_str()))
+        .bind(col(m, |r| r.1))
+        .execute(c)
+        .await?
+        .rows_affected())
+    }
 
-    if !d.states.is_empty() {
-        let s = &d.states;
-        rows.system_state += sqlx::query(
+    async fn upsert_states(c: &mut PgConnection, s: &[StateRow]) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
             "INSERT INTO system_state (system_id, event_id, collector_id, observed_at, vendor, status, hardware, cluster, name, version, model, serial, \
              total_bytes, used_bytes, free_bytes, data_reduction, alert_count, components, alerts, poll_ms, error, last_online_at) \
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], \
@@ -283,255 +275,237 @@ async fn write_snapshots(
              last_online_at = GREATEST(system_state.last_online_at, EXCLUDED.last_online_at) \
              WHERE system_state.observed_at < EXCLUDED.observed_at",
         )
-        .bind(s.iter().map(|r| r.system_id.as_str()).collect::<Vec<_>>())
-        .bind(s.iter().map(|r| r.event_id.as_str()).collect::<Vec<_>>())
-        .bind(s.iter().map(|r| r.collector_id.as_str()).collect::<Vec<_>>())
-        .bind(s.iter().map(|r| r.observed_at).collect::<Vec<_>>())
-        .bind(s.iter().map(|r| r.vendor).collect::<Vec<_>>())
-        .bind(s.iter().map(|r| r.status).collect::<Vec<_>>())
-        .bind(s.iter().map(|r| r.hardware).collect::<Vec<_>>())
-        .bind(s.iter().map(|r| r.cluster).collect::<Vec<_>>())
-        .bind(s.iter().map(|r| r.name.as_deref()).collect::<Vec<_>>())
-        .bind(s.iter().map(|r| r.version.as_deref()).collect::<Vec<_>>())
-        .bind(s.iter().map(|r| r.model.as_deref()).collect::<Vec<_>>())
-        .bind(s.iter().map(|r| r.serial.as_deref()).collect::<Vec<_>>())
-        .bind(s.iter().map(|r| r.total_bytes).collect::<Vec<_>>())
-        .bind(s.iter().map(|r| r.used_bytes).collect::<Vec<_>>())
-        .bind(s.iter().map(|r| r.free_bytes).collect::<Vec<_>>())
-        .bind(s.iter().map(|r| r.data_reduction).collect::<Vec<_>>())
-        .bind(s.iter().map(|r| r.alert_count).collect::<Vec<_>>())
-        .bind(s.iter().map(|r| r.components.as_str()).collect::<Vec<_>>())
-        .bind(s.iter().map(|r| r.alerts.as_str()).collect::<Vec<_>>())
-        .bind(s.iter().map(|r| r.poll_ms).collect::<Vec<_>>())
-        .bind(s.iter().map(|r| r.error.as_deref()).collect::<Vec<_>>())
-        .bind(s.iter().map(|r| r.last_online_at).collect::<Vec<_>>())
-        .execute(&mut *c)
+        .bind(col(s, |r| r.system_id.as_str()))
+        .bind(col(s, |r| r.event_id.as_str()))
+        .bind(col(s, |r| r.collector_id.as_str()))
+        .bind(col(s, |r| r.observed_at))
+        .bind(col(s, |r| r.vendor))
+        .bind(col(s, |r| r.status))
+        .bind(col(s, |r| r.hardware))
+        .bind(col(s, |r| r.cluster))
+        .bind(col(s, |r| r.name.as_deref()))
+        .bind(col(s, |r| r.version.as_deref()))
+        .bind(col(s, |r| r.model.as_deref()))
+        .bind(col(s, |r| r.serial.as_deref()))
+        .bind(col(s, |r| r.total_bytes))
+        .bind(col(s, |r| r.used_bytes))
+        .bind(col(s, |r| r.free_bytes))
+        .bind(col(s, |r| r.data_reduction))
+        .bind(col(s, |r| r.alert_count))
+        .bind(col(s, |r| r.components.as_str()))
+        .bind(col(s, |r| r.alerts.as_str()))
+        .bind(col(s, |r| r.poll_ms))
+        .bind(col(s, |r| r.error.as_deref()))
+        .bind(col(s, |r| r.last_online_at))
+        .execute(c)
         .await?
-        .rows_affected();
+        .rows_affected())
     }
 
-    if !d.last_online.is_empty() {
-        rows.system_state += sqlx::query(
+    async fn raise_last_online(
+        c: &mut PgConnection,
+        l: &[(String, i64)],
+    ) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
             "UPDATE system_state s SET last_online_at = GREATEST(s.last_online_at, u.t) \
              FROM UNNEST($1::text[], $2::bigint[]) AS u(id, t) WHERE s.system_id = u.id",
         )
-        .bind(
-            d.last_online
-                .iter()
-                .map(|r| r.0.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(d.last_online.iter().map(|r| r.1).collect::<Vec<_>>())
-        .execute(&mut *c)
+        .bind(col(l, |r| r.0.as_str()))
+        .bind(col(l, |r| r.1))
+        .execute(c)
         .await?
-        .rows_affected();
+        .rows_affected())
     }
 
-    if !d.transitions.is_empty() {
-        let t = &d.transitions;
-        rows.status_transitions += sqlx::query(
+    async fn insert_transitions(
+        c: &mut PgConnection,
+        t: &[TransitionRow],
+    ) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
             "INSERT INTO status_transitions (system_id, at, field, from_value, to_value, event_id) \
              SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[]) \
              ON CONFLICT (event_id, field) DO NOTHING",
         )
-        .bind(t.iter().map(|r| r.system_id.as_str()).collect::<Vec<_>>())
-        .bind(t.iter().map(|r| r.at).collect::<Vec<_>>())
-        .bind(t.iter().map(|r| r.field).collect::<Vec<_>>())
-        .bind(t.iter().map(|r| r.from_value.as_deref()).collect::<Vec<_>>())
-        .bind(t.iter().map(|r| r.to_value.as_str()).collect::<Vec<_>>())
-        .bind(t.iter().map(|r| r.event_id.as_str()).collect::<Vec<_>>())
-        .execute(&mut *c)
+        .bind(col(t, |r| r.system_id.as_str()))
+        .bind(col(t, |r| r.at))
+        .bind(col(t, |r| r.field))
+        .bind(col(t, |r| r.from_value.as_deref()))
+        .bind(col(t, |r| r.to_value.as_str()))
+        .bind(col(t, |r| r.event_id.as_str()))
+        .execute(c)
         .await?
-        .rows_affected();
+        .rows_affected())
     }
 
-    // Existing episodes first (a clear frees the open slot a re-opened alert then takes).
-    if !d.alert_updates.is_empty() {
-        let a = &d.alert_updates;
-        rows.alerts += sqlx::query(
-            "UPDATE alerts a SET \
-             severity = CASE WHEN u.seen THEN u.severity ELSE a.severity END, \
-             vendor_severity = CASE WHEN u.seen THEN u.vendor_severity ELSE a.vendor_severity END, \
-             title = CASE WHEN u.seen THEN u.title ELSE a.title END, \
-             component = CASE WHEN u.seen THEN u.component ELSE a.component END, \
-             opened_at = CASE WHEN u.seen THEN COALESCE(u.opened_at, a.opened_at) ELSE a.opened_at END, \
-             last_seen = CASE WHEN u.seen THEN GREATEST(a.last_seen, u.last_seen) ELSE a.last_seen END, \
-             cleared_at = u.cleared_at \
-             FROM UNNEST($1::bigint[], $2::bool[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[]) \
-             AS u(id, seen, severity, vendor_severity, title, component, opened_at, last_seen, cleared_at) WHERE a.id = u.id",
+    async fn touch_alerts(c: &mut PgConnection, a: &[&AlertEpisode]) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
+            "UPDATE alerts a SET last_seen = GREATEST(a.last_seen, u.t) \
+             FROM UNNEST($1::bigint[], $2::bigint[]) AS u(id, t) WHERE a.id = u.id",
         )
-        .bind(a.iter().map(|r| r.existing.unwrap_or(0)).collect::<Vec<_>>())
-        .bind(a.iter().map(|r| r.seen).collect::<Vec<_>>())
-        .bind(a.iter().map(|r| r.severity).collect::<Vec<_>>())
-        .bind(a.iter().map(|r| r.vendor_severity.as_str()).collect::<Vec<_>>())
-        .bind(a.iter().map(|r| r.title.as_str()).collect::<Vec<_>>())
-        .bind(a.iter().map(|r| r.component.as_deref()).collect::<Vec<_>>())
-        .bind(a.iter().map(|r| r.opened_at).collect::<Vec<_>>())
-        .bind(a.iter().map(|r| r.last_seen).collect::<Vec<_>>())
-        .bind(a.iter().map(|r| r.cleared_at).collect::<Vec<_>>())
-        .execute(&mut *c)
+        .bind(col(a, |r| r.existing.unwrap_or(0)))
+        .bind(col(a, |r| r.last_seen))
+        .execute(c)
         .await?
-        .rows_affected();
+        .rows_affected())
     }
-    if !d.alert_inserts.is_empty() {
-        let a = &d.alert_inserts;
-        rows.alerts += sqlx::query(
+
+    async fn update_alerts(c: &mut PgConnection, a: &[&AlertEpisode]) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
+            concat!(
+                "UPDATE alerts SET ",
+                update_alert_set!("GREATEST"),
+                " FROM UNNEST($1::bigint[], $2::bool[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[]) \
+                 AS u(id, seen, severity, vendor_severity, title, component, opened_at, last_seen, cleared_at) WHERE alerts.id = u.id"
+            ),
+        )
+        .bind(col(a, |r| r.existing.unwrap_or(0)))
+        .bind(col(a, |r| r.seen))
+        .bind(col(a, |r| r.severity))
+        .bind(col(a, |r| r.vendor_severity.as_str()))
+        .bind(col(a, |r| r.title.as_str()))
+        .bind(col(a, |r| r.component.as_deref()))
+        .bind(col(a, |r| r.opened_at))
+        .bind(col(a, |r| r.last_seen))
+        .bind(col(a, |r| r.cleared_at))
+        .execute(c)
+        .await?
+        .rows_affected())
+    }
+
+    async fn insert_alerts(c: &mut PgConnection, a: &[AlertEpisode]) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
             "INSERT INTO alerts (system_id, alert_id, severity, vendor_severity, title, component, opened_at, first_seen, last_seen, cleared_at) \
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[]) \
              ON CONFLICT (system_id, alert_id) WHERE cleared_at IS NULL DO NOTHING",
         )
-        .bind(a.iter().map(|r| r.system_id.as_str()).collect::<Vec<_>>())
-        .bind(a.iter().map(|r| r.alert_id.as_str()).collect::<Vec<_>>())
-        .bind(a.iter().map(|r| r.severity).collect::<Vec<_>>())
-        .bind(a.iter().map(|r| r.vendor_severity.as_str()).collect::<Vec<_>>())
-        .bind(a.iter().map(|r| r.title.as_str()).collect::<Vec<_>>())
-        .bind(a.iter().map(|r| r.component.as_deref()).collect::<Vec<_>>())
-        .bind(a.iter().map(|r| r.opened_at).collect::<Vec<_>>())
-        .bind(a.iter().map(|r| r.first_seen).collect::<Vec<_>>())
-        .bind(a.iter().map(|r| r.last_seen).collect::<Vec<_>>())
-        .bind(a.iter().map(|r| r.cleared_at).collect::<Vec<_>>())
-        .execute(&mut *c)
+        .bind(col(a, |r| r.system_id.as_str()))
+        .bind(col(a, |r| r.alert_id.as_str()))
+        .bind(col(a, |r| r.severity))
+        .bind(col(a, |r| r.vendor_severity.as_str()))
+        .bind(col(a, |r| r.title.as_str()))
+        .bind(col(a, |r| r.component.as_deref()))
+        .bind(col(a, |r| r.opened_at))
+        .bind(col(a, |r| r.first_seen))
+        .bind(col(a, |r| r.last_seen))
+        .bind(col(a, |r| r.cleared_at))
+        .execute(c)
         .await?
-        .rows_affected();
+        .rows_affected())
     }
 
-    if !d.samples.is_empty() {
-        // One statement: the samples really inserted (a redelivered one is skipped) are rolled up
-        // by (system, UTC day) on the server and added to the daily rows; nothing is read back
-        // but the two counts.
-        let s = &d.samples;
-        let counts = sqlx::query(
+    /// One statement: the samples, and the rollups only if every sample was inserted; otherwise
+    /// it returns the keys of the samples it did insert. Nothing else is read back.
+    async fn insert_samples(
+        c: &mut PgConnection,
+        s: &[SampleRow],
+        rollups: &[DailyRow],
+    ) -> Result<SamplesWritten, StoreError> {
+        let q = sqlx::query(concat!(
             "WITH ins AS ( \
                INSERT INTO capacity_samples (system_id, observed_at, total_bytes, used_bytes, free_bytes) \
                SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[]) \
                ON CONFLICT (system_id, observed_at) DO NOTHING \
-               RETURNING system_id, observed_at, total_bytes, used_bytes, free_bytes \
-             ), day AS ( \
-               SELECT system_id, to_char(DATE '1970-01-01' + (observed_at / 86400000)::int, 'YYYY-MM-DD') AS day, \
-                 count(*) AS samples, min(used_bytes) AS used_min, max(used_bytes) AS used_max, \
-                 sum(used_bytes)::float8 AS used_sum, max(observed_at) AS last_at, \
-                 (array_agg(total_bytes ORDER BY observed_at DESC))[1] AS total_bytes, \
-                 (array_agg(used_bytes ORDER BY observed_at DESC))[1] AS used_bytes, \
-                 (array_agg(free_bytes ORDER BY observed_at DESC))[1] AS free_bytes \
-               FROM ins GROUP BY 1, 2 \
-             ), up AS ( \
+               RETURNING system_id, observed_at \
+             ), n AS (SELECT count(*) = cardinality($1::text[]) AS all_new FROM ins), \
+             up AS ( \
                INSERT INTO capacity_daily (system_id, day, samples, used_min, used_max, used_sum, last_at, total_bytes, used_bytes, free_bytes) \
-               SELECT * FROM day \
-               ON CONFLICT (system_id, day) DO UPDATE SET samples = capacity_daily.samples + EXCLUDED.samples, \
-               used_min = LEAST(capacity_daily.used_min, EXCLUDED.used_min), used_max = GREATEST(capacity_daily.used_max, EXCLUDED.used_max), \
-               used_sum = capacity_daily.used_sum + EXCLUDED.used_sum, last_at = GREATEST(capacity_daily.last_at, EXCLUDED.last_at), \
-               total_bytes = CASE WHEN EXCLUDED.last_at >= capacity_daily.last_at THEN EXCLUDED.total_bytes ELSE capacity_daily.total_bytes END, \
-               used_bytes = CASE WHEN EXCLUDED.last_at >= capacity_daily.last_at THEN EXCLUDED.used_bytes ELSE capacity_daily.used_bytes END, \
-               free_bytes = CASE WHEN EXCLUDED.last_at >= capacity_daily.last_at THEN EXCLUDED.free_bytes ELSE capacity_daily.free_bytes END \
-               RETURNING 1 \
+               SELECT u.* FROM ",
+            daily_arrays!(6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+            " AS u, n WHERE n.all_new ",
+            merge_daily!("LEAST", "GREATEST"),
+            " RETURNING 1 \
              ) \
-             SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM up)",
+             SELECT n.all_new, (SELECT count(*) FROM up), \
+               (SELECT array_agg(system_id) FROM ins WHERE NOT n.all_new), \
+               (SELECT array_agg(observed_at) FROM ins WHERE NOT n.all_new) \
+             FROM n",
+        ))
+        .bind(col(s, |r| r.system_id.as_str()))
+        .bind(col(s, |r| r.observed_at))
+        .bind(col(s, |r| r.total_bytes))
+        .bind(col(s, |r| r.used_bytes))
+        .bind(col(s, |r| r.free_bytes));
+        let row = bind_daily(q, rollups).fetch_one(c).await?;
+        if row.try_get::<bool, _>(0)? {
+            let daily: i64 = row.try_get(1)?;
+            return Ok(SamplesWritten::All {
+                daily: daily.max(0) as u64,
+            });
+        }
+        let systems: Option<Vec<String>> = row.try_get(2)?;
+        let times: Option<Vec<i64>> = row.try_get(3)?;
+        let new: HashSet<(&str, i64)> = systems
+            .iter()
+            .flatten()
+            .map(String::as_str)
+            .zip(times.into_iter().flatten())
+            .collect();
+        Ok(SamplesWritten::Some(
+            s.iter()
+                .filter(|r| new.contains(&(r.system_id.as_str(), r.observed_at)))
+                .cloned()
+                .collect(),
+        ))
+    }
+
+    async fn upsert_daily(c: &mut PgConnection, d: &[DailyRow]) -> Result<u64, StoreError> {
+        let q = sqlx::query(concat!(
+            "INSERT INTO capacity_daily (system_id, day, samples, used_min, used_max, used_sum, last_at, total_bytes, used_bytes, free_bytes) \
+             SELECT * FROM ",
+            daily_arrays!(1, 2, 3, 4, 5, 6, 7, 8, 9, 10),
+            " ",
+            merge_daily!("LEAST", "GREATEST"),
+        ));
+        Ok(bind_daily(q, d).execute(c).await?.rows_affected())
+    }
+
+    fn delete_some(table: &str, condition: &str) -> String {
+        // `ctid = ANY(ARRAY(…))` is a TID scan; `ctid IN (…)` may not be.
+        format!(
+            "DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {table} WHERE {condition} LIMIT $1))"
         )
-        .bind(s.iter().map(|r| r.system_id.as_str()).collect::<Vec<_>>())
-        .bind(s.iter().map(|r| r.observed_at).collect::<Vec<_>>())
-        .bind(s.iter().map(|r| r.total_bytes).collect::<Vec<_>>())
-        .bind(s.iter().map(|r| r.used_bytes).collect::<Vec<_>>())
-        .bind(s.iter().map(|r| r.free_bytes).collect::<Vec<_>>())
-        .fetch_one(&mut *c)
-        .await?;
-        let samples: i64 = counts.try_get(0)?;
-        let daily: i64 = counts.try_get(1)?;
-        rows.capacity_samples += samples.max(0) as u64;
-        rows.capacity_daily += daily.max(0) as u64;
     }
-    Ok(())
-}
 
-async fn delete_loop(
-    pool: &PgPool,
-    sql: &'static str,
-    bind: impl Fn() -> Vec<Bound>,
-    batch: i64,
-) -> Result<u64, StoreError> {
-    let mut total = 0;
-    loop {
-        let mut q = sqlx::query(sql);
-        for b in bind() {
-            q = match b {
-                Bound::I(v) => q.bind(v),
-                Bound::S(v) => q.bind(v),
-            };
-        }
-        let n = q.bind(batch).execute(pool).await?.rows_affected();
-        total += n;
-        if n < batch as u64 {
-            return Ok(total);
-        }
-        tokio::task::yield_now().await;
+    fn migrator() -> Migrator {
+        super::migrate::migrator(sqlx::migrate!("migrations/postgres"))
+    }
+
+    const OLD_BOOKKEEPING: &'static str = "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() \
+         AND table_name = 'schema_migrations' AND column_name = 'applied_at'";
+
+    async fn after_migrations(_pool: &PgPool) -> Result<(), MigrateError> {
+        Ok(())
     }
 }
 
-enum Bound {
-    I(i64),
-    S(String),
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::Connection;
 
-pub(crate) async fn retention(
-    pool: &PgPool,
-    cut: &Cutoffs,
-) -> Result<RetentionOutcome, StoreError> {
-    let mut out = RetentionOutcome {
-        events_expired: delete_loop(
-            pool,
-            "DELETE FROM events WHERE ctid = ANY(ARRAY(SELECT ctid FROM events WHERE observed_at < $1 LIMIT $2))",
-            || vec![Bound::I(cut.events_before)],
-            cut.batch,
-        )
-        .await?,
-        ..Default::default()
-    };
-    if cut.keep_per_system > 0 {
-        let systems: Vec<String> =
-            sqlx::query("SELECT system_id FROM events GROUP BY system_id HAVING count(*) > $1 ORDER BY system_id")
-                .bind(cut.keep_per_system)
-                .fetch_all(pool)
-                .await?
-                .iter()
-                .map(|r| r.try_get::<String, _>(0))
-                .collect::<Result<_, _>>()?;
-        for system in systems {
-            // The newest event beyond the limit: it and everything older go.
-            let Some(row) = sqlx::query(
-                "SELECT observed_at, event_id FROM events WHERE system_id = $1 ORDER BY observed_at DESC, event_id DESC OFFSET $2 LIMIT 1",
-            )
-            .bind(&system)
-            .bind(cut.keep_per_system)
-            .fetch_optional(pool)
-            .await?
-            else {
-                continue;
-            };
-            let at: i64 = row.try_get(0)?;
-            let id: String = row.try_get(1)?;
-            out.systems_trimmed += 1;
-            out.events_over_limit += delete_loop(
-                pool,
-                "DELETE FROM events WHERE ctid = ANY(ARRAY(SELECT ctid FROM events WHERE system_id = $1 \
-                 AND (observed_at, event_id) <= ($2, $3) LIMIT $4))",
-                || vec![Bound::S(system.clone()), Bound::I(at), Bound::S(id.clone())],
-                cut.batch,
-            )
-            .await?;
-        }
+    #[tokio::test]
+    async fn connect_options_carry_the_password() {
+        let probe = sdash_harness::PasswordProbe::start().await;
+        let url = probe.url("sdash");
+        // Without a password the client has none to send (the probe still asks).
+        let options = connect_options(&probe.url("other"), None).expect("options");
+        assert!(sqlx::PgConnection::connect_with(&options).await.is_err());
+
+        let password = Secret::new("pw-from-file s3cret");
+        let options = connect_options(&url, Some(&password)).expect("options");
+        let err = sqlx::PgConnection::connect_with(&options)
+            .await
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert_eq!(
+            probe.passwords().last().map(String::as_str),
+            Some("pw-from-file s3cret")
+        );
+        assert!(err.contains("password authentication failed"), "{err}");
+        assert!(
+            !err.contains("s3cret"),
+            "the error shows the password: {err}"
+        );
     }
-    out.capacity_samples_expired = delete_loop(
-        pool,
-        "DELETE FROM capacity_samples WHERE ctid = ANY(ARRAY(SELECT ctid FROM capacity_samples WHERE observed_at < $1 LIMIT $2))",
-        || vec![Bound::I(cut.samples_before)],
-        cut.batch,
-    )
-    .await?;
-    out.dead_letters_expired = delete_loop(
-        pool,
-        "DELETE FROM dead_letters WHERE id = ANY(ARRAY(SELECT id FROM dead_letters WHERE received_at < $1 LIMIT $2))",
-        || vec![Bound::I(cut.dead_letters_before)],
-        cut.batch,
-    )
-    .await?;
-    Ok(out)
 }

@@ -1,0 +1,27 @@
+//! The state every request handler shares.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::registry::Registry;
+
+use crate::db::Db;
+use crate::fleet::FleetCache;
+use crate::metrics::Metrics;
+use crate::stream::Hub;
+
+/// Shared state of the request handlers.
+pub struct AppState {
+    pub db: Db,
+    pub fleet: FleetCache,
+    pub hub: Option<Arc<Hub>>,
+    pub metrics: Arc<Metrics>,
+    pub registry: Arc<Registry>,
+    pub auth_token: Option<String>,
+    pub max_page: i64,
+    pub live_window_ms: i64,
+    /// Interval of the live stream's `ping` events.
+    pub stream_ping: Duration,
+    /// The OpenAPI document, rendered once.
+    pub openapi: Vec<u8>,
+}

@@ -1,0 +1,321 @@
+//! Dell PowerProtect DataDomain (REST `/rest/v1.0` and `/api/v1`, default port 3009).
+//!
+//! Authentication: `POST /rest/v1.0/auth` with JSON `{username, password}` answers 201 with the
+//! session token in the response header `X-DD-AUTH-TOKEN` (the body is a `serviceStatus`, bare or
+//! wrapped in `service_status`; both are accepted). The token is sent as `X-DD-AUTH-TOKEN` and
+//! kept across polls; a 401 triggers one re-login per poll, a second 401 is `auth_failed`.
+//! `DELETE /rest/v1.0/auth` logs out.
+//!
+//! Calls per poll (only paths that exist in DataDomain's published REST API; there is no
+//! `/rest/v1.0/dd-systems/0/{ha,hardware,replication/contexts}`):
+//!
+//! | call | use | essential |
+//! |---|---|---|
+//! | `GET /rest/v1.0/system` | name, version, model, serial, type, capacity | yes |
+//! | `GET /rest/v1.0/dd-systems/0/alerts?is_active=true` (paged) | open alerts, hardware alerts | no |
+//! | `GET /api/v1/dd-systems/0/storage/disks` (paged) | failed disks | no |
+//! | `GET /api/v1/dd-systems/0/ha` (only when `type == HA`) | HA state → cluster health | no |
+//! | `GET /api/v1/dd-systems/0/mtree-replications` (paged) | replication → cluster health | no |
+//!
+//! Paging: `page` (0-based) and `size`, until `paging_info.total_entries` rows were read or a page
+//! comes back short or empty.
+//!
+//! Health rules:
+//!
+//! * **Capacity** ([`capacity`]): `physical_capacity.{total, used, available}` (bytes); free is
+//!   `available`, or total − used when absent; `compression_factor` is the data reduction.
+//! * **Alerts** ([`alerts`]): only `status` active (or new, unresolved); CRITICAL, EMERGENCY,
+//!   ALERT → critical; ERROR → error; WARNING → warning; NOTICE, INFO, DEBUG → info. DD has no
+//!   hardware endpoint: an open alert of class HardwareFailure or Environment makes hardware
+//!   error when its severity is critical, else warning ([`alert_hardware`]).
+//! * **Disks** ([`disk_components`]): FAILED or ERROR → hardware error; UNKNOWN, FOREIGN,
+//!   INVALID → warning. Unhealthy disks become components, plus one `disks` summary.
+//! * **HA** ([`ha_components`]): the local and peer `state`: failed, error, critical, offline,
+//!   down → cluster error; degraded, warning, and anything not online/ok/normal/active/standby →
+//!   warning.
+//! * **Replication** ([`replication_components`]): an enabled MTree context that is not
+//!   connected, needs a resync, reports an `errorMessage`, or whose `state` is not NORMAL →
+//!   cluster warning.
+//!
+//! Files: this one (calls, session, paging, the adapter), [`model`] (response shapes), [`rules`]
+//! (normalization rules).
+
+pub mod model;
+pub mod rules;
+#[cfg(test)]
+mod tests;
+
+pub use model::*;
+pub use rules::*;
+
+use std::marker::PhantomData;
+
+use sdash_proto::{Snapshot, Vendor};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use super::bookkeeping::{PollContext, online_snapshot};
+use super::components::worst_health;
+use super::paging::{Page, PageSource, paginate};
+use super::session::{Session, session_call};
+use super::shell::{Poll, Shell, UserPassword, VendorAdapter};
+use crate::http::{HttpClient, HttpError, Method, Request};
+
+pub const AUTH_PATH: &str = "/rest/v1.0/auth";
+pub const SYSTEM_PATH: &str = "/rest/v1.0/system";
+pub const ALERTS_PATH: &str = "/rest/v1.0/dd-systems/0/alerts";
+pub const DISKS_PATH: &str = "/api/v1/dd-systems/0/storage/disks";
+pub const HA_PATH: &str = "/api/v1/dd-systems/0/ha";
+pub const REPLICATION_PATH: &str = "/api/v1/dd-systems/0/mtree-replications";
+/// DataDomain `paging_info` (`page` is 0-based; ask with `page` and `size`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct DdPagingInfo {
+    #[serde(default)]
+    pub current_page: Option<u64>,
+    #[serde(default)]
+    pub page_entries: Option<u64>,
+    #[serde(default)]
+    pub total_entries: Option<u64>,
+    #[serde(default)]
+    pub page_size: Option<u64>,
+}
+
+impl DdPagingInfo {
+    /// The next page number, or `None` when this was the last page (or the info is incomplete).
+    pub fn next_page(&self) -> Option<u64> {
+        let current = self.current_page?;
+        let size = self.page_size.filter(|s| *s > 0)?;
+        let total = self.total_entries?;
+        let seen = current.checked_add(1)?.checked_mul(size)?;
+        (seen < total && self.page_entries.unwrap_or(size) > 0).then_some(current + 1)
+    }
+}
+
+/// A paged DataDomain list: its rows and its `paging_info`.
+pub trait DdList: DeserializeOwned + Send {
+    type Item: Send;
+    fn split(self) -> (Vec<Self::Item>, Option<DdPagingInfo>);
+}
+
+impl DdList for AlertList {
+    type Item = DdAlert;
+    fn split(self) -> (Vec<DdAlert>, Option<DdPagingInfo>) {
+        (self.alert_list, self.paging_info)
+    }
+}
+
+impl DdList for DiskList {
+    type Item = DdDisk;
+    fn split(self) -> (Vec<DdDisk>, Option<DdPagingInfo>) {
+        (self.disk_info, self.paging_info)
+    }
+}
+
+impl DdList for ReplicationList {
+    type Item = ReplContext;
+    fn split(self) -> (Vec<ReplContext>, Option<DdPagingInfo>) {
+        (self.contexts, self.paging_info)
+    }
+}
+
+/// Rows asked for per page.
+pub const PAGE_SIZE: u64 = 100;
+
+// ---------------------------------------------------------------------------------------------
+// The adapter.
+// ---------------------------------------------------------------------------------------------
+
+/// The DataDomain adapter of one system.
+pub type DataDomainAdapter = Shell<DataDomain>;
+
+/// DataDomain's part of the adapter: nothing beyond the shell's `X-DD-AUTH-TOKEN` session.
+#[derive(Debug, Default)]
+pub struct DataDomain;
+
+impl VendorAdapter for DataDomain {
+    const VENDOR: Vendor = Vendor::Datadomain;
+    type Credentials = UserPassword;
+
+    async fn poll(&mut self, poll: Poll<'_, UserPassword>) -> Result<Snapshot, HttpError> {
+        let ctx = poll.ctx;
+        let mut api = Api {
+            http: poll.http,
+            session: poll.session,
+            credentials: &poll.credentials,
+        };
+        let system: SystemInfo = api.get(ctx, SYSTEM_PATH, &[]).await?;
+        let mut snapshot = Snapshot {
+            name: non_empty(&system.name),
+            version: non_empty(&system.version),
+            model: non_empty(&system.model),
+            serial: non_empty(&system.serialno),
+            capacity: capacity(&system),
+            ..online_snapshot(Vendor::Datadomain)
+        };
+        if snapshot.capacity.is_none() {
+            ctx.degrade_with(
+                SYSTEM_PATH,
+                "no physical_capacity in the answer, capacity unknown",
+            );
+        }
+
+        let fresh = api
+            .try_list::<AlertList>(ctx, ALERTS_PATH, &[("is_active", "true")])
+            .await
+            .map(|list| {
+                snapshot.hardware = snapshot.hardware.worst(alert_hardware(&list));
+                alerts(&list)
+            });
+        snapshot.alerts = poll.alerts.resolve(fresh);
+        if let Some(disks) = api.try_list::<DiskList>(ctx, DISKS_PATH, &[]).await {
+            let comps = disk_components(&disks);
+            snapshot.hardware = snapshot.hardware.worst(worst_health(&comps));
+            snapshot.components.extend(comps);
+        }
+        if system.is_ha() {
+            match api.get::<HaSysInfo>(ctx, HA_PATH, &[]).await {
+                Ok(ha) => {
+                    let comps = ha_components(&ha);
+                    snapshot.cluster = snapshot.cluster.worst(worst_health(&comps));
+                    snapshot.components.extend(comps);
+                }
+                Err(e) => ctx.degrade(&e),
+            }
+        }
+        if let Some(contexts) = api
+            .try_list::<ReplicationList>(ctx, REPLICATION_PATH, &[])
+            .await
+        {
+            let comps = replication_components(&contexts);
+            snapshot.cluster = snapshot.cluster.worst(worst_health(&comps));
+            snapshot.components.extend(comps);
+        }
+
+        Ok(snapshot)
+    }
+
+    /// `DELETE /rest/v1.0/auth`.
+    fn logout<'a>(&self, http: &'a HttpClient, token: &str) -> Option<Request<'a>> {
+        Some(
+            http.request(Method::DELETE, AUTH_PATH)
+                .header("x-dd-auth-token", token),
+        )
+    }
+}
+
+/// The pages of one list.
+struct Pages<'a, 'b, L> {
+    api: &'a mut Api<'b>,
+    ctx: &'a mut PollContext,
+    path: &'a str,
+    query: &'a [(&'a str, &'a str)],
+    list: PhantomData<fn() -> L>,
+}
+
+impl<L: DdList> PageSource for Pages<'_, '_, L> {
+    type Item = L::Item;
+    type Cursor = u64;
+
+    async fn fetch(&mut self, page: Option<u64>) -> Result<Page<L::Item, u64>, HttpError> {
+        let mut q: Vec<(&str, String)> = self
+            .query
+            .iter()
+            .map(|(k, v)| (*k, (*v).to_owned()))
+            .collect();
+        q.push(("page", page.unwrap_or(0).to_string()));
+        q.push(("size", PAGE_SIZE.to_string()));
+        let (items, paging) = self.api.get::<L>(self.ctx, self.path, &q).await?.split();
+        let next = if items.is_empty() {
+            None
+        } else {
+            paging.and_then(|p| p.next_page())
+        };
+        Ok(Page { items, next })
+    }
+}
+
+fn non_empty(text: &str) -> Option<String> {
+    (!text.trim().is_empty()).then(|| text.trim().to_owned())
+}
+
+/// One poll's view of the API: client, session and credentials.
+struct Api<'a> {
+    http: &'a HttpClient,
+    session: &'a mut Session,
+    credentials: &'a UserPassword,
+}
+
+impl Api<'_> {
+    /// `GET path?query` with the session token (logging in, or renewing once on a 401).
+    async fn get<T: DeserializeOwned>(
+        &mut self,
+        ctx: &mut PollContext,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<T, HttpError> {
+        let http = self.http;
+        let UserPassword { username, password } = self.credentials;
+        session_call(
+            self.session,
+            ctx,
+            || {
+                Ok(http
+                    .post(AUTH_PATH)
+                    .json(&serde_json::json!({"username": username, "password": password.expose()}))
+                    .allow_empty())
+            },
+            |resp| {
+                resp.header("x-dd-auth-token")
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_owned)
+                    .ok_or_else(|| {
+                        let detail = error_reason(&resp.body)
+                            .map(|r| format!(" ({r})"))
+                            .unwrap_or_default();
+                        HttpError::Protocol {
+                            endpoint: resp.endpoint.clone(),
+                            reason: format!("login answer has no X-DD-AUTH-TOKEN header{detail}"),
+                        }
+                    })
+            },
+            |token| {
+                query
+                    .iter()
+                    .fold(http.get(path), |r, (k, v)| r.query(k, v.clone()))
+                    .header("x-dd-auth-token", token)
+            },
+        )
+        .await?
+        .json()
+    }
+
+    /// All rows of a paged list (`page` from 0, `size` [`PAGE_SIZE`], until `paging_info` says
+    /// the last page was read).
+    async fn list<L: DdList>(
+        &mut self,
+        ctx: &mut PollContext,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<Vec<L::Item>, HttpError> {
+        let mut pages = Pages::<L> {
+            api: self,
+            ctx,
+            path,
+            query,
+            list: PhantomData,
+        };
+        paginate(path, &mut pages).await
+    }
+
+    /// [`Api::list`] for a non-essential call: a failure degrades the poll and gives `None`.
+    async fn try_list<L: DdList>(
+        &mut self,
+        ctx: &mut PollContext,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Option<Vec<L::Item>> {
+        let result = self.list::<L>(ctx, path, query).await;
+        ctx.keep(result)
+    }
+}

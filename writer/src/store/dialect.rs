@@ -1,0 +1,177 @@
+//! What differs between the backends: the [`Dialect`] trait, implemented by
+//! [`super::pg::Postgres`] and [`super::sqlite::Sqlite`]. Each method is one kind of write or
+//! read, done in the backend's own way (PostgreSQL binds one array per column, SQLite binds
+//! multi-row `VALUES`); the order of the steps, what is derived and what is counted live once in
+//! [`super::write`], [`super::retention`] and [`super::migrate`].
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use sqlx::migrate::{Migrate, MigrateError, Migrator};
+use sqlx::{Database, Pool, Transaction};
+
+use super::StoreError;
+use super::plan::{
+    AlertEpisode, CollectorRow, DailyRow, DeadRow, EventRow, OpenAlertRow, SampleRow, StateRow,
+    StoredState, SystemRow, TransitionRow,
+};
+use super::sql::Sql;
+
+/// The `ON CONFLICT` clause adding a batch's rollup (`excluded`) to a stored daily row, with the
+/// backend's two-argument `least` and `greatest` functions.
+macro_rules! merge_daily {
+    ($least:literal, $greatest:literal) => {
+        concat!(
+            "ON CONFLICT (system_id, day) DO UPDATE SET samples = capacity_daily.samples + excluded.samples, ",
+            "used_min = ", $least, "(capacity_daily.used_min, excluded.used_min), ",
+            "used_max = ", $greatest, "(capacity_daily.used_max, excluded.used_max), ",
+            "used_sum = capacity_daily.used_sum + excluded.used_sum, ",
+            "last_at = ", $greatest, "(capacity_daily.last_at, excluded.last_at), ",
+            "total_bytes = CASE WHEN excluded.last_at >= capacity_daily.last_at THEN excluded.total_bytes ELSE capacity_daily.total_bytes END, ",
+            "used_bytes = CASE WHEN excluded.last_at >= capacity_daily.last_at THEN excluded.used_bytes ELSE capacity_daily.used_bytes END, ",
+            "free_bytes = CASE WHEN excluded.last_at >= capacity_daily.last_at THEN excluded.free_bytes ELSE capacity_daily.free_bytes END"
+        )
+    };
+}
+pub(crate) use merge_daily;
+
+/// The `SET` list updating a stored alert episode from the batch's row `u`: its details when
+/// the batch saw it, `last_seen` forward, `cleared_at` as derived.
+macro_rules! update_alert_set {
+    ($greatest:literal) => {
+        concat!(
+            "severity = CASE WHEN u.seen THEN u.severity ELSE alerts.severity END, ",
+            "vendor_severity = CASE WHEN u.seen THEN u.vendor_severity ELSE alerts.vendor_severity END, ",
+            "title = CASE WHEN u.seen THEN u.title ELSE alerts.title END, ",
+            "component = CASE WHEN u.seen THEN u.component ELSE alerts.component END, ",
+            "opened_at = CASE WHEN u.seen THEN COALESCE(u.opened_at, alerts.opened_at) ELSE alerts.opened_at END, ",
+            "last_seen = CASE WHEN u.seen THEN ", $greatest, "(alerts.last_seen, u.last_seen) ELSE alerts.last_seen END, ",
+            "cleared_at = u.cleared_at"
+        )
+    };
+}
+pub(crate) use update_alert_set;
+
+/// The connection a dialect's statements run on (inside the batch transaction).
+pub(crate) type Conn<D> = <<D as Dialect>::Db as Database>::Connection;
+
+/// What a batch's systems have stored: what history is derived against.
+#[derive(Debug, Default)]
+pub(crate) struct Stored {
+    pub states: HashMap<String, StoredState>,
+    pub open_alerts: Vec<OpenAlertRow>,
+}
+
+/// What inserting a batch's capacity samples did.
+pub(crate) enum SamplesWritten {
+    /// Every sample was new, and the rollups of all of them were added: the daily rows written.
+    All { daily: u64 },
+    /// Some samples were already stored; no rollup was written. These are the ones inserted.
+    Some(Vec<SampleRow>),
+}
+
+/// The statements that differ between PostgreSQL and SQLite. Every write method gets a non-empty
+/// slice and returns the rows it inserted or updated.
+pub(crate) trait Dialect {
+    type Db: Sql<Connection: Migrate>;
+
+    /// Starts a batch transaction (SQLite takes the write lock at once).
+    fn begin(
+        pool: &Pool<Self::Db>,
+    ) -> impl Future<Output = Result<Transaction<'static, Self::Db>, sqlx::Error>> + Send;
+    /// Starts a transaction that no other writer process runs at the same time (migration
+    /// bookkeeping).
+    fn begin_exclusive(
+        pool: &Pool<Self::Db>,
+    ) -> impl Future<Output = Result<Transaction<'static, Self::Db>, sqlx::Error>> + Send;
+    /// Whether backend `pid` still holds the writer's advisory lock (PostgreSQL only).
+    fn writer_lock_held(
+        c: &mut Conn<Self>,
+        pid: i32,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    fn insert_dead_letters(
+        c: &mut Conn<Self>,
+        rows: &[DeadRow],
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    fn insert_events(
+        c: &mut Conn<Self>,
+        rows: &[EventRow],
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// Newest wins, by `updated_at`.
+    fn upsert_systems(
+        c: &mut Conn<Self>,
+        rows: &[SystemRow],
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// Newest wins, by `last_seen`.
+    fn upsert_collectors(
+        c: &mut Conn<Self>,
+        rows: &[CollectorRow],
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// The stored states and open alerts of these systems.
+    fn read_stored(
+        c: &mut Conn<Self>,
+        system_ids: &[&str],
+    ) -> impl Future<Output = Result<Stored, StoreError>> + Send;
+    /// `(id, vendor)` rows for systems first seen in a snapshot (an existing row is kept).
+    fn insert_minimal_systems(
+        c: &mut Conn<Self>,
+        rows: &[(String, &'static str)],
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// Newest wins, by `observed_at`; `last_online_at` only moves forward.
+    fn upsert_states(
+        c: &mut Conn<Self>,
+        rows: &[StateRow],
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// Moves `last_online_at` forward for `(system_id, at)`.
+    fn raise_last_online(
+        c: &mut Conn<Self>,
+        rows: &[(String, i64)],
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    fn insert_transitions(
+        c: &mut Conn<Self>,
+        rows: &[TransitionRow],
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// Stored episodes seen again unchanged: only `last_seen` moves forward.
+    fn touch_alerts(
+        c: &mut Conn<Self>,
+        rows: &[&AlertEpisode],
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// Stored episodes seen again with new details, or cleared.
+    fn update_alerts(
+        c: &mut Conn<Self>,
+        rows: &[&AlertEpisode],
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// New episodes (an open one of the same alert is kept).
+    fn insert_alerts(
+        c: &mut Conn<Self>,
+        rows: &[AlertEpisode],
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// Inserts the samples (a stored one is skipped) and, when all of them were new, adds
+    /// `rollups` (theirs) to the daily rows.
+    fn insert_samples(
+        c: &mut Conn<Self>,
+        samples: &[SampleRow],
+        rollups: &[DailyRow],
+    ) -> impl Future<Output = Result<SamplesWritten, StoreError>> + Send;
+    /// Adds rollups to the daily rows.
+    fn upsert_daily(
+        c: &mut Conn<Self>,
+        rows: &[DailyRow],
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// A `DELETE` of at most `$1` rows of `table` that match `condition` (which binds `$2 …`),
+    /// found by their physical row id.
+    fn delete_some(table: &str, condition: &str) -> String;
+
+    /// The schema migrations of this backend.
+    fn migrator() -> Migrator;
+    /// Selects a row when `schema_migrations` has the layout of writers before sqlx's migrator
+    /// (`version, name, applied_at`).
+    const OLD_BOOKKEEPING: &'static str;
+    /// Runs after the migrations.
+    fn after_migrations(
+        pool: &Pool<Self::Db>,
+    ) -> impl Future<Output = Result<(), MigrateError>> + Send;
+}

@@ -1,0 +1,133 @@
+//! Writing one planned batch in one transaction, for either backend: check the writer lock,
+//! insert what the messages say, read the stored state of the batch's systems, derive history
+//! from it ([`super::derive`]), write that, and record the commit in `pipeline_status`.
+
+use std::collections::BTreeMap;
+
+use sdash_proto::{Envelope, Snapshot};
+use sqlx::{Pool, SqlSafeStr};
+
+use super::derive;
+use super::dialect::{Conn, Dialect, SamplesWritten};
+use super::plan::{AlertEpisode, Plan};
+use super::sql::{Bind, Sql};
+use super::{CommitMeta, RowCounts, StoreError};
+
+/// Writes `plan` in one transaction.
+pub(crate) async fn write<D: Dialect>(
+    pool: &Pool<D::Db>,
+    plan: &Plan,
+    meta: &CommitMeta<'_>,
+) -> Result<RowCounts, StoreError> {
+    let mut tx = D::begin(pool).await?;
+    let rows = write_in::<D>(&mut tx, plan, meta).await?;
+    tx.commit().await?;
+    Ok(rows)
+}
+
+async fn write_in<D: Dialect>(
+    c: &mut Conn<D>,
+    plan: &Plan,
+    meta: &CommitMeta<'_>,
+) -> Result<RowCounts, StoreError> {
+    match meta.fence_pid {
+        0 => {}
+        pid if pid < 0 => return Err(StoreError::LockLost),
+        pid => {
+            if !D::writer_lock_held(c, pid).await? {
+                return Err(StoreError::LockLost);
+            }
+        }
+    }
+    let mut rows = RowCounts::default();
+    if !plan.dead.is_empty() {
+        rows.dead_letters = D::insert_dead_letters(c, &plan.dead).await?;
+    }
+    if !plan.events.is_empty() {
+        rows.events = D::insert_events(c, &plan.events).await?;
+    }
+    if !plan.systems.is_empty() {
+        rows.systems = D::upsert_systems(c, &plan.systems).await?;
+    }
+    if !plan.collectors.is_empty() {
+        rows.collectors = D::upsert_collectors(c, &plan.collectors).await?;
+    }
+    if !plan.snapshots.is_empty() {
+        write_snapshots::<D>(c, &plan.snapshots, &mut rows).await?;
+    }
+    if let Some(seq) = plan.last_stream_seq {
+        D::Db::execute(
+            c,
+            "INSERT INTO pipeline_status (id, writer_id, last_commit_at, last_stream_seq, consumer_pending) \
+             VALUES (1, $1, $2, $3, $4) \
+             ON CONFLICT (id) DO UPDATE SET writer_id = excluded.writer_id, last_commit_at = excluded.last_commit_at, \
+             last_stream_seq = excluded.last_stream_seq, consumer_pending = excluded.consumer_pending"
+                .into_sql_str(),
+            &[
+                Bind::Text(meta.writer_id),
+                Bind::Int(meta.now),
+                Bind::Int(seq),
+                Bind::Int(meta.consumer_pending),
+            ],
+        )
+        .await?;
+    }
+    Ok(rows)
+}
+
+/// Snapshots, set-based: one read of the stored state of all the batch's systems, history
+/// derived in memory, then one statement per kind of row (the backends chunk where they must),
+/// so the number of statements does not grow with the batch.
+async fn write_snapshots<D: Dialect>(
+    c: &mut Conn<D>,
+    snapshots: &BTreeMap<String, Vec<Envelope<Snapshot>>>,
+    rows: &mut RowCounts,
+) -> Result<(), StoreError> {
+    let ids: Vec<&str> = snapshots.keys().map(String::as_str).collect();
+    let stored = D::read_stored(c, &ids).await?;
+    let d = derive::derive(snapshots, &stored.states, &stored.open_alerts);
+
+    if !d.minimal_systems.is_empty() {
+        rows.systems += D::insert_minimal_systems(c, &d.minimal_systems).await?;
+    }
+    if !d.states.is_empty() {
+        rows.system_state += D::upsert_states(c, &d.states).await?;
+    }
+    if !d.last_online.is_empty() {
+        rows.system_state += D::raise_last_online(c, &d.last_online).await?;
+    }
+    if !d.transitions.is_empty() {
+        rows.status_transitions += D::insert_transitions(c, &d.transitions).await?;
+    }
+    // Stored episodes first (a clear frees the open slot a re-opened alert then takes). Most
+    // are seen again unchanged: those only move `last_seen`.
+    let (touched, updated): (Vec<&AlertEpisode>, Vec<&AlertEpisode>) =
+        d.alert_updates.iter().partition(|e| e.touch_only);
+    if !touched.is_empty() {
+        rows.alerts += D::touch_alerts(c, &touched).await?;
+    }
+    if !updated.is_empty() {
+        rows.alerts += D::update_alerts(c, &updated).await?;
+    }
+    if !d.alert_inserts.is_empty() {
+        rows.alerts += D::insert_alerts(c, &d.alert_inserts).await?;
+    }
+    if !d.samples.is_empty() {
+        // Normally every sample is new and its rollup goes with it in the same step; after a
+        // redelivery only the rollup of the samples really inserted is added.
+        let rollups = derive::rollup(&d.samples);
+        match D::insert_samples(c, &d.samples, &rollups).await? {
+            SamplesWritten::All { daily } => {
+                rows.capacity_samples += d.samples.len() as u64;
+                rows.capacity_daily += daily;
+            }
+            SamplesWritten::Some(inserted) => {
+                rows.capacity_samples += inserted.len() as u64;
+                if !inserted.is_empty() {
+                    rows.capacity_daily += D::upsert_daily(c, &derive::rollup(&inserted)).await?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
