@@ -16,6 +16,7 @@ use sdash_service::bus::{NatsArgs, StreamArgs};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use crate::double_polls::{self, DoublePolls};
 use crate::inventory::{self, Inventory, SystemConfig};
 use crate::membership::{self, Membership};
 use crate::metrics::CollectorMetrics;
@@ -234,23 +235,26 @@ pub async fn run(args: RunArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     } else {
         let (js, membership, stop) = (js.clone(), membership.clone(), stop.clone());
         Some(tokio::spawn(async move {
-            let bucket = loop {
-                match membership::open_bucket(&js, lease).await {
-                    Ok(b) => break b,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot open the membership bucket yet; polling everything meanwhile");
-                        tokio::select! {
-                            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-                            _ = stop.cancelled() => return,
-                        }
-                    }
-                }
-            };
-            membership::run(membership, bucket, lease, |_| {}, async move {
+            membership::run(membership, js, lease, |_| {}, async move {
                 stop.cancelled().await
             })
             .await;
         }))
+    };
+
+    let double_poll_tracker = Arc::new(std::sync::Mutex::new(DoublePolls::new(&collector_id)));
+    let double_poll_task = {
+        let (client, tracker, stop) = (client.clone(), double_poll_tracker.clone(), stop.clone());
+        let counter = metrics.double_polls.clone();
+        tokio::spawn(async move {
+            double_polls::follow(
+                client,
+                tracker,
+                counter,
+                async move { stop.cancelled().await },
+            )
+            .await
+        })
     };
 
     let shared = Arc::new(Shared {
@@ -292,6 +296,7 @@ pub async fn run(args: RunArgs, shutdown: Shutdown) -> anyhow::Result<()> {
 
     let mut running: HashMap<String, Running> = HashMap::new();
     apply_inventory(&shared, &mut running, &inventory);
+    lock_tracker(&double_poll_tracker).set_systems(&inventory.systems);
     tracing::info!(collector = %collector_id, systems = inventory.systems.len(), inventory = %inventory_path.display(), "collector started");
 
     let mut hangup = hangup_signal();
@@ -312,13 +317,13 @@ pub async fn run(args: RunArgs, shutdown: Shutdown) -> anyhow::Result<()> {
                 let mtime = modified(&inventory_path);
                 if mtime != last_mtime {
                     last_mtime = mtime;
-                    reload(&shared, &mut running, &inventory_path);
+                    reload(&shared, &mut running, &double_poll_tracker, &inventory_path);
                 }
             }
             Some(()) = hangup.recv() => {
                 tracing::info!("SIGHUP: reloading the inventory");
                 last_mtime = modified(&inventory_path);
-                reload(&shared, &mut running, &inventory_path);
+                reload(&shared, &mut running, &double_poll_tracker, &inventory_path);
             }
         }
     }
@@ -331,6 +336,7 @@ pub async fn run(args: RunArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     if let Some(task) = membership_task {
         let _ = tokio::time::timeout(Duration::from_secs(3), task).await;
     }
+    let _ = tokio::time::timeout(Duration::from_secs(1), double_poll_task).await;
     let unsent = publisher.await.unwrap_or(0);
     if unsent > 0 {
         tracing::warn!(unsent, "stopped with messages NATS never acknowledged");
@@ -364,11 +370,21 @@ fn hangup_signal() -> tokio::sync::mpsc::Receiver<()> {
     rx
 }
 
-fn reload(shared: &Arc<Shared>, running: &mut HashMap<String, Running>, path: &Path) {
+fn lock_tracker(tracker: &std::sync::Mutex<DoublePolls>) -> std::sync::MutexGuard<'_, DoublePolls> {
+    tracker.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn reload(
+    shared: &Arc<Shared>,
+    running: &mut HashMap<String, Running>,
+    double_poll_tracker: &std::sync::Mutex<DoublePolls>,
+    path: &Path,
+) {
     match inventory::load(path) {
         Ok(inventory) => {
             warn_about_insecure(&inventory);
             apply_inventory(shared, running, &inventory);
+            lock_tracker(double_poll_tracker).set_systems(&inventory.systems);
             tracing::info!(systems = inventory.systems.len(), "inventory reloaded");
         }
         Err(e) => {

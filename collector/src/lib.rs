@@ -6,10 +6,12 @@
 //!   [`vendors::REGISTRY`] lists them.
 //! * [`scheduler`]: per-system polling at phase-spread intervals with a bound on polls in flight.
 //! * [`membership`]: sharing the fleet between collectors (NATS KV heartbeats, rendezvous hashing).
+//! * [`double_polls`]: systems polled by two collectors in one interval, as seen on the bus.
 //! * [`outbox`]: the bounded queue in front of JetStream, with retry until acknowledged.
 //! * [`app`]: the command line, `run` and `probe`; [`metrics`]: the collector's Prometheus metrics.
 
 pub mod app;
+pub mod double_polls;
 pub mod http;
 pub mod inventory;
 pub mod membership;

@@ -3,6 +3,11 @@
 //! the live members back, and computes the owner of each system by rendezvous hashing. Every
 //! collector computes the same owner from the same member set, so each system is polled once;
 //! when a collector stops heartbeating its key expires within one lease and its systems move.
+//!
+//! The bucket is stored on file, so it survives a nats-server restart; when it is gone all the
+//! same (a restart that lost the store), the first collector whose heartbeat fails makes it
+//! again, and every collector watches it afresh, so the fleet has one owner per system again
+//! within one lease of the server coming back.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
@@ -116,33 +121,93 @@ pub fn key_ttl(lease: Duration) -> Duration {
         .max(Duration::from_millis(400))
 }
 
-/// Creates the bucket's backing stream (`KV_sdash-collectors`) if needed and opens it. The
-/// async-nats KV creation helpers cannot parse nats-server 2.9's account info, so the stream is
-/// made here with the settings a KV bucket needs.
-pub async fn open_bucket(js: &jetstream::Context, lease: Duration) -> Result<kv::Store, String> {
-    let name = format!("KV_{BUCKET}");
-    if js.get_stream(&name).await.is_err() {
-        let config = stream::Config {
-            name: name.clone(),
-            subjects: vec![format!("$KV.{BUCKET}.>")],
-            max_messages_per_subject: 1,
-            max_age: key_ttl(lease),
-            // The duplicate window may not exceed max age.
-            duplicate_window: key_ttl(lease).min(Duration::from_secs(120)),
-            storage: stream::StorageType::Memory,
-            discard: stream::DiscardPolicy::New,
-            allow_rollup: true,
-            deny_delete: true,
-            allow_direct: true,
-            num_replicas: 1,
-            ..Default::default()
-        };
-        if let Err(e) = js.create_stream(config).await {
-            // Another collector may have created it concurrently; opening below decides.
-            tracing::debug!(error = %e, "creating the membership bucket");
-        }
+/// The bucket's backing stream.
+fn stream_name() -> String {
+    format!("KV_{BUCKET}")
+}
+
+/// The settings a KV bucket's stream needs. File storage: the bucket (and the keys younger than
+/// a lease) survives a nats-server restart, so the collectors go on agreeing on who is alive the
+/// moment the server is back, instead of each polling the whole fleet until the bucket is made
+/// again.
+fn bucket_config(lease: Duration) -> stream::Config {
+    stream::Config {
+        name: stream_name(),
+        subjects: vec![format!("$KV.{BUCKET}.>")],
+        max_messages_per_subject: 1,
+        max_age: key_ttl(lease),
+        // The duplicate window may not exceed max age.
+        duplicate_window: key_ttl(lease).min(Duration::from_secs(120)),
+        storage: stream::StorageType::File,
+        discard: stream::DiscardPolicy::New,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        num_replicas: 1,
+        ..Default::default()
     }
+}
+
+fn is_stream_not_found(error: &jetstream::context::GetStreamError) -> bool {
+    matches!(
+        error.kind(),
+        jetstream::context::GetStreamErrorKind::JetStream(e)
+            if e.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND
+    )
+}
+
+/// Makes sure the bucket's backing stream (`KV_sdash-collectors`) exists, creating it when the
+/// server says it does not (first start, or a restart that lost it). Returns whether it was
+/// (re)created just now. The async-nats KV creation helpers cannot parse nats-server 2.9's
+/// account info, so the stream is made here with the settings a KV bucket needs.
+pub async fn ensure_bucket(js: &jetstream::Context, lease: Duration) -> Result<bool, String> {
+    let name = stream_name();
+    match js.get_stream(&name).await {
+        Ok(existing) => {
+            // An older collector made the bucket with memory storage. It is kept: a stream's
+            // storage cannot change in place, and deleting it under running collectors would
+            // drop their heartbeats (each would poll the whole fleet for a while) to gain
+            // nothing until the next nats-server restart, which removes it anyway and after
+            // which it is made again here, on file.
+            if existing.cached_info().config.storage == stream::StorageType::Memory {
+                tracing::info!(
+                    "the membership bucket has memory storage (made by an older collector); it is kept until a nats-server restart removes it, then recreated on file"
+                );
+            }
+            Ok(false)
+        }
+        Err(e) if is_stream_not_found(&e) => match js.create_stream(bucket_config(lease)).await {
+            Ok(_) => Ok(true),
+            // Another collector may have created it at the same moment (with other limits, if
+            // its lease differs): what counts is that it exists now.
+            Err(create_error) => match js.get_stream(&name).await {
+                Ok(_) => Ok(true),
+                Err(_) => Err(format!(
+                    "cannot create the membership bucket: {create_error}"
+                )),
+            },
+        },
+        Err(e) => Err(format!("cannot look up the membership bucket: {e}")),
+    }
+}
+
+/// Creates the bucket if needed (see [`ensure_bucket`]) and opens it.
+pub async fn open_bucket(js: &jetstream::Context, lease: Duration) -> Result<kv::Store, String> {
+    ensure_bucket(js, lease).await?;
     js.get_key_value(BUCKET).await.map_err(|e| e.to_string())
+}
+
+/// When each member's heartbeat was last seen by the watcher.
+type Heard = Arc<std::sync::Mutex<HashMap<String, Instant>>>;
+
+/// Writes this collector's heartbeat, at most `limit` long.
+async fn heartbeat(bucket: &kv::Store, me: &str, limit: Duration) -> Result<(), String> {
+    let beat = bucket.put(me, bytes::Bytes::from(sdash_proto::now_ms().to_string()));
+    match tokio::time::timeout(limit, beat).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("timed out".into()),
+    }
 }
 
 /// Heartbeats every [`refresh_period`] and keeps the member set current until `stop` resolves;
@@ -152,9 +217,16 @@ pub async fn open_bucket(js: &jetstream::Context, lease: Duration) -> Result<kv:
 /// key that is being overwritten at that moment, and a member that looks dead for one refresh
 /// makes two collectors poll its systems). A member is live while its last heartbeat is younger
 /// than [`key_ttl`]; a purge (a collector stopping) removes it at once.
+///
+/// The bucket can disappear under a running collector (a nats-server restart that lost its
+/// store, or an old memory-storage bucket): a heartbeat that fails makes it check the bucket and
+/// recreate it, then write the heartbeat again. The watcher is started afresh whenever
+/// heartbeats resume after failing, and whenever it has not heard this collector's own
+/// heartbeats for two periods: the consumer behind a watch resumes from the stream sequence it
+/// last saw, which a recreated stream has not reached, and retries for seconds after a restart.
 pub async fn run(
     membership: Membership,
-    bucket: kv::Store,
+    js: jetstream::Context,
     lease: Duration,
     on_change: impl Fn(&BTreeSet<String>) + Send,
     stop: impl std::future::Future<Output = ()>,
@@ -162,12 +234,12 @@ pub async fn run(
     let mut stop = std::pin::pin!(stop);
     let period = refresh_period(lease);
     let ttl = key_ttl(lease);
-    let heard: Arc<std::sync::Mutex<HashMap<String, Instant>>> = Arc::default();
+    let deaf_after = period * 2;
+    let heard: Heard = Arc::default();
     let caught_up = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let watcher = {
-        let (bucket, heard, caught_up) = (bucket.clone(), heard.clone(), caught_up.clone());
-        tokio::spawn(async move { watch(bucket, heard, caught_up, period).await })
-    };
+    let mut bucket: Option<kv::Store> = None;
+    let mut watcher: Option<(tokio::task::JoinHandle<()>, Instant)> = None;
+    let mut last_beat_written = false;
     // Heartbeats keep a fixed rhythm whatever else the process is doing.
     let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -176,14 +248,42 @@ pub async fn run(
             _ = ticker.tick() => {}
             _ = &mut stop => break,
         }
-        let beat = bucket.put(
-            membership.me(),
-            bytes::Bytes::from(sdash_proto::now_ms().to_string()),
-        );
-        match tokio::time::timeout(period, beat).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "membership heartbeat failed"),
-            Err(_) => tracing::warn!("membership heartbeat timed out"),
+        if bucket.is_none() {
+            match tokio::time::timeout(period, open_bucket(&js, lease)).await {
+                Ok(Ok(b)) => bucket = Some(b),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "cannot open the membership bucket yet; polling everything meanwhile")
+                }
+                Err(_) => tracing::warn!(
+                    "opening the membership bucket timed out; polling everything meanwhile"
+                ),
+            }
+        }
+        if let Some(store) = &bucket {
+            let written = beat_or_recreate(&js, store, membership.me(), lease, period).await;
+            let recovered = written && !last_beat_written;
+            last_beat_written = written;
+            let deaf = written
+                && watcher
+                    .as_ref()
+                    .is_some_and(|(_, started)| started.elapsed() >= deaf_after)
+                && heard
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(membership.me())
+                    .is_none_or(|at| at.elapsed() >= deaf_after);
+            if deaf {
+                tracing::warn!("the membership watch hears nothing; watching again");
+            }
+            if watcher.is_none() || recovered || deaf {
+                if let Some((old, _)) = watcher.take() {
+                    old.abort();
+                }
+                let (store, heard, caught_up) = (store.clone(), heard.clone(), caught_up.clone());
+                let task =
+                    tokio::spawn(async move { watch(store, heard, caught_up, period).await });
+                watcher = Some((task, Instant::now()));
+            }
         }
         if !caught_up.load(std::sync::atomic::Ordering::SeqCst) {
             continue;
@@ -201,17 +301,59 @@ pub async fn run(
             on_change(&members);
         }
     }
-    watcher.abort();
-    if let Err(e) = bucket.purge(membership.me()).await {
+    if let Some((task, _)) = watcher {
+        task.abort();
+    }
+    if let Some(store) = bucket
+        && let Err(e) = store.purge(membership.me()).await
+    {
         tracing::debug!(error = %e, "removing our membership key");
     }
 }
 
-/// Follows every heartbeat and removal in the bucket; restarts the watch when it ends (NATS
-/// reconnects, the bucket is recreated).
+/// Writes one heartbeat; when that fails, recreates the bucket if it is gone and writes it
+/// again. Returns whether the heartbeat was written.
+async fn beat_or_recreate(
+    js: &jetstream::Context,
+    bucket: &kv::Store,
+    me: &str,
+    lease: Duration,
+    period: Duration,
+) -> bool {
+    let Err(e) = heartbeat(bucket, me, period).await else {
+        return true;
+    };
+    match tokio::time::timeout(period, ensure_bucket(js, lease)).await {
+        Ok(Ok(true)) => {
+            tracing::warn!(error = %e, "the membership bucket was gone; recreated it");
+            match heartbeat(bucket, me, period).await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(error = %e, "membership heartbeat failed after recreating the bucket");
+                    false
+                }
+            }
+        }
+        Ok(Ok(false)) => {
+            tracing::warn!(error = %e, "membership heartbeat failed");
+            false
+        }
+        Ok(Err(check)) => {
+            tracing::warn!(error = %e, check = %check, "membership heartbeat failed");
+            false
+        }
+        Err(_) => {
+            tracing::warn!(error = %e, "membership heartbeat failed (NATS does not answer)");
+            false
+        }
+    }
+}
+
+/// Follows every heartbeat and removal in the bucket; watches again when the watch fails or
+/// ends ([`run`] also restarts it when it goes deaf or the bucket was recreated).
 async fn watch(
     bucket: kv::Store,
-    heard: Arc<std::sync::Mutex<HashMap<String, Instant>>>,
+    heard: Heard,
     caught_up: Arc<std::sync::atomic::AtomicBool>,
     period: Duration,
 ) {

@@ -38,6 +38,8 @@ pub struct CollectorMetrics {
     pub polls_startup: Counter,
     pub owned_systems: Gauge,
     pub live_collectors: Gauge,
+    /// Double polls this collector took part in (see `crate::double_polls`).
+    pub double_polls: Counter,
     pub outbox_depth: Gauge,
     pub outbox_bytes: Gauge,
     pub outbox_dropped: Family<DropLabels, Counter>,
@@ -58,6 +60,7 @@ impl CollectorMetrics {
             polls_startup: Counter::default(),
             owned_systems: Gauge::default(),
             live_collectors: Gauge::default(),
+            double_polls: Counter::default(),
             outbox_depth: Gauge::default(),
             outbox_bytes: Gauge::default(),
             outbox_dropped: Family::default(),
@@ -99,6 +102,11 @@ impl CollectorMetrics {
             "live_collectors",
             "Collectors seen alive in the membership bucket",
             metrics.live_collectors.clone(),
+        );
+        r.register(
+            "double_polls",
+            "Intervals in which a system this collector polled was also polled by another collector, as seen on the bus (each collector involved counts it); grows while the collectors disagree on who is alive",
+            metrics.double_polls.clone(),
         );
         r.register(
             "outbox_depth",

@@ -67,6 +67,13 @@ pub fn phase_ms(system_id: &str, interval: Duration) -> u64 {
     stable_hash(&["phase", system_id]) % interval_ms
 }
 
+/// Which interval of `system_id`'s schedule the time `at_ms` falls in: the polls of one
+/// interval, by whichever collector, share this index (every collector computes the same phase).
+pub fn interval_index(system_id: &str, at_ms: i64, interval: Duration) -> i64 {
+    let interval_ms = (interval.as_millis() as i64).max(1);
+    (at_ms - phase_ms(system_id, interval) as i64).div_euclid(interval_ms)
+}
+
 /// The first schedule time (ms since the epoch) at or after `now_ms`.
 pub fn next_due(now_ms: i64, system_id: &str, interval: Duration) -> i64 {
     let interval_ms = (interval.as_millis() as i64).max(1);
