@@ -26,6 +26,13 @@ if ! command -v chromedriver >/dev/null || ! command -v chromium >/dev/null; the
   apt_install chromium chromium-driver || { say "cannot install chromium/chromium-driver: the dashboard tests need them"; exit 1; }
 fi
 
+# Prometheus and Alertmanager: the fleet-metrics and notifier tests run the real programs.
+if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null || ! command -v prometheus-alertmanager >/dev/null; then
+  say "installing prometheus and prometheus-alertmanager (fleet metrics and notifier tests)"
+  apt_install prometheus prometheus-alertmanager || { say "cannot install prometheus/prometheus-alertmanager: the fleet-metrics and notifier tests need them"; exit 1; }
+fi
+# Debian's packages start the daemons where an init system runs; the tests start their own.
+
 # PostgreSQL: tests need a server they may create databases on.
 pg_url="${SDASH_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 pg_up() { timeout 3 bash -c "exec 3<>/dev/tcp/127.0.0.1/5432" 2>/dev/null; }
@@ -42,6 +49,11 @@ if [ -z "${SDASH_TEST_DATABASE_URL:-}" ] && ! pg_up; then
     for _ in $(seq 1 30); do pg_up && break; sleep 1; done
   fi
   pg_up || { say "PostgreSQL is still not reachable on 127.0.0.1:5432: start one and set SDASH_TEST_DATABASE_URL"; exit 1; }
+fi
+# PostgreSQL's tools: the switchover test makes its own primary and replica (initdb, pg_basebackup).
+if [ -z "${SDASH_PG_BIN:-}" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  say "installing Debian's postgresql package (the switchover test runs initdb and pg_basebackup)"
+  apt_install postgresql || { say "cannot install PostgreSQL's tools: install them or set SDASH_PG_BIN to their directory"; exit 1; }
 fi
 export SDASH_TEST_DATABASE_URL="$pg_url"
 

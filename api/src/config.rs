@@ -22,6 +22,8 @@ pub const DEFAULT_QUERY_TIMEOUT_MS: u64 = 5000;
 pub const DEFAULT_COLLECTOR_LIVE_SECS: u64 = 45;
 /// Default of `--stream-buffer`.
 pub const DEFAULT_STREAM_BUFFER: usize = 256;
+/// Default of `--stream-max-clients`.
+pub const DEFAULT_STREAM_MAX_CLIENTS: usize = 10_000;
 /// Default of `--stream-ping-secs`.
 pub const DEFAULT_STREAM_PING_SECS: u64 = 15;
 /// Default of `--list-cache-ms` (the binary's; [`Config::new`] reloads after every commit).
@@ -38,7 +40,9 @@ pub struct Cli {
     /// Address to serve HTTP on (loopback by default; put a TLS proxy in front for remote access).
     #[arg(long, env = "SDASH_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
-    /// Database to read (`sqlite://PATH` or `postgres://...`); opened read-only.
+    /// Database to read (`sqlite://PATH` or `postgres://...`); opened read-only. Several
+    /// PostgreSQL servers: `postgres://u@h1:5432,h2:5432/db`, the first that answers, or the kind
+    /// `?target_session_attrs=` names (`prefer-standby`, `standby`, ...).
     #[arg(long, env = "SDASH_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
     pub database_url: String,
     /// File holding the PostgreSQL password (trailing newline removed; must not be empty).
@@ -66,8 +70,14 @@ pub struct Cli {
     #[arg(long, env = "SDASH_COLLECTOR_LIVE_SECS", default_value_t = DEFAULT_COLLECTOR_LIVE_SECS)]
     pub collector_live_secs: u64,
     /// Messages buffered per live-stream client; a client further behind is disconnected.
-    #[arg(long, env = "SDASH_STREAM_BUFFER", default_value_t = DEFAULT_STREAM_BUFFER)]
+    #[arg(long, env = "SDASH_STREAM_BUFFER", default_value_t = DEFAULT_STREAM_BUFFER,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000))]
     pub stream_buffer: usize,
+    /// Live-stream clients served at once; one more is answered 503 (memory stays bounded:
+    /// at most this many clients, each at most `--stream-buffer` records behind).
+    #[arg(long, env = "SDASH_STREAM_MAX_CLIENTS", default_value_t = DEFAULT_STREAM_MAX_CLIENTS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    pub stream_max_clients: usize,
     /// Seconds between the `ping` events of the live stream (clients use them to tell a live
     /// connection from a silent, dead one).
     #[arg(long, env = "SDASH_STREAM_PING_SECS", default_value_t = DEFAULT_STREAM_PING_SECS,
@@ -81,6 +91,11 @@ pub struct Cli {
     /// Serve no live stream and do not connect to NATS.
     #[arg(long, env = "SDASH_NO_STREAM")]
     pub no_stream: bool,
+    /// Tag keys that become labels of the fleet metrics at `/metrics/fleet`, comma-separated
+    /// (e.g. `environment,storage_type`; a system without the tag gets an empty label). A key adds
+    /// a label, not series: there is still one series per system and value.
+    #[arg(long, env = "SDASH_METRICS_TAG_LABELS", value_delimiter = ',')]
+    pub metrics_tag_labels: Vec<String>,
     #[command(flatten)]
     pub nats: NatsArgs,
     #[command(flatten)]
@@ -101,12 +116,16 @@ pub struct Config {
     pub query_timeout: Duration,
     pub collector_live: Duration,
     pub stream_buffer: usize,
+    /// Most live-stream clients served at once.
+    pub stream_max_clients: usize,
     /// Interval of the live stream's `ping` events.
     pub stream_ping: Duration,
     /// Least age of the cached fleet list before a writer commit makes it reload.
     pub list_cache: Duration,
     /// NATS for the live stream; `None` disables it (the stream answers 503).
     pub nats: Option<NatsArgs>,
+    /// Tag keys that label the fleet metrics (`--metrics-tag-labels`).
+    pub metrics_tag_labels: Vec<String>,
 }
 
 impl Config {
@@ -123,9 +142,11 @@ impl Config {
             query_timeout: Duration::from_millis(DEFAULT_QUERY_TIMEOUT_MS),
             collector_live: Duration::from_secs(DEFAULT_COLLECTOR_LIVE_SECS),
             stream_buffer: DEFAULT_STREAM_BUFFER,
+            stream_max_clients: DEFAULT_STREAM_MAX_CLIENTS,
             stream_ping: Duration::from_secs(DEFAULT_STREAM_PING_SECS),
             list_cache: Duration::ZERO,
             nats: None,
+            metrics_tag_labels: Vec::new(),
         }
     }
 
@@ -167,9 +188,11 @@ impl Config {
             query_timeout: Duration::from_millis(cli.query_timeout_ms),
             collector_live: Duration::from_secs(cli.collector_live_secs.max(1)),
             stream_buffer: cli.stream_buffer.max(1),
+            stream_max_clients: cli.stream_max_clients.max(1),
             stream_ping: Duration::from_secs(cli.stream_ping_secs.max(1)),
             list_cache: Duration::from_millis(cli.list_cache_ms),
             nats: (!cli.no_stream).then(|| cli.nats.clone()),
+            metrics_tag_labels: cli.metrics_tag_labels.clone(),
         })
     }
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sdash_service::Secret;
+use sdash_service::postgres::{PgServers, PgUrl, is_connection_error};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteRow};
 use sqlx::{Column, Executor, Row as _, TypeInfo, ValueRef};
@@ -404,6 +405,48 @@ pub fn pg_connect_options(
 pub struct Db {
     pool: Pool,
     timeout: Duration,
+    /// Several PostgreSQL servers in the URL: which one the pool reads from, found again when
+    /// it fails.
+    failover: Option<Arc<Failover>>,
+}
+
+/// The servers of a multi-host PostgreSQL URL and the pool's choice among them.
+#[derive(Debug)]
+struct Failover {
+    servers: Arc<PgServers>,
+    /// Counts the pool's moves to a server; a request that failed before the latest move does
+    /// not move it again.
+    moves: std::sync::atomic::AtomicU64,
+    /// One search for a server at a time.
+    searching: tokio::sync::Mutex<()>,
+}
+
+impl Failover {
+    fn moves(&self) -> u64 {
+        self.moves.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Points the pool at the server that offers the wanted session now, unless another
+    /// request did so since `seen`.
+    async fn repoint(&self, pool: &PgPool, seen: u64) {
+        let _searching = self.searching.lock().await;
+        if self.moves() != seen {
+            return;
+        }
+        match self.servers.repoint(pool).await {
+            Ok(index) => {
+                self.moves.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tracing::info!(
+                    server = self.servers.addr(index),
+                    attrs = %self.servers.attrs(),
+                    "reading from this PostgreSQL server"
+                );
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "no PostgreSQL server to read from; the next request looks again")
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -419,6 +462,7 @@ impl Db {
     pub fn open(url: &str, options: &DbOptions) -> Result<Db, DbError> {
         let max = options.max_connections.clamp(1, MAX_CONNECTIONS);
         let timeout = options.query_timeout;
+        let mut failover = None;
         let pool = if url.starts_with("sqlite:") {
             let connect = SqliteConnectOptions::from_str(url)?
                 .read_only(true)
@@ -452,30 +496,61 @@ impl Db {
             )
         } else if sdash_service::is_postgres_url(url) {
             let statement_timeout_ms = timeout.as_millis().max(1);
-            let connect = pg_connect_options(url, options.password.as_ref())?;
-            Pool::Postgres(
-                PgPoolOptions::new()
-                    .max_connections(max)
-                    .min_connections(0)
-                    .acquire_timeout(timeout)
-                    .idle_timeout(Duration::from_secs(300))
-                    .after_connect(move |conn, _meta| {
-                        Box::pin(async move {
-                            conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
-                                .await?;
-                            conn.execute(sqlx::AssertSqlSafe(format!(
-                                "SET statement_timeout = {statement_timeout_ms}"
-                            )))
+            let parsed = PgUrl::parse(url)
+                .map_err(|e| DbError::Sqlx(sqlx::Error::Configuration(Box::new(e))))?;
+            let servers = Arc::new(PgServers::new(&parsed, parsed.for_reading(), |server| {
+                pg_connect_options(server, options.password.as_ref())
+            })?);
+            // With several servers, half the time of a request may go to a server that went
+            // away; the other half is for the retry on the server found instead.
+            let acquire_timeout = match servers.is_multi_host() {
+                true => timeout / 2,
+                false => timeout,
+            };
+            let check = servers.clone();
+            let pool = PgPoolOptions::new()
+                .max_connections(max)
+                .min_connections(0)
+                .acquire_timeout(acquire_timeout)
+                .idle_timeout(Duration::from_secs(300))
+                .after_connect(move |conn, _meta| {
+                    let check = check.clone();
+                    Box::pin(async move {
+                        // Before the session is made read-only, which would hide the server's kind.
+                        check.check(conn).await?;
+                        conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
                             .await?;
-                            Ok(())
-                        })
+                        conn.execute(sqlx::AssertSqlSafe(format!(
+                            "SET statement_timeout = {statement_timeout_ms}"
+                        )))
+                        .await?;
+                        Ok(())
                     })
-                    .connect_lazy_with(connect),
-            )
+                })
+                .connect_lazy_with(servers.options(0).clone());
+            if servers.is_multi_host() {
+                let chosen = Arc::new(Failover {
+                    servers,
+                    moves: Default::default(),
+                    searching: Default::default(),
+                });
+                // Choose among the servers now (the first one may not be the wanted kind);
+                // without a runtime, the first failed request does it.
+                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                    let (chosen, pool) = (chosen.clone(), pool.clone());
+                    runtime.spawn(async move { chosen.repoint(&pool, 0).await });
+                }
+                failover = Some(chosen);
+            }
+            Pool::Postgres(pool)
         } else {
             return Err(DbError::Url(url.to_owned()));
         };
-        Ok(Db { pool, timeout })
+        Ok(Db {
+            pool,
+            timeout,
+            failover,
+        })
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -485,8 +560,42 @@ impl Db {
         }
     }
 
-    /// Runs a query and returns every row, within the query timeout.
+    /// Runs a query and returns every row, within the query timeout. With several PostgreSQL
+    /// servers, a query that failed because its server went away (or changed role) is run
+    /// again, in the time left, on the server found instead.
     pub async fn fetch(&self, sql: &Sql) -> Result<Vec<Row>, DbError> {
+        let (Some(failover), Pool::Postgres(pool)) = (&self.failover, &self.pool) else {
+            return self.fetch_within(sql, self.timeout).await;
+        };
+        let started = std::time::Instant::now();
+        let seen = failover.moves();
+        match self.fetch_within(sql, self.timeout).await {
+            Err(DbError::Sqlx(e)) if is_connection_error(&e) => {
+                let left = self.timeout.saturating_sub(started.elapsed());
+                if tokio::time::timeout(left, failover.repoint(pool, seen))
+                    .await
+                    .is_err()
+                {
+                    return Err(DbError::Sqlx(e));
+                }
+                let left = self.timeout.saturating_sub(started.elapsed());
+                if left.is_zero() {
+                    return Err(DbError::Sqlx(e));
+                }
+                self.fetch_within(sql, left).await
+            }
+            Err(DbError::Timeout) => {
+                // No time left to retry; the next request finds the server this one looks for.
+                let (failover, pool) = (failover.clone(), pool.clone());
+                tokio::spawn(async move { failover.repoint(&pool, seen).await });
+                Err(DbError::Timeout)
+            }
+            other => other,
+        }
+    }
+
+    /// [`Db::fetch`] on the pool's current server, within `timeout`.
+    async fn fetch_within(&self, sql: &Sql, timeout: Duration) -> Result<Vec<Row>, DbError> {
         let text = sql.render(self.dialect());
         let work = async {
             match &self.pool {
@@ -495,7 +604,7 @@ impl Db {
                     let mut conn = pool.acquire().await?;
                     // Interrupt the statement inside SQLite at the deadline, so that a timed-out
                     // query does not keep its connection busy after the request gave up on it.
-                    let deadline = std::time::Instant::now() + self.timeout;
+                    let deadline = std::time::Instant::now() + timeout;
                     conn.lock_handle()
                         .await?
                         .set_progress_handler(10_000, move || std::time::Instant::now() < deadline);
@@ -515,7 +624,7 @@ impl Db {
                 }
             }
         };
-        match tokio::time::timeout(self.timeout, work).await {
+        match tokio::time::timeout(timeout, work).await {
             Ok(result) => Ok(result?),
             Err(_) => Err(DbError::Timeout),
         }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value};
 
 use crate::db::{Db, DbError, Sql};
+use crate::routes::SEVERITIES;
 
 /// Columns of the joined system list (inventory row and latest state).
 pub const SYSTEM_COLUMNS: &str = "ids.id AS id, sy.name AS inv_name, sy.vendor AS inv_vendor, \
@@ -31,7 +32,7 @@ pub const SYSTEM_FROM: &str = " FROM (SELECT id FROM systems UNION SELECT system
 
 crate::row_struct! {
     /// One row of the joined system list ([`SYSTEM_COLUMNS`]).
-    #[derive(Debug, Clone)]
+    #[derive(Debug, Clone, Default)]
     pub struct SystemRow {
         pub id: String,
         pub inv_name: Option<String>,
@@ -160,6 +161,18 @@ crate::row_struct! {
     }
 }
 
+/// A system's open alerts by severity, in [`SEVERITIES`] order. "Open" means not cleared by the
+/// array; nothing acknowledges alerts yet, so every open alert is also unacknowledged.
+pub type AlertCounts = [u32; SEVERITIES.len()];
+
+crate::row_struct! {
+    struct AlertCountRow {
+        system_id: String,
+        severity: String,
+        n: i64,
+    }
+}
+
 /// The loaded list, ordered by id.
 #[derive(Debug)]
 pub struct Fleet {
@@ -168,6 +181,10 @@ pub struct Fleet {
     loaded: Instant,
     /// Per sort key, the entries' indexes in ascending order, built on first use.
     orders: Mutex<HashMap<String, Arc<[u32]>>>,
+    /// Open alerts per entry (same order as `entries`), loaded on first use.
+    open_alerts: tokio::sync::OnceCell<Vec<AlertCounts>>,
+    /// The fleet metrics text ([`crate::fleet_metrics`]), rendered on first scrape.
+    pub metrics: tokio::sync::OnceCell<Arc<crate::fleet_metrics::Rendered>>,
 }
 
 impl Fleet {
@@ -180,6 +197,33 @@ impl Fleet {
         let order: Arc<[u32]> = build(&self.entries).into();
         orders.insert(key.to_owned(), order.clone());
         order
+    }
+
+    /// Each entry's open alerts by severity (index-aligned with `entries`), counted once per
+    /// loaded fleet from the open alert episodes (what `GET /api/v1/alerts?state=open` lists).
+    /// The one place these counts come from.
+    pub async fn open_alerts(&self, db: &Db) -> Result<&[AlertCounts], DbError> {
+        let counts = self
+            .open_alerts
+            .get_or_try_init(|| async {
+                let rows = db
+                    .fetch_all_as::<AlertCountRow>(&Sql::new(
+                        "SELECT system_id, severity, COUNT(*) AS n FROM alerts \
+                         WHERE cleared_at IS NULL GROUP BY system_id, severity",
+                    ))
+                    .await?;
+                let mut counts = vec![AlertCounts::default(); self.entries.len()];
+                for row in rows {
+                    let entry = self.entries.binary_search_by(|e| e.id.cmp(&row.system_id));
+                    let severity = SEVERITIES.iter().position(|s| *s == row.severity);
+                    if let (Ok(e), Some(s)) = (entry, severity) {
+                        counts[e][s] = u32::try_from(row.n).unwrap_or(u32::MAX);
+                    }
+                }
+                Ok::<_, DbError>(counts)
+            })
+            .await?;
+        Ok(counts)
     }
 }
 
@@ -235,6 +279,8 @@ impl FleetCache {
             key,
             loaded: Instant::now(),
             orders: Mutex::new(HashMap::new()),
+            open_alerts: tokio::sync::OnceCell::new(),
+            metrics: tokio::sync::OnceCell::new(),
         });
         *current = Some(fleet.clone());
         Ok(fleet)

@@ -10,13 +10,17 @@
 //! - [`server`]: the warp filter (auth, parameters, dispatch); [`routes`]: the route table;
 //! - [`resources`]: the handlers, queries and response types, by resource;
 //! - [`http`]: parameters, errors, caching and CSV helpers; [`db`]: the read-only query layer;
-//! - [`fleet`]: the cached fleet list; [`stream`]: the live stream; [`dashboard`]: the web UI;
+//! - [`fleet`]: the cached fleet list; [`fleet_metrics`]: its Prometheus metrics;
+//! - [`stream`]: the live stream; [`dashboard`]: the web UI;
 //! - [`metrics`]: the API's own metrics; [`openapi`]: the generated document.
 
 pub mod config;
 pub mod dashboard;
 pub mod db;
 pub mod fleet;
+pub mod fleet_metrics;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod metrics;
 pub mod openapi;
@@ -67,12 +71,17 @@ pub async fn spawn_with_shutdown(
             password: config.database_password.clone(),
         },
     )?;
+    let metrics_tag_labels = fleet_metrics::TagLabels::new(&config.metrics_tag_labels)
+        .map_err(|e| anyhow::anyhow!("--metrics-tag-labels: {e}"))?;
     let mut registry = Registry::default();
     let metrics = Arc::new(Metrics::new(&mut registry));
-    let hub = config
-        .nats
-        .as_ref()
-        .map(|_| Arc::new(Hub::new(config.stream_buffer, metrics.clone())));
+    let hub = config.nats.as_ref().map(|_| {
+        Arc::new(Hub::new(
+            config.stream_buffer,
+            config.stream_max_clients,
+            metrics.clone(),
+        ))
+    });
     let state = Arc::new(AppState {
         db: db.clone(),
         fleet: fleet::FleetCache::new(config.list_cache),
@@ -84,6 +93,7 @@ pub async fn spawn_with_shutdown(
         live_window_ms: i64::try_from(config.collector_live.as_millis()).unwrap_or(i64::MAX),
         stream_ping: config.stream_ping,
         openapi: serde_json::to_vec_pretty(&openapi::openapi()).unwrap_or_default(),
+        fleet_metrics: fleet_metrics::FleetMetrics::new(metrics_tag_labels),
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -19,6 +19,14 @@ pub struct RouteLabels {
     pub route: String,
 }
 
+/// Why the live stream let a client go (`sdash_api_stream_clients_disconnected_total`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DisconnectLabels {
+    /// `slow` (its queue was full: it fell `--stream-buffer` records behind), `client_closed`
+    /// (the client went away) or `shutdown`.
+    pub reason: &'static str,
+}
+
 type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -31,7 +39,9 @@ pub struct Metrics {
     pub requests: Family<RequestLabels, Counter>,
     pub latency: HistogramFamily,
     pub stream_clients: Gauge,
-    pub stream_dropped: Counter,
+    pub stream_disconnected: Family<DisconnectLabels, Counter>,
+    pub stream_refused: Counter,
+    pub stream_queued: Gauge,
     pub stream_messages: Counter,
     pub stream_decode_errors: Counter,
 }
@@ -43,7 +53,9 @@ impl Metrics {
             requests: Family::default(),
             latency: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
             stream_clients: Gauge::default(),
-            stream_dropped: Counter::default(),
+            stream_disconnected: Family::default(),
+            stream_refused: Counter::default(),
+            stream_queued: Gauge::default(),
             stream_messages: Counter::default(),
             stream_decode_errors: Counter::default(),
         };
@@ -63,9 +75,19 @@ impl Metrics {
             m.stream_clients.clone(),
         );
         registry.register(
-            "sdash_api_stream_dropped_clients",
-            "Live-stream clients disconnected because they fell behind",
-            m.stream_dropped.clone(),
+            "sdash_api_stream_clients_disconnected",
+            "Live-stream clients let go, by reason (slow: fell --stream-buffer records behind)",
+            m.stream_disconnected.clone(),
+        );
+        registry.register(
+            "sdash_api_stream_clients_refused",
+            "Live-stream connections refused because --stream-max-clients were connected",
+            m.stream_refused.clone(),
+        );
+        registry.register(
+            "sdash_api_stream_queued_records",
+            "Records waiting in the live-stream clients' queues (each at most --stream-buffer)",
+            m.stream_queued.clone(),
         );
         registry.register(
             "sdash_api_stream_messages",

@@ -49,7 +49,8 @@ pub fn response_schema(route: RouteId, generator: &mut SchemaGenerator) -> Optio
         | RouteId::OpenApi
         | RouteId::Healthz
         | RouteId::Readyz
-        | RouteId::Metrics => None,
+        | RouteId::Metrics
+        | RouteId::FleetMetrics => None,
     }
 }
 

@@ -23,6 +23,7 @@ pub enum RouteId {
     Healthz,
     Readyz,
     Metrics,
+    FleetMetrics,
 }
 
 /// The type of a query parameter, for validation messages and the OpenAPI schema.
@@ -72,9 +73,10 @@ pub struct RouteSpec {
 }
 
 impl RouteSpec {
-    /// Whether the route is under `/api/` (bearer token required when configured).
+    /// Whether the route is under `/api/` or serves fleet data (bearer token required when
+    /// configured).
     pub fn protected(&self) -> bool {
-        self.path.starts_with("/api/")
+        self.path.starts_with("/api/") || self.id == RouteId::FleetMetrics
     }
 
     /// Whether the token may also come as `?access_token=` (with `--auth-token-file`): only the
@@ -485,6 +487,14 @@ pub const ROUTES: &[RouteSpec] = &[
         summary: "Prometheus metrics (OpenMetrics text).",
         params: &[],
         content: "application/openmetrics-text",
+        schema: None,
+    },
+    RouteSpec {
+        id: RouteId::FleetMetrics,
+        path: "/metrics/fleet",
+        summary: "Fleet metrics for Prometheus (text format 0.0.4): every system's status, health, capacity, open alerts and poll freshness, labelled by system, vendor and the --metrics-tag-labels tags; served from the fleet cache. Takes the bearer token like /api/ routes.",
+        params: &[],
+        content: "text/plain",
         schema: None,
     },
 ];

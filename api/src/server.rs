@@ -146,6 +146,7 @@ async fn dispatch(
         } else {
             text(StatusCode::SERVICE_UNAVAILABLE, "database not reachable")
         }),
+        RouteId::FleetMetrics => fleet_metrics(st).await,
         RouteId::Metrics => {
             let mut resp = Response::new(sdash_service::render_metrics(&st.registry).into());
             resp.headers_mut().insert(
@@ -157,6 +158,19 @@ async fn dispatch(
             Ok(resp)
         }
     }
+}
+
+/// `GET /metrics/fleet` ([`crate::fleet_metrics::FleetMetrics::scrape`]).
+async fn fleet_metrics(st: &Arc<AppState>) -> Result<Response, ApiError> {
+    let rendered = st.fleet_metrics.scrape(st).await?;
+    let mut resp = Response::new(rendered.body(sdash_proto::now_ms()).into());
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(crate::fleet_metrics::CONTENT_TYPE),
+    );
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response {
@@ -186,7 +200,10 @@ fn live_stream(st: &Arc<AppState>, p: &Params) -> Result<Response, ApiError> {
             ));
         }
     };
-    let events = hub.register(system).into_events(st.stream_ping);
+    let events = hub
+        .register(system)
+        .map_err(|full| ApiError::Unavailable(full.to_string()))?
+        .into_events(st.stream_ping);
     let mut resp = warp::sse::reply(events).into_response();
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));

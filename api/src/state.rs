@@ -22,6 +22,8 @@ pub struct AppState {
     pub live_window_ms: i64,
     /// Interval of the live stream's `ping` events.
     pub stream_ping: Duration,
+    /// The text of `/metrics/fleet`, kept up to date with the fleet cache.
+    pub fleet_metrics: crate::fleet_metrics::FleetMetrics,
     /// The OpenAPI document, rendered once.
     pub openapi: Vec<u8>,
 }

@@ -286,3 +286,216 @@ async fn graceful_shutdown_ends_open_streams() {
     let done = tokio::time::timeout(Duration::from_secs(5), task).await;
     assert!(done.is_ok(), "shutdown waited for the open SSE connection");
 }
+
+/// The `id:` of every `event:snapshot` block complete in `buf` (removed from it).
+fn take_snapshot_ids(buf: &mut String, ids: &mut Vec<String>) {
+    while let Some(end) = buf.find("\n\n") {
+        let block: String = buf.drain(..end + 2).collect();
+        if block.lines().any(|l| l == "event:snapshot")
+            && let Some(id) = block.lines().find_map(|l| l.strip_prefix("id:"))
+        {
+            ids.push(id.to_owned());
+        }
+    }
+}
+
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_cut_off_and_counted_while_one_that_keeps_up_gets_every_record()
+ {
+    use std::sync::{Arc, Mutex};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const BUFFER: usize = 32;
+    const BATCH: usize = BUFFER / 2;
+    let nats = NatsServer::start();
+    let env = Env::with(Backend::Sqlite, |c| {
+        c.nats = Some(NatsArgs::plain(&nats.url()));
+        c.stream_buffer = BUFFER;
+    })
+    .await;
+    let mut fast = sdash_harness::wait_for(Duration::from_secs(10), || async {
+        let resp = env.request("/api/v1/stream").send().await.ok()?;
+        (resp.status().as_u16() == 200).then_some(resp)
+    })
+    .await
+    .unwrap_or_else(|| panic!("stream never became available"));
+    let mut buf = String::new();
+    assert!(read_until(&mut fast, &mut buf, "event:hello", Duration::from_secs(5)).await);
+    // The client that keeps up reads in a task of its own.
+    let received = Arc::new(Mutex::new(Vec::<String>::new()));
+    let reader = {
+        let received = received.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(chunk)) = fast.chunk().await {
+                buf.push_str(&String::from_utf8_lossy(&chunk));
+                let mut ids = received.lock().unwrap_or_else(|e| e.into_inner());
+                take_snapshot_ids(&mut buf, &mut ids);
+            }
+        })
+    };
+
+    // The slow client: a raw connection with a small receive buffer that stops reading after
+    // the hello, so the server's socket, its HTTP buffer and then the client's queue fill up.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap_or_else(|e| panic!("{e}"));
+    socket
+        .set_recv_buffer_size(4096)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut slow = socket
+        .connect(env.addr)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    slow.write_all(b"GET /api/v1/stream HTTP/1.1\r\nHost: sdash\r\n\r\n")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut slow_bytes = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !String::from_utf8_lossy(&slow_bytes).contains("event:hello") {
+        let n = tokio::time::timeout(Duration::from_secs(5), slow.read(&mut chunk))
+            .await
+            .unwrap_or_else(|_| panic!("no hello for the slow client"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(n > 0, "closed before hello");
+        slow_bytes.extend_from_slice(&chunk[..n]);
+    }
+    let (_, text) = env.get_text("/metrics").await;
+    assert_eq!(
+        metric(&text, "sdash_api_stream_clients"),
+        Some(2.0),
+        "{text}"
+    );
+
+    // Publish in batches smaller than the buffer, each once the fast client has the previous
+    // one: it keeps up by construction. Large snapshots fill the slow client's pipe sooner.
+    let bus = async_nats::connect(nats.url())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let alerts: Vec<_> = (0..40)
+        .map(|a| {
+            alert(
+                &format!("a{a}"),
+                sdash_proto::Severity::Warning,
+                &"x".repeat(100),
+            )
+        })
+        .collect();
+    let body = snapshot_body(Vendor::Pure, GIB, 4 * GIB, alerts);
+    let body_len = serde_json::to_string(&body).map(|j| j.len()).unwrap_or(0);
+    let mut published = Vec::new();
+    let mut most_queued = 0.0f64;
+    let mut extra_batches = None;
+    while extra_batches != Some(0) {
+        assert!(
+            published.len() < 20_000,
+            "the slow client was never cut off"
+        );
+        for _ in 0..BATCH {
+            let envelope = sdash_proto::Envelope {
+                schema: sdash_proto::SCHEMA_VERSION,
+                event_id: format!("live-{:06}", published.len()),
+                collector_id: "c1".into(),
+                system_id: "fa-1".into(),
+                observed_at: now_ms(),
+                body: body.clone(),
+            };
+            let bytes = sdash_proto::encode(&envelope).unwrap_or_else(|e| panic!("{e}"));
+            bus.publish("sdash.v1.snapshot.fa-1", bytes.into())
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            published.push(envelope.event_id);
+        }
+        bus.flush().await.unwrap_or_else(|e| panic!("{e}"));
+        let caught_up = sdash_harness::wait_for(Duration::from_secs(20), || async {
+            let n = received.lock().map(|r| r.len()).unwrap_or(0);
+            (n >= published.len()).then_some(())
+        })
+        .await;
+        assert!(
+            caught_up.is_some(),
+            "the fast client has {} of {} records",
+            received.lock().map(|r| r.len()).unwrap_or(0),
+            published.len()
+        );
+        let (_, text) = env.get_text("/metrics").await;
+        let queued = metric(&text, "sdash_api_stream_queued_records").unwrap_or(-1.0);
+        assert!(
+            (0.0..=(2 * BUFFER) as f64).contains(&queued),
+            "queued {queued}: {text}"
+        );
+        most_queued = most_queued.max(queued);
+        let cut = metric(
+            &text,
+            "sdash_api_stream_clients_disconnected_total{reason=\"slow\"}",
+        );
+        extra_batches = match (extra_batches, cut) {
+            (None, Some(1.0)) => Some(3),
+            (None, _) => None,
+            (Some(n), _) => Some(n - 1),
+        };
+    }
+    // The fast client got every record, in order; the slow one was cut off, its queue freed.
+    let got = received.lock().map(|r| r.clone()).unwrap_or_default();
+    assert_eq!(got.len(), published.len());
+    assert!(
+        got == published,
+        "records lost or reordered for the fast client"
+    );
+    let (_, text) = env.get_text("/metrics").await;
+    assert_eq!(
+        metric(
+            &text,
+            "sdash_api_stream_clients_disconnected_total{reason=\"slow\"}"
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, "sdash_api_stream_clients"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, "sdash_api_stream_queued_records"),
+        Some(0.0),
+        "{text}"
+    );
+    // The slow client's queue did hold records before the cut: the pipes to it had filled.
+    assert!(
+        most_queued > 0.0,
+        "the slow client's queue never held a record"
+    );
+    eprintln!(
+        "slow client cut after {} records of {} bytes",
+        published.len(),
+        body_len
+    );
+
+    // When the slow client reads again it gets what was in the pipes, then the connection closes
+    // without the end of the chunked body: it was cut, not ended.
+    let drained = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match slow.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => slow_bytes.extend_from_slice(&chunk[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(drained.is_ok(), "the slow client's connection stayed open");
+    assert!(
+        !slow_bytes.ends_with(b"0\r\n\r\n"),
+        "the stream ended cleanly"
+    );
+    let slow_text = String::from_utf8_lossy(&slow_bytes);
+    let slow_got = slow_text.matches("event:snapshot").count();
+    assert!(
+        slow_got < published.len(),
+        "{slow_got} of {}",
+        published.len()
+    );
+    reader.abort();
+}

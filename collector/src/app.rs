@@ -32,6 +32,8 @@ pub mod defaults {
     pub const EVENT_LEVEL: &str = "info";
     /// `--lease-seconds`.
     pub const LEASE_SECONDS: u64 = 15;
+    /// `--kv-replicas`.
+    pub const KV_REPLICAS: usize = 1;
     /// `--heartbeat-seconds`.
     pub const HEARTBEAT_SECONDS: u64 = 10;
     /// `--outbox-max-messages`.
@@ -105,6 +107,10 @@ pub struct RunArgs {
     /// Membership lease in seconds: a collector silent this long loses its systems.
     #[arg(long, env = "SDASH_LEASE_SECONDS", default_value_t = defaults::LEASE_SECONDS)]
     pub lease_seconds: u64,
+    /// Replicas of the membership KV bucket when a collector creates it (1 for a single server,
+    /// 3 for a JetStream cluster); an existing bucket with fewer is raised, never lowered.
+    #[arg(long, env = "SDASH_KV_REPLICAS", default_value_t = defaults::KV_REPLICAS)]
+    pub kv_replicas: usize,
     /// Seconds between collector heartbeat records on sdash.v1.collector.<id>.
     #[arg(long, env = "SDASH_HEARTBEAT_SECONDS", default_value_t = defaults::HEARTBEAT_SECONDS)]
     pub heartbeat_seconds: u64,
@@ -234,8 +240,9 @@ pub async fn run(args: RunArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         None
     } else {
         let (js, membership, stop) = (js.clone(), membership.clone(), stop.clone());
+        let replicas = args.kv_replicas.max(1);
         Some(tokio::spawn(async move {
-            membership::run(membership, js, lease, |_| {}, async move {
+            membership::run(membership, js, lease, replicas, |_| {}, async move {
                 stop.cancelled().await
             })
             .await;

@@ -12,6 +12,8 @@
 
 pub mod app;
 pub mod double_polls;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod inventory;
 pub mod membership;

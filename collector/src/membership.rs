@@ -129,8 +129,8 @@ fn stream_name() -> String {
 /// The settings a KV bucket's stream needs. File storage: the bucket (and the keys younger than
 /// a lease) survives a nats-server restart, so the collectors go on agreeing on who is alive the
 /// moment the server is back, instead of each polling the whole fleet until the bucket is made
-/// again.
-fn bucket_config(lease: Duration) -> stream::Config {
+/// again. `replicas` copies in a JetStream cluster (3 survives the loss of one node).
+fn bucket_config(lease: Duration, replicas: usize) -> stream::Config {
     stream::Config {
         name: stream_name(),
         subjects: vec![format!("$KV.{BUCKET}.>")],
@@ -143,7 +143,7 @@ fn bucket_config(lease: Duration) -> stream::Config {
         allow_rollup: true,
         deny_delete: true,
         allow_direct: true,
-        num_replicas: 1,
+        num_replicas: replicas.max(1),
         ..Default::default()
     }
 }
@@ -159,11 +159,34 @@ fn is_stream_not_found(error: &jetstream::context::GetStreamError) -> bool {
 /// Makes sure the bucket's backing stream (`KV_sdash-collectors`) exists, creating it when the
 /// server says it does not (first start, or a restart that lost it). Returns whether it was
 /// (re)created just now. The async-nats KV creation helpers cannot parse nats-server 2.9's
-/// account info, so the stream is made here with the settings a KV bucket needs.
-pub async fn ensure_bucket(js: &jetstream::Context, lease: Duration) -> Result<bool, String> {
+/// account info, so the stream is made here with the settings a KV bucket needs. An existing
+/// bucket with fewer than `replicas` copies is raised to `replicas` (never lowered: collectors
+/// started with different settings must not undo each other).
+pub async fn ensure_bucket(
+    js: &jetstream::Context,
+    lease: Duration,
+    replicas: usize,
+) -> Result<bool, String> {
     let name = stream_name();
     match js.get_stream(&name).await {
         Ok(existing) => {
+            let config = &existing.cached_info().config;
+            if config.num_replicas < replicas {
+                let raised = stream::Config {
+                    num_replicas: replicas,
+                    ..config.clone()
+                };
+                // The bucket works as it is: a refusal (a single server) is only worth a warning.
+                match js.update_stream(&raised).await {
+                    Ok(_) => tracing::info!(replicas, "raised the membership bucket's replicas"),
+                    Err(e) => tracing::warn!(
+                        error = %e,
+                        replicas,
+                        "cannot raise the membership bucket's replicas; it keeps {}",
+                        config.num_replicas
+                    ),
+                }
+            }
             // An older collector made the bucket with memory storage. It is kept: a stream's
             // storage cannot change in place, and deleting it under running collectors would
             // drop their heartbeats (each would poll the whole fleet for a while) to gain
@@ -176,24 +199,30 @@ pub async fn ensure_bucket(js: &jetstream::Context, lease: Duration) -> Result<b
             }
             Ok(false)
         }
-        Err(e) if is_stream_not_found(&e) => match js.create_stream(bucket_config(lease)).await {
-            Ok(_) => Ok(true),
-            // Another collector may have created it at the same moment (with other limits, if
-            // its lease differs): what counts is that it exists now.
-            Err(create_error) => match js.get_stream(&name).await {
+        Err(e) if is_stream_not_found(&e) => {
+            match js.create_stream(bucket_config(lease, replicas)).await {
                 Ok(_) => Ok(true),
-                Err(_) => Err(format!(
-                    "cannot create the membership bucket: {create_error}"
-                )),
-            },
-        },
+                // Another collector may have created it at the same moment (with other limits, if
+                // its lease differs): what counts is that it exists now.
+                Err(create_error) => match js.get_stream(&name).await {
+                    Ok(_) => Ok(true),
+                    Err(_) => Err(format!(
+                        "cannot create the membership bucket: {create_error}"
+                    )),
+                },
+            }
+        }
         Err(e) => Err(format!("cannot look up the membership bucket: {e}")),
     }
 }
 
 /// Creates the bucket if needed (see [`ensure_bucket`]) and opens it.
-pub async fn open_bucket(js: &jetstream::Context, lease: Duration) -> Result<kv::Store, String> {
-    ensure_bucket(js, lease).await?;
+pub async fn open_bucket(
+    js: &jetstream::Context,
+    lease: Duration,
+    replicas: usize,
+) -> Result<kv::Store, String> {
+    ensure_bucket(js, lease, replicas).await?;
     js.get_key_value(BUCKET).await.map_err(|e| e.to_string())
 }
 
@@ -224,10 +253,12 @@ async fn heartbeat(bucket: &kv::Store, me: &str, limit: Duration) -> Result<(), 
 /// heartbeats resume after failing, and whenever it has not heard this collector's own
 /// heartbeats for two periods: the consumer behind a watch resumes from the stream sequence it
 /// last saw, which a recreated stream has not reached, and retries for seconds after a restart.
+/// A bucket it makes has `replicas` copies (see [`ensure_bucket`]).
 pub async fn run(
     membership: Membership,
     js: jetstream::Context,
     lease: Duration,
+    replicas: usize,
     on_change: impl Fn(&BTreeSet<String>) + Send,
     stop: impl std::future::Future<Output = ()>,
 ) {
@@ -249,7 +280,7 @@ pub async fn run(
             _ = &mut stop => break,
         }
         if bucket.is_none() {
-            match tokio::time::timeout(period, open_bucket(&js, lease)).await {
+            match tokio::time::timeout(period, open_bucket(&js, lease, replicas)).await {
                 Ok(Ok(b)) => bucket = Some(b),
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "cannot open the membership bucket yet; polling everything meanwhile")
@@ -260,7 +291,8 @@ pub async fn run(
             }
         }
         if let Some(store) = &bucket {
-            let written = beat_or_recreate(&js, store, membership.me(), lease, period).await;
+            let written =
+                beat_or_recreate(&js, store, membership.me(), (lease, replicas), period).await;
             let recovered = written && !last_beat_written;
             last_beat_written = written;
             let deaf = written
@@ -278,6 +310,15 @@ pub async fn run(
             if watcher.is_none() || recovered || deaf {
                 if let Some((old, _)) = watcher.take() {
                     old.abort();
+                    // Silence while our own watch was broken says nothing about the others
+                    // (a new watch hears only new heartbeats): each member known gets a key's
+                    // life from one period ago to be heard again before it counts as gone.
+                    let since = Instant::now()
+                        .checked_sub(period)
+                        .unwrap_or_else(Instant::now);
+                    for at in heard.lock().unwrap_or_else(|p| p.into_inner()).values_mut() {
+                        *at = (*at).max(since);
+                    }
                 }
                 let (store, heard, caught_up) = (store.clone(), heard.clone(), caught_up.clone());
                 let task =
@@ -317,13 +358,13 @@ async fn beat_or_recreate(
     js: &jetstream::Context,
     bucket: &kv::Store,
     me: &str,
-    lease: Duration,
+    (lease, replicas): (Duration, usize),
     period: Duration,
 ) -> bool {
     let Err(e) = heartbeat(bucket, me, period).await else {
         return true;
     };
-    match tokio::time::timeout(period, ensure_bucket(js, lease)).await {
+    match tokio::time::timeout(period, ensure_bucket(js, lease, replicas)).await {
         Ok(Ok(true)) => {
             tracing::warn!(error = %e, "the membership bucket was gone; recreated it");
             match heartbeat(bucket, me, period).await {

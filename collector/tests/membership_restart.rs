@@ -328,7 +328,15 @@ async fn an_old_memory_bucket_is_kept_until_a_restart_removes_it_then_made_on_fi
     for m in &members {
         let (m, js, stop) = (m.clone(), jetstream::new(connect(&url).await), stop.clone());
         tasks.push(tokio::spawn(async move {
-            membership::run(m, js, lease, |_| {}, async move { stop.cancelled().await }).await
+            membership::run(
+                m,
+                js,
+                lease,
+                1,
+                |_| {},
+                async move { stop.cancelled().await },
+            )
+            .await
         }));
     }
     let both = BTreeSet::from(["m1".to_string(), "m2".to_string()]);

@@ -14,6 +14,12 @@ pub const MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
 /// real time caught up, so such records are rejected (the writer stores them as dead letters).
 pub const MAX_FUTURE_SKEW_MS: i64 = 10 * 60 * 1000;
 
+/// How deep containers may nest in a message. Records nest a few levels (envelope, body, list,
+/// item, map); the limit leaves room for fields added later. rmp-serde's own limit (1024 levels)
+/// lets a hostile message recurse deep enough to overflow a thread's stack (found by fuzzing:
+/// FUZZING.md), which aborts the process instead of failing the message.
+pub const MAX_NESTING: usize = 32;
+
 /// Why a message could not be accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
@@ -39,7 +45,9 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
     if bytes.len() > MAX_PAYLOAD_BYTES {
         return Err(DecodeError::TooLarge(bytes.len()));
     }
-    Ok(rmp_serde::from_slice(bytes)?)
+    let mut deserializer = rmp_serde::Deserializer::from_read_ref(bytes);
+    deserializer.set_max_depth(MAX_NESTING);
+    Ok(T::deserialize(&mut deserializer)?)
 }
 
 /// Decodes and validates a message received on `subject`: the kind comes from the subject, the
@@ -61,6 +69,7 @@ pub fn decode_record_at(subject: &str, bytes: &[u8], now_ms: i64) -> Result<Reco
         Kind::Snapshot => decode(bytes).map(Record::Snapshot),
         Kind::Event => decode(bytes).map(Record::Event),
         Kind::Collector => decode(bytes).map(Record::Collector),
+        Kind::Change => decode(bytes).map(Record::Change),
     };
     let record = match decoded {
         Ok(record) => record,
@@ -76,6 +85,7 @@ pub fn decode_record_at(subject: &str, bytes: &[u8], now_ms: i64) -> Result<Reco
         Record::Snapshot(e) => e.schema,
         Record::Event(e) => e.schema,
         Record::Collector(e) => e.schema,
+        Record::Change(e) => e.schema,
     };
     if schema != SCHEMA_VERSION {
         return Err(DecodeError::Version(schema));
@@ -140,7 +150,7 @@ fn validate(record: &Record, kind: Kind, subject_id: &str, now_ms: i64) -> Resul
         Record::Snapshot(e) => {
             envelope(e, kind, subject_id, now_ms)?;
             if let Some(c) = &e.body.capacity
-                && c.used_bytes > c.total_bytes.saturating_mul(4).max(c.total_bytes)
+                && !c.is_plausible()
             {
                 return Err(DecodeError::Invalid(
                     "used_bytes is implausibly larger than total_bytes".into(),
@@ -150,6 +160,7 @@ fn validate(record: &Record, kind: Kind, subject_id: &str, now_ms: i64) -> Resul
         }
         Record::Event(e) => envelope(e, kind, subject_id, now_ms),
         Record::Collector(e) => envelope(e, kind, subject_id, now_ms),
+        Record::Change(e) => envelope(e, kind, subject_id, now_ms),
     }
 }
 
@@ -180,6 +191,38 @@ mod tests {
         assert_eq!(generic["body"]["status"], "online");
         let back = decode_record("sdash.v1.snapshot.fa-01", &bytes).expect("decode");
         assert_eq!(back, Record::Snapshot(env));
+    }
+
+    #[test]
+    fn change_round_trips_and_names_its_system_on_the_subject() {
+        let env = Envelope::new(
+            "writer-1",
+            "fa-01",
+            ChangeRecord {
+                kind: ChangeKind::StatusChanged,
+                cause_event_id: "e1".into(),
+                vendor: Vendor::Pure,
+                system_name: Some("FA 01".into()),
+                tags: [("environment".to_owned(), "prod".to_owned())].into(),
+                alert: None,
+                alert_opened_at: None,
+                from: Some("online".into()),
+                to: Some("unreachable".into()),
+                threshold_percent: None,
+                rising: None,
+                capacity: None,
+            },
+        );
+        let bytes = encode(&env).expect("encode");
+        let generic: serde_json::Value = rmp_serde::from_slice(&bytes).expect("generic decode");
+        assert_eq!(generic["body"]["kind"], "status_changed");
+        assert_eq!(generic["body"]["to"], "unreachable");
+        let back = decode_record(&Kind::Change.subject("fa-01"), &bytes).expect("decode");
+        assert_eq!(back, Record::Change(env));
+        assert!(decode_record(&Kind::Change.subject("fa-02"), &bytes).is_err());
+        for kind in ChangeKind::ALL {
+            assert_eq!(ChangeKind::parse(kind.as_str()), Some(kind));
+        }
     }
 
     #[test]

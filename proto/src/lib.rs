@@ -10,6 +10,8 @@
 //! The human-readable schema for non-Rust subscribers is `proto/SCHEMA.md`.
 
 pub mod codec;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod records;
 pub mod subjects;
 

@@ -198,6 +198,14 @@ pub struct Capacity {
     pub data_reduction: Option<f64>,
 }
 
+impl Capacity {
+    /// Whether decoders accept it: used may exceed total (thin provisioning, rounding), but not
+    /// by more than four times (or at all when total is 0). Producers check it before publishing.
+    pub fn is_plausible(&self) -> bool {
+        self.used_bytes <= self.total_bytes.saturating_mul(4).max(self.total_bytes)
+    }
+}
+
 /// One open alert on a system.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
@@ -416,6 +424,96 @@ pub struct CollectorRecord {
     pub started_at: i64,
 }
 
+/// What kind of change the writer derived ([`ChangeRecord::kind`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// A vendor alert opened (a new alert instance): `alert` is set.
+    AlertOpened,
+    /// An open alert instance cleared (missing from a newer online snapshot): `alert` is set,
+    /// `alert_opened_at` names the instance.
+    AlertCleared,
+    /// The system's reachability changed (`online`, `unreachable`, `auth_failed`, `error`):
+    /// `from` and `to` are status values; `from` is null for a system seen for the first time.
+    StatusChanged,
+    /// Hardware health changed: `from`/`to` are health values (`ok`, `warning`, `error`, `unknown`).
+    HardwareChanged,
+    /// Cluster health changed: `from`/`to` are health values.
+    ClusterChanged,
+    /// Used capacity crossed a threshold: `threshold_percent`, `rising` and `capacity` are set.
+    CapacityThreshold,
+}
+
+impl ChangeKind {
+    pub const ALL: [ChangeKind; 6] = [
+        ChangeKind::AlertOpened,
+        ChangeKind::AlertCleared,
+        ChangeKind::StatusChanged,
+        ChangeKind::HardwareChanged,
+        ChangeKind::ClusterChanged,
+        ChangeKind::CapacityThreshold,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::AlertOpened => "alert_opened",
+            ChangeKind::AlertCleared => "alert_cleared",
+            ChangeKind::StatusChanged => "status_changed",
+            ChangeKind::HardwareChanged => "hardware_changed",
+            ChangeKind::ClusterChanged => "cluster_changed",
+            ChangeKind::CapacityThreshold => "capacity_threshold",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ChangeKind> {
+        ChangeKind::ALL.into_iter().find(|v| v.as_str() == text)
+    }
+}
+
+/// One change the writer derived and committed (`sdash.v1.change.<system_id>`). The envelope's
+/// `collector_id` is the producing writer's id, `observed_at` the time of the observation that
+/// caused the change, and `event_id` the change's own id (stored in the writer's outbox in the
+/// same transaction as what it derived, published after the commit with `Nats-Msg-Id` = that id,
+/// so a crash neither loses nor invents a change; subscribers deduplicate by it).
+///
+/// It carries the system's context (name, vendor, tags) so a subscriber can route it without
+/// reading the database.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangeRecord {
+    pub kind: ChangeKind,
+    /// The event id of the record (a snapshot) the change was derived from.
+    pub cause_event_id: String,
+    pub vendor: Vendor,
+    /// The system's display name (inventory name, else its own name, else its id).
+    #[serde(default)]
+    pub system_name: Option<String>,
+    /// The system's inventory tags, for routing.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// `alert_opened`, `alert_cleared`: the alert as last seen.
+    #[serde(default)]
+    pub alert: Option<Alert>,
+    /// `alert_opened`, `alert_cleared`: when the instance opened (first seen by sdash, ms): with
+    /// the system id and `alert.id` it names the alert instance (a reopened alert is a new one).
+    #[serde(default)]
+    pub alert_opened_at: Option<i64>,
+    /// Transitions: the previous value (null when there was none).
+    #[serde(default)]
+    pub from: Option<String>,
+    /// Transitions: the new value.
+    #[serde(default)]
+    pub to: Option<String>,
+    /// `capacity_threshold`: the threshold crossed, percent of total (e.g. 80, 90, 95).
+    #[serde(default)]
+    pub threshold_percent: Option<u8>,
+    /// `capacity_threshold`: true when used capacity rose above it, false when it fell below.
+    #[serde(default)]
+    pub rising: Option<bool>,
+    /// `capacity_threshold`: the capacity that crossed it.
+    #[serde(default)]
+    pub capacity: Option<Capacity>,
+}
+
 /// Any record, as decoded from a subject and payload.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Record {
@@ -423,6 +521,7 @@ pub enum Record {
     Snapshot(Envelope<Snapshot>),
     Event(Envelope<EventRecord>),
     Collector(Envelope<CollectorRecord>),
+    Change(Envelope<ChangeRecord>),
 }
 
 impl Record {
@@ -432,6 +531,7 @@ impl Record {
             Record::Snapshot(_) => Kind::Snapshot,
             Record::Event(_) => Kind::Event,
             Record::Collector(_) => Kind::Collector,
+            Record::Change(_) => Kind::Change,
         }
     }
 
@@ -441,6 +541,7 @@ impl Record {
             Record::Snapshot(e) => &e.event_id,
             Record::Event(e) => &e.event_id,
             Record::Collector(e) => &e.event_id,
+            Record::Change(e) => &e.event_id,
         }
     }
 }

@@ -17,10 +17,19 @@ pub enum Kind {
     Snapshot,
     Event,
     Collector,
+    /// What the writer derived and committed (alert opened or cleared, status and health
+    /// transitions, capacity threshold crossings), published from its outbox after the commit.
+    Change,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::System, Kind::Snapshot, Kind::Event, Kind::Collector];
+    pub const ALL: [Kind; 5] = [
+        Kind::System,
+        Kind::Snapshot,
+        Kind::Event,
+        Kind::Collector,
+        Kind::Change,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -28,6 +37,7 @@ impl Kind {
             Kind::Snapshot => "snapshot",
             Kind::Event => "event",
             Kind::Collector => "collector",
+            Kind::Change => "change",
         }
     }
 

@@ -11,7 +11,8 @@ use sdash_proto::subjects::{DUPLICATE_WINDOW, STREAM, STREAM_SUBJECTS};
 /// How to reach NATS. Each flag has an `SDASH_*` environment twin; secrets come from files.
 #[derive(Debug, Clone, clap::Args)]
 pub struct NatsArgs {
-    /// NATS server URL(s), comma separated (nats:// or tls://).
+    /// NATS server URL(s), comma separated (nats:// or tls://): the servers of a cluster; the
+    /// client connects to any that answers and moves to another when it goes away.
     #[arg(
         long = "nats-url",
         env = "SDASH_NATS_URL",
@@ -103,6 +104,14 @@ pub enum BusError {
     },
     #[error("--nats-client-cert and --nats-client-key go together")]
     ClientCertPair,
+    /// Position (from 1) in `--nats-url`, not the text: a URL may carry a password.
+    #[error("NATS server URL number {position} in --nats-url is invalid: {source}")]
+    Url {
+        position: usize,
+        source: std::io::Error,
+    },
+    #[error("--nats-url names no server")]
+    NoUrl,
     #[error("cannot connect to NATS at {url}: {source}")]
     Connect {
         url: String,
@@ -122,13 +131,37 @@ fn read_secret(what: &'static str, path: &PathBuf) -> Result<String, BusError> {
         })
 }
 
-/// Connects to NATS with the configured authentication and TLS. The client reconnects by
-/// itself forever; `retry_initial` also keeps trying when the server is down at start.
+/// The servers of `--nats-url`: comma separated, blanks around commas ignored. async-nats
+/// reads a single string as one URL, so the list is split here.
+pub fn server_addrs(urls: &str) -> Result<Vec<async_nats::ServerAddr>, BusError> {
+    let addrs = urls
+        .split(',')
+        .map(str::trim)
+        .filter(|url| !url.is_empty())
+        .enumerate()
+        .map(|(i, url)| {
+            url.parse::<async_nats::ServerAddr>()
+                .map_err(|source| BusError::Url {
+                    position: i + 1,
+                    source,
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if addrs.is_empty() {
+        return Err(BusError::NoUrl);
+    }
+    Ok(addrs)
+}
+
+/// Connects to NATS with the configured authentication and TLS, to any of the servers of
+/// `--nats-url` (and those the cluster announces). The client reconnects by itself forever,
+/// trying every server; `retry_initial` also keeps trying when none answers at start.
 pub async fn connect(
     args: &NatsArgs,
     name: &str,
     retry_initial: bool,
 ) -> Result<async_nats::Client, BusError> {
+    let servers = server_addrs(&args.url)?;
     let mut options = async_nats::ConnectOptions::new()
         .name(name)
         .max_reconnects(None)
@@ -170,7 +203,7 @@ pub async fn connect(
         options = options.retry_on_initial_connect();
     }
     options
-        .connect(args.url.as_str())
+        .connect(servers)
         .await
         .map_err(|source| BusError::Connect {
             url: args.url.clone(),
@@ -234,4 +267,32 @@ pub async fn ensure_stream(
         }
     }
     Err(BusError::Stream("gave up after 5 attempts".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nats_url_lists_every_server() {
+        let addrs = server_addrs("nats://127.0.0.1:4222, tls://nats-2:4222,,127.0.0.1:4333")
+            .unwrap_or_default();
+        let urls: Vec<String> = addrs
+            .iter()
+            .map(|a| a.clone().into_inner().to_string())
+            .collect();
+        assert_eq!(
+            urls,
+            [
+                "nats://127.0.0.1:4222",
+                "tls://nats-2:4222",
+                "nats://127.0.0.1:4333"
+            ]
+        );
+        assert!(matches!(server_addrs(" , "), Err(BusError::NoUrl)));
+        let bad = server_addrs("nats://a:1,http://user:secret@b:2");
+        assert!(matches!(bad, Err(BusError::Url { position: 2, .. })));
+        let message = bad.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(!message.contains("secret"), "{message}");
+    }
 }

@@ -5,10 +5,12 @@
 //! - the admin server (`/healthz`, `/readyz`, `/metrics`), [`serve_admin`];
 //! - NATS connection and `SDASH` stream setup, [`bus`];
 //! - one duration syntax, [`parse_duration`]; database URL detection, [`is_postgres_url`];
+//! - PostgreSQL URLs naming several servers, [`postgres`] (connecting: the `postgres` feature);
 //! - secrets read from files, [`Secret`] / [`read_password_file`].
 
 pub mod bus;
 mod duration;
+pub mod postgres;
 
 pub use duration::{DurationError, parse_duration};
 /// The one shutdown mechanism of every service: cancel it to stop; clones observe the same

@@ -2,13 +2,17 @@
 //! cannot rot. These assert sane, non-zero figures and the no-loss / no-duplicate invariants,
 //! never timing targets: the full runs (release build, `BENCHMARKS.md`) are for those.
 
-use sdash_testkit::bench::{self, COLLECTOR_SUBCOMMAND, Options, Program, Report, Scenario};
+use sdash_testkit::bench::{
+    self, API_SUBCOMMAND, COLLECTOR_SUBCOMMAND, Options, Program, Report, Scenario,
+};
 
 fn options() -> Options {
     let mut o = Options::new(true);
     o.sim = Program::new(env!("CARGO_BIN_EXE_sdash-sim"));
     // The collector through the same library entry point as the sdash-collector binary.
     o.collector = Program::new(env!("CARGO_BIN_EXE_sdash-bench")).with_arg(COLLECTOR_SUBCOMMAND);
+    // The API as a process of its own, through the same library entry point as sdash-api.
+    o.api = Program::new(env!("CARGO_BIN_EXE_sdash-bench")).with_arg(API_SUBCOMMAND);
     o
 }
 
@@ -151,5 +155,56 @@ async fn api_latency_quick() {
             "sqlite 500 systems, 64 clients: list",
             "default page size"
         ) > 0.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_scrape_quick() {
+    let r = run(Scenario::MetricsScrape).await;
+    for label in ["warm", "after a commit"] {
+        let case = format!("sqlite 500 systems: GET /metrics/fleet, {label}");
+        assert!(value(&r, &case, "p99") > 0.0, "{}", r.table());
+        let row = r.get(&case, "p99").expect("p99 row");
+        assert!(row.baseline_value.unwrap_or(0.0) > 0.0, "{}", r.table());
+        assert!(value(&r, &case, "scrapes") >= 5.0, "{}", r.table());
+        met(&r, &case, "errors");
+    }
+    let case = "sqlite 500 systems: GET /metrics/fleet";
+    // At least one sample per system of each always-present family.
+    assert!(
+        value(&r, case, "body bytes per system") > 1000.0,
+        "{}",
+        r.table()
+    );
+    assert!(
+        value(&r, case, "body size") > 500.0 * 1000.0,
+        "{}",
+        r.table()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_quick() {
+    let r = run(Scenario::Live).await;
+    let case = r.rows.first().expect("rows").case.clone();
+    // Clients that keep up lose nothing (counted exactly), stalled ones are cut and counted.
+    met(&r, &case, "updates lost (clients that kept up)");
+    met(&r, &case, "updates duplicated");
+    met(&r, &case, "reading clients cut");
+    met(&r, &case, "stalled clients cut (slow)");
+    met(&r, &case, "fleet list errors");
+    assert!(value(&r, &case, "updates delivered") > 0.0, "{}", r.table());
+    assert!(
+        value(&r, &case, "fleet list p99 (64 readers)") > 0.0,
+        "{}",
+        r.table()
+    );
+    let rss = r
+        .get(&case, "API RSS with live clients")
+        .expect("memory row");
+    assert!(
+        rss.value > 0.0 && rss.baseline_value.unwrap_or(0.0) > 0.0,
+        "{}",
+        r.table()
     );
 }

@@ -386,7 +386,19 @@ fn start_sim(procs: &mut Procs, args: &[String], dir: &Path) {
 // docker-compose.yml
 // ---------------------------------------------------------------------------------------------
 
-const COMPOSE_SERVICES: [&str; 6] = ["nats", "postgres", "writer", "collector", "api", "sim"];
+const COMPOSE_SERVICES: [&str; 8] = [
+    "nats",
+    "postgres",
+    "writer",
+    "collector",
+    "api",
+    "sim",
+    "prometheus",
+    "grafana",
+];
+
+/// The services of the compose `demo` profile only.
+const DEMO_ONLY_SERVICES: [&str; 5] = ["sim", "prometheus", "grafana", "notify", "alertmanager"];
 
 fn compose() -> Value {
     let docs = yaml_docs(&read("docker-compose.yml"), "docker-compose.yml");
@@ -465,12 +477,13 @@ fn compose_file_structure() {
                 );
             }
         }
-        // Only the simulator is optional.
-        if name == "sim" {
+        // Only the simulator and the demo's Prometheus, Grafana, notifier and Alertmanager are
+        // optional.
+        if DEMO_ONLY_SERVICES.contains(&name.as_str()) {
             assert_eq!(
                 seq(&svc["profiles"]),
                 vec![Value::from("demo")],
-                "sim runs only with --profile demo"
+                "{name} runs only with --profile demo"
             );
         } else {
             assert!(
@@ -1861,4 +1874,510 @@ async fn compose_configuration_runs_the_pipeline() {
         "the writer dropped messages:\n{metrics}"
     );
     procs.assert_running();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Prometheus and Grafana (compose demo profile, deploy/compose/prometheus.yml, deploy/grafana/)
+// ---------------------------------------------------------------------------------------------
+
+/// The file a compose `configs` entry of `service` mounts at `target` (relative to the root).
+fn compose_config_file(doc: &Value, service: &str, target: &str) -> String {
+    let config = seq(&doc["services"][service]["configs"])
+        .into_iter()
+        .find(|c| s(&c["target"]) == target)
+        .unwrap_or_else(|| panic!("{service} mounts no config on {target}"));
+    let file = interpolate(s(&doc["configs"][s(&config["source"])]["file"]));
+    assert!(
+        root().join(&file).is_file(),
+        "{service}: config {} is {file}, which does not exist",
+        s(&config["source"])
+    );
+    file.trim_start_matches("./").to_owned()
+}
+
+/// Every metric family `/metrics/fleet` exports: the `# TYPE` lines of the API's own rendering
+/// of a system with every field set (so every family has a sample).
+fn fleet_metric_families() -> BTreeSet<String> {
+    let row = sdash_api::fleet::SystemRow {
+        id: "fa-1".into(),
+        inv_vendor: Some("pure".into()),
+        inv_updated_at: Some(1),
+        status: Some("online".into()),
+        hardware: Some("ok".into()),
+        cluster: Some("ok".into()),
+        model: Some("FA-X70".into()),
+        version: Some("6.7.3".into()),
+        total_bytes: Some(100),
+        used_bytes: Some(60),
+        free_bytes: Some(40),
+        data_reduction: Some(3.5),
+        observed_at: Some(1_700_000_000_000),
+        last_online_at: Some(1_700_000_000_000),
+        ..Default::default()
+    };
+    let entries = [sdash_api::fleet::Entry::new(row)];
+    let text = sdash_api::fleet_metrics::render(
+        &entries,
+        &[[1; 4]],
+        &sdash_api::fleet_metrics::TagLabels::default(),
+    )
+    .body(1_700_000_060_000);
+    let families: BTreeSet<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next().map(str::to_owned))
+        .collect();
+    for family in &families {
+        assert!(
+            text.lines().any(|l| l.starts_with(&format!("{family}{{"))),
+            "the rendering has no sample of {family}"
+        );
+    }
+    families
+}
+
+#[test]
+fn compose_demo_runs_prometheus_and_grafana() {
+    let doc = compose();
+    let services = &doc["services"];
+    for (name, image) in [
+        ("prometheus", "prom/prometheus:"),
+        ("grafana", "grafana/grafana:"),
+    ] {
+        let svc = &services[name];
+        assert!(
+            s(&svc["image"]).starts_with(image),
+            "{name} runs {image}*: {:?}",
+            svc["image"]
+        );
+        assert!(svc.get("build").is_none(), "{name} is an upstream image");
+        assert!(
+            !compose_words(&svc["healthcheck"]["test"]).is_empty(),
+            "{name} has a health check"
+        );
+        let ports: Vec<String> = seq(&svc["ports"])
+            .iter()
+            .map(|p| interpolate(s(p)))
+            .collect();
+        assert!(
+            !ports.is_empty() && ports.iter().all(|p| p.starts_with("127.0.0.1:")),
+            "{name} publishes on loopback only: {ports:?}"
+        );
+    }
+    let command = compose_words(&services["prometheus"]["command"]);
+    assert!(
+        command.contains(&"--config.file=/etc/prometheus/prometheus.yml".to_owned()),
+        "{command:?}"
+    );
+    let prometheus_file = compose_config_file(&doc, "prometheus", "/etc/prometheus/prometheus.yml");
+    assert_eq!(prometheus_file, "deploy/compose/prometheus.yml");
+    let storage = command
+        .iter()
+        .find_map(|w| w.strip_prefix("--storage.tsdb.path="))
+        .expect("--storage.tsdb.path");
+    assert!(
+        compose_volumes(&services["prometheus"])
+            .iter()
+            .any(|(_, target)| target == storage),
+        "Prometheus keeps its data on a volume"
+    );
+    assert_eq!(
+        s(&services["grafana"]["depends_on"]["prometheus"]["condition"]),
+        "service_healthy"
+    );
+
+    // The Prometheus configuration scrapes the fleet metrics of the compose API, and the pipeline
+    // metrics of every sdash service on the ports their environment gives.
+    let config = &yaml_docs(&read(&prometheus_file), &prometheus_file)[0];
+    let api_port = compose_env(&services["api"])["SDASH_LISTEN"]
+        .rsplit(':')
+        .next()
+        .map(str::to_owned)
+        .expect("api port");
+    let jobs = seq(&config["scrape_configs"]);
+    let job = |name: &str| {
+        jobs.iter()
+            .find(|j| s(&j["job_name"]) == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{prometheus_file} has no job {name}"))
+    };
+    let targets = |j: &Value| -> Vec<String> {
+        seq(&j["static_configs"])
+            .iter()
+            .flat_map(|c| seq(&c["targets"]))
+            .map(|t| s(&t).to_owned())
+            .collect()
+    };
+    let fleet = job("sdash-fleet");
+    assert_eq!(s(&fleet["metrics_path"]), "/metrics/fleet");
+    assert_eq!(targets(&fleet), [format!("api:{api_port}")]);
+    assert_eq!(targets(&job("sdash-api")), [format!("api:{api_port}")]);
+    let writer_port = compose_env(&services["writer"])["SDASH_ADMIN_LISTEN"]
+        .rsplit(':')
+        .next()
+        .map(str::to_owned)
+        .expect("writer admin port");
+    assert_eq!(
+        targets(&job("sdash-writer")),
+        [format!("writer:{writer_port}")]
+    );
+    let collector_port = compose_env(&services["collector"])["SDASH_METRICS_LISTEN"]
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse::<u64>().ok())
+        .expect("collector metrics port");
+    let dns = &seq(&job("sdash-collector")["dns_sd_configs"])[0];
+    assert_eq!(
+        seq(&dns["names"]),
+        [Value::from("collector")],
+        "every replica"
+    );
+    assert_eq!(dns["port"].as_u64(), Some(collector_port));
+
+    // Grafana: the datasource points at the compose Prometheus, the dashboard provider at the
+    // folder the dashboard is mounted in.
+    let datasources_file = compose_config_file(
+        &doc,
+        "grafana",
+        "/etc/grafana/provisioning/datasources/sdash.yml",
+    );
+    let datasources = &yaml_docs(&read(&datasources_file), &datasources_file)[0];
+    assert_eq!(datasources["apiVersion"].as_u64(), Some(1));
+    let source = &seq(&datasources["datasources"])[0];
+    assert_eq!(s(&source["type"]), "prometheus");
+    assert_eq!(s(&source["url"]), "http://prometheus:9090");
+    let providers_file = compose_config_file(
+        &doc,
+        "grafana",
+        "/etc/grafana/provisioning/dashboards/sdash.yml",
+    );
+    let providers = &yaml_docs(&read(&providers_file), &providers_file)[0];
+    assert_eq!(providers["apiVersion"].as_u64(), Some(1));
+    let provider = &seq(&providers["providers"])[0];
+    assert_eq!(s(&provider["type"]), "file");
+    let folder = s(&provider["options"]["path"]).to_owned();
+    let dashboards: Vec<String> = seq(&services["grafana"]["configs"])
+        .iter()
+        .map(|c| s(&c["target"]).to_owned())
+        .filter(|t| t.ends_with(".json"))
+        .collect();
+    assert!(!dashboards.is_empty(), "grafana mounts no dashboard");
+    for target in &dashboards {
+        assert_eq!(
+            Path::new(target).parent().and_then(Path::to_str),
+            Some(folder.as_str()),
+            "the provider reads {folder}, the dashboard is mounted at {target}"
+        );
+        assert_eq!(
+            compose_config_file(&doc, "grafana", target),
+            "deploy/grafana/dashboards/sdash-fleet.json"
+        );
+    }
+}
+
+/// `promtool check config` (Debian's prometheus package) accepts the compose demo's Prometheus
+/// configuration; a missing promtool fails the test.
+#[test]
+fn prometheus_config_passes_promtool() {
+    let promtool = sdash_harness::prometheus::promtool_binary();
+    let file = root().join("deploy/compose/prometheus.yml");
+    let out = Command::new(&promtool)
+        .args(["check", "config", "--syntax-only"])
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", promtool.display()));
+    assert!(
+        out.status.success(),
+        "promtool check config {}:\n{}{}",
+        file.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn grafana_dashboard_is_valid_and_uses_exported_metrics() {
+    let file = "deploy/grafana/dashboards/sdash-fleet.json";
+    let dash: serde_json::Value =
+        serde_json::from_str(&read(file)).unwrap_or_else(|e| panic!("{file} is not JSON: {e}"));
+    for key in ["uid", "title"] {
+        assert!(
+            dash[key].as_str().is_some_and(|v| !v.is_empty()),
+            "{file}: {key}"
+        );
+    }
+    assert!(
+        dash["schemaVersion"].as_u64().is_some_and(|v| v >= 36),
+        "{file}: schemaVersion"
+    );
+    // The Prometheus datasource is a variable, so the dashboard imports into any Grafana.
+    let variables = dash["templating"]["list"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let datasource = variables
+        .iter()
+        .find(|v| v["type"] == "datasource")
+        .unwrap_or_else(|| panic!("{file}: no datasource variable"));
+    assert_eq!(datasource["query"], "prometheus");
+    let ds_ref = serde_json::json!({
+        "type": "prometheus",
+        "uid": format!("${{{}}}", datasource["name"].as_str().unwrap_or_default()),
+    });
+    let panels = dash["panels"].as_array().cloned().unwrap_or_default();
+    let known = [
+        "row",
+        "stat",
+        "timeseries",
+        "table",
+        "piechart",
+        "bargauge",
+        "gauge",
+    ];
+    let mut ids = BTreeSet::new();
+    let mut cells = BTreeSet::new();
+    let mut exprs: Vec<(String, String)> = Vec::new();
+    for v in &variables {
+        if let Some(q) = v["definition"].as_str() {
+            exprs.push((format!("variable {}", v["name"]), q.to_owned()));
+        }
+    }
+    for p in &panels {
+        let title = p["title"].as_str().unwrap_or_default().to_owned();
+        let kind = p["type"].as_str().unwrap_or_default();
+        assert!(known.contains(&kind), "{title}: panel type {kind}");
+        assert!(!title.is_empty(), "a panel without a title");
+        assert!(
+            ids.insert(p["id"].as_u64().expect("panel id")),
+            "{title}: id twice"
+        );
+        // Inside the 24-column grid, and no two panels on one cell.
+        let g = &p["gridPos"];
+        let (x, y, w, h) = (
+            g["x"].as_u64().expect("x"),
+            g["y"].as_u64().expect("y"),
+            g["w"].as_u64().expect("w"),
+            g["h"].as_u64().expect("h"),
+        );
+        assert!(w > 0 && h > 0 && x + w <= 24, "{title}: gridPos {g}");
+        for cx in x..x + w {
+            for cy in y..y + h {
+                assert!(
+                    cells.insert((cx, cy)),
+                    "{title} overlaps another panel at {cx},{cy}"
+                );
+            }
+        }
+        if kind == "row" {
+            continue;
+        }
+        assert_eq!(p["datasource"], ds_ref, "{title}: datasource");
+        let targets = p["targets"].as_array().cloned().unwrap_or_default();
+        assert!(!targets.is_empty(), "{title}: no query");
+        for t in targets {
+            assert_eq!(t["datasource"], ds_ref, "{title}: target datasource");
+            assert!(t["refId"].as_str().is_some(), "{title}: refId");
+            let expr = t["expr"].as_str().unwrap_or_default();
+            assert!(!expr.is_empty(), "{title}: empty expr");
+            exprs.push((title.clone(), expr.to_owned()));
+        }
+    }
+    // Fleet, capacity, alerts and freshness each have panels.
+    let rows: Vec<&str> = panels
+        .iter()
+        .filter(|p| p["type"] == "row")
+        .filter_map(|p| p["title"].as_str())
+        .collect();
+    assert_eq!(rows, ["Fleet", "Capacity", "Alerts", "Freshness"]);
+    let exported = fleet_metric_families();
+    let mut used = BTreeSet::new();
+    for (title, expr) in &exprs {
+        let families = metric_families(expr);
+        assert!(!families.is_empty(), "{title}: {expr} uses no sdash metric");
+        for family in families {
+            assert!(
+                exported.contains(&family),
+                "{title}: {expr} uses {family}, which /metrics/fleet does not export ({exported:?})"
+            );
+            used.insert(family);
+        }
+    }
+    // The dashboard shows every family the API exports but the info one and the timestamp
+    // (the age family shows the same).
+    let unused: Vec<&String> = exported
+        .iter()
+        .filter(|f| !used.contains(*f))
+        .filter(|f| {
+            !matches!(
+                f.as_str(),
+                "sdash_system_info" | "sdash_system_last_successful_poll_timestamp_seconds"
+            )
+        })
+        .collect();
+    assert!(unused.is_empty(), "no panel shows {unused:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The notifier (sdash-notify) in compose, Kubernetes and systemd
+// ---------------------------------------------------------------------------------------------
+
+/// `sdash-notify --check-config` on `config`: reads it and every secret and CA file it names.
+fn notify_check_config(config: &Path) -> (bool, String) {
+    let out = Command::new(binary("sdash-notify"))
+        .arg("--check-config")
+        .arg("--config")
+        .arg(config)
+        .output()
+        .expect("run sdash-notify --check-config");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn notifier_deploy_files() {
+    // compose: the notify service runs sdash-notify with its config mounted, its own admin port
+    // and the NATS password as a secret file; the demo config is valid and names the demo
+    // Alertmanager.
+    let doc = compose();
+    let services = &doc["services"];
+    let notify = &services["notify"];
+    assert_eq!(compose_words(&notify["command"]), ["sdash-notify"]);
+    let env = compose_env(notify);
+    assert_eq!(
+        env.get("SDASH_ADMIN_LISTEN").map(String::as_str),
+        Some("0.0.0.0:9104")
+    );
+    assert_eq!(
+        env.get("SDASH_NATS_PASSWORD_FILE").map(String::as_str),
+        Some("/run/secrets/nats_password")
+    );
+    let config_path = env.get("SDASH_NOTIFY_CONFIG").expect("SDASH_NOTIFY_CONFIG");
+    let (source, target) = compose_volumes(notify)
+        .into_iter()
+        .find(|(_, target)| config_path.starts_with(&format!("{target}/")))
+        .expect("the notifier's config folder is mounted");
+    let host_config = root()
+        .join(source.trim_start_matches("./"))
+        .join(config_path.trim_start_matches(&format!("{target}/")));
+    let (ok, text) = notify_check_config(&host_config);
+    assert!(ok, "{}: {text}", host_config.display());
+    let toml_text = std::fs::read_to_string(&host_config).expect("compose notify.toml");
+    assert!(
+        toml_text.contains("url = \"http://alertmanager:9093\""),
+        "the demo config posts to the compose Alertmanager"
+    );
+    assert!(services["alertmanager"].get("image").is_some());
+    let profiles: Vec<String> = seq(&notify["profiles"])
+        .iter()
+        .map(|p| s(p).to_owned())
+        .collect();
+    assert!(profiles.contains(&"demo".to_owned()), "{profiles:?}");
+
+    // Dockerfile: builds and ships the binary.
+    let dockerfile = read("deploy/Dockerfile");
+    assert!(dockerfile.contains("--bin sdash-notify"));
+    assert!(dockerfile.contains("target/release/sdash-notify"));
+
+    // Kubernetes: one replica, recreated (never two consuming at once), probes on its admin port,
+    // a config that passes --check-config once its secret files exist where the pod mounts them.
+    let docs = k8s_docs();
+    let find = |kind: &str, name: &str| {
+        docs.iter()
+            .find(|(_, d)| s(&d["kind"]) == kind && s(&d["metadata"]["name"]) == name)
+            .map(|(_, d)| d.clone())
+            .unwrap_or_else(|| panic!("no {kind} {name} in deploy/k8s"))
+    };
+    let deployment = find("Deployment", "sdash-notify");
+    assert_eq!(deployment["spec"]["replicas"].as_u64(), Some(1));
+    assert_eq!(s(&deployment["spec"]["strategy"]["type"]), "Recreate");
+    let pod = &deployment["spec"]["template"]["spec"];
+    let container = &seq(&pod["containers"])[0];
+    assert_eq!(compose_words(&container["args"]), ["sdash-notify"]);
+    assert_eq!(
+        s(&container["readinessProbe"]["httpGet"]["path"]),
+        "/readyz"
+    );
+    assert_eq!(container["ports"][0]["containerPort"].as_u64(), Some(9104));
+    let secret = find("Secret", "sdash-notify-credentials");
+    let secret_keys = keys(&secret["stringData"]);
+    let mount = seq(&container["volumeMounts"])
+        .into_iter()
+        .find(|m| s(&m["name"]) == "notify-secrets")
+        .map(|m| s(&m["mountPath"]).to_owned())
+        .expect("the notifier's secrets are mounted");
+    let config = find("ConfigMap", "sdash-notify");
+    let k8s_toml = s(&config["data"]["notify.toml"]).to_owned();
+    let dir = tempfile::tempdir().expect("temp dir");
+    for key in &secret_keys {
+        std::fs::write(dir.path().join(key), "placeholder\n").expect("write secret");
+    }
+    for line in k8s_toml.lines().filter(|l| l.contains("_file")) {
+        let path = line.split('"').nth(1).unwrap_or("");
+        let name = path
+            .strip_prefix(&format!("{mount}/"))
+            .unwrap_or_else(|| panic!("{line}: not under the secret mount {mount}"));
+        assert!(
+            secret_keys.contains(&name.to_owned()),
+            "{line}: no key {name} in sdash-notify-credentials"
+        );
+    }
+    let local = write_notify_toml(
+        dir.path(),
+        &k8s_toml.replace(&format!("{mount}/"), &format!("{}/", dir.path().display())),
+    );
+    let (ok, text) = notify_check_config(&local);
+    assert!(ok, "deploy/k8s/notify.yaml notify.toml: {text}");
+
+    // systemd: the binary, the shared settings, the credentials its config names, the check
+    // before start, its own admin port, the same hardening as the other units.
+    let u = unit("deploy/systemd/sdash-notify.service");
+    let one = |key: &str| -> String {
+        let v = unit_values(&u, "Service", key);
+        assert_eq!(v.len(), 1, "sdash-notify.service: exactly one {key}=");
+        v[0].to_owned()
+    };
+    let exec = one("ExecStart");
+    assert_eq!(
+        exec.split_whitespace().next(),
+        Some("/usr/local/bin/sdash-notify")
+    );
+    assert!(exec.contains("--admin-listen 127.0.0.1:9104"), "{exec}");
+    assert_eq!(
+        one("ExecStartPre"),
+        "/usr/local/bin/sdash-notify --check-config"
+    );
+    for (key, want) in [
+        ("User", "sdash"),
+        ("ProtectSystem", "strict"),
+        ("ProtectHome", "yes"),
+        ("NoNewPrivileges", "yes"),
+        ("PrivateTmp", "yes"),
+        ("Restart", "on-failure"),
+        ("CapabilityBoundingSet", ""),
+        ("EnvironmentFile", "/etc/sdash/sdash.env"),
+    ] {
+        assert_eq!(one(key), want, "sdash-notify.service: {key}");
+    }
+    let creds = unit_values(&u, "Service", "LoadCredential");
+    for name in ["nats-password", "webhook-secret", "smtp-password"] {
+        assert!(
+            creds.contains(&format!("{name}:/etc/sdash/credentials/{name}").as_str()),
+            "sdash-notify.service: credential {name}"
+        );
+    }
+    let env = unit_values(&u, "Service", "Environment");
+    assert!(env.contains(&"SDASH_NATS_PASSWORD_FILE=%d/nats-password"));
+    assert!(env.contains(&"SDASH_NOTIFY_CONFIG=/etc/sdash/notify.toml"));
+}
+
+fn write_notify_toml(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("notify.toml");
+    std::fs::write(&path, text).expect("write notify.toml");
+    path
 }

@@ -22,6 +22,34 @@ pub mod defaults {
     pub const RETENTION_INTERVAL: &str = "5m";
     pub const ADMIN_LISTEN: &str = "127.0.0.1:9101";
     pub const LOCK_POLL: &str = "500ms";
+    pub const CAPACITY_THRESHOLDS: &str = "80,90,95";
+}
+
+/// `--capacity-thresholds`: percentages of total capacity (1 to 100), ascending and without
+/// repeats, whose crossing by used capacity is a change on `sdash.v1.change.*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapacityThresholds(pub Vec<u8>);
+
+impl CapacityThresholds {
+    /// Parses `80,90,95` (any order); `none` (or nothing) for no threshold.
+    pub fn parse(text: &str) -> Result<CapacityThresholds, String> {
+        let text = text.trim();
+        if text.is_empty() || text.eq_ignore_ascii_case("none") {
+            return Ok(CapacityThresholds(Vec::new()));
+        }
+        let mut percents = text
+            .split(',')
+            .map(|p| match p.trim().parse::<u8>() {
+                Ok(n @ 1..=100) => Ok(n),
+                _ => Err(format!(
+                    "{p:?} is not a percentage from 1 to 100 (expected e.g. 80,90,95, or none)"
+                )),
+            })
+            .collect::<Result<Vec<u8>, String>>()?;
+        percents.sort_unstable();
+        percents.dedup();
+        Ok(CapacityThresholds(percents))
+    }
 }
 
 /// Everything [`crate::run`] needs.
@@ -31,7 +59,8 @@ pub struct WriterConfig {
     pub nats: NatsArgs,
     #[command(flatten)]
     pub stream: StreamArgs,
-    /// Database URL: sqlite://PATH (created if missing) or postgres://USER@HOST:PORT/DB.
+    /// Database URL: sqlite://PATH (created if missing) or postgres://USER@HOST:PORT/DB; several
+    /// PostgreSQL servers as postgres://USER@H1:P1,H2:P2/DB, of which the writable one is used.
     #[arg(
         long = "database-url",
         env = "SDASH_DATABASE_URL",
@@ -112,6 +141,11 @@ pub struct WriterConfig {
     /// How often a standby writer retries taking the writer lock.
     #[arg(long = "lock-poll", env = "SDASH_LOCK_POLL", default_value = defaults::LOCK_POLL, value_parser = parse_duration)]
     pub lock_poll: Duration,
+    /// Used capacity crossing one of these percentages of total capacity (rising to or above
+    /// it, or falling back below) is published as a change on sdash.v1.change.* (e.g. 80,90,95;
+    /// `none` for no capacity changes).
+    #[arg(long = "capacity-thresholds", env = "SDASH_CAPACITY_THRESHOLDS", default_value = defaults::CAPACITY_THRESHOLDS, value_parser = CapacityThresholds::parse)]
+    pub capacity_thresholds: CapacityThresholds,
 }
 
 /// A duration default of [`defaults`]; the tests check that each one parses.
@@ -143,6 +177,8 @@ impl WriterConfig {
             retention_batch: retention.batch_rows,
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             lock_poll: default_duration(defaults::LOCK_POLL),
+            capacity_thresholds: CapacityThresholds::parse(defaults::CAPACITY_THRESHOLDS)
+                .unwrap_or(CapacityThresholds(Vec::new())),
         }
     }
 
@@ -190,5 +226,20 @@ mod tests {
             assert!(parse_duration(text).is_ok(), "{text}");
         }
         assert!(defaults::ADMIN_LISTEN.parse::<SocketAddr>().is_ok());
+    }
+
+    #[test]
+    fn capacity_thresholds() {
+        let parse = |t: &str| CapacityThresholds::parse(t).map(|c| c.0);
+        assert_eq!(
+            parse(defaults::CAPACITY_THRESHOLDS),
+            Ok(crate::store::DEFAULT_CAPACITY_THRESHOLDS.to_vec())
+        );
+        assert_eq!(parse(" 95, 80 ,90,80"), Ok(vec![80, 90, 95]));
+        assert_eq!(parse("none"), Ok(vec![]));
+        assert_eq!(parse(""), Ok(vec![]));
+        for bad in ["0", "101", "80,,90", "80%", "ninety"] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -1,7 +1,9 @@
 //! Exactly one active writer per database. PostgreSQL: a session advisory lock held on a
 //! dedicated connection for as long as this process leads (it frees when the connection drops).
 //! SQLite: an exclusive `flock` on `<database>.lock` next to the database file. A second writer
-//! waits as a hot standby and polls until it gets the lock.
+//! waits as a hot standby and polls until it gets the lock. With several PostgreSQL servers in
+//! the URL the lock is taken on the writable one, and taken again on the new primary after a
+//! switchover.
 
 use std::fs::{File, TryLockError};
 use std::path::PathBuf;
@@ -9,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use sdash_service::postgres::{TargetSessionAttrs, server_state};
 use sdash_service::{Secret, Shutdown};
 use sqlx::{Connection, PgConnection, Row};
 
@@ -83,12 +86,14 @@ impl WriterLock {
                 }
             }
         }
-        let options = pg::connect_options(url, password)?.application_name("sdash-writer-lock");
+        // With several servers, each attempt looks for the writable one again: after a
+        // switchover the lock is taken on the new primary.
+        let servers = pg::servers(url, password, "sdash-writer-lock")?;
         let mut waiting = false;
         let mut last_error: Option<std::time::Instant> = None;
         loop {
-            match PgConnection::connect_with(&options).await {
-                Ok(mut conn) => loop {
+            match servers.connect().await {
+                Ok((mut conn, server)) => loop {
                     let got = sqlx::query("SELECT pg_try_advisory_lock($1), pg_backend_pid()")
                         .bind(PG_WRITER_LOCK)
                         .fetch_one(&mut conn)
@@ -98,10 +103,12 @@ impl WriterLock {
                         Ok((true, pid)) => {
                             tracing::info!(
                                 pid,
+                                server = servers.addr(server),
                                 "writer lock acquired (PostgreSQL advisory lock); this writer is active"
                             );
                             let alive = Arc::new(AtomicBool::new(true));
-                            let monitor = tokio::spawn(monitor(conn, alive.clone()));
+                            let monitor =
+                                tokio::spawn(monitor(conn, servers.attrs(), alive.clone()));
                             return Ok(Some(WriterLock::Postgres {
                                 pid,
                                 alive,
@@ -176,21 +183,42 @@ impl Drop for WriterLock {
 }
 
 /// Keeps checking the lock connection; when it fails the lock is gone (the server released it
-/// when the session ended), so this writer must stop writing.
-async fn monitor(mut conn: PgConnection, alive: Arc<AtomicBool>) {
+/// when the session ended), so this writer must stop writing. When the session must be on a
+/// writable server (several servers in the URL), a server that turned read-only (fenced by a
+/// failover manager) counts as lost too: the writer goes looking for the new primary.
+async fn monitor(mut conn: PgConnection, attrs: TargetSessionAttrs, alive: Arc<AtomicBool>) {
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let ok = tokio::time::timeout(
-            Duration::from_secs(5),
-            sqlx::query("SELECT 1").execute(&mut conn),
-        )
-        .await;
-        if !matches!(ok, Ok(Ok(_))) {
-            tracing::error!(
-                "the writer lock connection dropped: the lock is lost; stopping writes"
-            );
-            alive.store(false, Ordering::SeqCst);
-            return;
+        let check = async {
+            if attrs.needs_check() {
+                server_state(&mut conn)
+                    .await
+                    .map(|state| attrs.accepts(state))
+            } else {
+                sqlx::query("SELECT 1")
+                    .execute(&mut conn)
+                    .await
+                    .map(|_| true)
+            }
+        };
+        match tokio::time::timeout(Duration::from_secs(5), check).await {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => {
+                tracing::error!(
+                    %attrs,
+                    "the writer lock's server is no longer writable; releasing the lock and stopping writes"
+                );
+                alive.store(false, Ordering::SeqCst);
+                let _ = conn.close().await;
+                return;
+            }
+            _ => {
+                tracing::error!(
+                    "the writer lock connection dropped: the lock is lost; stopping writes"
+                );
+                alive.store(false, Ordering::SeqCst);
+                return;
+            }
         }
     }
 }

@@ -36,6 +36,16 @@ pub struct WriterMetrics {
     pub retention_deleted: Family<Labels, Counter>,
     /// Errors talking to NATS (fetch, ack), each followed by a retry.
     pub nats_errors: Counter,
+    /// Derived changes published on `sdash.v1.change.*` and acknowledged by JetStream, per kind.
+    pub changes_published: Family<Labels, Counter>,
+    /// Of those, changes JetStream already had (published again after a crash between its
+    /// PubAck and the outbox delete): dropped by its duplicate window.
+    pub changes_duplicate: Counter,
+    /// Attempts to publish from the change outbox that failed (NATS unreachable, no PubAck, or
+    /// the outbox unreadable), each followed by a retry with backoff.
+    pub change_publish_failures: Counter,
+    /// Derived changes waiting in the outbox to be published (0 while standby).
+    pub change_outbox_depth: Gauge,
 }
 
 impl WriterMetrics {
@@ -53,6 +63,10 @@ impl WriterMetrics {
             lock_held: Gauge::default(),
             retention_deleted: Family::default(),
             nats_errors: Counter::default(),
+            changes_published: Family::default(),
+            changes_duplicate: Counter::default(),
+            change_publish_failures: Counter::default(),
+            change_outbox_depth: Gauge::default(),
         };
         let r = registry.sub_registry_with_prefix("sdash_writer");
         r.register("batches", "Committed batches", m.batches.clone());
@@ -110,6 +124,26 @@ impl WriterMetrics {
             "nats_errors",
             "Errors talking to NATS",
             m.nats_errors.clone(),
+        );
+        r.register(
+            "changes_published",
+            "Derived changes published on sdash.v1.change.* and acknowledged by JetStream, per kind",
+            m.changes_published.clone(),
+        );
+        r.register(
+            "changes_duplicate",
+            "Published changes JetStream already had (dropped by its duplicate window)",
+            m.changes_duplicate.clone(),
+        );
+        r.register(
+            "change_publish_failures",
+            "Failed attempts to publish from the change outbox, each retried with backoff",
+            m.change_publish_failures.clone(),
+        );
+        r.register(
+            "change_outbox_depth",
+            "Derived changes waiting in the outbox to be published",
+            m.change_outbox_depth.clone(),
         );
         m
     }

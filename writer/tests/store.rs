@@ -66,9 +66,10 @@ async fn same_snapshot_twice_is_one_row(backend: Backend) {
     // Reopening runs no migration twice.
     drop(store);
     let store = open(&db).await;
+    // SQLite has no 0003 (a PostgreSQL-only storage setting); 0004 is the change outbox.
     let migrations = match backend {
-        Backend::Sqlite => 2,
-        Backend::Postgres => 3,
+        Backend::Sqlite => 3,
+        Backend::Postgres => 4,
     };
     assert_eq!(count(&db, "schema_migrations").await, migrations);
     store.close().await;

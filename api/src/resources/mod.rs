@@ -85,7 +85,7 @@ fn limit_param(st: &AppState, p: &Params) -> ApiResult<i64> {
 }
 
 /// The `from`/`to` parameters as ms; `to` defaults to now, `from` to `default_days` before it.
-fn range(p: &Params, default_days: i64) -> ApiResult<(i64, i64)> {
+pub(crate) fn range(p: &Params, default_days: i64) -> ApiResult<(i64, i64)> {
     let to = p.time("to")?.unwrap_or_else(now);
     let from = p.time("from")?.unwrap_or(to - default_days * DAY_MS);
     if from > to {

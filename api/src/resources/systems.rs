@@ -268,7 +268,7 @@ struct ListCursor {
     id: String,
 }
 
-fn tag_filters(p: &Params) -> ApiResult<Vec<(String, String)>> {
+pub(crate) fn tag_filters(p: &Params) -> ApiResult<Vec<(String, String)>> {
     p.all("tag")
         .into_iter()
         .map(|t| match t.split_once(':') {

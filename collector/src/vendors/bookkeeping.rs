@@ -78,6 +78,25 @@ impl PollContext {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
+    /// The last step of every poll that reached the system (the shell's, and the fuzz
+    /// targets'): a capacity the bus contract refuses ([`sdash_proto::Capacity::is_plausible`]: used far
+    /// beyond total, from an array reporting nonsense) is dropped with a degradation, rather
+    /// than have the writer dead-letter the whole snapshot, its status and alerts with it; then
+    /// the degradations become `error` and the poll's duration `poll_ms`.
+    pub fn finish(&mut self, mut snapshot: Snapshot) -> Snapshot {
+        if let Some(c) = snapshot.capacity.take_if(|c| !c.is_plausible()) {
+            let reason = format!(
+                "capacity dropped: used {} bytes is implausible for a total of {} bytes",
+                c.used_bytes, c.total_bytes
+            );
+            self.event(Level::Warning, Category::DataQuery, reason.clone());
+            self.degradations.push(reason);
+        }
+        snapshot.error = self.error_text();
+        snapshot.poll_ms = self.elapsed_ms();
+        snapshot
+    }
+
     pub fn into_events(self) -> Vec<EventRecord> {
         self.events
     }

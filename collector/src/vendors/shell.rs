@@ -156,11 +156,7 @@ impl<V: VendorAdapter> Shell<V> {
                     credentials,
                 };
                 match self.vendor.poll(poll).await {
-                    Ok(mut snapshot) => {
-                        snapshot.error = ctx.error_text();
-                        snapshot.poll_ms = ctx.elapsed_ms();
-                        snapshot
-                    }
+                    Ok(snapshot) => ctx.finish(snapshot),
                     Err(e) => ctx.fail(V::VENDOR, &e),
                 }
             }

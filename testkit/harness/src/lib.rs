@@ -1,7 +1,8 @@
-//! sdash-harness: real servers for tests (nats-server on a random port, a fresh database per
-//! test, a TCP proxy to cut), cleaned up on drop. Nothing here mocks NATS or a database; the one
-//! stand-in, [`PasswordProbe`], only records which PostgreSQL password a client sends (the test
-//! PostgreSQL trusts local logins, so it cannot tell).
+//! sdash-harness: real servers for tests (nats-server on a random port, a three-node
+//! JetStream cluster, a fresh database per test, a TCP proxy to cut), cleaned up on drop.
+//! Nothing here mocks NATS or a database; the one stand-in, [`PasswordProbe`], only records
+//! which PostgreSQL password a client sends (the test PostgreSQL trusts local logins, so it
+//! cannot tell).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -11,6 +12,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use sqlx::Connection;
+
+pub mod nats_cluster;
+pub use nats_cluster::NatsCluster;
+pub mod pg_cluster;
+pub use pg_cluster::PgCluster;
+pub mod prometheus;
+pub use prometheus::PrometheusServer;
 
 /// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
 pub fn free_port() -> u16 {

@@ -27,8 +27,17 @@ struct RunningApi {
 impl RunningApi {
     /// Starts the API as the binary would by default (a 250 ms fleet-list cache, 4 connections).
     async fn start(database_url: &str) -> anyhow::Result<RunningApi> {
+        RunningApi::start_with(database_url, |_| {}).await
+    }
+
+    /// Starts the API with the binary's defaults changed by `tweak`.
+    async fn start_with(
+        database_url: &str,
+        tweak: impl FnOnce(&mut sdash_api::Config),
+    ) -> anyhow::Result<RunningApi> {
         let mut config = sdash_api::Config::new(database_url);
         config.list_cache = Duration::from_millis(250);
+        tweak(&mut config);
         let stop = sdash_service::Shutdown::new();
         let mut attempt = 0;
         loop {
@@ -340,8 +349,28 @@ fn seed_messages(first: usize, n: usize, seq: &mut u64) -> anyhow::Result<Vec<In
     Ok(out)
 }
 
+/// Writes `systems` systems (`arr-00000`, ...) with one snapshot each through the writer's store.
+pub(super) async fn seed_fleet(
+    store: &Store,
+    backend: Backend,
+    systems: usize,
+    seq: &mut u64,
+) -> anyhow::Result<()> {
+    let seeding = Instant::now();
+    for first in (0..systems).step_by(500) {
+        let batch = seed_messages(first, 500.min(systems - first), seq)?;
+        store.write_batch(&batch).await.context("seeding")?;
+    }
+    println!(
+        "-- {}: seeded {systems} systems in {:.1} s",
+        backend_name(backend),
+        seeding.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 /// 64 clients on `paths` (chosen per request) for `duration`; latencies in ms and errors.
-async fn hammer(
+pub(super) async fn hammer(
     client: &reqwest::Client,
     base: &str,
     paths: Arc<Vec<String>>,
@@ -402,18 +431,8 @@ pub(crate) async fn latency(options: &Options, report: &mut Report) -> anyhow::R
     for backend in options.backends_or(&[Backend::Sqlite]) {
         let db = TestDatabase::new(backend).await;
         let store = Store::open(&db.url).await?;
-        let mut seq = 0;
-        let seeding = Instant::now();
-        for first in (0..systems).step_by(500) {
-            let batch = seed_messages(first, 500.min(systems - first), &mut seq)?;
-            store.write_batch(&batch).await.context("seeding")?;
-        }
+        seed_fleet(&store, backend, systems, &mut 0).await?;
         store.close().await;
-        println!(
-            "-- {}: seeded {systems} systems in {:.1} s",
-            backend_name(backend),
-            seeding.elapsed().as_secs_f64()
-        );
         let api = RunningApi::start(&db.url).await?;
         let base = format!("http://{}", api.addr);
         // Sanity: the list answers with a page of systems.
@@ -517,6 +536,142 @@ pub(crate) async fn latency(options: &Options, report: &mut Report) -> anyhow::R
         "Clients, server and database share the machine's cores; /healthz (no database) measured by the same \
          server in the same run, interleaved in rounds with the other endpoints, is the baseline that cancels that out. \
          The API runs with the binary's defaults (4 database connections, 250 ms fleet-list cache).",
+    );
+    Ok(())
+}
+
+/// One GET read to the end: its latency in ms and its body size, or `None` on any failure.
+async fn timed_get(client: &reqwest::Client, url: &str) -> Option<(f64, usize)> {
+    let t = Instant::now();
+    let resp = client.get(url).send().await.ok()?;
+    if !resp.status().is_success() {
+        return None;
+    }
+    let body = resp.bytes().await.ok()?;
+    Some((t.elapsed().as_secs_f64() * 1000.0, body.len()))
+}
+
+pub(crate) async fn metrics_scrape(options: &Options, report: &mut Report) -> anyhow::Result<()> {
+    let systems = options
+        .systems
+        .unwrap_or(if options.quick { 500 } else { 10_000 });
+    let per_case = options
+        .duration
+        .unwrap_or(Duration::from_secs(if options.quick { 1 } else { 20 }));
+    let client = http_client()?;
+    for backend in options.backends_or(&[Backend::Sqlite]) {
+        let db = TestDatabase::new(backend).await;
+        let store = Store::open(&db.url).await?;
+        let mut seq = 0;
+        seed_fleet(&store, backend, systems, &mut seq).await?;
+        // Reloaded after every commit (no 250 ms floor), so each "after a commit" request pays
+        // for the reload and, for the metrics, the alert count and the render.
+        let api = RunningApi::start_with(&db.url, |c| {
+            c.list_cache = Duration::ZERO;
+            c.metrics_tag_labels = vec!["environment".into(), "department".into()];
+        })
+        .await?;
+        let metrics_url = api.url("/metrics/fleet");
+        let list_url = api.url("/api/v1/systems");
+        let (_, body_bytes) = timed_get(&client, &metrics_url)
+            .await
+            .context("GET /metrics/fleet")?;
+        let series = client
+            .get(&metrics_url)
+            .send()
+            .await?
+            .text()
+            .await?
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .count();
+        // Warm: one scraper (as Prometheus scrapes a target), the fleet unchanged.
+        let mut warm: [(Vec<f64>, u64); 2] = Default::default();
+        let until = Instant::now() + per_case;
+        while Instant::now() < until || warm[0].0.len() < 5 {
+            for (i, url) in [&metrics_url, &list_url].into_iter().enumerate() {
+                match timed_get(&client, url).await {
+                    Some((ms, _)) => warm[i].0.push(ms),
+                    None => warm[i].1 += 1,
+                }
+            }
+        }
+        // After a commit: one snapshot of one system written, then the request.
+        let mut fresh: [(Vec<f64>, u64); 2] = Default::default();
+        let until = Instant::now() + per_case;
+        let mut k = 1;
+        while Instant::now() < until || fresh[0].0.len() < 5 {
+            for (i, url) in [&metrics_url, &list_url].into_iter().enumerate() {
+                let env = Envelope {
+                    schema: SCHEMA_VERSION,
+                    event_id: format!("scrape-{k}"),
+                    collector_id: "bench-collector".into(),
+                    system_id: "arr-00000".into(),
+                    observed_at: now_ms() + k as i64,
+                    body: snapshot_record(0, k),
+                };
+                k += 1;
+                seq += 1;
+                store
+                    .write_batch(&[Incoming {
+                        stream_seq: seq,
+                        subject: Kind::Snapshot.subject("arr-00000"),
+                        payload: encode(&env)?,
+                        deliveries: 1,
+                    }])
+                    .await
+                    .context("commit between requests")?;
+                match timed_get(&client, url).await {
+                    Some((ms, _)) => fresh[i].0.push(ms),
+                    None => fresh[i].1 += 1,
+                }
+            }
+        }
+        store.close().await;
+        let case = |name: &str| format!("{} {systems} systems: {name}", backend_name(backend));
+        for (label, results) in [("warm", &mut warm), ("after a commit", &mut fresh)] {
+            let [(scrapes, scrape_errors), (lists, list_errors)] = results;
+            let n = scrapes.len();
+            let errors = *scrape_errors + *list_errors;
+            let list_p50 = percentile(lists, 50.0);
+            let list_p99 = percentile(lists, 99.0);
+            let c = case(&format!("GET /metrics/fleet, {label}"));
+            report.push(
+                Row::new(&c, "p50", percentile(scrapes, 50.0), "ms")
+                    .vs("fleet list JSON p50", list_p50),
+            );
+            report.push(
+                Row::new(&c, "p99", percentile(scrapes, 99.0), "ms")
+                    .vs("fleet list JSON p99", list_p99)
+                    .target(
+                        "< 250 ms",
+                        percentile(scrapes, 99.0) < 250.0 && errors == 0 && n > 0,
+                    ),
+            );
+            report.push(Row::new(&c, "scrapes", n as f64, ""));
+            report.push(Row::new(&c, "errors", errors as f64, "").target("= 0", errors == 0));
+        }
+        let c = case("GET /metrics/fleet");
+        report.push(Row::new(&c, "body size", body_bytes as f64, "bytes"));
+        report.push(
+            Row::new(
+                &c,
+                "body bytes per system",
+                body_bytes as f64 / systems as f64,
+                "bytes",
+            )
+            .vs("series per system", series as f64 / systems as f64),
+        );
+        drop(api);
+    }
+    report.note(
+        "One scraper, like Prometheus on one target, alternating /metrics/fleet with the fleet-list JSON \
+         (GET /api/v1/systems, default page) of the same server as the baseline. Warm: the fleet unchanged, so the \
+         metrics text is the one rendered for the loaded fleet plus the per-scrape age family. After a commit: one \
+         snapshot is written before each request and the API reloads after every commit (--list-cache-ms 0); the \
+         list waits for the reload, a scrape starts the reload (fleet, open-alert count, render) and waits for it at \
+         most 100 ms, then serves the fleet loaded before (the next scrape gets the new one). Tag labels: \
+         environment, department.",
     );
     Ok(())
 }

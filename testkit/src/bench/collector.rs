@@ -19,7 +19,7 @@ pub(crate) struct ProcStats {
     pub peak_rss_mib: f64,
 }
 
-fn clock_ticks() -> f64 {
+pub(super) fn clock_ticks() -> f64 {
     std::process::Command::new("getconf")
         .arg("CLK_TCK")
         .output()
@@ -85,7 +85,7 @@ fn command(program: &Program, cpu: Option<usize>) -> Command {
 }
 
 /// Sum of `name` over the label sets that contain `label` (e.g. `result="online"`).
-fn metric_sum_where(text: &str, name: &str, label: &str) -> f64 {
+pub(super) fn metric_sum_where(text: &str, name: &str, label: &str) -> f64 {
     text.lines()
         .filter(|l| l.starts_with(name) && l[name.len()..].starts_with('{') && l.contains(label))
         .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
@@ -334,7 +334,7 @@ async fn wait_for_inventory(sim: &mut Child) -> anyhow::Result<()> {
 }
 
 /// SIGTERM (via `kill`), then SIGKILL after 10 s.
-async fn stop(child: &mut Child) {
+pub(super) async fn stop(child: &mut Child) {
     if let Some(pid) = child.id() {
         let _ = Command::new("kill")
             .arg("-TERM")

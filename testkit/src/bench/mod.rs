@@ -10,12 +10,17 @@
 //! * [`Scenario::Freshness`]: poll completed -> visible through the API, under background load.
 //! * [`Scenario::ApiLatency`]: 64 concurrent clients on the fleet list and a system detail, next
 //!   to a static response of the same server.
+//! * [`Scenario::MetricsScrape`]: one scraper on `/metrics/fleet` of a 10,000-system fleet, next to
+//!   the fleet-list JSON of the same server (warm, and each right after a writer commit).
+//! * [`Scenario::Live`]: 1,000 live-stream (SSE) clients and 64 fleet-list readers against
+//!   10,000 systems while snapshots flow: updates lost, slow clients cut, memory per client.
 //!
 //! The machine is shared and noisy, so every figure that has a target is a ratio to a baseline
 //! measured in the same run; absolute numbers are printed for context only.
 
 mod api;
 mod collector;
+mod live;
 mod writer;
 
 use std::ffi::OsString;
@@ -39,17 +44,23 @@ pub enum Scenario {
     Freshness,
     /// API latency at 64 concurrent clients.
     ApiLatency,
+    /// Scraping the fleet metrics (`/metrics/fleet`) of 10,000 systems.
+    MetricsScrape,
+    /// 1,000 live-stream clients and 64 fleet-list readers while snapshots flow.
+    Live,
     /// Every scenario in turn.
     All,
 }
 
 impl Scenario {
-    pub const EACH: [Scenario; 5] = [
+    pub const EACH: [Scenario; 7] = [
         Scenario::WriterThroughput,
         Scenario::SeedScenario,
         Scenario::CollectorScale,
         Scenario::Freshness,
         Scenario::ApiLatency,
+        Scenario::MetricsScrape,
+        Scenario::Live,
     ];
 
     pub fn name(self) -> &'static str {
@@ -59,6 +70,8 @@ impl Scenario {
             Scenario::CollectorScale => "collector-scale",
             Scenario::Freshness => "freshness",
             Scenario::ApiLatency => "api-latency",
+            Scenario::MetricsScrape => "metrics-scrape",
+            Scenario::Live => "live",
             Scenario::All => "all",
         }
     }
@@ -110,12 +123,14 @@ pub struct Options {
     pub quick: bool,
     /// Backends for the scenarios that take one (`None`: the scenario's default).
     pub backends: Option<Vec<Backend>>,
-    /// Simulated systems (collector-scale) or seeded systems (api-latency).
+    /// Simulated systems (collector-scale) or seeded systems (api-latency, metrics-scrape).
     pub systems: Option<usize>,
-    /// Poll interval of collector-scale.
+    /// Poll interval of collector-scale; live publishes one snapshot per system per interval.
     pub interval: Option<Duration>,
-    /// How long the timed part of collector-scale, freshness (per load level) and api-latency
-    /// (per endpoint) runs.
+    /// Live-stream clients of live.
+    pub clients: Option<usize>,
+    /// How long the timed part of collector-scale, freshness (per load level), api-latency
+    /// (per endpoint) and metrics-scrape (per case) runs.
     pub duration: Option<Duration>,
     /// Messages per writer-throughput case.
     pub messages: Option<usize>,
@@ -126,6 +141,8 @@ pub struct Options {
     pub sim: Program,
     /// The `sdash-collector` program (collector-scale).
     pub collector: Program,
+    /// The `sdash-api` program (live).
+    pub api: Program,
     /// Pin the collector to this CPU with `taskset` when available (collector-scale).
     pub pin_cpu: Option<usize>,
 }
@@ -139,6 +156,7 @@ impl Options {
             backends: None,
             systems: None,
             interval: None,
+            clients: None,
             duration: None,
             messages: None,
             events: true,
@@ -146,7 +164,11 @@ impl Options {
             sim: Program::beside_current_exe("sdash-sim", Program::new("sdash-sim")),
             collector: Program::beside_current_exe(
                 "sdash-collector",
-                Program::new(self_exe).with_arg(COLLECTOR_SUBCOMMAND),
+                Program::new(self_exe.clone()).with_arg(COLLECTOR_SUBCOMMAND),
+            ),
+            api: Program::beside_current_exe(
+                "sdash-api",
+                Program::new(self_exe).with_arg(API_SUBCOMMAND),
             ),
             pin_cpu: Some(0),
         }
@@ -160,6 +182,10 @@ impl Options {
 /// The hidden `sdash-bench` subcommand that runs the collector (the same library entry point as
 /// `sdash-collector`), used when no `sdash-collector` binary sits beside `sdash-bench`.
 pub const COLLECTOR_SUBCOMMAND: &str = "collector-process";
+
+/// The hidden `sdash-bench` subcommand that runs the API (the library entry point of `sdash-api`),
+/// used when no `sdash-api` binary sits beside `sdash-bench`.
+pub const API_SUBCOMMAND: &str = "api-process";
 
 /// One line of a result table.
 #[derive(Debug, Clone, Serialize)]
@@ -481,6 +507,8 @@ pub async fn run(scenario: Scenario, options: &Options, command: &str) -> anyhow
             Scenario::CollectorScale => collector::scale(options, &mut report).await?,
             Scenario::Freshness => api::freshness(options, &mut report).await?,
             Scenario::ApiLatency => api::latency(options, &mut report).await?,
+            Scenario::MetricsScrape => api::metrics_scrape(options, &mut report).await?,
+            Scenario::Live => live::live(options, &mut report).await?,
             Scenario::All => {}
         }
         report.seconds = started.elapsed().as_secs_f64();

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use clap::Parser;
 use sdash_harness::Backend;
-use sdash_testkit::bench::{self, COLLECTOR_SUBCOMMAND, Options, Program, Scenario};
+use sdash_testkit::bench::{
+    self, API_SUBCOMMAND, COLLECTOR_SUBCOMMAND, Options, Program, Scenario,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -39,9 +41,12 @@ struct Args {
     /// Simulated systems (collector-scale) or seeded systems (api-latency).
     #[arg(long)]
     systems: Option<usize>,
-    /// Poll interval of collector-scale, seconds.
+    /// Poll interval of collector-scale, seconds; live publishes one snapshot per system per interval.
     #[arg(long)]
     interval: Option<u64>,
+    /// Live-stream clients of live (default 1000).
+    #[arg(long)]
+    clients: Option<usize>,
     /// Seconds the timed part runs (collector-scale; freshness per load level; api-latency per endpoint).
     #[arg(long)]
     duration: Option<u64>,
@@ -67,6 +72,9 @@ fn main() -> ExitCode {
     if argv.get(1).map(String::as_str) == Some(COLLECTOR_SUBCOMMAND) {
         return collector_process(&argv[2..]);
     }
+    if argv.get(1).map(String::as_str) == Some(API_SUBCOMMAND) {
+        return api_process(&argv[2..]);
+    }
     let args = Args::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -91,6 +99,7 @@ fn main() -> ExitCode {
         });
         options.systems = args.systems;
         options.interval = args.interval.map(Duration::from_secs);
+        options.clients = args.clients;
         options.duration = args.duration.map(Duration::from_secs);
         options.messages = args.messages;
         options.events = args.load != "snapshots";
@@ -163,6 +172,44 @@ fn collector_process(rest: &[String]) -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("sdash-collector: {e:#}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+/// `sdash-bench api-process <sdash-api arguments>`: the API through the same library entry point
+/// as the `sdash-api` binary, for when that binary is not built.
+fn api_process(rest: &[String]) -> ExitCode {
+    let cli = match sdash_api::Cli::try_parse_from(
+        std::iter::once("sdash-api".to_owned()).chain(rest.iter().cloned()),
+    ) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sdash-bench: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        sdash_service::init_tracing(&cli.log);
+        let result = match sdash_api::Config::from_cli(&cli) {
+            Ok(config) => sdash_api::run(config, sdash_service::shutdown_on_signal()).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("sdash-api: {e:#}");
                 ExitCode::FAILURE
             }
         }

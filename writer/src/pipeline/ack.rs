@@ -135,6 +135,10 @@ pub(super) async fn process(
                 if attempt > 0 {
                     tracing::info!(attempt, "database write succeeded after retries");
                 }
+                if outcome.rows.change_outbox > 0 {
+                    ctx.changes
+                        .committed(ctx.metrics, outcome.rows.change_outbox);
+                }
                 let dead: HashSet<u64> = outcome.dead_lettered.iter().copied().collect();
                 for inc in incoming.iter().filter(|i| dead.contains(&i.stream_seq)) {
                     tracing::warn!(stream_seq = inc.stream_seq, subject = %inc.subject, "dead letter stored; message terminated");

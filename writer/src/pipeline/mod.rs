@@ -5,13 +5,15 @@
 //! * [`consumer`]: the durable pull consumer and its upkeep;
 //! * [`fetch`]: pulling one batch;
 //! * [`batch`]: writing a batch while the next one is pulled and decoded;
-//! * [`ack`]: writing with retries, isolating refused messages as dead letters, and acks.
+//! * [`ack`]: writing with retries, isolating refused messages as dead letters, and acks;
+//! * [`publish`]: publishing the derived changes of the outbox after their commit.
 
 mod ack;
 mod batch;
 mod consume;
 mod consumer;
 mod fetch;
+mod publish;
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
@@ -66,6 +68,7 @@ struct Ctx<'a> {
     password: Option<&'a Secret>,
     metrics: &'a WriterMetrics,
     health: &'a Health,
+    changes: &'a publish::ChangeFeed,
 }
 
 /// Runs the writer until `shutdown` is cancelled: admin server, writer lock (standby until it is
@@ -100,11 +103,13 @@ pub async fn run(config: WriterConfig, shutdown: Shutdown) -> anyhow::Result<()>
         }
     };
     let js = jetstream::new(client.clone());
+    let changes = publish::ChangeFeed::new();
     let ctx = Ctx {
         config: &config,
         password: password.as_ref(),
         metrics: &metrics,
         health: &health,
+        changes: &changes,
     };
     let result = async {
         loop {
@@ -145,15 +150,27 @@ pub async fn run(config: WriterConfig, shutdown: Shutdown) -> anyhow::Result<()>
     result
 }
 
-/// Leads while the lock is held: opens the database, consumes, closes it.
+/// How long a writer that stops may take to publish the changes still in its outbox.
+const PUBLISH_DRAIN: Duration = Duration::from_secs(5);
+
+/// Leads while the lock is held: opens the database, publishes what the outbox holds (left by
+/// an earlier writer, then after each commit) while it consumes, closes it.
 async fn lead(ctx: &Ctx<'_>, js: &jetstream::Context, lock: &WriterLock, stop: &Shutdown) -> End {
     let store = match open_store(ctx, lock, stop).await {
-        Ok(Some(store)) => store,
+        Ok(Some(store)) => Arc::new(store),
         Ok(None) if stop.is_cancelled() => return End::Stop,
         Ok(None) => return End::LockLost,
         Err(e) => return End::Fatal(e),
     };
+    let publisher =
+        publish::Publisher::start(ctx.changes, store.clone(), js.clone(), ctx.metrics.clone());
     let end = consume::consume(ctx, js, &store, lock, stop).await;
+    // Only the lock holder publishes: after a lost lock, at once.
+    let drain = match end {
+        End::Stop => PUBLISH_DRAIN,
+        _ => Duration::ZERO,
+    };
+    publisher.stop(drain, ctx.metrics).await;
     store.close().await;
     end
 }
@@ -173,6 +190,7 @@ async fn open_store(
                     Some(id) => store.with_writer_id(id.clone()),
                     None => store,
                 };
+                let store = store.with_capacity_thresholds(&ctx.config.capacity_thresholds.0);
                 store.set_max_deliver(ctx.config.max_deliver);
                 if let Some(pid) = lock.pg_pid() {
                     store.set_fence(Some(pid));

@@ -1,15 +1,20 @@
 //! Deriving history from a batch's snapshots and the stored state of their systems: the new
 //! latest states, status transitions, alert episodes (opened, seen again, cleared), capacity
-//! samples, and the daily rollup of capacity samples. Pure code, the same for both backends.
+//! samples, the daily rollup of capacity samples, and the changes published on
+//! `sdash.v1.change.*` (alert opened or cleared, status and health transitions, capacity
+//! threshold crossings). Pure code, the same for both backends.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use sdash_proto::{Envelope, Snapshot, Status};
+use sdash_proto::{Alert, ChangeKind, ChangeRecord, Envelope, Severity, Snapshot, Status};
 
 use super::plan::{
     AlertDetails, AlertEpisode, DailyRow, OpenAlertRow, SampleRow, StateRow, StoredState,
-    TransitionRow, clean, clean_opt, to_i64,
+    SystemContext, TransitionRow, clean, clean_opt, to_i64,
 };
+
+/// Default capacity thresholds, percent of total capacity (`--capacity-thresholds`).
+pub const DEFAULT_CAPACITY_THRESHOLDS: [u8; 3] = [80, 90, 95];
 
 /// The UTC day (`YYYY-MM-DD`) of a time in ms since the epoch.
 pub fn utc_day(ms: i64) -> String {
@@ -42,6 +47,116 @@ pub(crate) struct Derived {
     pub samples: Vec<SampleRow>,
     /// Minimal `systems` rows `(id, vendor)` for systems seen in snapshots.
     pub minimal_systems: Vec<(String, &'static str)>,
+    /// What changed, in the order it happened per system (its context added by [`add_context`]).
+    pub changes: Vec<Change>,
+}
+
+/// One change derived from a snapshot, before it gets its envelope.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Change {
+    pub system_id: String,
+    /// `observed_at` of the snapshot that showed it.
+    pub observed_at: i64,
+    pub record: ChangeRecord,
+}
+
+impl Change {
+    /// A change of `kind` shown by `snap`, named by what the system reports (until
+    /// [`add_context`] puts the inventory name over it).
+    fn of(snap: &Envelope<Snapshot>, kind: ChangeKind) -> Change {
+        Change {
+            system_id: snap.system_id.clone(),
+            observed_at: snap.observed_at,
+            record: ChangeRecord {
+                kind,
+                cause_event_id: snap.event_id.clone(),
+                vendor: snap.body.vendor,
+                system_name: Some(
+                    snap.body
+                        .name
+                        .clone()
+                        .unwrap_or_else(|| snap.system_id.clone()),
+                ),
+                tags: BTreeMap::new(),
+                alert: None,
+                alert_opened_at: None,
+                from: None,
+                to: None,
+                threshold_percent: None,
+                rising: None,
+                capacity: None,
+            },
+        }
+    }
+
+    fn alert(snap: &Envelope<Snapshot>, kind: ChangeKind, alert: Alert, opened_at: i64) -> Change {
+        let mut c = Change::of(snap, kind);
+        c.record.alert = Some(alert);
+        c.record.alert_opened_at = Some(opened_at);
+        c
+    }
+}
+
+/// Whether `(used, total)` is at or above `threshold` percent; `None` without a total.
+fn at_or_above((used, total): (i64, i64), threshold: u8) -> Option<bool> {
+    (total > 0).then(|| i128::from(used) * 100 >= i128::from(threshold) * i128::from(total))
+}
+
+/// The capacity thresholds crossed from the previous sample `prev` to `new` (both `(used,
+/// total)` bytes), as `(threshold, rising)`: rising when `prev` was below and `new` is at or
+/// above it, falling when back below. Staying on one side crosses nothing. Without a previous
+/// sample (a new system, or none ever had a total) every threshold at or below `new` is a rising
+/// crossing, so a system that starts at 92 % announces 80 and 90 once. `thresholds` ascending;
+/// the result is in the order the level moved through them.
+pub(crate) fn crossings(
+    prev: Option<(i64, i64)>,
+    new: (i64, i64),
+    thresholds: &[u8],
+) -> Vec<(u8, bool)> {
+    let mut out: Vec<(u8, bool)> = Vec::new();
+    for &t in thresholds {
+        let Some(now_above) = at_or_above(new, t) else {
+            return out;
+        };
+        let was_above = prev.and_then(|p| at_or_above(p, t)).unwrap_or(false);
+        if now_above != was_above {
+            out.push((t, now_above));
+        }
+    }
+    // Falling, the level passed the highest threshold first.
+    if out.first().is_some_and(|&(_, rising)| !rising) {
+        out.reverse();
+    }
+    out
+}
+
+/// The alert an open episode was stored with (for the change that clears it).
+fn stored_alert(alert_id: &str, details: Option<&AlertDetails>) -> Alert {
+    Alert {
+        id: alert_id.to_owned(),
+        severity: details
+            .and_then(|d| Severity::parse(&d.severity))
+            .unwrap_or(Severity::Info),
+        vendor_severity: details
+            .map(|d| d.vendor_severity.clone())
+            .unwrap_or_default(),
+        title: details.map(|d| d.title.clone()).unwrap_or_default(),
+        component: details.and_then(|d| d.component.clone()),
+        opened_at: details.and_then(|d| d.opened_at),
+    }
+}
+
+/// Puts each system's inventory name (when it has one) over the name it reports, and its
+/// inventory tags, on its changes.
+pub(crate) fn add_context(changes: &mut [Change], contexts: &HashMap<String, SystemContext>) {
+    for c in changes {
+        if let Some(ctx) = contexts.get(&c.system_id) {
+            if let Some(name) = &ctx.name {
+                c.record.system_name = Some(name.clone());
+            }
+            c.record.tags = ctx.tags.clone();
+        }
+    }
 }
 
 fn state_row(e: &Envelope<Snapshot>, last_online_at: Option<i64>) -> StateRow {
@@ -79,11 +194,15 @@ fn state_row(e: &Envelope<Snapshot>, last_online_at: Option<i64>) -> StateRow {
 /// * transitions are recorded for status, hardware and cluster (from NULL for a new system);
 /// * alerts are derived only from `online` snapshots (an unreachable system's empty alert list
 ///   says nothing about its alerts): new ids open an episode, present ones move `last_seen`,
-///   missing ones are cleared at the snapshot's time.
+///   missing ones are cleared at the snapshot's time;
+/// * every transition, opened and cleared episode and capacity threshold crossing (see
+///   [`crossings`], against the last known capacity) is also a [`Change`]; so only snapshots
+///   newer than the stored state make changes.
 pub(crate) fn derive(
     snapshots: &BTreeMap<String, Vec<Envelope<Snapshot>>>,
     stored: &HashMap<String, StoredState>,
     open: &[OpenAlertRow],
+    capacity_thresholds: &[u8],
 ) -> Derived {
     let mut out = Derived::default();
     let mut open_by_system: HashMap<&str, Vec<&OpenAlertRow>> = HashMap::new();
@@ -115,8 +234,11 @@ pub(crate) fn derive(
         let stored_last_online = stored_state.and_then(|s| s.last_online_at);
         let mut last_online = stored_last_online;
         let mut newest: Option<&Envelope<Snapshot>> = None;
+        let mut capacity = stored_state.and_then(|s| s.capacity);
 
         let mut episodes: Vec<AlertEpisode> = Vec::new();
+        // Episode index -> the alert as last known (for the change that clears it).
+        let mut last_alert: Vec<Alert> = Vec::new();
         let mut open_idx: HashMap<String, usize> = HashMap::new();
         // Episode index -> the alert as last seen in this batch (for episodes seen again).
         let mut last_sighting: HashMap<usize, &sdash_proto::Alert> = HashMap::new();
@@ -129,6 +251,7 @@ pub(crate) fn derive(
             if let Some(d) = &row.details {
                 stored_details.insert(episodes.len(), d);
             }
+            last_alert.push(stored_alert(&row.alert_id, row.details.as_ref()));
             open_idx.insert(row.alert_id.clone(), episodes.len());
             episodes.push(AlertEpisode {
                 existing: Some(row.id),
@@ -142,7 +265,7 @@ pub(crate) fn derive(
                 title: String::new(),
                 component: None,
                 opened_at: None,
-                first_seen: 0,
+                first_seen: row.first_seen,
                 last_seen: 0,
                 cleared_at: None,
             });
@@ -179,6 +302,15 @@ pub(crate) fn derive(
                     _ => c.3,
                 });
                 if from != Some(*to) {
+                    let kind = match i {
+                        0 => ChangeKind::StatusChanged,
+                        1 => ChangeKind::HardwareChanged,
+                        _ => ChangeKind::ClusterChanged,
+                    };
+                    let mut change = Change::of(snap, kind);
+                    change.record.from = from.map(str::to_owned);
+                    change.record.to = Some((*to).to_owned());
+                    out.changes.push(change);
                     out.transitions.push(TransitionRow {
                         system_id: system_id.clone(),
                         at: t,
@@ -203,8 +335,16 @@ pub(crate) fn derive(
                             ep.seen = true;
                             ep.last_seen = t;
                             last_sighting.insert(i, alert);
+                            last_alert[i] = alert.clone();
                         }
                         None => {
+                            out.changes.push(Change::alert(
+                                snap,
+                                ChangeKind::AlertOpened,
+                                alert.clone(),
+                                t,
+                            ));
+                            last_alert.push(alert.clone());
                             open_idx.insert(alert.id.clone(), episodes.len());
                             episodes.push(AlertEpisode {
                                 existing: None,
@@ -225,16 +365,37 @@ pub(crate) fn derive(
                         }
                     }
                 }
-                let gone: Vec<String> = open_idx
+                let mut gone: Vec<String> = open_idx
                     .keys()
                     .filter(|id| !present.contains(id.as_str()))
                     .cloned()
                     .collect();
+                // In a stable order: the changes are published in it.
+                gone.sort_unstable();
                 for id in gone {
                     if let Some(i) = open_idx.remove(&id) {
                         episodes[i].dirty = true;
                         episodes[i].cleared_at = Some(t);
+                        out.changes.push(Change::alert(
+                            snap,
+                            ChangeKind::AlertCleared,
+                            last_alert[i].clone(),
+                            episodes[i].first_seen,
+                        ));
                     }
+                }
+            }
+            if let Some(c) = &snap.body.capacity {
+                let sample = (to_i64(c.used_bytes), to_i64(c.total_bytes));
+                for (threshold, rising) in crossings(capacity, sample, capacity_thresholds) {
+                    let mut change = Change::of(snap, ChangeKind::CapacityThreshold);
+                    change.record.threshold_percent = Some(threshold);
+                    change.record.rising = Some(rising);
+                    change.record.capacity = Some(c.clone());
+                    out.changes.push(change);
+                }
+                if sample.1 > 0 {
+                    capacity = Some(sample);
                 }
             }
             cur = Some((
@@ -329,6 +490,355 @@ pub(crate) fn rollup(inserted: &[SampleRow]) -> Vec<DailyRow> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sdash_proto::{Capacity, Health, Vendor};
+
+    const T: &[u8] = &DEFAULT_CAPACITY_THRESHOLDS;
+
+    #[test]
+    fn capacity_crossings() {
+        // Rising: below, then at or above.
+        assert_eq!(crossings(Some((500, 1000)), (800, 1000), T), [(80, true)]);
+        assert_eq!(crossings(Some((799, 1000)), (850, 1000), T), [(80, true)]);
+        // Through two at once, in the order the level passed them.
+        assert_eq!(
+            crossings(Some((500, 1000)), (920, 1000), T),
+            [(80, true), (90, true)]
+        );
+        // Falling back below, highest first.
+        assert_eq!(
+            crossings(Some((960, 1000)), (850, 1000), T),
+            [(95, false), (90, false)]
+        );
+        assert_eq!(crossings(Some((800, 1000)), (799, 1000), T), [(80, false)]);
+        // Staying on one side (above or below) crosses nothing: no flapping.
+        assert!(crossings(Some((850, 1000)), (880, 1000), T).is_empty());
+        assert!(crossings(Some((880, 1000)), (850, 1000), T).is_empty());
+        assert!(crossings(Some((100, 1000)), (200, 1000), T).is_empty());
+        // A first sample above 90 %: one rising crossing per threshold at or below it.
+        assert_eq!(crossings(None, (920, 1000), T), [(80, true), (90, true)]);
+        assert!(crossings(None, (500, 1000), T).is_empty());
+        // A previous sample without a total counts as none.
+        assert_eq!(crossings(Some((0, 0)), (850, 1000), T), [(80, true)]);
+        // No total now: nothing to compare.
+        assert!(crossings(Some((500, 1000)), (10, 0), T).is_empty());
+        // The capacity changed (an array grew): the percentage decides, not the bytes.
+        assert_eq!(
+            crossings(Some((900, 1000)), (900, 2000), T),
+            [(90, false), (80, false)]
+        );
+        // No thresholds, no crossings; byte counts near i64::MAX do not overflow.
+        assert!(crossings(None, (920, 1000), &[]).is_empty());
+        assert_eq!(
+            crossings(Some((0, i64::MAX)), (i64::MAX, i64::MAX), &[95]),
+            [(95, true)]
+        );
+    }
+
+    fn snap(t: i64, status: Status, alerts: &[&str], used: Option<u64>) -> Envelope<Snapshot> {
+        let mut body = Snapshot::failed(Vendor::Pure, status, String::new(), 1);
+        body.hardware = Health::Ok;
+        body.cluster = Health::Ok;
+        body.name = Some("reported".into());
+        body.alerts = alerts
+            .iter()
+            .map(|id| Alert {
+                id: (*id).into(),
+                severity: Severity::Critical,
+                vendor_severity: "crit".into(),
+                title: format!("title {id}"),
+                component: None,
+                opened_at: None,
+            })
+            .collect();
+        body.capacity = used.map(|u| Capacity {
+            total_bytes: 1000,
+            used_bytes: u,
+            free_bytes: 1000 - u,
+            data_reduction: None,
+        });
+        Envelope {
+            schema: 1,
+            event_id: format!("e{t}"),
+            collector_id: "c".into(),
+            system_id: "s1".into(),
+            observed_at: t,
+            body,
+        }
+    }
+
+    /// `(kind, cause, from, to, alert id, alert_opened_at, threshold, rising)` of each change.
+    type Summary = (
+        &'static str,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<i64>,
+        Option<u8>,
+        Option<bool>,
+    );
+
+    fn summary(d: &Derived) -> Vec<Summary> {
+        d.changes
+            .iter()
+            .map(|c| {
+                let r = &c.record;
+                (
+                    r.kind.as_str(),
+                    r.cause_event_id.clone(),
+                    r.from.clone(),
+                    r.to.clone(),
+                    r.alert.as_ref().map(|a| a.id.clone()),
+                    r.alert_opened_at,
+                    r.threshold_percent,
+                    r.rising,
+                )
+            })
+            .collect()
+    }
+
+    fn s(v: &str) -> Option<String> {
+        Some(v.to_owned())
+    }
+
+    #[test]
+    fn changes_of_a_new_system_in_one_batch() {
+        let list = vec![
+            snap(10, Status::Online, &["a1"], Some(500)),
+            snap(20, Status::Online, &[], Some(850)),
+            snap(30, Status::Unreachable, &[], None),
+            // Back online above 90 %: the last known capacity (85 %) is the previous sample.
+            snap(40, Status::Online, &[], Some(920)),
+            snap(50, Status::Online, &[], Some(930)),
+        ];
+        let snapshots: BTreeMap<String, Vec<Envelope<Snapshot>>> = [("s1".to_owned(), list)].into();
+        let d = derive(&snapshots, &HashMap::new(), &[], T);
+        let (status, hw, cl, opened, cleared, cap) = (
+            "status_changed",
+            "hardware_changed",
+            "cluster_changed",
+            "alert_opened",
+            "alert_cleared",
+            "capacity_threshold",
+        );
+        let n = None;
+        assert_eq!(
+            summary(&d),
+            vec![
+                (
+                    status,
+                    "e10".into(),
+                    n.clone(),
+                    s("online"),
+                    n.clone(),
+                    None,
+                    None,
+                    None
+                ),
+                (
+                    hw,
+                    "e10".into(),
+                    n.clone(),
+                    s("ok"),
+                    n.clone(),
+                    None,
+                    None,
+                    None
+                ),
+                (
+                    cl,
+                    "e10".into(),
+                    n.clone(),
+                    s("ok"),
+                    n.clone(),
+                    None,
+                    None,
+                    None
+                ),
+                (
+                    opened,
+                    "e10".into(),
+                    n.clone(),
+                    n.clone(),
+                    s("a1"),
+                    Some(10),
+                    None,
+                    None
+                ),
+                (
+                    cleared,
+                    "e20".into(),
+                    n.clone(),
+                    n.clone(),
+                    s("a1"),
+                    Some(10),
+                    None,
+                    None
+                ),
+                (
+                    cap,
+                    "e20".into(),
+                    n.clone(),
+                    n.clone(),
+                    n.clone(),
+                    None,
+                    Some(80),
+                    Some(true)
+                ),
+                (
+                    status,
+                    "e30".into(),
+                    s("online"),
+                    s("unreachable"),
+                    n.clone(),
+                    None,
+                    None,
+                    None
+                ),
+                (
+                    status,
+                    "e40".into(),
+                    s("unreachable"),
+                    s("online"),
+                    n.clone(),
+                    None,
+                    None,
+                    None
+                ),
+                (
+                    cap,
+                    "e40".into(),
+                    n.clone(),
+                    n.clone(),
+                    n.clone(),
+                    None,
+                    Some(90),
+                    Some(true)
+                ),
+            ]
+        );
+        let c = &d.changes[5].record;
+        assert_eq!(c.capacity.as_ref().map(|c| c.used_bytes), Some(850));
+        assert_eq!(c.vendor, Vendor::Pure);
+        assert_eq!(c.system_name.as_deref(), Some("reported"));
+        assert_eq!(
+            d.changes[4].record.alert.as_ref().map(|a| a.title.as_str()),
+            Some("title a1")
+        );
+        // The inventory name wins over the reported one; tags come along.
+        let mut changes = d.changes.clone();
+        let ctx = SystemContext {
+            name: Some("Inventory".into()),
+            tags: [("env".to_owned(), "prod".to_owned())].into(),
+        };
+        add_context(&mut changes, &[("s1".to_owned(), ctx.clone())].into());
+        assert!(
+            changes
+                .iter()
+                .all(|c| c.record.system_name.as_deref() == Some("Inventory")
+                    && c.record.tags == ctx.tags)
+        );
+        // Without an inventory name the reported one stays.
+        let mut changes = d.changes.clone();
+        add_context(
+            &mut changes,
+            &[("s1".to_owned(), SystemContext::default())].into(),
+        );
+        assert_eq!(changes[0].record.system_name.as_deref(), Some("reported"));
+    }
+
+    #[test]
+    fn changes_against_the_stored_state() {
+        let stored: HashMap<String, StoredState> = [(
+            "s1".to_owned(),
+            StoredState {
+                system_id: "s1".into(),
+                observed_at: 100,
+                status: "online".into(),
+                hardware: "ok".into(),
+                cluster: "ok".into(),
+                last_online_at: Some(100),
+                capacity: Some((910, 1000)),
+            },
+        )]
+        .into();
+        let open = [OpenAlertRow {
+            id: 7,
+            system_id: "s1".into(),
+            alert_id: "a1".into(),
+            first_seen: 42,
+            details: Some(AlertDetails {
+                severity: "error".into(),
+                vendor_severity: "major".into(),
+                title: "stored title".into(),
+                component: Some("ct1".into()),
+                opened_at: Some(40),
+            }),
+        }];
+        // A late snapshot (not newer than the stored state) and one newer: only the newer one
+        // makes changes; the stored alert clears with its stored details and instance.
+        let list = vec![
+            snap(90, Status::Unreachable, &[], Some(100)),
+            snap(110, Status::Online, &[], Some(700)),
+        ];
+        let snapshots: BTreeMap<String, Vec<Envelope<Snapshot>>> = [("s1".to_owned(), list)].into();
+        let d = derive(&snapshots, &stored, &open, T);
+        let n = None;
+        assert_eq!(
+            summary(&d),
+            vec![
+                (
+                    "alert_cleared",
+                    "e110".into(),
+                    n.clone(),
+                    n.clone(),
+                    s("a1"),
+                    Some(42),
+                    None,
+                    None
+                ),
+                (
+                    "capacity_threshold",
+                    "e110".into(),
+                    n.clone(),
+                    n.clone(),
+                    n.clone(),
+                    None,
+                    Some(90),
+                    Some(false)
+                ),
+                (
+                    "capacity_threshold",
+                    "e110".into(),
+                    n.clone(),
+                    n.clone(),
+                    n.clone(),
+                    None,
+                    Some(80),
+                    Some(false)
+                ),
+            ]
+        );
+        let alert = d.changes[0].record.alert.clone();
+        assert_eq!(
+            alert,
+            Some(Alert {
+                id: "a1".into(),
+                severity: Severity::Error,
+                vendor_severity: "major".into(),
+                title: "stored title".into(),
+                component: Some("ct1".into()),
+                opened_at: Some(40),
+            })
+        );
+        // The same batch again (a redelivery after the commit): nothing is newer, no change.
+        let mut after = stored.clone();
+        if let Some(s) = after.get_mut("s1") {
+            s.observed_at = 110;
+            s.capacity = Some((700, 1000));
+        }
+        assert!(derive(&snapshots, &after, &[], T).changes.is_empty());
+    }
 
     #[test]
     fn utc_days() {

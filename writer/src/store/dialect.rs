@@ -12,8 +12,8 @@ use sqlx::{Database, Pool, Transaction};
 
 use super::StoreError;
 use super::plan::{
-    AlertEpisode, CollectorRow, DailyRow, DeadRow, EventRow, OpenAlertRow, SampleRow, StateRow,
-    StoredState, SystemRow, TransitionRow,
+    AlertEpisode, CollectorRow, DailyRow, DeadRow, EventRow, OpenAlertRow, OutboxRow, SampleRow,
+    StateRow, StoredState, SystemContext, SystemRow, TransitionRow,
 };
 use super::sql::Sql;
 
@@ -51,6 +51,21 @@ macro_rules! update_alert_set {
     };
 }
 pub(crate) use update_alert_set;
+
+/// The last known capacity of a stored state `s`, as two columns (used, total): its own, else
+/// (its last snapshot had none, e.g. while unreachable) the newest capacity sample's, so that
+/// an outage does not make the next sample look like a system's first.
+macro_rules! last_capacity {
+    () => {
+        concat!(
+            "CASE WHEN s.total_bytes IS NULL THEN (SELECT c.used_bytes FROM capacity_samples c ",
+            "WHERE c.system_id = s.system_id ORDER BY c.observed_at DESC LIMIT 1) ELSE s.used_bytes END, ",
+            "CASE WHEN s.total_bytes IS NULL THEN (SELECT c.total_bytes FROM capacity_samples c ",
+            "WHERE c.system_id = s.system_id ORDER BY c.observed_at DESC LIMIT 1) ELSE s.total_bytes END"
+        )
+    };
+}
+pub(crate) use last_capacity;
 
 /// The connection a dialect's statements run on (inside the batch transaction).
 pub(crate) type Conn<D> = <<D as Dialect>::Db as Database>::Connection;
@@ -109,7 +124,8 @@ pub(crate) trait Dialect {
         rows: &[CollectorRow],
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
-    /// The stored states and open alerts of these systems.
+    /// The stored states (with the last known capacity) and open alerts (with their details and
+    /// `first_seen`) of these systems.
     fn read_stored(
         c: &mut Conn<Self>,
         system_ids: &[&str],
@@ -159,6 +175,17 @@ pub(crate) trait Dialect {
     fn upsert_daily(
         c: &mut Conn<Self>,
         rows: &[DailyRow],
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// The routing context (inventory name, tags) of those of these systems that have a
+    /// `systems` row.
+    fn read_system_context(
+        c: &mut Conn<Self>,
+        system_ids: &[&str],
+    ) -> impl Future<Output = Result<HashMap<String, SystemContext>, StoreError>> + Send;
+    /// Appends derived changes to `change_outbox`, in the order given (their `seq` order).
+    fn insert_changes(
+        c: &mut Conn<Self>,
+        rows: &[OutboxRow],
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// A `DELETE` of at most `$1` rows of `table` that match `condition` (which binds `$2 …`),

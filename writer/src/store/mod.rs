@@ -17,6 +17,7 @@ pub mod dead_letter;
 mod derive;
 mod dialect;
 mod migrate;
+mod outbox;
 pub(crate) mod pg;
 mod plan;
 mod retention;
@@ -25,7 +26,8 @@ pub mod sqlite;
 mod write;
 
 pub use dead_letter::{DeadLetter, DeadLetterReason};
-pub use derive::utc_day;
+pub use derive::{DEFAULT_CAPACITY_THRESHOLDS, utc_day};
+pub use outbox::PendingChange;
 
 /// One message as received from JetStream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,11 +52,13 @@ pub struct RowCounts {
     pub alerts: u64,
     pub status_transitions: u64,
     pub dead_letters: u64,
+    /// Derived changes stored in the outbox (to be published on `sdash.v1.change.*`).
+    pub change_outbox: u64,
 }
 
 impl RowCounts {
     /// `(table, rows)` pairs, for metrics.
-    pub fn by_table(&self) -> [(&'static str, u64); 9] {
+    pub fn by_table(&self) -> [(&'static str, u64); 10] {
         [
             ("events", self.events),
             ("systems", self.systems),
@@ -65,6 +69,7 @@ impl RowCounts {
             ("alerts", self.alerts),
             ("status_transitions", self.status_transitions),
             ("dead_letters", self.dead_letters),
+            ("change_outbox", self.change_outbox),
         ]
     }
 
@@ -78,6 +83,7 @@ impl RowCounts {
         self.alerts += o.alerts;
         self.status_transitions += o.status_transitions;
         self.dead_letters += o.dead_letters;
+        self.change_outbox += o.change_outbox;
     }
 }
 
@@ -169,6 +175,18 @@ pub enum StoreError {
     LockLost,
     #[error("database operation timed out after {0:?}")]
     Timeout(Duration),
+    /// None of the servers of a multi-host URL is writable (yet): retried like an outage.
+    #[error(transparent)]
+    NoServer(#[from] sdash_service::postgres::NoServerError),
+}
+
+impl From<sdash_service::postgres::ConnectError> for StoreError {
+    fn from(e: sdash_service::postgres::ConnectError) -> StoreError {
+        match e {
+            sdash_service::postgres::ConnectError::Db(e) => StoreError::Db(e),
+            sdash_service::postgres::ConnectError::NoServer(e) => StoreError::NoServer(e),
+        }
+    }
 }
 
 impl StoreError {
@@ -226,7 +244,8 @@ pub(crate) enum Backend {
 }
 
 /// The writer's database: SQLite (`sqlite://path`, created if missing, WAL) or PostgreSQL
-/// (`postgres://`). One connection; migrations run on open.
+/// (`postgres://`, one server or several of which the writable one is used). One connection;
+/// migrations run on open.
 pub struct Store {
     pub(crate) backend: Backend,
     writer_id: String,
@@ -235,6 +254,8 @@ pub struct Store {
     /// its transaction, that this session still holds it (0 = no check, -1 = lock lost).
     fence_pid: AtomicI32,
     consumer_pending: AtomicI64,
+    /// Percentages of total capacity whose crossing is a change, ascending.
+    capacity_thresholds: Vec<u8>,
 }
 
 /// Default for `--max-deliver`.
@@ -270,6 +291,7 @@ impl Store {
             max_deliver: AtomicU64::new(DEFAULT_MAX_DELIVER),
             fence_pid: AtomicI32::new(0),
             consumer_pending: AtomicI64::new(0),
+            capacity_thresholds: DEFAULT_CAPACITY_THRESHOLDS.to_vec(),
         })
     }
 
@@ -281,6 +303,31 @@ impl Store {
 
     pub fn writer_id(&self) -> &str {
         &self.writer_id
+    }
+
+    /// Sets the capacity thresholds (percent of total) whose crossings are changes
+    /// (default [`DEFAULT_CAPACITY_THRESHOLDS`]; empty: none).
+    pub fn with_capacity_thresholds(mut self, percents: &[u8]) -> Store {
+        let mut t = percents.to_vec();
+        t.sort_unstable();
+        t.dedup();
+        self.capacity_thresholds = t;
+        self
+    }
+
+    /// The oldest `limit` changes waiting in the outbox, in publication order.
+    pub async fn pending_changes(&self, limit: i64) -> Result<Vec<PendingChange>, StoreError> {
+        on_backend!(self, pool, _D => outbox::oldest(pool, limit).await)
+    }
+
+    /// Deletes the outbox's changes up to and including `seq` (JetStream acknowledged them).
+    pub async fn forget_changes_through(&self, seq: i64) -> Result<u64, StoreError> {
+        on_backend!(self, pool, _D => outbox::forget_through(pool, seq).await)
+    }
+
+    /// How many changes wait in the outbox.
+    pub async fn change_outbox_depth(&self) -> Result<i64, StoreError> {
+        on_backend!(self, pool, _D => outbox::depth(pool).await)
     }
 
     /// Messages delivered more than this many times are dead-lettered (0 = never).
@@ -359,6 +406,7 @@ impl Store {
             fence_pid: self.fence_pid.load(Ordering::SeqCst),
             consumer_pending: self.consumer_pending.load(Ordering::Relaxed),
             now: sdash_proto::now_ms(),
+            capacity_thresholds: &self.capacity_thresholds,
         };
         on_backend!(self, pool, D => write::write::<D>(pool, plan, &meta).await)
     }
@@ -440,6 +488,7 @@ pub(crate) struct CommitMeta<'a> {
     pub fence_pid: i32,
     pub consumer_pending: i64,
     pub now: i64,
+    pub capacity_thresholds: &'a [u8],
 }
 
 fn default_writer_id() -> String {

@@ -1,20 +1,24 @@
 //! PostgreSQL dialect: set-based writes (`INSERT ... SELECT FROM UNNEST(...)`, one array per
 //! column), so a batch takes a constant number of round trips whatever its size.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sdash_service::Secret;
+use sdash_service::postgres::{PgServers, PgUrl, PgUrlError};
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgPool, Row, Transaction};
 
 use super::StoreError;
-use super::dialect::{Dialect, SamplesWritten, Stored, merge_daily, update_alert_set};
+use super::dialect::{
+    Dialect, SamplesWritten, Stored, last_capacity, merge_daily, update_alert_set,
+};
 use super::plan::{
-    AlertEpisode, CollectorRow, DailyRow, DeadRow, EventRow, OpenAlertRow, SampleRow, StateRow,
-    StoredState, SystemRow, TransitionRow,
+    AlertDetails, AlertEpisode, CollectorRow, DailyRow, DeadRow, EventRow, OpenAlertRow, OutboxRow,
+    SampleRow, StateRow, StoredState, SystemContext, SystemRow, TransitionRow,
 };
 
 /// Serializes the conversion of old migration bookkeeping (two processes starting at once).
@@ -33,15 +37,52 @@ pub(crate) fn connect_options(
     })
 }
 
+/// The servers of `url` (one, or several: `postgres://u@h1:5432,h2:5432/db`), each logging in
+/// as `application_name` with `password` when given, and the attributes a writing session
+/// needs (with several servers: the writable one, see [`PgUrl::for_writing`]).
+pub(crate) fn servers(
+    url: &str,
+    password: Option<&Secret>,
+    application_name: &str,
+) -> Result<PgServers, StoreError> {
+    let url_error = |e: PgUrlError| StoreError::Db(sqlx::Error::Configuration(Box::new(e)));
+    let parsed = PgUrl::parse(url).map_err(url_error)?;
+    let attrs = parsed.for_writing().map_err(url_error)?;
+    PgServers::new(&parsed, attrs, |server| {
+        Ok::<_, StoreError>(connect_options(server, password)?.application_name(application_name))
+    })
+}
+
+/// How long the writer's pool keeps connecting to its server when the URL names several. After
+/// a switchover the old primary refuses connections; the lock notices within a second, and a
+/// write still waiting for that server only delays the move to the new one.
+const MULTI_HOST_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The writer's pool of one connection, on the server [`PgServers::choose`] finds; a session
+/// on a server that is no longer the right kind (a primary turned standby) is refused.
 pub(crate) async fn open(url: &str, password: Option<&Secret>) -> Result<PgPool, StoreError> {
-    let pool = PgPoolOptions::new()
+    let servers = Arc::new(servers(url, password, "sdash-writer")?);
+    let index = servers.choose().await?;
+    if servers.is_multi_host() {
+        tracing::info!(server = servers.addr(index), attrs = %servers.attrs(), "writing to this PostgreSQL server");
+    }
+    let acquire_timeout = match servers.is_multi_host() {
+        true => MULTI_HOST_ACQUIRE_TIMEOUT,
+        false => Duration::from_secs(10),
+    };
+    let mut options = PgPoolOptions::new()
         .max_connections(1)
         .min_connections(0)
-        .acquire_timeout(Duration::from_secs(10))
-        .test_before_acquire(true)
-        .connect_with(connect_options(url, password)?)
-        .await?;
-    Ok(pool)
+        .acquire_timeout(acquire_timeout)
+        .test_before_acquire(true);
+    if servers.attrs().needs_check() {
+        let check = servers.clone();
+        options = options.after_connect(move |conn, _meta| {
+            let check = check.clone();
+            Box::pin(async move { check.check(conn).await })
+        });
+    }
+    Ok(options.connect_with(servers.options(index).clone()).await?)
 }
 
 /// One column of `rows`, as the array bound to an `UNNEST` argument.
@@ -212,13 +253,17 @@ impl Dialect for Postgres {
 
     async fn read_stored(c: &mut PgConnection, ids: &[&str]) -> Result<Stored, StoreError> {
         let mut stored = Stored::default();
-        for r in sqlx::query(
-            "SELECT system_id, observed_at, status, hardware, cluster, last_online_at FROM system_state WHERE system_id = ANY($1::text[])",
-        )
+        for r in sqlx::query(concat!(
+            "SELECT system_id, observed_at, status, hardware, cluster, last_online_at, ",
+            last_capacity!(),
+            " FROM system_state s WHERE system_id = ANY($1::text[])"
+        ))
         .bind(ids)
         .fetch_all(&mut *c)
         .await?
         {
+            let used: Option<i64> = r.try_get(6)?;
+            let total: Option<i64> = r.try_get(7)?;
             let s = StoredState {
                 system_id: r.try_get(0)?,
                 observed_at: r.try_get(1)?,
@@ -226,11 +271,13 @@ impl Dialect for Postgres {
                 hardware: r.try_get(3)?,
                 cluster: r.try_get(4)?,
                 last_online_at: r.try_get(5)?,
+                capacity: used.zip(total),
             };
             stored.states.insert(s.system_id.clone(), s);
         }
         for r in sqlx::query(
-            "SELECT id, system_id, alert_id FROM alerts WHERE cleared_at IS NULL AND system_id = ANY($1::text[])",
+            "SELECT id, system_id, alert_id, first_seen, severity, vendor_severity, title, component, opened_at \
+             FROM alerts WHERE cleared_at IS NULL AND system_id = ANY($1::text[])",
         )
         .bind(ids)
         .fetch_all(&mut *c)
@@ -240,10 +287,58 @@ impl Dialect for Postgres {
                 id: r.try_get(0)?,
                 system_id: r.try_get(1)?,
                 alert_id: r.try_get(2)?,
-                details: None,
+                first_seen: r.try_get(3)?,
+                details: Some(AlertDetails {
+                    severity: r.try_get(4)?,
+                    vendor_severity: r.try_get(5)?,
+                    title: r.try_get(6)?,
+                    component: r.try_get(7)?,
+                    opened_at: r.try_get(8)?,
+                }),
             });
         }
         Ok(stored)
+    }
+
+    async fn read_system_context(
+        c: &mut PgConnection,
+        ids: &[&str],
+    ) -> Result<HashMap<String, SystemContext>, StoreError> {
+        let mut out = HashMap::with_capacity(ids.len());
+        for r in sqlx::query(
+            "SELECT id, CASE WHEN updated_at > 0 THEN name END, tags FROM systems WHERE id = ANY($1::text[])",
+        )
+        .bind(ids)
+        .fetch_all(&mut *c)
+        .await?
+        {
+            let tags: String = r.try_get(2)?;
+            out.insert(
+                r.try_get(0)?,
+                SystemContext {
+                    name: r.try_get(1)?,
+                    tags: super::outbox::parse_tags(&tags),
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    async fn insert_changes(c: &mut PgConnection, o: &[OutboxRow]) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
+            "INSERT INTO change_outbox (event_id, system_id, kind, payload, created_at) \
+             SELECT e, s, k, p, t FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bytea[], $5::bigint[]) \
+             WITH ORDINALITY AS u(e, s, k, p, t, n) ORDER BY n \
+             ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(col(o, |r| r.event_id.as_str()))
+        .bind(col(o, |r| r.system_id.as_str()))
+        .bind(col(o, |r| r.kind))
+        .bind(col(o, |r| r.payload.as_slice()))
+        .bind(col(o, |r| r.created_at))
+        .execute(c)
+        .await?
+        .rows_affected())
     }
 
     async fn insert_minimal_systems(
@@ -482,6 +577,58 @@ impl Dialect for Postgres {
 mod tests {
     use super::*;
     use sqlx::Connection;
+
+    /// The test PostgreSQL (a primary) behind a port where nothing listens: servers are tried
+    /// in order and the first whose session fits is taken.
+    #[tokio::test]
+    async fn the_first_server_that_fits_is_chosen() {
+        let db = sdash_harness::TestDatabase::new(sdash_harness::Backend::Postgres).await;
+        let Some(live) = db.server_addr() else {
+            panic!("the test database URL names no server address");
+        };
+        let dead = format!("127.0.0.1:{}", sdash_harness::free_port());
+        let url = |attrs: &str| {
+            let single = db.url_via(live);
+            let (scheme, rest) = single.split_once('@').unwrap_or_default();
+            let path = rest.split_once('/').map(|(_, p)| p).unwrap_or_default();
+            format!("{scheme}@{dead},{live}/{path}?target_session_attrs={attrs}")
+        };
+        let choose = |attrs: &'static str| {
+            let url = url(attrs);
+            async move {
+                let parsed = PgUrl::parse(&url).map_err(|e| e.to_string())?;
+                let servers =
+                    PgServers::new(&parsed, parsed.for_reading(), |u| connect_options(u, None))
+                        .map_err(|e| e.to_string())?;
+                servers.choose().await.map_err(|e| e.to_string())
+            }
+        };
+        assert_eq!(choose("read-write").await, Ok(1));
+        assert_eq!(choose("primary").await, Ok(1));
+        assert_eq!(choose("any").await, Ok(1));
+        // No standby: prefer-standby takes the primary, standby finds nothing.
+        assert_eq!(choose("prefer-standby").await, Ok(1));
+        let err = choose("standby").await.err().unwrap_or_default();
+        assert!(
+            err.contains("offers a standby session")
+                && err.contains(&format!("{dead}: "))
+                && err.contains(&format!("{live}: a read-write primary")),
+            "{err}"
+        );
+
+        // The writer opens its store on the live server (after migrations, the schema is there).
+        let store = super::super::Store::open(&url("read-write"))
+            .await
+            .unwrap_or_else(|e| panic!("open: {e}"));
+        store.ping().await.unwrap_or_else(|e| panic!("ping: {e}"));
+        store.close().await;
+        // A writer is never told to use a standby.
+        let refused = super::super::Store::open(&url("standby")).await.err();
+        assert!(
+            refused.is_some_and(|e| e.to_string().contains("needs a server it can write to")),
+            "a writer accepted target_session_attrs=standby"
+        );
+    }
 
     #[tokio::test]
     async fn connect_options_carry_the_password() {

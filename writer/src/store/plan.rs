@@ -87,6 +87,28 @@ pub(crate) struct StoredState {
     pub hardware: String,
     pub cluster: String,
     pub last_online_at: Option<i64>,
+    /// The last known capacity `(used, total)` bytes: the stored state's, else (its last
+    /// snapshot had none, e.g. while unreachable) the newest capacity sample's. What capacity
+    /// threshold crossings are derived against.
+    pub capacity: Option<(i64, i64)>,
+}
+
+/// What a change about a system carries for routing, from its `systems` row.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct SystemContext {
+    /// The inventory name (`None` while only a snapshot named the system).
+    pub name: Option<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// One derived change, encoded, as stored in `change_outbox` until JetStream acknowledged it.
+#[derive(Debug, Clone)]
+pub(crate) struct OutboxRow {
+    pub event_id: String,
+    pub system_id: String,
+    pub kind: &'static str,
+    pub payload: Vec<u8>,
+    pub created_at: i64,
 }
 
 /// An alert row that is open in the database.
@@ -95,6 +117,8 @@ pub(crate) struct OpenAlertRow {
     pub id: i64,
     pub system_id: String,
     pub alert_id: String,
+    /// When sdash first saw this episode open (it names the alert instance in changes).
+    pub first_seen: i64,
     /// Its stored details, when the backend read them: an alert seen again with the same details
     /// then only needs its `last_seen` moved.
     pub details: Option<AlertDetails>,
@@ -297,6 +321,9 @@ pub(crate) fn plan(batch: &[Incoming], max_deliver: u64, now: i64) -> Plan {
                     }
                 }
             }
+            // The writer's own derived changes (published from its outbox after the commit that
+            // stored them) pass through its consumer too: they are acknowledged, not stored.
+            Ok(Record::Change(_)) => {}
             Ok(Record::Snapshot(e)) => {
                 if seen_snapshots.insert(e.event_id.clone()) {
                     plan.snapshots

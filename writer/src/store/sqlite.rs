@@ -14,10 +14,12 @@ use sqlx::sqlite::{
 use sqlx::{AssertSqlSafe, Row, SqliteConnection, SqlitePool, Transaction};
 
 use super::StoreError;
-use super::dialect::{Dialect, SamplesWritten, Stored, merge_daily, update_alert_set};
+use super::dialect::{
+    Dialect, SamplesWritten, Stored, last_capacity, merge_daily, update_alert_set,
+};
 use super::plan::{
-    AlertDetails, AlertEpisode, CollectorRow, DailyRow, DeadRow, EventRow, OpenAlertRow, SampleRow,
-    StateRow, StoredState, SystemRow, TransitionRow,
+    AlertDetails, AlertEpisode, CollectorRow, DailyRow, DeadRow, EventRow, OpenAlertRow, OutboxRow,
+    SampleRow, StateRow, StoredState, SystemContext, SystemRow, TransitionRow,
 };
 
 type Query<'q> = sqlx::query::Query<'q, sqlx::Sqlite, SqliteArguments>;
@@ -230,21 +232,33 @@ impl Dialect for Sqlite {
         // System ids are `[a-z0-9_-]{1,64}` (validated on decode); one JSON array binds them all.
         let ids = serde_json::to_string(ids)
             .map_err(|e| StoreError::Db(sqlx::Error::Encode(Box::new(e))))?;
-        let state_json: String = sqlx::query(
-            "SELECT json_group_array(json_array(system_id, observed_at, status, hardware, cluster, last_online_at)) \
-             FROM system_state WHERE system_id IN (SELECT value FROM json_each(?))",
-        )
+        let state_json: String = sqlx::query(concat!(
+            "SELECT json_group_array(json_array(system_id, observed_at, status, hardware, cluster, last_online_at, ",
+            last_capacity!(),
+            ")) FROM system_state s WHERE system_id IN (SELECT value FROM json_each(?))"
+        ))
         .bind(ids.as_str())
         .fetch_one(&mut *c)
         .await?
         .try_get(0)?;
-        type StateTuple = (String, i64, String, String, String, Option<i64>);
+        type StateTuple = (
+            String,
+            i64,
+            String,
+            String,
+            String,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+        );
         let states: Vec<StateTuple> = serde_json::from_str(&state_json).map_err(decode_error)?;
         let mut stored = Stored {
             states: HashMap::with_capacity(states.len()),
             open_alerts: Vec::new(),
         };
-        for (system_id, observed_at, status, hardware, cluster, last_online_at) in states {
+        for (system_id, observed_at, status, hardware, cluster, last_online_at, used, total) in
+            states
+        {
             stored.states.insert(
                 system_id.clone(),
                 StoredState {
@@ -254,11 +268,12 @@ impl Dialect for Sqlite {
                     hardware,
                     cluster,
                     last_online_at,
+                    capacity: used.zip(total),
                 },
             );
         }
         let open_json: String = sqlx::query(
-            "SELECT json_group_array(json_array(id, system_id, alert_id, \
+            "SELECT json_group_array(json_array(id, system_id, alert_id, first_seen, \
                json_object('severity', severity, 'vendor_severity', vendor_severity, 'title', title, \
                            'component', component, 'opened_at', opened_at))) FROM alerts \
              WHERE cleared_at IS NULL AND system_id IN (SELECT value FROM json_each(?))",
@@ -267,18 +282,70 @@ impl Dialect for Sqlite {
         .fetch_one(&mut *c)
         .await?
         .try_get(0)?;
-        type OpenTuple = (i64, String, String, AlertDetails);
+        type OpenTuple = (i64, String, String, i64, AlertDetails);
         stored.open_alerts = serde_json::from_str::<Vec<OpenTuple>>(&open_json)
             .map_err(decode_error)?
             .into_iter()
-            .map(|(id, system_id, alert_id, details)| OpenAlertRow {
-                id,
-                system_id,
-                alert_id,
-                details: Some(details),
-            })
+            .map(
+                |(id, system_id, alert_id, first_seen, details)| OpenAlertRow {
+                    id,
+                    system_id,
+                    alert_id,
+                    first_seen,
+                    details: Some(details),
+                },
+            )
             .collect();
         Ok(stored)
+    }
+
+    async fn read_system_context(
+        c: &mut SqliteConnection,
+        ids: &[&str],
+    ) -> Result<HashMap<String, SystemContext>, StoreError> {
+        let ids = serde_json::to_string(ids)
+            .map_err(|e| StoreError::Db(sqlx::Error::Encode(Box::new(e))))?;
+        let mut out = HashMap::new();
+        for r in sqlx::query(
+            "SELECT id, CASE WHEN updated_at > 0 THEN name END, tags FROM systems \
+             WHERE id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(ids.as_str())
+        .fetch_all(&mut *c)
+        .await?
+        {
+            let tags: String = r.try_get(2)?;
+            out.insert(
+                r.try_get(0)?,
+                SystemContext {
+                    name: r.try_get(1)?,
+                    tags: super::outbox::parse_tags(&tags),
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    /// The multi-row `VALUES` keep their order, and so the `seq` order.
+    async fn insert_changes(
+        c: &mut SqliteConnection,
+        rows: &[OutboxRow],
+    ) -> Result<u64, StoreError> {
+        insert_many(
+            c,
+            "INSERT INTO change_outbox (event_id, system_id, kind, payload, created_at) VALUES",
+            5,
+            "ON CONFLICT (event_id) DO NOTHING",
+            rows,
+            |q, r| {
+                q.bind(r.event_id.as_str())
+                    .bind(r.system_id.as_str())
+                    .bind(r.kind)
+                    .bind(r.payload.as_slice())
+                    .bind(r.created_at)
+            },
+        )
+        .await
     }
 
     async fn insert_minimal_systems(

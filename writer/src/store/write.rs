@@ -1,17 +1,18 @@
 //! Writing one planned batch in one transaction, for either backend: check the writer lock,
 //! insert what the messages say, read the stored state of the batch's systems, derive history
-//! from it ([`super::derive`]), write that, and record the commit in `pipeline_status`.
+//! from it ([`super::derive`]), write that and the changes it made (into the outbox,
+//! [`super::outbox`]), and record the commit in `pipeline_status`.
 
 use std::collections::BTreeMap;
 
 use sdash_proto::{Envelope, Snapshot};
 use sqlx::{Pool, SqlSafeStr};
 
-use super::derive;
 use super::dialect::{Conn, Dialect, SamplesWritten};
 use super::plan::{AlertEpisode, Plan};
 use super::sql::{Bind, Sql};
 use super::{CommitMeta, RowCounts, StoreError};
+use super::{derive, outbox};
 
 /// Writes `plan` in one transaction.
 pub(crate) async fn write<D: Dialect>(
@@ -53,7 +54,7 @@ async fn write_in<D: Dialect>(
         rows.collectors = D::upsert_collectors(c, &plan.collectors).await?;
     }
     if !plan.snapshots.is_empty() {
-        write_snapshots::<D>(c, &plan.snapshots, &mut rows).await?;
+        write_snapshots::<D>(c, &plan.snapshots, meta, &mut rows).await?;
     }
     if let Some(seq) = plan.last_stream_seq {
         D::Db::execute(
@@ -81,11 +82,17 @@ async fn write_in<D: Dialect>(
 async fn write_snapshots<D: Dialect>(
     c: &mut Conn<D>,
     snapshots: &BTreeMap<String, Vec<Envelope<Snapshot>>>,
+    meta: &CommitMeta<'_>,
     rows: &mut RowCounts,
 ) -> Result<(), StoreError> {
     let ids: Vec<&str> = snapshots.keys().map(String::as_str).collect();
     let stored = D::read_stored(c, &ids).await?;
-    let d = derive::derive(snapshots, &stored.states, &stored.open_alerts);
+    let mut d = derive::derive(
+        snapshots,
+        &stored.states,
+        &stored.open_alerts,
+        meta.capacity_thresholds,
+    );
 
     if !d.minimal_systems.is_empty() {
         rows.systems += D::insert_minimal_systems(c, &d.minimal_systems).await?;
@@ -128,6 +135,15 @@ async fn write_snapshots<D: Dialect>(
                 }
             }
         }
+    }
+    if !d.changes.is_empty() {
+        // Only the systems that changed need their routing context (most batches have none).
+        let mut changed: Vec<&str> = d.changes.iter().map(|c| c.system_id.as_str()).collect();
+        changed.dedup();
+        let contexts = D::read_system_context(c, &changed).await?;
+        derive::add_context(&mut d.changes, &contexts);
+        let outbox = outbox::rows(std::mem::take(&mut d.changes), meta.writer_id, meta.now)?;
+        rows.change_outbox += D::insert_changes(c, &outbox).await?;
     }
     Ok(())
 }

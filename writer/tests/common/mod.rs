@@ -263,6 +263,18 @@ impl WriterProcess {
         dir: &std::path::Path,
         extra: &[&str],
     ) -> WriterProcess {
+        WriterProcess::spawn_with_env(nats_url, database_url, id, dir, extra, &[])
+    }
+
+    /// [`WriterProcess::spawn`] with these environment variables set too.
+    pub fn spawn_with_env(
+        nats_url: &str,
+        database_url: &str,
+        id: &str,
+        dir: &std::path::Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> WriterProcess {
         let port = sdash_harness::free_port();
         let admin: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
         let log = dir.join(format!("writer-{id}.log"));
@@ -290,6 +302,7 @@ impl WriterProcess {
             ])
             .args(["--log-level", "info,sqlx=warn"])
             .args(extra)
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
             .stderr(file)
             .spawn()

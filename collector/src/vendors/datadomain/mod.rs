@@ -54,7 +54,7 @@ use sdash_proto::{Snapshot, Vendor};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::bookkeeping::{PollContext, online_snapshot};
+use super::bookkeeping::{AlertMemory, PollContext, online_snapshot};
 use super::components::worst_health;
 use super::paging::{Page, PageSource, paginate};
 use super::session::{Session, session_call};
@@ -144,54 +144,27 @@ impl VendorAdapter for DataDomain {
             credentials: &poll.credentials,
         };
         let system: SystemInfo = api.get(ctx, SYSTEM_PATH, &[]).await?;
-        let mut snapshot = Snapshot {
-            name: non_empty(&system.name),
-            version: non_empty(&system.version),
-            model: non_empty(&system.model),
-            serial: non_empty(&system.serialno),
-            capacity: capacity(&system),
-            ..online_snapshot(Vendor::Datadomain)
-        };
-        if snapshot.capacity.is_none() {
-            ctx.degrade_with(
-                SYSTEM_PATH,
-                "no physical_capacity in the answer, capacity unknown",
-            );
-        }
-
-        let fresh = api
+        let alerts = api
             .try_list::<AlertList>(ctx, ALERTS_PATH, &[("is_active", "true")])
-            .await
-            .map(|list| {
-                snapshot.hardware = snapshot.hardware.worst(alert_hardware(&list));
-                alerts(&list)
-            });
-        snapshot.alerts = poll.alerts.resolve(fresh);
-        if let Some(disks) = api.try_list::<DiskList>(ctx, DISKS_PATH, &[]).await {
-            let comps = disk_components(&disks);
-            snapshot.hardware = snapshot.hardware.worst(worst_health(&comps));
-            snapshot.components.extend(comps);
-        }
-        if system.is_ha() {
-            match api.get::<HaSysInfo>(ctx, HA_PATH, &[]).await {
-                Ok(ha) => {
-                    let comps = ha_components(&ha);
-                    snapshot.cluster = snapshot.cluster.worst(worst_health(&comps));
-                    snapshot.components.extend(comps);
-                }
-                Err(e) => ctx.degrade(&e),
-            }
-        }
-        if let Some(contexts) = api
+            .await;
+        let disks = api.try_list::<DiskList>(ctx, DISKS_PATH, &[]).await;
+        let ha = if system.is_ha() {
+            let result = api.get::<HaSysInfo>(ctx, HA_PATH, &[]).await;
+            ctx.keep(result)
+        } else {
+            None
+        };
+        let replications = api
             .try_list::<ReplicationList>(ctx, REPLICATION_PATH, &[])
-            .await
-        {
-            let comps = replication_components(&contexts);
-            snapshot.cluster = snapshot.cluster.worst(worst_health(&comps));
-            snapshot.components.extend(comps);
-        }
-
-        Ok(snapshot)
+            .await;
+        let responses = Responses {
+            system,
+            alerts,
+            disks,
+            ha,
+            replications,
+        };
+        Ok(snapshot(responses, ctx, poll.alerts))
     }
 
     /// `DELETE /rest/v1.0/auth`.
@@ -201,6 +174,61 @@ impl VendorAdapter for DataDomain {
                 .header("x-dd-auth-token", token),
         )
     }
+}
+
+/// What one poll read from a DataDomain: `/rest/v1.0/system` (essential) and each non-essential
+/// list, `None` when its call failed (already recorded as a degradation); `ha` is also `None`
+/// on a system that is not an HA pair (it is not asked then).
+#[derive(Debug)]
+pub struct Responses {
+    pub system: SystemInfo,
+    pub alerts: Option<Vec<DdAlert>>,
+    pub disks: Option<Vec<DdDisk>>,
+    pub ha: Option<HaSysInfo>,
+    pub replications: Option<Vec<ReplContext>>,
+}
+
+/// The snapshot from what a poll read, by the rules of the module docs; degradations go into
+/// `ctx`, a failed alert query falls back on `alerts`. Shared by [`DataDomain::poll`] and the
+/// fuzz target (`crate::fuzzing::datadomain`).
+pub fn snapshot(responses: Responses, ctx: &mut PollContext, alerts: &mut AlertMemory) -> Snapshot {
+    let system = responses.system;
+    let mut snapshot = Snapshot {
+        name: non_empty(&system.name),
+        version: non_empty(&system.version),
+        model: non_empty(&system.model),
+        serial: non_empty(&system.serialno),
+        capacity: capacity(&system),
+        ..online_snapshot(Vendor::Datadomain)
+    };
+    if snapshot.capacity.is_none() {
+        ctx.degrade_with(
+            SYSTEM_PATH,
+            "no physical_capacity in the answer, capacity unknown",
+        );
+    }
+
+    let fresh = responses.alerts.map(|list| {
+        snapshot.hardware = snapshot.hardware.worst(alert_hardware(&list));
+        rules::alerts(&list)
+    });
+    snapshot.alerts = alerts.resolve(fresh);
+    if let Some(disks) = responses.disks {
+        let comps = disk_components(&disks);
+        snapshot.hardware = snapshot.hardware.worst(worst_health(&comps));
+        snapshot.components.extend(comps);
+    }
+    if let Some(ha) = responses.ha {
+        let comps = ha_components(&ha);
+        snapshot.cluster = snapshot.cluster.worst(worst_health(&comps));
+        snapshot.components.extend(comps);
+    }
+    if let Some(contexts) = responses.replications {
+        let comps = replication_components(&contexts);
+        snapshot.cluster = snapshot.cluster.worst(worst_health(&comps));
+        snapshot.components.extend(comps);
+    }
+    snapshot
 }
 
 /// The pages of one list.

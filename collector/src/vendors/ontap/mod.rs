@@ -75,7 +75,7 @@ pub use ems::*;
 pub use health::*;
 pub use model::*;
 
-use super::bookkeeping::online_snapshot;
+use super::bookkeeping::{AlertMemory, PollContext, online_snapshot};
 use super::components::worst_health;
 use super::paging::{Page, PageSource, paginate};
 use super::shell::{Poll, Shell, UserPassword, VendorAdapter};
@@ -149,13 +149,6 @@ impl VendorAdapter for Ontap {
         };
 
         let cluster: ClusterInfo = api.get(CLUSTER_PATH).await?;
-        let mut snapshot = Snapshot {
-            name: (!cluster.name.is_empty()).then(|| cluster.name.clone()),
-            version: cluster.version(),
-            ..online_snapshot(Vendor::Ontap)
-        };
-
-        // Hardware: nodes, aggregates, disks.
         let nodes = match api.collect::<Node>(NODES_PATH).await {
             Err(e) if is_invalid_field(&e) => {
                 // An older release without one of the controller/HA fields: node states still
@@ -170,30 +163,9 @@ impl VendorAdapter for Ontap {
             }
             other => other,
         };
-        if let Some(nodes) = ctx.keep(nodes) {
-            snapshot.model = nodes_model(&nodes);
-            let comps: Vec<Component> = nodes.iter().map(node_component).collect();
-            snapshot.hardware = snapshot.hardware.worst(worst_health(&comps));
-            snapshot.components.extend(comps);
-        }
-        if let Some(aggs) = ctx.keep(api.collect::<Aggregate>(AGGREGATES_PATH).await) {
-            snapshot.capacity = aggregate_capacity(&aggs);
-            if snapshot.capacity.is_none() {
-                ctx.degrade_with(
-                    "/api/storage/aggregates",
-                    "no aggregates listed, capacity unknown",
-                );
-            }
-            let comps = aggregate_components(&aggs);
-            snapshot.hardware = snapshot.hardware.worst(worst_health(&comps));
-            snapshot.components.extend(comps);
-        }
-        if let Some(disks) = ctx.keep(api.collect::<Disk>(DISKS_PATH).await) {
-            let comps = disk_components(&disks);
-            snapshot.hardware = snapshot.hardware.worst(worst_health(&comps));
-            snapshot.components.extend(comps);
-        }
-
+        let nodes = ctx.keep(nodes);
+        let aggregates = ctx.keep(api.collect::<Aggregate>(AGGREGATES_PATH).await);
+        let disks = ctx.keep(api.collect::<Disk>(DISKS_PATH).await);
         // Alerts: EMS problems paired with their recoveries, inside the look-back window.
         let now_ms = self.now_ms();
         let window_ms = i64::try_from(self.ems_window.as_millis()).unwrap_or(i64::MAX);
@@ -204,42 +176,120 @@ impl VendorAdapter for Ontap {
             Some(_) => ctx.keep(api.collect::<EmsEvent>(&ems_recoveries_path(since)).await),
             None => None,
         };
-        let fresh = problems.map(|problems| {
-            // Without the recoveries every problem in the window counts as open (and the poll is
-            // already marked degraded): better a stale alert than a silently missing one.
-            let ems = ems_alerts(
-                &problems,
-                recoveries.as_deref().unwrap_or(&[]),
-                now_ms,
-                self.ems_window,
-            );
-            snapshot.hardware = snapshot.hardware.worst(ems.hardware);
-            ems.alerts
-        });
-        // Without the problems query the open alerts are unknown: keep the last known set.
-        snapshot.alerts = poll.alerts.resolve(fresh);
-
-        // Cluster: peers, SnapMirror, MetroCluster.
-        if let Some(peers) = ctx.keep(api.collect::<Peer>(PEERS_PATH).await) {
-            let comps = peer_components(&peers);
-            snapshot.cluster = snapshot.cluster.worst(worst_health(&comps));
-            snapshot.components.extend(comps);
-        }
-        if let Some(rels) = ctx.keep(api.collect::<SnapMirror>(SNAPMIRROR_PATH).await) {
-            let comps = snapmirror_components(&rels);
-            snapshot.cluster = snapshot.cluster.worst(worst_health(&comps));
-            snapshot.components.extend(comps);
-        }
-        if let Some(mc) = ctx.keep(api.get::<MetroCluster>(METROCLUSTER_PATH).await) {
-            snapshot.cluster = snapshot.cluster.worst(Health::Ok);
-            if let Some(c) = metrocluster_component(&mc) {
-                snapshot.cluster = snapshot.cluster.worst(c.status);
-                snapshot.components.push(c);
-            }
-        }
-
-        Ok(snapshot)
+        let responses = Responses {
+            cluster,
+            nodes,
+            aggregates,
+            disks,
+            problems,
+            recoveries,
+            peers: ctx.keep(api.collect::<Peer>(PEERS_PATH).await),
+            snapmirror: ctx.keep(api.collect::<SnapMirror>(SNAPMIRROR_PATH).await),
+            metrocluster: ctx.keep(api.get::<MetroCluster>(METROCLUSTER_PATH).await),
+        };
+        Ok(snapshot(
+            responses,
+            now_ms,
+            self.ems_window,
+            ctx,
+            poll.alerts,
+        ))
     }
+}
+
+/// What one poll read from a cluster: `/api/cluster` (essential) and each non-essential
+/// collection, `None` when its call failed (already recorded as a degradation). `recoveries` is
+/// only asked when `problems` was read.
+#[derive(Debug)]
+pub struct Responses {
+    pub cluster: ClusterInfo,
+    pub nodes: Option<Vec<Node>>,
+    pub aggregates: Option<Vec<Aggregate>>,
+    pub disks: Option<Vec<Disk>>,
+    pub problems: Option<Vec<EmsEvent>>,
+    pub recoveries: Option<Vec<EmsEvent>>,
+    pub peers: Option<Vec<Peer>>,
+    pub snapmirror: Option<Vec<SnapMirror>>,
+    pub metrocluster: Option<MetroCluster>,
+}
+
+/// The snapshot from what a poll read at `now_ms` with the EMS look-back `ems_window`, by the
+/// rules of the module docs; degradations go into `ctx`, a failed EMS query falls back on
+/// `alerts`. Shared by [`Ontap::poll`] and the fuzz target (`crate::fuzzing::ontap`).
+pub fn snapshot(
+    responses: Responses,
+    now_ms: i64,
+    ems_window: Duration,
+    ctx: &mut PollContext,
+    alerts: &mut AlertMemory,
+) -> Snapshot {
+    let cluster = responses.cluster;
+    let mut snapshot = Snapshot {
+        name: (!cluster.name.is_empty()).then(|| cluster.name.clone()),
+        version: cluster.version(),
+        ..online_snapshot(Vendor::Ontap)
+    };
+
+    // Hardware: nodes, aggregates, disks.
+    if let Some(nodes) = responses.nodes {
+        snapshot.model = nodes_model(&nodes);
+        let comps: Vec<Component> = nodes.iter().map(node_component).collect();
+        snapshot.hardware = snapshot.hardware.worst(worst_health(&comps));
+        snapshot.components.extend(comps);
+    }
+    if let Some(aggs) = responses.aggregates {
+        snapshot.capacity = aggregate_capacity(&aggs);
+        if snapshot.capacity.is_none() {
+            ctx.degrade_with(
+                "/api/storage/aggregates",
+                "no aggregates listed, capacity unknown",
+            );
+        }
+        let comps = aggregate_components(&aggs);
+        snapshot.hardware = snapshot.hardware.worst(worst_health(&comps));
+        snapshot.components.extend(comps);
+    }
+    if let Some(disks) = responses.disks {
+        let comps = disk_components(&disks);
+        snapshot.hardware = snapshot.hardware.worst(worst_health(&comps));
+        snapshot.components.extend(comps);
+    }
+
+    let recoveries = responses.recoveries;
+    let fresh = responses.problems.map(|problems| {
+        // Without the recoveries every problem in the window counts as open (and the poll is
+        // already marked degraded): better a stale alert than a silently missing one.
+        let ems = ems_alerts(
+            &problems,
+            recoveries.as_deref().unwrap_or(&[]),
+            now_ms,
+            ems_window,
+        );
+        snapshot.hardware = snapshot.hardware.worst(ems.hardware);
+        ems.alerts
+    });
+    // Without the problems query the open alerts are unknown: keep the last known set.
+    snapshot.alerts = alerts.resolve(fresh);
+
+    // Cluster: peers, SnapMirror, MetroCluster.
+    if let Some(peers) = responses.peers {
+        let comps = peer_components(&peers);
+        snapshot.cluster = snapshot.cluster.worst(worst_health(&comps));
+        snapshot.components.extend(comps);
+    }
+    if let Some(rels) = responses.snapmirror {
+        let comps = snapmirror_components(&rels);
+        snapshot.cluster = snapshot.cluster.worst(worst_health(&comps));
+        snapshot.components.extend(comps);
+    }
+    if let Some(mc) = responses.metrocluster {
+        snapshot.cluster = snapshot.cluster.worst(Health::Ok);
+        if let Some(c) = metrocluster_component(&mc) {
+            snapshot.cluster = snapshot.cluster.worst(c.status);
+            snapshot.components.push(c);
+        }
+    }
+    snapshot
 }
 
 /// True for ONTAP's "invalid name in `fields`" answer (HTTP 400, code 262197).

@@ -78,13 +78,12 @@ use sdash_proto::{Category, Component, Health, Level, Snapshot, Vendor};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::bookkeeping::{PollContext, online_snapshot};
+use super::bookkeeping::{AlertMemory, PollContext, online_snapshot};
 use super::paging::{Page, PageSource, paginate};
 use super::session::{Session, session_call};
 use super::shell::{Poll, ReadCredentials, Shell, VendorAdapter};
 use crate::http::{HttpClient, HttpError, Request, Response};
 use crate::inventory::{CredentialKind, Credentials, SystemConfig};
-use model::ApiVersions;
 use rules::hardware_kind;
 
 /// Items per page requested with `limit`.
@@ -136,141 +135,20 @@ impl VendorAdapter for Pure {
         };
 
         let arrays: Vec<ArrayItem> = api.list(ctx, "/arrays", &[]).await?;
-        let array = arrays
-            .into_iter()
-            .next()
-            .ok_or_else(|| HttpError::Protocol {
-                endpoint: api.path("/arrays"),
-                reason: "no array in the response".into(),
-            })?;
-
-        let mut snapshot = Snapshot {
-            name: array.name.clone(),
-            version: array.version.clone(),
-            ..online_snapshot(Vendor::Pure)
+        let array = first_array(arrays, &api.path("/arrays"))?;
+        let responses = Responses {
+            array,
+            space: api.optional(ctx, "/arrays/space", &[]).await?,
+            controllers: api.optional(ctx, "/controllers", &[]).await?,
+            hardware: api.optional(ctx, "/hardware", &[]).await?,
+            drives: api.optional(ctx, "/drives", &[]).await?,
+            alerts: api
+                .optional(ctx, "/alerts", &[("filter", "state='open'")])
+                .await?,
+            connections: api.optional(ctx, "/array-connections", &[]).await?,
+            pods: api.optional(ctx, "/pods", &[]).await?,
         };
-
-        // Capacity.
-        if let Some(space) = api.optional::<SpaceItem>(ctx, "/arrays/space", &[]).await? {
-            match space.into_iter().next() {
-                Some(item) => snapshot.capacity = capacity(&item),
-                None => ctx.degrade_with(&api.path("/arrays/space"), "no capacity in the response"),
-            }
-            if snapshot.capacity.is_none() {
-                ctx.degrade_with(&api.path("/arrays/space"), "capacity missing");
-            }
-        }
-
-        // Hardware: controllers, hardware, drives.
-        let mut hardware = Health::Ok;
-        let mut missing_part = false;
-        match api
-            .optional::<ControllerItem>(ctx, "/controllers", &[])
-            .await?
-        {
-            Some(controllers) => {
-                for c in controllers
-                    .iter()
-                    .filter(|c| c.r#type.as_deref() != Some("shelf_controller"))
-                {
-                    let health = controller_health(c);
-                    hardware = hardware.worst(health);
-                    if snapshot.model.is_none() || c.mode.as_deref() == Some("primary") {
-                        snapshot.model = c.model.clone().or(snapshot.model.take());
-                    }
-                    snapshot.components.push(Component {
-                        kind: "controller".into(),
-                        name: c.name.clone().unwrap_or_default(),
-                        status: health,
-                        detail: Some(format!(
-                            "{} {}",
-                            c.status.as_deref().unwrap_or("unknown"),
-                            c.mode.as_deref().unwrap_or("")
-                        ))
-                        .map(|d| d.trim().to_owned()),
-                    });
-                }
-            }
-            None => missing_part = true,
-        }
-        match api.optional::<HardwareItem>(ctx, "/hardware", &[]).await? {
-            Some(items) => {
-                for h in &items {
-                    if h.r#type.as_deref() == Some("ch") && snapshot.serial.is_none() {
-                        snapshot.serial = h.serial.clone();
-                    }
-                    let Some(health) = hardware_health(h.status.as_deref().unwrap_or("")) else {
-                        continue;
-                    };
-                    hardware = hardware.worst(health);
-                    snapshot.components.push(Component {
-                        kind: hardware_kind(h.r#type.as_deref().unwrap_or("")),
-                        name: h.name.clone().unwrap_or_default(),
-                        status: health,
-                        detail: h.details.clone().or_else(|| h.status.clone()),
-                    });
-                }
-            }
-            None => missing_part = true,
-        }
-        match api.optional::<DriveItem>(ctx, "/drives", &[]).await? {
-            Some(items) => {
-                for d in &items {
-                    let Some(health) = drive_health(d.status.as_deref().unwrap_or("")) else {
-                        continue;
-                    };
-                    hardware = hardware.worst(health);
-                    snapshot.components.push(Component {
-                        kind: "drive".into(),
-                        name: d.name.clone().unwrap_or_default(),
-                        status: health,
-                        detail: d.details.clone().or_else(|| {
-                            Some(
-                                format!(
-                                    "{} {}",
-                                    d.r#type.as_deref().unwrap_or(""),
-                                    d.status.as_deref().unwrap_or("")
-                                )
-                                .trim()
-                                .to_owned(),
-                            )
-                        }),
-                    });
-                }
-            }
-            None => missing_part = true,
-        }
-        snapshot.hardware = if missing_part && hardware == Health::Ok {
-            Health::Unknown
-        } else {
-            hardware
-        };
-
-        // Alerts.
-        let fresh = api
-            .optional::<AlertItem>(ctx, "/alerts", &[("filter", "state='open'")])
-            .await?
-            .map(|items| {
-                items
-                    .iter()
-                    .filter(|a| a.state.as_deref() != Some("closed"))
-                    .map(alert)
-                    .collect()
-            });
-        snapshot.alerts = poll.alerts.resolve(fresh);
-
-        // Replication / ActiveCluster.
-        let connections = api
-            .optional::<ConnectionItem>(ctx, "/array-connections", &[])
-            .await?;
-        let pods = api.optional::<PodItem>(ctx, "/pods", &[]).await?;
-        if let (Some(connections), Some(pods)) = (connections, pods) {
-            let (health, components) = cluster_health(&connections, &pods);
-            snapshot.cluster = health;
-            snapshot.components.extend(components);
-        }
-
-        Ok(snapshot)
+        Ok(snapshot(responses, &api.version, ctx, poll.alerts))
     }
 
     fn after_outage(&mut self) {
@@ -287,22 +165,183 @@ impl VendorAdapter for Pure {
     }
 }
 
+/// What one poll read from a FlashArray: the first item of `/arrays` (essential) and each
+/// non-essential list, `None` when its call failed (already recorded as a degradation).
+#[derive(Debug)]
+pub struct Responses {
+    pub array: ArrayItem,
+    pub space: Option<Vec<SpaceItem>>,
+    pub controllers: Option<Vec<ControllerItem>>,
+    pub hardware: Option<Vec<HardwareItem>>,
+    pub drives: Option<Vec<DriveItem>>,
+    pub alerts: Option<Vec<AlertItem>>,
+    pub connections: Option<Vec<ConnectionItem>>,
+    pub pods: Option<Vec<PodItem>>,
+}
+
+/// The array a poll is about: the first item of `/arrays`; none is a protocol error.
+pub fn first_array(arrays: Vec<ArrayItem>, endpoint: &str) -> Result<ArrayItem, HttpError> {
+    arrays
+        .into_iter()
+        .next()
+        .ok_or_else(|| HttpError::Protocol {
+            endpoint: endpoint.to_owned(),
+            reason: "no array in the response".into(),
+        })
+}
+
+/// The snapshot from what a poll read with REST `version`, by the rules of the module docs;
+/// degradations go into `ctx`, a failed alert query falls back on `alerts`. Shared by
+/// [`Pure::poll`] and the fuzz target (`crate::fuzzing::pure`).
+pub fn snapshot(
+    responses: Responses,
+    version: &str,
+    ctx: &mut PollContext,
+    alerts: &mut AlertMemory,
+) -> Snapshot {
+    let path = |resource: &str| format!("/api/{version}{resource}");
+    let array = responses.array;
+
+    let mut snapshot = Snapshot {
+        name: array.name.clone(),
+        version: array.version.clone(),
+        ..online_snapshot(Vendor::Pure)
+    };
+
+    // Capacity.
+    if let Some(space) = responses.space {
+        match space.into_iter().next() {
+            Some(item) => snapshot.capacity = capacity(&item),
+            None => ctx.degrade_with(&path("/arrays/space"), "no capacity in the response"),
+        }
+        if snapshot.capacity.is_none() {
+            ctx.degrade_with(&path("/arrays/space"), "capacity missing");
+        }
+    }
+
+    // Hardware: controllers, hardware, drives.
+    let mut hardware = Health::Ok;
+    let mut missing_part = false;
+    match responses.controllers {
+        Some(controllers) => {
+            for c in controllers
+                .iter()
+                .filter(|c| c.r#type.as_deref() != Some("shelf_controller"))
+            {
+                let health = controller_health(c);
+                hardware = hardware.worst(health);
+                if snapshot.model.is_none() || c.mode.as_deref() == Some("primary") {
+                    snapshot.model = c.model.clone().or(snapshot.model.take());
+                }
+                snapshot.components.push(Component {
+                    kind: "controller".into(),
+                    name: c.name.clone().unwrap_or_default(),
+                    status: health,
+                    detail: Some(format!(
+                        "{} {}",
+                        c.status.as_deref().unwrap_or("unknown"),
+                        c.mode.as_deref().unwrap_or("")
+                    ))
+                    .map(|d| d.trim().to_owned()),
+                });
+            }
+        }
+        None => missing_part = true,
+    }
+    match responses.hardware {
+        Some(items) => {
+            for h in &items {
+                if h.r#type.as_deref() == Some("ch") && snapshot.serial.is_none() {
+                    snapshot.serial = h.serial.clone();
+                }
+                let Some(health) = hardware_health(h.status.as_deref().unwrap_or("")) else {
+                    continue;
+                };
+                hardware = hardware.worst(health);
+                snapshot.components.push(Component {
+                    kind: hardware_kind(h.r#type.as_deref().unwrap_or("")),
+                    name: h.name.clone().unwrap_or_default(),
+                    status: health,
+                    detail: h.details.clone().or_else(|| h.status.clone()),
+                });
+            }
+        }
+        None => missing_part = true,
+    }
+    match responses.drives {
+        Some(items) => {
+            for d in &items {
+                let Some(health) = drive_health(d.status.as_deref().unwrap_or("")) else {
+                    continue;
+                };
+                hardware = hardware.worst(health);
+                snapshot.components.push(Component {
+                    kind: "drive".into(),
+                    name: d.name.clone().unwrap_or_default(),
+                    status: health,
+                    detail: d.details.clone().or_else(|| {
+                        Some(
+                            format!(
+                                "{} {}",
+                                d.r#type.as_deref().unwrap_or(""),
+                                d.status.as_deref().unwrap_or("")
+                            )
+                            .trim()
+                            .to_owned(),
+                        )
+                    }),
+                });
+            }
+        }
+        None => missing_part = true,
+    }
+    snapshot.hardware = if missing_part && hardware == Health::Ok {
+        Health::Unknown
+    } else {
+        hardware
+    };
+
+    // Alerts.
+    let fresh = responses.alerts.map(|items| {
+        items
+            .iter()
+            .filter(|a| a.state.as_deref() != Some("closed"))
+            .map(alert)
+            .collect()
+    });
+    snapshot.alerts = alerts.resolve(fresh);
+
+    // Replication / ActiveCluster.
+    if let (Some(connections), Some(pods)) = (responses.connections, responses.pods) {
+        let (health, components) = cluster_health(&connections, &pods);
+        snapshot.cluster = health;
+        snapshot.components.extend(components);
+    }
+
+    snapshot
+}
+
 /// `GET /api/api_version` (no auth) and the highest 2.x version in it.
 async fn choose_version(http: &HttpClient, ctx: &mut PollContext) -> Result<String, HttpError> {
-    let versions: ApiVersions = http.get("/api/api_version").send().await?.json()?;
-    let version = pick_version(&versions.version).ok_or_else(|| HttpError::Protocol {
-        endpoint: "/api/api_version".into(),
-        reason: format!(
-            "no REST 2.x version offered (got {})",
-            versions.version.join(", ")
-        ),
-    })?;
+    let version = offered_version(&http.get("/api/api_version").send().await?)?;
     ctx.event(
         Level::Debug,
         Category::ApiCall,
         format!("using REST API version {version}"),
     );
     Ok(version)
+}
+
+/// The highest 2.x version in the answer of `GET /api/api_version`; none is a protocol error.
+pub fn offered_version(resp: &Response) -> Result<String, HttpError> {
+    let versions: ApiVersions = resp.json()?;
+    pick_version(&versions.version).ok_or_else(|| HttpError::Protocol {
+        endpoint: resp.endpoint.clone(),
+        reason: format!(
+            "no REST 2.x version offered (got {})",
+            versions.version.join(", ")
+        ),
+    })
 }
 
 /// One poll's view of the API: client, session and the REST version.

@@ -5,7 +5,7 @@ use serde::Deserialize;
 // Response shapes (only the fields used; unknown fields are ignored, wrong types are errors).
 
 #[derive(Debug, Deserialize)]
-pub(super) struct ApiVersions {
+pub struct ApiVersions {
     pub(super) version: Vec<String>,
 }
 

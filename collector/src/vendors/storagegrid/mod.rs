@@ -50,11 +50,11 @@ use sdash_proto::{Component, Health, Level, Snapshot, Status, Vendor};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::bookkeeping::{PollContext, online_snapshot};
+use super::bookkeeping::{AlertMemory, PollContext, online_snapshot};
 use super::components::worst_health;
 use super::session::{Session, session_call};
 use super::shell::{Poll, Shell, UserPassword, VendorAdapter};
-use crate::http::{HttpClient, HttpError, Method, Request};
+use crate::http::{HttpClient, HttpError, Method, Request, Response};
 
 /// Prometheus metric names used for capacity.
 pub const METRIC_TOTAL: &str = "storagegrid_storage_utilization_total_space_bytes";
@@ -177,20 +177,9 @@ impl VendorAdapter for StorageGrid {
         };
 
         let health: GridHealth = api.get(ctx, "/grid/health").await?;
-        let mut snapshot = Snapshot {
-            model: Some("StorageGRID".into()),
-            ..online_snapshot(Vendor::Storagegrid)
-        };
-        if health.nodes.unknown > 0 {
-            snapshot.hardware = Health::Warning;
-        }
-
-        if let Some(v) = api
+        let product_version = api
             .try_get::<ProductVersion>(ctx, "/grid/config/product-version")
-            .await
-        {
-            snapshot.version = (!v.product_version.is_empty()).then_some(v.product_version);
-        }
+            .await;
         // The grid's name: optional and deprecated in v4, so a failure neither degrades the poll
         // nor is retried on every poll.
         if self.grid_name.is_none() && self.grid_name_tries > 0 {
@@ -202,22 +191,12 @@ impl VendorAdapter for StorageGrid {
                 }
             }
         }
-        snapshot.name = self.grid_name.clone();
         let nodes = api
             .try_get::<Vec<NodeHealth>>(ctx, "/grid/node-health")
             .await;
-        if let Some(nodes) = &nodes {
-            let comps: Vec<Component> = nodes.iter().map(node_component).collect();
-            snapshot.hardware = snapshot.hardware.worst(worst_health(&comps));
-            snapshot.cluster = site_health(nodes);
-            snapshot.components.extend(comps);
-        }
-        let fresh = api
+        let alerts = api
             .try_get::<Vec<GridAlert>>(ctx, "/grid/alerts?include=active")
-            .await
-            .map(|list| alerts(&list));
-        snapshot.alerts = poll.alerts.resolve(fresh);
-
+            .await;
         // Capacity: total and data are needed; usable space is optional.
         let total = api
             .try_get::<MetricData>(ctx, &metric_rest(METRIC_TOTAL))
@@ -229,8 +208,8 @@ impl VendorAdapter for StorageGrid {
             }
             None => None,
         };
-        if let (Some(total), Some(data)) = (total, data) {
-            let usable = match api
+        let usable = match (&total, &data) {
+            (Some(_), Some(_)) => match api
                 .get::<MetricData>(ctx, &metric_rest(METRIC_USABLE))
                 .await
             {
@@ -239,31 +218,20 @@ impl VendorAdapter for StorageGrid {
                     ctx.push(e.event(Level::Info));
                     None
                 }
-            };
-            if total.result.is_empty() {
-                ctx.degrade_with(
-                    "/grid/metric-query",
-                    "no storage node reported total space, capacity unknown",
-                );
-            } else {
-                let missing = nodes
-                    .as_deref()
-                    .map(|n| missing_storage_nodes(n, &data))
-                    .unwrap_or_default();
-                if !missing.is_empty() {
-                    ctx.degrade_with(
-                        &api_path(version, "/grid/metric-query"),
-                        format!(
-                            "no capacity data from connected storage nodes {}: totals are low",
-                            missing.join(", ")
-                        ),
-                    );
-                }
-                snapshot.capacity = Some(capacity(&total, &data, usable.as_ref()));
-            }
-        }
-
-        Ok(snapshot)
+            },
+            _ => None,
+        };
+        let responses = Responses {
+            health,
+            product_version,
+            grid_name: self.grid_name.clone(),
+            nodes,
+            alerts,
+            total,
+            data,
+            usable,
+        };
+        Ok(snapshot(responses, version, ctx, poll.alerts))
     }
 
     fn after_outage(&mut self) {
@@ -280,9 +248,85 @@ impl VendorAdapter for StorageGrid {
     }
 }
 
+/// What one poll read from a grid: `/grid/health` (essential), the grid's name (kept from an
+/// earlier poll) and each non-essential answer, `None` when its call failed (already recorded).
+/// `data` is only asked when `total` was read, `usable` only when both were.
+#[derive(Debug)]
+pub struct Responses {
+    pub health: GridHealth,
+    pub product_version: Option<ProductVersion>,
+    pub grid_name: Option<String>,
+    pub nodes: Option<Vec<NodeHealth>>,
+    pub alerts: Option<Vec<GridAlert>>,
+    pub total: Option<MetricData>,
+    pub data: Option<MetricData>,
+    pub usable: Option<MetricData>,
+}
+
+/// The snapshot from what a poll read with API `version`, by the rules of the module docs;
+/// degradations go into `ctx`, a failed alert query falls back on `alerts`. Shared by
+/// [`StorageGrid::poll`] and the fuzz target (`crate::fuzzing::storagegrid`).
+pub fn snapshot(
+    responses: Responses,
+    version: u32,
+    ctx: &mut PollContext,
+    alerts: &mut AlertMemory,
+) -> Snapshot {
+    let mut snapshot = Snapshot {
+        model: Some("StorageGRID".into()),
+        name: responses.grid_name,
+        ..online_snapshot(Vendor::Storagegrid)
+    };
+    if responses.health.nodes.unknown > 0 {
+        snapshot.hardware = Health::Warning;
+    }
+    if let Some(v) = responses.product_version {
+        snapshot.version = (!v.product_version.is_empty()).then_some(v.product_version);
+    }
+    let nodes = responses.nodes;
+    if let Some(nodes) = &nodes {
+        let comps: Vec<Component> = nodes.iter().map(node_component).collect();
+        snapshot.hardware = snapshot.hardware.worst(worst_health(&comps));
+        snapshot.cluster = site_health(nodes);
+        snapshot.components.extend(comps);
+    }
+    let fresh = responses.alerts.map(|list| rules::alerts(&list));
+    snapshot.alerts = alerts.resolve(fresh);
+
+    if let (Some(total), Some(data)) = (responses.total, responses.data) {
+        if total.result.is_empty() {
+            ctx.degrade_with(
+                "/grid/metric-query",
+                "no storage node reported total space, capacity unknown",
+            );
+        } else {
+            let missing = nodes
+                .as_deref()
+                .map(|n| missing_storage_nodes(n, &data))
+                .unwrap_or_default();
+            if !missing.is_empty() {
+                ctx.degrade_with(
+                    &api_path(version, "/grid/metric-query"),
+                    format!(
+                        "no capacity data from connected storage nodes {}: totals are low",
+                        missing.join(", ")
+                    ),
+                );
+            }
+            snapshot.capacity = Some(capacity(&total, &data, responses.usable.as_ref()));
+        }
+    }
+    snapshot
+}
+
 /// `GET /api/versions` (no auth) and the version to use.
 async fn api_version(http: &HttpClient) -> Result<u32, HttpError> {
-    let offered: Envelope<Vec<u32>> = http.get("/api/versions").send().await?.json()?;
+    offered_version(&http.get("/api/versions").send().await?)
+}
+
+/// The version to use from the answer of `GET /api/versions` ([`choose_version`]).
+pub fn offered_version(response: &Response) -> Result<u32, HttpError> {
+    let offered: Envelope<Vec<u32>> = response.json()?;
     Ok(choose_version(&offered.data))
 }
 
@@ -295,6 +339,18 @@ impl Default for StorageGrid {
             grid_name_tries: GRID_NAME_TRIES,
         }
     }
+}
+
+/// The `data` of an answer's envelope; an envelope whose `status` is `error` is a protocol error.
+pub fn envelope_data<T: DeserializeOwned>(response: &Response) -> Result<T, HttpError> {
+    let envelope: Envelope<T> = response.json()?;
+    if envelope.status == "error" {
+        return Err(HttpError::Protocol {
+            endpoint: response.endpoint.clone(),
+            reason: "envelope status is error".into(),
+        });
+    }
+    Ok(envelope.data)
 }
 
 /// The metric query of one metric, with a server-side timeout of 30 s.
@@ -350,15 +406,7 @@ impl Api<'_> {
             let s = max_age_s.load(Ordering::Relaxed);
             *self.expires_at = (s > 0).then(|| Instant::now() + Duration::from_secs(s));
         }
-        let response = response?;
-        let envelope: Envelope<T> = response.json()?;
-        if envelope.status == "error" {
-            return Err(HttpError::Protocol {
-                endpoint: response.endpoint.clone(),
-                reason: "envelope status is error".into(),
-            });
-        }
-        Ok(envelope.data)
+        envelope_data(&response?)
     }
 
     /// [`Api::get`] for a non-essential call: a failure degrades the poll and gives `None`.

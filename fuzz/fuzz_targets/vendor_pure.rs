@@ -1,0 +1,7 @@
+//! One poll's response bodies, NUL-separated in call order, through the pure adapter's parsing
+//! and normalization (`sdash_collector::fuzzing::pure`).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = sdash_collector::fuzzing::pure(data);
+});
