@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole sdash pipeline on this machine with the embedded default database (SQLite):
 # nats-server with JetStream (own port, data in var/demo), the simulator with a demo fleet,
-# the writer, two collectors sharing the fleet, and the API with the dashboard.
+# the writer, two collectors sharing the fleet, the API with the dashboard, and, where Debian's
+# prometheus-alertmanager is installed, an Alertmanager fed by sdash-notify.
 # Ctrl-C stops everything cleanly. Settings: SDASH_DEMO_SYSTEMS (24), SDASH_DEMO_PORT (8080),
 # SDASH_DEMO_NATS_PORT (14222), SDASH_DEMO_SIM_PORT (18443), SDASH_DEMO_ADMIN_PORT (19101; the
 # collectors take the next two), SDASH_DEMO_DIR (var/demo), SDASH_DEMO_PROFILE (debug|release,
@@ -16,6 +17,7 @@ nats_port="${SDASH_DEMO_NATS_PORT:-14222}"
 sim_port="${SDASH_DEMO_SIM_PORT:-18443}"
 profile="${SDASH_DEMO_PROFILE:-release}"
 admin_port="${SDASH_DEMO_ADMIN_PORT:-19101}"
+alertmanager_port="${SDASH_DEMO_ALERTMANAGER_PORT:-19093}"
 
 say() { printf '\033[1msdash demo:\033[0m %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
@@ -42,7 +44,7 @@ if [ -n "${SDASH_DEMO_BIN_DIR:-}" ]; then
 else
   say "building sdash ($profile)"
   flag=""; [ "$profile" = release ] && flag="--release"
-  cargo build $flag -q --bin sdash-collector --bin sdash-writer --bin sdash-api --bin sdash-sim
+  cargo build $flag -q --bin sdash-collector --bin sdash-writer --bin sdash-api --bin sdash-sim --bin sdash-notify
   bin="${CARGO_TARGET_DIR:-$root/target}/$profile"
 fi
 
@@ -81,10 +83,40 @@ for _ in $(seq 1 100); do [ -f "$data/sdash.db" ] && break; sleep 0.1; done
 "$bin/sdash-api" --nats-url "$nats" --database-url "$db" --listen "127.0.0.1:$api_port" >"$data/api.log" 2>&1 & pids+=($!)
 wait_port "$api_port" sdash-api
 
+# The notifier needs somewhere to send: a local Alertmanager that notifies nobody, where one is
+# installed (the alerts, the systems down and the capacity crossings show in its web UI).
+alertmanager_bin="${SDASH_DEMO_ALERTMANAGER_BIN:-$(command -v prometheus-alertmanager || command -v alertmanager || true)}"
+if [ -n "$alertmanager_bin" ]; then
+  mkdir -p "$data/alertmanager"
+  cat >"$data/alertmanager.yml" <<YAML
+route: { receiver: nobody, group_by: [system] }
+receivers: [ { name: nobody } ]
+YAML
+  "$alertmanager_bin" --config.file="$data/alertmanager.yml" --storage.path="$data/alertmanager" \
+    --web.listen-address="127.0.0.1:$alertmanager_port" --cluster.listen-address= >"$data/alertmanager.log" 2>&1 & pids+=($!)
+  wait_port "$alertmanager_port" alertmanager
+  cat >"$data/notify.toml" <<TOML
+group_window = "5s"
+[[receiver]]
+name = "alertmanager"
+type = "alertmanager"
+url = "http://127.0.0.1:$alertmanager_port"
+resend_interval = "1m"
+[[route]]
+receivers = ["alertmanager"]
+TOML
+  "$bin/sdash-notify" --nats-url "$nats" --config "$data/notify.toml" --replay-history \
+    --admin-listen "127.0.0.1:$((admin_port + 3))" >"$data/notify.log" 2>&1 & pids+=($!)
+else
+  say "notifier not started: no Alertmanager here (install Debian's prometheus-alertmanager to see"
+  say "alerts routed, or set SDASH_DEMO_ALERTMANAGER_BIN)"
+fi
+
 say "running: $systems simulated arrays, 2 collectors, 1 writer (SQLite at $data/sdash.db)"
 say "dashboard:  http://127.0.0.1:$api_port/"
 say "API:        http://127.0.0.1:$api_port/api/v1/systems"
 say "metrics:    writer http://127.0.0.1:$admin_port/metrics, collectors :$((admin_port + 1)) and :$((admin_port + 2))"
+[ -n "$alertmanager_bin" ] && say "alerts:     http://127.0.0.1:$alertmanager_port/ (Alertmanager, fed by sdash-notify, admin :$((admin_port + 3)))"
 say "logs in $data/*.log; press Ctrl-C to stop"
 while true; do
   for pid in "${pids[@]}"; do

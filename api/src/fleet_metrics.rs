@@ -194,6 +194,29 @@ fn push_seconds(out: &mut String, ms: i64) {
     let _ = write!(out, "{sign}{}.{:03}", ms / 1000, ms % 1000);
 }
 
+/// A sample's value.
+#[derive(Clone, Copy)]
+enum Value {
+    Int(i64),
+    Ratio(f64),
+    /// Milliseconds, written as seconds.
+    Millis(i64),
+}
+
+impl Value {
+    fn push(self, out: &mut String) {
+        match self {
+            Value::Int(v) => {
+                let _ = write!(out, "{v}");
+            }
+            Value::Ratio(v) => {
+                let _ = write!(out, "{v}");
+            }
+            Value::Millis(ms) => push_seconds(out, ms),
+        }
+    }
+}
+
 /// The fleet metrics of one loaded fleet.
 #[derive(Debug)]
 pub struct Rendered {
@@ -327,41 +350,46 @@ pub fn render(entries: &[Entry], open_alerts: &[AlertCounts], tags: &TagLabels) 
             }
         });
     }
-    for (name, help, field) in [
+    // A family with a sample for each system that has a value.
+    let each_present =
+        |out: &mut String, name: &str, help: &str, value: fn(&Entry) -> Option<Value>| {
+            each(out, name, help, &|out, l, e| {
+                if let Some(v) = value(e) {
+                    sample(out, name, l, None);
+                    v.push(out);
+                    out.push('\n');
+                }
+            });
+        };
+    for (name, help, value) in [
         (
             "sdash_system_capacity_total_bytes",
             "Usable capacity of the latest poll that reported capacity.",
-            (|e: &Entry| e.row.total_bytes) as fn(&Entry) -> Option<i64>,
+            (|e: &Entry| e.row.total_bytes.map(Value::Int)) as fn(&Entry) -> Option<Value>,
         ),
         (
             "sdash_system_capacity_used_bytes",
             "Used capacity of the latest poll that reported capacity.",
-            |e: &Entry| e.row.used_bytes,
+            |e: &Entry| e.row.used_bytes.map(Value::Int),
         ),
         (
             "sdash_system_capacity_free_bytes",
             "Free capacity of the latest poll that reported capacity.",
-            |e: &Entry| e.row.free_bytes,
+            |e: &Entry| e.row.free_bytes.map(Value::Int),
+        ),
+        (
+            "sdash_system_data_reduction_ratio",
+            "Data reduction the system reports (logical / physical), when it reports one.",
+            |e: &Entry| {
+                e.row
+                    .data_reduction
+                    .filter(|v| v.is_finite())
+                    .map(Value::Ratio)
+            },
         ),
     ] {
-        each(&mut out, name, help, &|out, l, e| {
-            if let Some(v) = field(e) {
-                sample(out, name, l, None);
-                let _ = writeln!(out, "{v}");
-            }
-        });
+        each_present(&mut out, name, help, value);
     }
-    each(
-        &mut out,
-        "sdash_system_data_reduction_ratio",
-        "Data reduction the system reports (logical / physical), when it reports one.",
-        &|out, l, e| {
-            if let Some(v) = e.row.data_reduction.filter(|v| v.is_finite()) {
-                sample(out, "sdash_system_data_reduction_ratio", l, None);
-                let _ = writeln!(out, "{v}");
-            }
-        },
-    );
     family(
         &mut out,
         "sdash_system_alerts_open",
@@ -379,22 +407,11 @@ pub fn render(entries: &[Entry], open_alerts: &[AlertCounts], tags: &TagLabels) 
             let _ = writeln!(out, "{n}");
         }
     }
-    each(
+    each_present(
         &mut out,
         "sdash_system_last_successful_poll_timestamp_seconds",
         "When the latest poll that reached the system was observed (Unix time).",
-        &|out, l, e| {
-            if let Some(at) = e.row.last_online_at {
-                sample(
-                    out,
-                    "sdash_system_last_successful_poll_timestamp_seconds",
-                    l,
-                    None,
-                );
-                push_seconds(out, at);
-                out.push('\n');
-            }
-        },
+        |e| e.row.last_online_at.map(Value::Millis),
     );
     let last_success = systems
         .iter()

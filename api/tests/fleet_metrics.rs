@@ -85,17 +85,8 @@ async fn serves_the_fleet(backend: Backend) {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(anonymous.status().as_u16(), 401);
     let resp = env
-        .request("/metrics/fleet")
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(resp.status().as_u16(), 200);
-    assert_eq!(
-        resp.headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok()),
-        Some("text/plain; version=0.0.4; charset=utf-8")
-    );
+        .ok_of_type("/metrics/fleet", "text/plain; version=0.0.4; charset=utf-8")
+        .await;
     let text = resp.text().await.unwrap_or_default();
     let fa1 = r#"system="fa-1",vendor="pure",environment="prod",storage_type="block""#;
     let nas = r#"system="nas-1",vendor="ontap",environment="",storage_type="""#;

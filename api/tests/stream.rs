@@ -42,17 +42,8 @@ async fn sse_delivers_a_published_snapshot_within_a_second() {
     assert!(ready.is_some(), "stream never became available");
 
     let mut resp = env
-        .request("/api/v1/stream?system=fa-1")
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(resp.status().as_u16(), 200);
-    assert_eq!(
-        resp.headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok()),
-        Some("text/event-stream")
-    );
+        .ok_of_type("/api/v1/stream?system=fa-1", "text/event-stream")
+        .await;
     let mut buf = String::new();
     assert!(
         read_until(&mut resp, &mut buf, "event:hello", Duration::from_secs(5)).await,

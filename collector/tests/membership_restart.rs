@@ -14,7 +14,7 @@ use async_nats::jetstream::{self, stream};
 use futures::StreamExt;
 use sdash_collector::membership::{self, Membership};
 use sdash_collector::scheduler::interval_index;
-use sdash_harness::{NatsServer, free_port, wait_for};
+use sdash_harness::{NatsServer, free_port, metric_sum, wait_for};
 use sdash_service::bus::{self, NatsArgs, StreamArgs};
 
 const SYSTEMS: usize = 60;
@@ -54,32 +54,11 @@ impl Drop for Collector {
     }
 }
 
-async fn metric(port: u16, name: &str) -> Option<f64> {
-    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    let values: Vec<f64> = text
-        .lines()
-        .filter(|l| {
-            l.starts_with(name) && matches!(l.as_bytes().get(name.len()), Some(b' ') | Some(b'{'))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
-        .collect();
-    if values.is_empty() {
-        None
-    } else {
-        Some(values.iter().sum())
-    }
-}
-
 /// The double polls both collectors counted.
 async fn double_polls(ports: &[u16]) -> f64 {
     let mut total = 0.0;
     for port in ports {
-        total += metric(*port, DOUBLE_POLLS)
+        total += metric_sum(*port, DOUBLE_POLLS)
             .await
             .unwrap_or_else(|| panic!("{DOUBLE_POLLS} on port {port}"));
     }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, consumer};
 use futures::StreamExt;
 use sdash_collector::scheduler::phase_ms;
-use sdash_harness::{NatsServer, free_port, wait_for};
+use sdash_harness::{NatsServer, free_port, metric_samples, wait_for};
 use sdash_proto::Record;
 use sdash_service::bus::{self, NatsArgs, StreamArgs};
 use sdash_testkit::sim::{Fault, Fleet, SimConfig};
@@ -50,23 +50,10 @@ fn collector(nats: &str, inventory: &std::path::Path, metrics_port: u16) -> Kill
     )
 }
 
+/// The sum of a metric's samples on the collector's `/metrics`, an absent metric counting as 0;
+/// `None` while the endpoint does not answer.
 async fn metric(port: u16, name: &str) -> Option<f64> {
-    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    let values: Vec<f64> = text
-        .lines()
-        .filter(|l| {
-            l.starts_with(name)
-                && (l.as_bytes().get(name.len()) == Some(&b' ')
-                    || l.as_bytes().get(name.len()) == Some(&b'{'))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
-        .collect();
-    Some(values.iter().sum())
+    Some(metric_samples(port, name).await?.iter().sum())
 }
 
 /// Every record in the stream.

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 
 use crate::change::{Change, State};
 use crate::cli::NotifyArgs;
-use crate::config::{Config, ReceiverKind};
+use crate::config::{Config, GroupBy, ReceiverKind};
 use crate::metrics::{NotifyMetrics, receiver as label};
 use crate::receivers::{Delivery, DeliveryError, Sender, alertmanager};
 use crate::state::{Active, Outcome, StateStore};
@@ -558,6 +558,16 @@ struct PendingChange {
 }
 
 /// Changes for one receiver and group key, waiting for the group window to close.
+/// What groups `change`: its value of each `group_by` key.
+fn group_values(group_by: &[GroupBy], change: &Change) -> Vec<String> {
+    group_by.iter().map(|by| change.group_value(by)).collect()
+}
+
+/// A group's values named by their `group_by` keys, as a delivery shows them.
+fn group_labels(group_by: &[GroupBy], values: Vec<String>) -> BTreeMap<String, String> {
+    group_by.iter().map(|by| by.name()).zip(values).collect()
+}
+
 struct Group {
     opened: Instant,
     group: BTreeMap<String, String>,
@@ -655,24 +665,13 @@ impl Dispatcher {
             return;
         }
         for receiver in &receivers {
-            let values: Vec<String> = self
-                .config
-                .group_by
-                .iter()
-                .map(|by| change.group_value(by))
-                .collect();
+            let values = group_values(&self.config.group_by, &change);
             let group = self
                 .groups
                 .entry((receiver.clone(), values.clone()))
                 .or_insert_with(|| Group {
                     opened: Instant::now(),
-                    group: self
-                        .config
-                        .group_by
-                        .iter()
-                        .map(|by| by.name())
-                        .zip(values)
-                        .collect(),
+                    group: group_labels(&self.config.group_by, values),
                     changes: Vec::new(),
                 });
             group.changes.push(change.clone());
@@ -870,12 +869,7 @@ impl Dispatcher {
                     }
                     active.last_sent = now;
                     updates.push(FiringUpdate::Put(Box::new(active.clone())));
-                    let values = self
-                        .config
-                        .group_by
-                        .iter()
-                        .map(|by| active.change.group_value(by))
-                        .collect();
+                    let values = group_values(&self.config.group_by, &active.change);
                     groups
                         .entry(values)
                         .or_default()
@@ -886,13 +880,7 @@ impl Dispatcher {
                     jobs.push(Job {
                         delivery: Delivery {
                             id: sdash_proto::new_event_id(),
-                            group: self
-                                .config
-                                .group_by
-                                .iter()
-                                .map(|by| by.name())
-                                .zip(values)
-                                .collect(),
+                            group: group_labels(&self.config.group_by, values),
                             repeat: true,
                             changes,
                             alerts: Vec::new(),

@@ -284,18 +284,14 @@ mod tests {
             system_id: system.into(),
             observed_at: sdash_proto::now_ms(),
             record: ChangeRecord {
-                kind: ChangeKind::StatusChanged,
-                cause_event_id: "cause".into(),
-                vendor: Vendor::Pure,
                 system_name: Some(format!("{system} name")),
-                tags: BTreeMap::new(),
-                alert: None,
-                alert_opened_at: None,
-                from: Some(from.into()),
-                to: Some(to.into()),
-                threshold_percent: None,
-                rising: None,
-                capacity: None,
+                ..ChangeRecord::transition(
+                    ChangeKind::StatusChanged,
+                    "cause",
+                    Vendor::Pure,
+                    from,
+                    to,
+                )
             },
         }
     }

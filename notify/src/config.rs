@@ -380,37 +380,19 @@ impl Config {
                     return Err(at(format!("receiver {name:?} is not defined")));
                 }
             }
-            let kinds = r
-                .kinds
-                .iter()
-                .map(|k| {
-                    ChangeKind::parse(k).ok_or_else(|| {
-                        let all: Vec<_> = ChangeKind::ALL.iter().map(|k| k.as_str()).collect();
-                        at(format!("unknown kind {k:?} (one of {})", all.join(", ")))
-                    })
-                })
-                .collect::<Result<_, _>>()?;
-            let severities = r
-                .severities
-                .iter()
-                .map(|s| {
-                    Severity::parse(s).ok_or_else(|| {
-                        at(format!(
-                            "unknown severity {s:?} (info, warning, error, critical)"
-                        ))
-                    })
-                })
-                .collect::<Result<_, _>>()?;
-            let vendors = r
-                .vendors
-                .iter()
-                .map(|v| {
-                    Vendor::parse(v).ok_or_else(|| {
-                        let all: Vec<_> = Vendor::ALL.iter().map(|v| v.as_str()).collect();
-                        at(format!("unknown vendor {v:?} (one of {})", all.join(", ")))
-                    })
-                })
-                .collect::<Result<_, _>>()?;
+            let kinds = parse_each(&r.kinds, ChangeKind::parse, |k| {
+                let all: Vec<_> = ChangeKind::ALL.iter().map(|k| k.as_str()).collect();
+                at(format!("unknown kind {k:?} (one of {})", all.join(", ")))
+            })?;
+            let severities = parse_each(&r.severities, Severity::parse, |s| {
+                at(format!(
+                    "unknown severity {s:?} (info, warning, error, critical)"
+                ))
+            })?;
+            let vendors = parse_each(&r.vendors, Vendor::parse, |v| {
+                let all: Vec<_> = Vendor::ALL.iter().map(|v| v.as_str()).collect();
+                at(format!("unknown vendor {v:?} (one of {})", all.join(", ")))
+            })?;
             routes.push(Route {
                 kinds,
                 severities,
@@ -437,6 +419,18 @@ impl Config {
             routes,
         })
     }
+}
+
+/// Parses every name; the first one `parse` does not know is reported by `unknown`.
+fn parse_each<T, E>(
+    names: &[String],
+    parse: impl Fn(&str) -> Option<T>,
+    unknown: impl Fn(&str) -> E,
+) -> Result<Vec<T>, E> {
+    names
+        .iter()
+        .map(|name| parse(name).ok_or_else(|| unknown(name)))
+        .collect()
 }
 
 /// Reads one duration key of the file: its name, its value, and the default.
@@ -486,12 +480,13 @@ fn receiver(path: &Path, r: RawReceiver, duration: &DurationKey) -> Result<Recei
             Err(e) => Err(invalid(format!("url is not a URL: {e}"))),
         }
     };
+    let credentials = || match (&r.username, &r.password_file) {
+        (Some(user), Some(file)) => Ok(Some((user.clone(), secret("password_file", file)?))),
+        (None, None) => Ok(None),
+        _ => Err(invalid("username and password_file go together".into())),
+    };
     let http = |r: &RawReceiver| -> Result<HttpOptions, ConfigError> {
-        let basic_auth = match (&r.username, &r.password_file) {
-            (Some(user), Some(file)) => Some((user.clone(), secret("password_file", file)?)),
-            (None, None) => None,
-            _ => return Err(invalid("username and password_file go together".into())),
-        };
+        let basic_auth = credentials()?;
         let bearer_token = match &r.bearer_token_file {
             Some(file) => Some(secret("bearer_token_file", file)?),
             None => None,
@@ -508,16 +503,17 @@ fn receiver(path: &Path, r: RawReceiver, duration: &DurationKey) -> Result<Recei
             bearer_token,
         })
     };
+    let email_only = [
+        ("smtp_host", r.smtp_host.is_some()),
+        ("smtp_port", r.smtp_port.is_some()),
+        ("tls", r.tls.is_some()),
+        ("from", r.from.is_some()),
+        ("to", r.to.is_some()),
+    ];
     let kind = match r.kind.as_str() {
         "alertmanager" => {
-            refuse(&[
-                ("secret_file", r.secret_file.is_some()),
-                ("smtp_host", r.smtp_host.is_some()),
-                ("smtp_port", r.smtp_port.is_some()),
-                ("tls", r.tls.is_some()),
-                ("from", r.from.is_some()),
-                ("to", r.to.is_some()),
-            ])?;
+            refuse(&[("secret_file", r.secret_file.is_some())])?;
+            refuse(&email_only)?;
             ReceiverKind::Alertmanager(AlertmanagerConfig {
                 url: http_url(&r.url)?,
                 resend_interval: duration(
@@ -529,14 +525,8 @@ fn receiver(path: &Path, r: RawReceiver, duration: &DurationKey) -> Result<Recei
             })
         }
         "webhook" => {
-            refuse(&[
-                ("resend_interval", r.resend_interval.is_some()),
-                ("smtp_host", r.smtp_host.is_some()),
-                ("smtp_port", r.smtp_port.is_some()),
-                ("tls", r.tls.is_some()),
-                ("from", r.from.is_some()),
-                ("to", r.to.is_some()),
-            ])?;
+            refuse(&[("resend_interval", r.resend_interval.is_some())])?;
+            refuse(&email_only)?;
             let Some(file) = &r.secret_file else {
                 return Err(invalid(
                     "secret_file is required (the HMAC-SHA256 signing key)".into(),
@@ -578,11 +568,7 @@ fn receiver(path: &Path, r: RawReceiver, duration: &DurationKey) -> Result<Recei
                     return Err(invalid(format!("to {address:?} is not an email address")));
                 }
             }
-            let credentials = match (&r.username, &r.password_file) {
-                (Some(user), Some(file)) => Some((user.clone(), secret("password_file", file)?)),
-                (None, None) => None,
-                _ => return Err(invalid("username and password_file go together".into())),
-            };
+            let credentials = credentials()?;
             ReceiverKind::Email(EmailConfig {
                 smtp_host: require("smtp_host", &r.smtp_host)?,
                 smtp_port: r.smtp_port.unwrap_or(match tls {

@@ -42,18 +42,8 @@ mod tests {
             system_id: "s1".into(),
             observed_at: 0,
             record: ChangeRecord {
-                kind,
-                cause_event_id: "e".into(),
-                vendor,
-                system_name: None,
                 tags: [("environment".to_owned(), env.to_owned())].into(),
-                alert: None,
-                alert_opened_at: None,
-                from: Some("online".into()),
-                to: Some("unreachable".into()),
-                threshold_percent: None,
-                rising: None,
-                capacity: None,
+                ..ChangeRecord::transition(kind, "e", vendor, "online", "unreachable")
             },
         }
     }

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use sdash_harness::{NatsServer, wait_for};
+use sdash_harness::wait_for;
 
 fn start(nats: &str, config: &std::path::Path, log: &std::path::Path) -> Child {
     let log = std::fs::OpenOptions::new()
@@ -40,19 +40,17 @@ fn received(hook: &WebhookSink) -> BTreeMap<String, usize> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killed_mid_burst_loses_nothing_and_sends_nothing_twice() {
-    let nats = NatsServer::start();
-    let hook = WebhookSink::start().await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let secret = write(dir.path(), "webhook.secret", "crash-test-secret");
-    let config = write(
-        dir.path(),
-        "notify.toml",
-        &format!(
-            "group_window = \"200ms\"\ndedupe_window = \"1h\"\n\n[[receiver]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\nsecret_file = \"{}\"\n\n[[route]]\nreceivers = [\"hook\"]\n",
-            hook.url(),
-            secret.display()
-        ),
-    );
+    let WebhookSetup {
+        nats,
+        hook,
+        dir,
+        config,
+    } = WebhookSetup::start(
+        "crash-test-secret",
+        "group_window = \"200ms\"\ndedupe_window = \"1h\"\n",
+        "",
+    )
+    .await;
     let log = dir.path().join("notify.log");
     let js = jetstream(&nats.url()).await;
     let mut child = start(&nats.url(), &config, &log);
@@ -144,11 +142,7 @@ async fn killed_mid_burst_loses_nothing_and_sends_nothing_twice() {
     for change in published.iter().step_by(13).take(30) {
         publish_with_id(&js, change, None).await;
     }
-    let settled = wait_for(Duration::from_secs(15), || async {
-        consumer_idle(&js, "sdash-notify").await.then_some(())
-    })
-    .await;
-    assert!(settled.is_some());
+    assert!(wait_for_idle(&js, "sdash-notify", Duration::from_secs(15)).await);
     assert_eq!(hook.requests().len(), requests_before, "copies were sent");
 
     // SIGTERM: a clean exit.

@@ -67,13 +67,12 @@ async fn an_unreachable_array_fires_in_alertmanager_and_resolves() {
     let healthy = &ids[1];
 
     pipeline.fleet.set_fault(down, Fault::Unreachable);
-    let firing = wait_for(Duration::from_secs(30), || async {
-        let found = am
-            .alerts_with(&[("alertname", "SdashSystemDown"), ("system", down)])
-            .await;
-        (found.len() == 1).then(|| found[0].clone())
-    })
-    .await;
+    let firing = am
+        .wait_for_alert(
+            &[("alertname", "SdashSystemDown"), ("system", down)],
+            Duration::from_secs(30),
+        )
+        .await;
     let Some(firing) = firing else {
         panic!(
             "{down} unreachable does not fire in Alertmanager: {:?}",

@@ -38,6 +38,17 @@ impl Notifier {
         }
     }
 
+    /// Connects to JetStream, starts the notifier and waits until its consumer pulls.
+    async fn consuming(
+        nats: &str,
+        config: &std::path::Path,
+    ) -> (async_nats::jetstream::Context, Notifier) {
+        let js = jetstream(nats).await;
+        let notifier = Notifier::start(nats, config).await;
+        wait_for_consumer(&js, "sdash-notify").await;
+        (js, notifier)
+    }
+
     async fn metrics(&self) -> String {
         match reqwest::get(format!("{}/metrics", self.admin)).await {
             Ok(r) => r.text().await.unwrap_or_default(),
@@ -109,20 +120,17 @@ receivers = ["am", "hook", "mail"]
             ca = ca.display(),
         ),
     );
-    let js = jetstream(&nats.url()).await;
-    let notifier = Notifier::start(&nats.url(), &config).await;
-    wait_for_consumer(&js, "sdash-notify").await;
+    let (js, notifier) = Notifier::consuming(&nats.url(), &config).await;
 
     // fa-01 goes unreachable: a firing alert in Alertmanager, labelled for routing.
     let down = status_change("fa-01", "online", "unreachable");
     publish(&js, &down).await;
-    let firing = wait_for(Duration::from_secs(20), || async {
-        let found = am
-            .alerts_with(&[("alertname", "SdashSystemDown"), ("system", "fa-01")])
-            .await;
-        (found.len() == 1).then(|| found[0].clone())
-    })
-    .await;
+    let firing = am
+        .wait_for_alert(
+            &[("alertname", "SdashSystemDown"), ("system", "fa-01")],
+            Duration::from_secs(20),
+        )
+        .await;
     let Some(firing) = firing else {
         panic!(
             "no firing SdashSystemDown alert for fa-01 in Alertmanager; it has {:?}\n{}",
@@ -148,13 +156,10 @@ receivers = ["am", "hook", "mail"]
     );
 
     // The webhook got it, signed.
-    let first = wait_for(Duration::from_secs(10), || async {
-        hook.requests()
-            .into_iter()
-            .find(|r| r.change_ids() == [down.event_id.clone()])
-    })
-    .await
-    .expect("the webhook gets the change");
+    let first = hook
+        .request_for(&down.event_id)
+        .await
+        .expect("the webhook gets the change");
     let (ts, sig) = (
         first.header(TIMESTAMP_HEADER),
         first.header(SIGNATURE_HEADER),
@@ -236,11 +241,7 @@ receivers = ["am", "hook", "mail"]
     .await
     .expect("fa-02's group is sent");
     assert!(
-        wait_for(Duration::from_secs(10), || async {
-            consumer_idle(&js, "sdash-notify").await.then_some(())
-        })
-        .await
-        .is_some(),
+        wait_for_idle(&js, "sdash-notify", Duration::from_secs(10)).await,
         "every change acknowledged"
     );
     let emails = smtp.emails();
@@ -303,19 +304,15 @@ receivers = ["am", "hook", "mail"]
         1,
         "fa-02 is still down"
     );
-    let resolution = wait_for(Duration::from_secs(10), || async {
-        hook.requests()
-            .into_iter()
-            .find(|r| r.change_ids() == [up.event_id.clone()])
-    })
-    .await
-    .expect("the webhook gets the resolution");
+    let resolution = hook
+        .request_for(&up.event_id)
+        .await
+        .expect("the webhook gets the resolution");
     assert_eq!(resolution.json()["changes"][0]["state"], "resolved");
-    let settled = wait_for(Duration::from_secs(10), || async {
-        consumer_idle(&js, "sdash-notify").await.then_some(())
-    })
-    .await;
-    assert!(settled.is_some(), "every receiver has the resolution");
+    assert!(
+        wait_for_idle(&js, "sdash-notify", Duration::from_secs(10)).await,
+        "every receiver has the resolution"
+    );
     assert_eq!(smtp.emails().len(), 3, "one more email for the resolution");
 
     let m = notifier.metrics().await;
@@ -355,45 +352,23 @@ receivers = ["am", "hook", "mail"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn retries_dead_letters_and_redeliveries() {
     sdash_notify::install_crypto_provider();
-    let nats = NatsServer::start();
-    let hook = WebhookSink::start().await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let secret = write(dir.path(), "webhook.secret", WEBHOOK_SECRET);
-    let config = write(
-        dir.path(),
-        "notify.toml",
-        &format!(
-            r#"
+    let setup = WebhookSetup::start(
+        WEBHOOK_SECRET,
+        r#"
 group_window = "100ms"
 [retry]
 max_attempts = 4
 initial_backoff = "50ms"
 max_backoff = "200ms"
-
-[[receiver]]
-name = "hook"
-type = "webhook"
-url = "{hook}"
-secret_file = "{secret}"
-
-[[route]]
-receivers = ["hook"]
-kinds = ["status_changed"]
 "#,
-            hook = hook.url(),
-            secret = secret.display(),
-        ),
-    );
-    let js = jetstream(&nats.url()).await;
-    let notifier = Notifier::start(&nats.url(), &config).await;
-    wait_for_consumer(&js, "sdash-notify").await;
-    let idle = || async {
-        wait_for(Duration::from_secs(15), || async {
-            consumer_idle(&js, "sdash-notify").await.then_some(())
-        })
-        .await
-        .is_some()
-    };
+        "kinds = [\"status_changed\"]\n",
+    )
+    .await;
+    let WebhookSetup {
+        nats, hook, config, ..
+    } = &setup;
+    let (js, notifier) = Notifier::consuming(&nats.url(), config).await;
+    let idle = || wait_for_idle(&js, "sdash-notify", Duration::from_secs(15));
 
     // Two 503s, then accepted: delivered once, after retries.
     hook.answer_next(&[503, 503]);
@@ -468,22 +443,16 @@ kinds = ["status_changed"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn webhooks_repeat_what_is_unresolved() {
     sdash_notify::install_crypto_provider();
-    let nats = NatsServer::start();
-    let hook = WebhookSink::start().await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let secret = write(dir.path(), "webhook.secret", WEBHOOK_SECRET);
-    let config = write(
-        dir.path(),
-        "notify.toml",
-        &format!(
-            "group_window = \"100ms\"\nrepeat_interval = \"1s\"\n\n[[receiver]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\nsecret_file = \"{}\"\n\n[[route]]\nreceivers = [\"hook\"]\n",
-            hook.url(),
-            secret.display()
-        ),
-    );
-    let js = jetstream(&nats.url()).await;
-    let notifier = Notifier::start(&nats.url(), &config).await;
-    wait_for_consumer(&js, "sdash-notify").await;
+    let setup = WebhookSetup::start(
+        WEBHOOK_SECRET,
+        "group_window = \"100ms\"\nrepeat_interval = \"1s\"\n",
+        "",
+    )
+    .await;
+    let WebhookSetup {
+        nats, hook, config, ..
+    } = &setup;
+    let (js, notifier) = Notifier::consuming(&nats.url(), config).await;
 
     let down = status_change("fa-01", "online", "unreachable");
     publish(&js, &down).await;
@@ -507,7 +476,7 @@ async fn webhooks_repeat_what_is_unresolved() {
     // A restart keeps what is firing (NATS KV) and goes on repeating it.
     notifier.stop().await;
     let before = hook.requests().len();
-    let notifier = Notifier::start(&nats.url(), &config).await;
+    let notifier = Notifier::start(&nats.url(), config).await;
     let resumed = wait_for(Duration::from_secs(10), || async {
         let m = notifier.metrics().await;
         (firing(&m) == Some(1.0) && hook.requests().len() > before).then_some(())

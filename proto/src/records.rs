@@ -514,6 +514,33 @@ pub struct ChangeRecord {
     pub capacity: Option<Capacity>,
 }
 
+impl ChangeRecord {
+    /// A change of `kind` from `from` to `to`, without the system's name and tags or the fields
+    /// of the other kinds (set those with struct update syntax).
+    pub fn transition(
+        kind: ChangeKind,
+        cause_event_id: impl Into<String>,
+        vendor: Vendor,
+        from: &str,
+        to: &str,
+    ) -> ChangeRecord {
+        ChangeRecord {
+            kind,
+            cause_event_id: cause_event_id.into(),
+            vendor,
+            system_name: None,
+            tags: BTreeMap::new(),
+            alert: None,
+            alert_opened_at: None,
+            from: Some(from.into()),
+            to: Some(to.into()),
+            threshold_percent: None,
+            rising: None,
+            capacity: None,
+        }
+    }
+}
+
 /// Any record, as decoded from a subject and payload.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Record {

@@ -94,6 +94,14 @@ pub async fn shutdown_signal() {
     tracing::info!("shutdown requested");
 }
 
+/// Panics with the flags of `command` that break the services' CLI conventions (see
+/// [`flags_breaking_conventions`]); the one test every service has.
+#[track_caller]
+pub fn assert_flag_conventions(command: &clap::Command) {
+    let broken = flags_breaking_conventions(command);
+    assert!(broken.is_empty(), "{broken:?}");
+}
+
 /// The flags of `command` and its subcommands that break the services' rule "every flag has
 /// help text and an `SDASH_*` environment twin"; each service's tests assert there are none.
 pub fn flags_breaking_conventions(command: &clap::Command) -> Vec<String> {

@@ -1,5 +1,6 @@
 //! The README's first command: `deploy/demo.sh` starts nats-server, the simulator, the writer on
-//! SQLite, two collectors and the API; the fleet shows up in the API; Ctrl-C stops everything.
+//! SQLite, two collectors, the API, and an Alertmanager fed by sdash-notify; the fleet shows up in
+//! the API, the notifier is consuming; Ctrl-C stops everything.
 //! It runs the binaries this test build made (`SDASH_DEMO_BIN_DIR`) rather than building again.
 
 use std::path::{Path, PathBuf};
@@ -17,17 +18,17 @@ fn binaries_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// Three consecutive free ports (the writer's admin port and the two collectors' metrics ports).
-fn three_free_ports() -> u16 {
+/// Four consecutive free ports (the admin ports of the writer, the two collectors and the notifier).
+fn four_free_ports() -> u16 {
     for _ in 0..100 {
         let base = free_port();
         if base < 60_000
-            && (1..3).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok())
+            && (1..4).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok())
         {
             return base;
         }
     }
-    panic!("no three consecutive free ports");
+    panic!("no four consecutive free ports");
 }
 
 fn port_open(port: u16) -> bool {
@@ -38,7 +39,13 @@ fn port_open(port: u16) -> bool {
 async fn the_quick_start_demo_runs_the_pipeline_and_stops_on_ctrl_c() {
     sdash_testkit::install_crypto_provider();
     let bin = binaries_dir();
-    for name in ["sdash-collector", "sdash-writer", "sdash-api", "sdash-sim"] {
+    for name in [
+        "sdash-collector",
+        "sdash-writer",
+        "sdash-api",
+        "sdash-sim",
+        "sdash-notify",
+    ] {
         assert!(
             bin.join(name).exists(),
             "{name} is built in {} (cargo nextest builds every binary)",
@@ -47,7 +54,9 @@ async fn the_quick_start_demo_runs_the_pipeline_and_stops_on_ctrl_c() {
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/demo.sh");
     let data = tempfile::tempdir().expect("tempdir");
-    let (api, nats, sim, admin) = (free_port(), free_port(), free_port(), three_free_ports());
+    let (api, nats, sim, admin) = (free_port(), free_port(), free_port(), four_free_ports());
+    let alertmanager = free_port();
+    let alertmanager_bin = sdash_harness::alertmanager_binary();
     let mut demo = Demo(
         Command::new("bash")
             .arg(&script)
@@ -58,6 +67,8 @@ async fn the_quick_start_demo_runs_the_pipeline_and_stops_on_ctrl_c() {
             .env("SDASH_DEMO_NATS_PORT", nats.to_string())
             .env("SDASH_DEMO_SIM_PORT", sim.to_string())
             .env("SDASH_DEMO_ADMIN_PORT", admin.to_string())
+            .env("SDASH_DEMO_ALERTMANAGER_PORT", alertmanager.to_string())
+            .env("SDASH_DEMO_ALERTMANAGER_BIN", &alertmanager_bin)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -77,6 +88,18 @@ async fn the_quick_start_demo_runs_the_pipeline_and_stops_on_ctrl_c() {
     })
     .await;
     let page = reqwest::get(format!("http://127.0.0.1:{api}/"))
+        .await
+        .map(|r| r.status().as_u16());
+    // The notifier consumes the writer's changes (ready = its consumer is bound) and Alertmanager
+    // answers.
+    let notifier_ready = wait_for(Duration::from_secs(30), || async move {
+        let r = reqwest::get(format!("http://127.0.0.1:{}/readyz", admin + 3))
+            .await
+            .ok()?;
+        r.status().is_success().then_some(())
+    })
+    .await;
+    let alertmanager_up = reqwest::get(format!("http://127.0.0.1:{alertmanager}/api/v2/status"))
         .await
         .map(|r| r.status().as_u16());
     let collectors: Option<serde_json::Value> =
@@ -110,6 +133,15 @@ async fn the_quick_start_demo_runs_the_pipeline_and_stops_on_ctrl_c() {
         "the demo fleet of 8 arrays is listed online through the API: {stderr}"
     );
     assert_eq!(page.ok(), Some(200), "the dashboard is served at /");
+    assert!(
+        notifier_ready.is_some(),
+        "sdash-notify is consuming in the demo: {stderr}"
+    );
+    assert_eq!(
+        alertmanager_up.ok(),
+        Some(200),
+        "the demo's Alertmanager answers: {stderr}"
+    );
     let live = collectors
         .as_ref()
         .and_then(|c| c["items"].as_array())
@@ -127,7 +159,16 @@ async fn the_quick_start_demo_runs_the_pipeline_and_stops_on_ctrl_c() {
         stderr.contains(&format!("http://127.0.0.1:{api}/")),
         "the dashboard URL is printed: {stderr}"
     );
-    for port in [api, nats, sim, admin, admin + 1, admin + 2] {
+    for port in [
+        api,
+        nats,
+        sim,
+        admin,
+        admin + 1,
+        admin + 2,
+        admin + 3,
+        alertmanager,
+    ] {
         assert!(
             !port_open(port),
             "port {port} still answers after Ctrl-C: a service was left running"

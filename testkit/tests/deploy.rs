@@ -1123,6 +1123,23 @@ fn env_file(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The one value of `key` in the `[Service]` section of unit `u` (read from `file`).
+fn service_value(u: &[(String, String, String)], file: &str, key: &str) -> String {
+    let v = unit_values(u, "Service", key);
+    assert_eq!(v.len(), 1, "{file}: exactly one {key}= in [Service]");
+    v[0].to_owned()
+}
+
+/// The sandboxing and restart settings every sdash systemd unit carries.
+const SERVICE_HARDENING: [(&str, &str); 6] = [
+    ("ProtectSystem", "strict"),
+    ("ProtectHome", "yes"),
+    ("NoNewPrivileges", "yes"),
+    ("PrivateTmp", "yes"),
+    ("Restart", "on-failure"),
+    ("CapabilityBoundingSet", ""),
+];
+
 const UNITS: [(&str, &str); 3] = [
     ("sdash-writer.service", "sdash-writer"),
     ("sdash-collector@.service", "sdash-collector"),
@@ -1134,11 +1151,7 @@ fn systemd_units_structure() {
     for (file, bin) in UNITS {
         let path = format!("deploy/systemd/{file}");
         let u = unit(&path);
-        let one = |key: &str| -> String {
-            let v = unit_values(&u, "Service", key);
-            assert_eq!(v.len(), 1, "{file}: exactly one {key}= in [Service]");
-            v[0].to_owned()
-        };
+        let one = |key: &str| service_value(&u, file, key);
         assert_eq!(
             one("ExecStart").split_whitespace().next(),
             Some(format!("/usr/local/bin/{bin}").as_str()),
@@ -1148,14 +1161,7 @@ fn systemd_units_structure() {
             one("User") == "sdash" || one("DynamicUser") == "yes",
             "{file}: a dedicated user"
         );
-        for (key, want) in [
-            ("ProtectSystem", "strict"),
-            ("ProtectHome", "yes"),
-            ("NoNewPrivileges", "yes"),
-            ("PrivateTmp", "yes"),
-            ("Restart", "on-failure"),
-            ("CapabilityBoundingSet", ""),
-        ] {
+        for (key, want) in SERVICE_HARDENING {
             assert_eq!(one(key), want, "{file}: {key}");
         }
         let env_files = unit_values(&u, "Service", "EnvironmentFile");
@@ -2337,11 +2343,7 @@ fn notifier_deploy_files() {
     // systemd: the binary, the shared settings, the credentials its config names, the check
     // before start, its own admin port, the same hardening as the other units.
     let u = unit("deploy/systemd/sdash-notify.service");
-    let one = |key: &str| -> String {
-        let v = unit_values(&u, "Service", key);
-        assert_eq!(v.len(), 1, "sdash-notify.service: exactly one {key}=");
-        v[0].to_owned()
-    };
+    let one = |key: &str| service_value(&u, "sdash-notify.service", key);
     let exec = one("ExecStart");
     assert_eq!(
         exec.split_whitespace().next(),
@@ -2352,16 +2354,11 @@ fn notifier_deploy_files() {
         one("ExecStartPre"),
         "/usr/local/bin/sdash-notify --check-config"
     );
-    for (key, want) in [
-        ("User", "sdash"),
-        ("ProtectSystem", "strict"),
-        ("ProtectHome", "yes"),
-        ("NoNewPrivileges", "yes"),
-        ("PrivateTmp", "yes"),
-        ("Restart", "on-failure"),
-        ("CapabilityBoundingSet", ""),
-        ("EnvironmentFile", "/etc/sdash/sdash.env"),
-    ] {
+    let settings = [("User", "sdash")]
+        .into_iter()
+        .chain(SERVICE_HARDENING)
+        .chain([("EnvironmentFile", "/etc/sdash/sdash.env")]);
+    for (key, want) in settings {
         assert_eq!(one(key), want, "sdash-notify.service: {key}");
     }
     let creds = unit_values(&u, "Service", "LoadCredential");

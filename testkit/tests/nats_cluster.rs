@@ -18,7 +18,7 @@ use async_nats::jetstream::{self, consumer};
 use clap::Parser;
 use futures::StreamExt;
 use sdash_collector::membership;
-use sdash_harness::{Backend, NatsCluster, TestDatabase, free_port, wait_for};
+use sdash_harness::{Backend, NatsCluster, TestDatabase, free_port, metric_sum, wait_for};
 use sdash_proto::subjects::STREAM;
 use sdash_proto::{Record, Vendor};
 use sdash_service::Shutdown;
@@ -345,7 +345,7 @@ impl Deployment {
     async fn double_polls(&self) -> f64 {
         let mut total = 0.0;
         for c in &self.collectors {
-            total += metric(c.metrics_port, DOUBLE_POLLS)
+            total += metric_sum(c.metrics_port, DOUBLE_POLLS)
                 .await
                 .unwrap_or_else(|| panic!("{DOUBLE_POLLS} on port {}", c.metrics_port));
         }
@@ -679,63 +679,41 @@ async fn read_stream(js: &jetstream::Context) -> Vec<Record> {
     records
 }
 
-/// The sum of a metric's samples on a collector's `/metrics`.
-async fn metric(port: u16, name: &str) -> Option<f64> {
-    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    let values: Vec<f64> = text
-        .lines()
-        .filter(|l| {
-            l.starts_with(name) && matches!(l.as_bytes().get(name.len()), Some(b' ') | Some(b'{'))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
-        .collect();
-    (!values.is_empty()).then(|| values.iter().sum())
-}
-
 /// The rows of `sql`, each column read as text (cast numbers in the query).
 async fn text_rows(db: &TestDatabase, sql: &str) -> Vec<Vec<Option<String>>> {
-    fn text<R: Row>(row: &R) -> Vec<Option<String>>
-    where
-        for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-        usize: sqlx::ColumnIndex<R>,
-    {
-        (0..row.len())
-            .map(|i| {
-                row.try_get::<Option<String>, _>(i)
-                    .unwrap_or_else(|e| panic!("column {i}: {e}"))
-            })
-            .collect()
-    }
-    let query = || sqlx::AssertSqlSafe(sql.to_owned());
     match db.backend {
-        Backend::Sqlite => {
-            let mut c = sqlx::SqliteConnection::connect(&db.url)
-                .await
-                .unwrap_or_else(|e| panic!("connect: {e}"));
-            let rows = sqlx::query(query()).fetch_all(&mut c).await;
-            let _ = c.close().await;
-            rows.unwrap_or_else(|e| panic!("{sql}: {e}"))
-                .iter()
-                .map(text)
-                .collect()
-        }
-        Backend::Postgres => {
-            let mut c = sqlx::PgConnection::connect(&db.url)
-                .await
-                .unwrap_or_else(|e| panic!("connect: {e}"));
-            let rows = sqlx::query(query()).fetch_all(&mut c).await;
-            let _ = c.close().await;
-            rows.unwrap_or_else(|e| panic!("{sql}: {e}"))
-                .iter()
-                .map(text)
-                .collect()
-        }
+        Backend::Sqlite => text_rows_on::<sqlx::SqliteConnection>(&db.url, sql).await,
+        Backend::Postgres => text_rows_on::<sqlx::PgConnection>(&db.url, sql).await,
     }
+}
+
+/// [`text_rows`] over one connection of type `C` to `url`.
+async fn text_rows_on<C>(url: &str, sql: &str) -> Vec<Vec<Option<String>>>
+where
+    C: Connection,
+    for<'c> &'c mut C: sqlx::Executor<'c, Database = C::Database>,
+    for<'a> Option<String>: sqlx::Decode<'a, C::Database> + sqlx::Type<C::Database>,
+    usize: sqlx::ColumnIndex<<C::Database as sqlx::Database>::Row>,
+    <C::Database as sqlx::Database>::Arguments: sqlx::IntoArguments<C::Database>,
+{
+    let mut c = C::connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("connect: {e}"));
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+        .fetch_all(&mut c)
+        .await;
+    let _ = c.close().await;
+    rows.unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .iter()
+        .map(|row| {
+            (0..row.len())
+                .map(|i| {
+                    row.try_get::<Option<String>, _>(i)
+                        .unwrap_or_else(|e| panic!("column {i}: {e}"))
+                })
+                .collect()
+        })
+        .collect()
 }
 
 async fn killing_the_stream_leader_loses_nothing_and_the_node_catches_up(backend: Backend) {

@@ -18,6 +18,8 @@ pub mod metrics;
 mod pipeline;
 pub mod replay;
 pub mod store;
+#[doc(hidden)]
+pub mod testing;
 
 pub use cli::{Cli, Command, ReplayArgs};
 pub use config::WriterConfig;

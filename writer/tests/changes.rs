@@ -15,6 +15,9 @@ use sdash_harness::{Backend, NatsServer, TestDatabase, wait_for};
 use sdash_proto::subjects::{Kind, STREAM};
 use sdash_proto::*;
 use sdash_service::Shutdown;
+use sdash_writer::testing::{
+    ChangeSummary as Summary, alert_change, change_summary, crossing, transition,
+};
 use sdash_writer::{Store, WriterConfig};
 
 /// Recent times: the writer applies retention when it starts.
@@ -101,69 +104,8 @@ async fn wait_for_changes(js: &jetstream::Context, n: usize, why: &str) -> Vec<P
     }
 }
 
-/// `(kind, cause snapshot, from, to, alert id, alert_opened_at, threshold, rising)`.
-type Summary = (
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<i64>,
-    Option<u8>,
-    Option<bool>,
-);
-
 fn summary(p: &Published) -> Summary {
-    let r = &p.change.body;
-    (
-        r.kind.as_str().to_owned(),
-        r.cause_event_id.clone(),
-        r.from.clone(),
-        r.to.clone(),
-        r.alert.as_ref().map(|a| a.id.clone()),
-        r.alert_opened_at,
-        r.threshold_percent,
-        r.rising,
-    )
-}
-
-fn transition(kind: &str, cause: &str, from: Option<&str>, to: &str) -> Summary {
-    (
-        kind.into(),
-        cause.into(),
-        from.map(str::to_owned),
-        Some(to.into()),
-        None,
-        None,
-        None,
-        None,
-    )
-}
-
-fn alert_change(kind: &str, cause: &str, id: &str, opened_at: i64) -> Summary {
-    (
-        kind.into(),
-        cause.into(),
-        None,
-        None,
-        Some(id.into()),
-        Some(opened_at),
-        None,
-        None,
-    )
-}
-
-fn crossing(cause: &str, threshold: u8, rising: bool) -> Summary {
-    (
-        "capacity_threshold".into(),
-        cause.into(),
-        None,
-        None,
-        None,
-        None,
-        Some(threshold),
-        Some(rising),
-    )
+    change_summary(&p.change.body)
 }
 
 /// The event id `snapshot_msg` gives a snapshot.

@@ -130,6 +130,23 @@ impl Env {
         body
     }
 
+    /// GET expecting 200 with `Content-Type: content_type`; the response, its body unread.
+    pub async fn ok_of_type(&self, path: &str, content_type: &str) -> reqwest::Response {
+        let resp = self
+            .request(path)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(resp.status().as_u16(), 200);
+        assert_eq!(
+            resp.headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
+            Some(content_type)
+        );
+        resp
+    }
+
     pub async fn get_text(&self, path: &str) -> (u16, String) {
         let resp = self
             .request(path)

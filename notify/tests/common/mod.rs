@@ -17,21 +17,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader
 
 // ----- Alertmanager -----
 
-/// `prometheus-alertmanager` (`SDASH_ALERTMANAGER`, else Debian's path); fails with what to
-/// install when missing: the test never skips.
-pub fn alertmanager_binary() -> PathBuf {
-    if let Ok(path) = std::env::var("SDASH_ALERTMANAGER") {
-        return PathBuf::from(path);
-    }
-    let path = PathBuf::from("/usr/bin/prometheus-alertmanager");
-    assert!(
-        path.exists(),
-        "{} not found: install Debian's prometheus-alertmanager package \
-         (`apt-get install -y prometheus-alertmanager`) or point SDASH_ALERTMANAGER at the binary",
-        path.display()
-    );
-    path
-}
+pub use sdash_harness::alertmanager_binary;
 
 /// A real Alertmanager on a free port with a temporary storage directory, killed on drop.
 pub struct Alertmanager {
@@ -114,6 +100,19 @@ impl Alertmanager {
             .into_iter()
             .filter(|a| labels.iter().all(|(k, v)| a["labels"][k] == *v))
             .collect()
+    }
+
+    /// Waits up to `timeout` for exactly one active alert with these labels and returns it.
+    pub async fn wait_for_alert(
+        &self,
+        labels: &[(&str, &str)],
+        timeout: Duration,
+    ) -> Option<Value> {
+        sdash_harness::wait_for(timeout, || async {
+            let found = self.alerts_with(labels).await;
+            (found.len() == 1).then(|| found[0].clone())
+        })
+        .await
     }
 }
 
@@ -224,6 +223,16 @@ impl WebhookSink {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// Waits up to 10 s for the request carrying exactly this one change.
+    pub async fn request_for(&self, change_id: &str) -> Option<WebhookRequest> {
+        sdash_harness::wait_for(Duration::from_secs(10), || async {
+            self.requests()
+                .into_iter()
+                .find(|r| r.change_ids() == [change_id])
+        })
+        .await
     }
 
     /// The next requests get these statuses (and are not recorded unless 200).
@@ -479,6 +488,42 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
+// ----- setup -----
+
+/// What a webhook-only test starts from: NATS, a webhook receiver `hook` signing with
+/// `secret`, and in a temporary directory the notifier's `config`: `settings`, the receiver,
+/// and one route to it with the keys `route`. Keep `dir` bound: dropping it deletes the files.
+pub struct WebhookSetup {
+    pub nats: sdash_harness::NatsServer,
+    pub hook: WebhookSink,
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+}
+
+impl WebhookSetup {
+    pub async fn start(secret: &str, settings: &str, route: &str) -> WebhookSetup {
+        let nats = sdash_harness::NatsServer::start();
+        let hook = WebhookSink::start().await;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+        let secret = write(dir.path(), "webhook.secret", secret);
+        let config = write(
+            dir.path(),
+            "notify.toml",
+            &format!(
+                "{settings}\n[[receiver]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\nsecret_file = \"{}\"\n\n[[route]]\nreceivers = [\"hook\"]\n{route}",
+                hook.url(),
+                secret.display()
+            ),
+        );
+        WebhookSetup {
+            nats,
+            hook,
+            dir,
+            config,
+        }
+    }
+}
+
 // ----- changes -----
 
 /// A status change of `system`, as the writer would publish it.
@@ -487,18 +532,15 @@ pub fn status_change(system: &str, from: &str, to: &str) -> Envelope<ChangeRecor
         "test-writer",
         system,
         ChangeRecord {
-            kind: ChangeKind::StatusChanged,
-            cause_event_id: sdash_proto::new_event_id(),
-            vendor: Vendor::Pure,
             system_name: Some(format!("{system} (test)")),
             tags: [("environment".to_owned(), "prod".to_owned())].into(),
-            alert: None,
-            alert_opened_at: None,
-            from: Some(from.into()),
-            to: Some(to.into()),
-            threshold_percent: None,
-            rising: None,
-            capacity: None,
+            ..ChangeRecord::transition(
+                ChangeKind::StatusChanged,
+                sdash_proto::new_event_id(),
+                Vendor::Pure,
+                from,
+                to,
+            )
         },
     )
 }
@@ -600,6 +642,19 @@ pub async fn consumer_idle(js: &async_nats::jetstream::Context, name: &str) -> b
         Ok(info) => info.num_pending == 0 && info.num_ack_pending == 0,
         Err(_) => false,
     }
+}
+
+/// Waits up to `timeout` for [`consumer_idle`]; whether it got there.
+pub async fn wait_for_idle(
+    js: &async_nats::jetstream::Context,
+    name: &str,
+    timeout: Duration,
+) -> bool {
+    sdash_harness::wait_for(timeout, || async {
+        consumer_idle(js, name).await.then_some(())
+    })
+    .await
+    .is_some()
 }
 
 /// Reads a Prometheus counter or gauge with exactly these labels from a `/metrics` text.

@@ -18,7 +18,7 @@ pub use nats_cluster::NatsCluster;
 pub mod pg_cluster;
 pub use pg_cluster::PgCluster;
 pub mod prometheus;
-pub use prometheus::PrometheusServer;
+pub use prometheus::{PrometheusServer, alertmanager_binary};
 
 /// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
 pub fn free_port() -> u16 {
@@ -26,6 +26,34 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .unwrap_or(0)
+}
+
+/// The values of every sample of metric `name` (any labels) on a service's Prometheus endpoint
+/// `http://127.0.0.1:<port>/metrics`; empty when the metric is absent, `None` when the endpoint
+/// does not answer.
+pub async fn metric_samples(port: u16, name: &str) -> Option<Vec<f64>> {
+    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    Some(
+        text.lines()
+            .filter(|l| {
+                l.starts_with(name)
+                    && matches!(l.as_bytes().get(name.len()), Some(b' ') | Some(b'{'))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+            .collect(),
+    )
+}
+
+/// The sum of metric `name`'s samples on `http://127.0.0.1:<port>/metrics`; `None` when the
+/// endpoint does not answer or the metric is absent.
+pub async fn metric_sum(port: u16, name: &str) -> Option<f64> {
+    let values = metric_samples(port, name).await?;
+    (!values.is_empty()).then(|| values.iter().sum())
 }
 
 /// Polls `check` every 50 ms until it returns `Some` or `timeout` passes.

@@ -1,4 +1,5 @@
-//! A real Prometheus for tests (Debian's `prometheus` package): a generated configuration, a
+//! A real Prometheus for tests (Debian's `prometheus` package), and where the tests find it and
+//! Alertmanager: a generated configuration, a
 //! random port and a temporary storage directory, killed on drop. Tests query it through its
 //! HTTP API. A missing binary fails the test with what to install; it never skips.
 
@@ -10,7 +11,7 @@ use crate::free_port;
 
 /// The binary named by `env` when set, else the first of `candidates` that exists; panics with
 /// what to install otherwise.
-fn tool(env: &str, candidates: &[&str]) -> PathBuf {
+fn tool(env: &str, package: &str, candidates: &[&str]) -> PathBuf {
     if let Ok(path) = std::env::var(env) {
         return PathBuf::from(path);
     }
@@ -20,7 +21,7 @@ fn tool(env: &str, candidates: &[&str]) -> PathBuf {
         .find(|p| p.exists())
         .unwrap_or_else(|| {
             panic!(
-                "{} not found: install Debian's prometheus package (`apt-get install -y prometheus`) \
+                "{} not found: install Debian's {package} package (`apt-get install -y {package}`) \
                  or point {env} at the binary",
                 candidates.join(" or ")
             )
@@ -29,12 +30,21 @@ fn tool(env: &str, candidates: &[&str]) -> PathBuf {
 
 /// `prometheus` (`SDASH_PROMETHEUS`, else `/usr/bin/prometheus`).
 pub fn prometheus_binary() -> PathBuf {
-    tool("SDASH_PROMETHEUS", &["/usr/bin/prometheus"])
+    tool("SDASH_PROMETHEUS", "prometheus", &["/usr/bin/prometheus"])
 }
 
 /// `promtool` (`SDASH_PROMTOOL`, else `/usr/bin/promtool`), from the same package.
 pub fn promtool_binary() -> PathBuf {
-    tool("SDASH_PROMTOOL", &["/usr/bin/promtool"])
+    tool("SDASH_PROMTOOL", "prometheus", &["/usr/bin/promtool"])
+}
+
+/// `prometheus-alertmanager` (`SDASH_ALERTMANAGER`, else `/usr/bin/prometheus-alertmanager`).
+pub fn alertmanager_binary() -> PathBuf {
+    tool(
+        "SDASH_ALERTMANAGER",
+        "prometheus-alertmanager",
+        &["/usr/bin/prometheus-alertmanager"],
+    )
 }
 
 /// A Prometheus server on 127.0.0.1, killed on drop.

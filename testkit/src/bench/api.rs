@@ -1,6 +1,6 @@
 //! freshness and api-latency.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,8 +14,10 @@ use sdash_proto::*;
 use sdash_writer::{Incoming, Store};
 use tokio::sync::watch;
 
-use super::writer::{RunningWriter, backend_name, event_envelope, jetstream, snapshot_record};
-use super::{Options, Report, Row, http_client, percentile};
+use super::writer::{
+    RunningWriter, backend_name, bench_envelope, event_envelope, jetstream, snapshot_record,
+};
+use super::{AckWindow, Options, Report, Row, http_client, percentile};
 
 /// The API in this process, on a free port, until dropped.
 struct RunningApi {
@@ -74,7 +76,7 @@ async fn background(
 ) -> anyhow::Result<u64> {
     let started = Instant::now();
     let mut sent = 0u64;
-    let mut pending = VecDeque::new();
+    let mut acks = AckWindow::new(2000);
     let run = format!("{:x}", now_ms());
     while !*stop.borrow() {
         let due = (rate * started.elapsed().as_secs_f64()) as u64;
@@ -82,24 +84,14 @@ async fn background(
             let system = format!("load-{:04}", sent % 1000);
             let id = format!("load-{run}-{sent:09}");
             let env = event_envelope(&system, id.clone(), now_ms(), sent as usize);
-            let mut headers = async_nats::HeaderMap::new();
-            headers.insert("Nats-Msg-Id", id.as_str());
-            let ack = js
-                .publish_with_headers(Kind::Event.subject(&system), headers, encode(&env)?.into())
+            acks.publish(&js, Kind::Event.subject(&system), &id, encode(&env)?.into())
                 .await?;
-            pending.push_back(ack);
             sent += 1;
-            while pending.len() > 2000 {
-                if let Some(a) = pending.pop_front() {
-                    a.await?;
-                }
-            }
+            acks.settle().await?;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    for a in pending {
-        a.await?;
-    }
+    acks.finish().await?;
     Ok(sent)
 }
 
@@ -119,14 +111,12 @@ async fn prober(
     while Instant::now() < until {
         let observed = now_ms().max(last + 1);
         last = observed;
-        let env = Envelope {
-            schema: SCHEMA_VERSION,
-            event_id: format!("fresh-{system}-{observed}"),
-            collector_id: "bench-collector".into(),
-            system_id: system.clone(),
-            observed_at: observed,
-            body: snapshot_record(k, k),
-        };
+        let env = bench_envelope(
+            &system,
+            format!("fresh-{system}-{observed}"),
+            observed,
+            snapshot_record(k, k),
+        );
         k += 1;
         let mut headers = async_nats::HeaderMap::new();
         headers.insert("Nats-Msg-Id", env.event_id.as_str());

@@ -2,7 +2,6 @@
 //! flow on the bus. The API runs as a process of its own, so that its memory and CPU are its
 //! own; the writer stores the snapshots meanwhile, so the fleet list reloads as it would.
 
-use std::collections::VecDeque;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -12,7 +11,7 @@ use anyhow::Context as _;
 use async_nats::jetstream;
 use sdash_harness::{Backend, NatsServer, TestDatabase, free_port};
 use sdash_proto::subjects::Kind;
-use sdash_proto::{Envelope, SCHEMA_VERSION, encode, now_ms};
+use sdash_proto::{encode, now_ms};
 use sdash_writer::Store;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
@@ -20,8 +19,10 @@ use tokio::sync::watch;
 
 use super::api::{hammer, seed_fleet};
 use super::collector::{clock_ticks, metric_sum_where, proc_stats, stop};
-use super::writer::{RunningWriter, jetstream, snapshot_record};
-use super::{Options, Program, Report, Row, http_client, metric_sum, percentile, proc_kib, scrape};
+use super::writer::{RunningWriter, bench_envelope, jetstream, snapshot_record};
+use super::{
+    AckWindow, Options, Program, Report, Row, http_client, metric_sum, percentile, proc_kib, scrape,
+};
 
 /// The SSE line of the event ids this scenario publishes: `id:live-<n>-<published at, ms>`.
 const ID_LINE: &str = "\nid:live-";
@@ -108,44 +109,33 @@ async fn publish(
 ) -> anyhow::Result<u64> {
     let started = Instant::now();
     let mut n = 0u64;
-    let mut pending = VecDeque::new();
+    let mut acks = AckWindow::new(2000);
     while !*stop.borrow() {
         let due = (rate * started.elapsed().as_secs_f64()) as u64;
         while n < due {
             let system = n as usize % systems.max(1);
             let system_id = format!("arr-{system:05}");
             let published_at = now_ms();
-            let envelope = Envelope {
-                schema: SCHEMA_VERSION,
-                event_id: format!("live-{n}-{published_at}"),
-                collector_id: "bench-collector".into(),
-                system_id: system_id.clone(),
-                observed_at: published_at,
-                body: snapshot_record(system, n as usize),
-            };
-            let mut headers = async_nats::HeaderMap::new();
-            headers.insert("Nats-Msg-Id", envelope.event_id.as_str());
-            let ack = js
-                .publish_with_headers(
-                    Kind::Snapshot.subject(&system_id),
-                    headers,
-                    encode(&envelope)?.into(),
-                )
-                .await?;
+            let envelope = bench_envelope(
+                &system_id,
+                format!("live-{n}-{published_at}"),
+                published_at,
+                snapshot_record(system, n as usize),
+            );
+            acks.publish(
+                &js,
+                Kind::Snapshot.subject(&system_id),
+                &envelope.event_id,
+                encode(&envelope)?.into(),
+            )
+            .await?;
             n += 1;
             sent.store(n, Ordering::SeqCst);
-            pending.push_back(ack);
-            while pending.len() > 2000 {
-                if let Some(a) = pending.pop_front() {
-                    a.await?;
-                }
-            }
+            acks.settle().await?;
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    for a in pending {
-        a.await?;
-    }
+    acks.finish().await?;
     Ok(n)
 }
 

@@ -554,6 +554,55 @@ pub fn metric_sum(text: &str, name: &str) -> Option<f64> {
     found
 }
 
+/// JetStream publishes with a `Nats-Msg-Id`, their PubAcks awaited oldest first once more than
+/// `limit` are outstanding, so a load generator keeps the server busy without unbounded memory.
+pub(crate) struct AckWindow {
+    pending: std::collections::VecDeque<async_nats::jetstream::context::PublishAckFuture>,
+    limit: usize,
+}
+
+impl AckWindow {
+    pub(crate) fn new(limit: usize) -> AckWindow {
+        AckWindow {
+            pending: std::collections::VecDeque::new(),
+            limit,
+        }
+    }
+
+    /// Hands one message to the client; its PubAck joins the window (see [`AckWindow::settle`]).
+    pub(crate) async fn publish(
+        &mut self,
+        js: &async_nats::jetstream::Context,
+        subject: String,
+        msg_id: &str,
+        payload: bytes::Bytes,
+    ) -> anyhow::Result<()> {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", msg_id);
+        let ack = js.publish_with_headers(subject, headers, payload).await?;
+        self.pending.push_back(ack);
+        Ok(())
+    }
+
+    /// Awaits the oldest PubAcks until at most `limit` are outstanding.
+    pub(crate) async fn settle(&mut self) -> anyhow::Result<()> {
+        while self.pending.len() > self.limit {
+            if let Some(ack) = self.pending.pop_front() {
+                ack.await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Awaits every outstanding PubAck.
+    pub(crate) async fn finish(self) -> anyhow::Result<()> {
+        for ack in self.pending {
+            ack.await?;
+        }
+        Ok(())
+    }
+}
+
 /// The `/metrics` text of a service at `addr`.
 pub(crate) async fn scrape(client: &reqwest::Client, addr: &str) -> anyhow::Result<String> {
     let text = client

@@ -69,13 +69,18 @@ pub(crate) fn event_record(i: usize) -> EventRecord {
 }
 
 pub(crate) fn event_envelope(system: &str, id: String, at: i64, i: usize) -> Envelope<EventRecord> {
+    bench_envelope(system, id, at, event_record(i))
+}
+
+/// `body` as the benchmarks' collector publishes it for `system`, observed at `at`.
+pub(crate) fn bench_envelope<T>(system: &str, id: String, at: i64, body: T) -> Envelope<T> {
     Envelope {
         schema: SCHEMA_VERSION,
         event_id: id,
         collector_id: "bench-collector".into(),
         system_id: system.to_owned(),
         observed_at: at,
-        body: event_record(i),
+        body,
     }
 }
 

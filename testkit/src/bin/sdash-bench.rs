@@ -76,21 +76,11 @@ fn main() -> ExitCode {
         return api_process(&argv[2..]);
     }
     let args = Args::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("sdash-bench: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let command = format!(
         "cargo run --release -p sdash-testkit --bin sdash-bench -- {}",
         argv[1..].join(" ")
     );
-    runtime.block_on(async move {
+    block_on(async move {
         let mut options = Options::new(args.quick);
         options.backends = args.backend.as_deref().map(|b| match b {
             "sqlite" => vec![Backend::Sqlite],
@@ -147,71 +137,66 @@ fn main() -> ExitCode {
 /// library entry point as the `sdash-collector` binary, for when that binary is not built.
 fn collector_process(rest: &[String]) -> ExitCode {
     use sdash_collector::app::{Cli, run};
-    let cli = match Cli::try_parse_from(
-        std::iter::once("sdash-collector".to_owned()).chain(rest.iter().cloned()),
-    ) {
+    let cli: Cli = match parse_program_args("sdash-collector", rest) {
         Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("sdash-bench: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(async move {
+    block_on(async move {
         sdash_service::init_tracing(&cli.run.log);
-        match run(cli.run, sdash_service::shutdown_on_signal()).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("sdash-collector: {e:#}");
-                ExitCode::FAILURE
-            }
-        }
+        let result = run(cli.run, sdash_service::shutdown_on_signal()).await;
+        exit_code("sdash-collector", result)
     })
 }
 
 /// `sdash-bench api-process <sdash-api arguments>`: the API through the same library entry point
 /// as the `sdash-api` binary, for when that binary is not built.
 fn api_process(rest: &[String]) -> ExitCode {
-    let cli = match sdash_api::Cli::try_parse_from(
-        std::iter::once("sdash-api".to_owned()).chain(rest.iter().cloned()),
-    ) {
+    let cli: sdash_api::Cli = match parse_program_args("sdash-api", rest) {
         Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("sdash-bench: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(async move {
+    block_on(async move {
         sdash_service::init_tracing(&cli.log);
         let result = match sdash_api::Config::from_cli(&cli) {
             Ok(config) => sdash_api::run(config, sdash_service::shutdown_on_signal()).await,
             Err(e) => Err(e),
         };
-        match result {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("sdash-api: {e:#}");
-                ExitCode::FAILURE
-            }
-        }
+        exit_code("sdash-api", result)
     })
+}
+
+/// `rest` parsed as the arguments of `program`; on an error (or `--help`) clap's message is
+/// printed and the exit code returned.
+fn parse_program_args<C: Parser>(program: &str, rest: &[String]) -> Result<C, ExitCode> {
+    C::try_parse_from(std::iter::once(program.to_owned()).chain(rest.iter().cloned())).map_err(
+        |e| {
+            let _ = e.print();
+            ExitCode::FAILURE
+        },
+    )
+}
+
+/// Runs `work` on a multi-threaded runtime; failure when the runtime cannot start.
+fn block_on(work: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(work),
+        Err(e) => {
+            eprintln!("sdash-bench: cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The exit code of a service `program` that ran to `result`, its error printed.
+fn exit_code<E: std::fmt::Display>(program: &str, result: Result<(), E>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{program}: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -490,6 +490,7 @@ pub(crate) fn rollup(inserted: &[SampleRow]) -> Vec<DailyRow> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{ChangeSummary, alert_change, change_summary, crossing, transition};
     use sdash_proto::{Capacity, Health, Vendor};
 
     const T: &[u8] = &DEFAULT_CAPACITY_THRESHOLDS;
@@ -566,39 +567,11 @@ mod tests {
         }
     }
 
-    /// `(kind, cause, from, to, alert id, alert_opened_at, threshold, rising)` of each change.
-    type Summary = (
-        &'static str,
-        String,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<i64>,
-        Option<u8>,
-        Option<bool>,
-    );
-
-    fn summary(d: &Derived) -> Vec<Summary> {
+    fn summary(d: &Derived) -> Vec<ChangeSummary> {
         d.changes
             .iter()
-            .map(|c| {
-                let r = &c.record;
-                (
-                    r.kind.as_str(),
-                    r.cause_event_id.clone(),
-                    r.from.clone(),
-                    r.to.clone(),
-                    r.alert.as_ref().map(|a| a.id.clone()),
-                    r.alert_opened_at,
-                    r.threshold_percent,
-                    r.rising,
-                )
-            })
+            .map(|c| change_summary(&c.record))
             .collect()
-    }
-
-    fn s(v: &str) -> Option<String> {
-        Some(v.to_owned())
     }
 
     #[test]
@@ -613,108 +586,18 @@ mod tests {
         ];
         let snapshots: BTreeMap<String, Vec<Envelope<Snapshot>>> = [("s1".to_owned(), list)].into();
         let d = derive(&snapshots, &HashMap::new(), &[], T);
-        let (status, hw, cl, opened, cleared, cap) = (
-            "status_changed",
-            "hardware_changed",
-            "cluster_changed",
-            "alert_opened",
-            "alert_cleared",
-            "capacity_threshold",
-        );
-        let n = None;
         assert_eq!(
             summary(&d),
             vec![
-                (
-                    status,
-                    "e10".into(),
-                    n.clone(),
-                    s("online"),
-                    n.clone(),
-                    None,
-                    None,
-                    None
-                ),
-                (
-                    hw,
-                    "e10".into(),
-                    n.clone(),
-                    s("ok"),
-                    n.clone(),
-                    None,
-                    None,
-                    None
-                ),
-                (
-                    cl,
-                    "e10".into(),
-                    n.clone(),
-                    s("ok"),
-                    n.clone(),
-                    None,
-                    None,
-                    None
-                ),
-                (
-                    opened,
-                    "e10".into(),
-                    n.clone(),
-                    n.clone(),
-                    s("a1"),
-                    Some(10),
-                    None,
-                    None
-                ),
-                (
-                    cleared,
-                    "e20".into(),
-                    n.clone(),
-                    n.clone(),
-                    s("a1"),
-                    Some(10),
-                    None,
-                    None
-                ),
-                (
-                    cap,
-                    "e20".into(),
-                    n.clone(),
-                    n.clone(),
-                    n.clone(),
-                    None,
-                    Some(80),
-                    Some(true)
-                ),
-                (
-                    status,
-                    "e30".into(),
-                    s("online"),
-                    s("unreachable"),
-                    n.clone(),
-                    None,
-                    None,
-                    None
-                ),
-                (
-                    status,
-                    "e40".into(),
-                    s("unreachable"),
-                    s("online"),
-                    n.clone(),
-                    None,
-                    None,
-                    None
-                ),
-                (
-                    cap,
-                    "e40".into(),
-                    n.clone(),
-                    n.clone(),
-                    n.clone(),
-                    None,
-                    Some(90),
-                    Some(true)
-                ),
+                transition("status_changed", "e10", None, "online"),
+                transition("hardware_changed", "e10", None, "ok"),
+                transition("cluster_changed", "e10", None, "ok"),
+                alert_change("alert_opened", "e10", "a1", 10),
+                alert_change("alert_cleared", "e20", "a1", 10),
+                crossing("e20", 80, true),
+                transition("status_changed", "e30", Some("online"), "unreachable"),
+                transition("status_changed", "e40", Some("unreachable"), "online"),
+                crossing("e40", 90, true),
             ]
         );
         let c = &d.changes[5].record;
@@ -783,40 +666,12 @@ mod tests {
         ];
         let snapshots: BTreeMap<String, Vec<Envelope<Snapshot>>> = [("s1".to_owned(), list)].into();
         let d = derive(&snapshots, &stored, &open, T);
-        let n = None;
         assert_eq!(
             summary(&d),
             vec![
-                (
-                    "alert_cleared",
-                    "e110".into(),
-                    n.clone(),
-                    n.clone(),
-                    s("a1"),
-                    Some(42),
-                    None,
-                    None
-                ),
-                (
-                    "capacity_threshold",
-                    "e110".into(),
-                    n.clone(),
-                    n.clone(),
-                    n.clone(),
-                    None,
-                    Some(90),
-                    Some(false)
-                ),
-                (
-                    "capacity_threshold",
-                    "e110".into(),
-                    n.clone(),
-                    n.clone(),
-                    n.clone(),
-                    None,
-                    Some(80),
-                    Some(false)
-                ),
+                alert_change("alert_cleared", "e110", "a1", 42),
+                crossing("e110", 90, false),
+                crossing("e110", 80, false),
             ]
         );
         let alert = d.changes[0].record.alert.clone();

@@ -5,20 +5,42 @@
 //! the publication loses nothing (they are published after the restart) and invents nothing
 //! (only committed changes are stored; a republished one keeps its id).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use sdash_proto::subjects::Kind;
 use sdash_proto::{Envelope, SCHEMA_VERSION};
-use sqlx::{Pool, SqlSafeStr};
+use sqlx::{ColumnIndex, Decode, Pool, Row, SqlSafeStr, Type};
 
 use super::StoreError;
 use super::derive::Change;
-use super::plan::OutboxRow;
+use super::plan::{OutboxRow, SystemContext};
 use super::sql::{Bind, Sql};
 
 /// The tags of a `systems` row (a JSON object of strings); a malformed value routes as none.
-pub(crate) fn parse_tags(json: &str) -> BTreeMap<String, String> {
+fn parse_tags(json: &str) -> BTreeMap<String, String> {
     serde_json::from_str(json).unwrap_or_default()
+}
+
+/// The routing context of `systems` rows `(id, inventory name or null, tags)`, by system id.
+pub(crate) fn system_contexts<R: Row>(
+    rows: &[R],
+) -> Result<HashMap<String, SystemContext>, StoreError>
+where
+    usize: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let mut out = HashMap::with_capacity(rows.len());
+    for r in rows {
+        let tags: String = r.try_get(2)?;
+        out.insert(
+            r.try_get(0)?,
+            SystemContext {
+                name: r.try_get(1)?,
+                tags: parse_tags(&tags),
+            },
+        );
+    }
+    Ok(out)
 }
 
 /// The outbox rows of `changes`: each in its envelope (a new event id, `collector_id` = the

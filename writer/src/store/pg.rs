@@ -304,24 +304,13 @@ impl Dialect for Postgres {
         c: &mut PgConnection,
         ids: &[&str],
     ) -> Result<HashMap<String, SystemContext>, StoreError> {
-        let mut out = HashMap::with_capacity(ids.len());
-        for r in sqlx::query(
+        let rows = sqlx::query(
             "SELECT id, CASE WHEN updated_at > 0 THEN name END, tags FROM systems WHERE id = ANY($1::text[])",
         )
         .bind(ids)
         .fetch_all(&mut *c)
-        .await?
-        {
-            let tags: String = r.try_get(2)?;
-            out.insert(
-                r.try_get(0)?,
-                SystemContext {
-                    name: r.try_get(1)?,
-                    tags: super::outbox::parse_tags(&tags),
-                },
-            );
-        }
-        Ok(out)
+        .await?;
+        super::outbox::system_contexts(&rows)
     }
 
     async fn insert_changes(c: &mut PgConnection, o: &[OutboxRow]) -> Result<u64, StoreError> {

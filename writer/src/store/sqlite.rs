@@ -305,25 +305,14 @@ impl Dialect for Sqlite {
     ) -> Result<HashMap<String, SystemContext>, StoreError> {
         let ids = serde_json::to_string(ids)
             .map_err(|e| StoreError::Db(sqlx::Error::Encode(Box::new(e))))?;
-        let mut out = HashMap::new();
-        for r in sqlx::query(
+        let rows = sqlx::query(
             "SELECT id, CASE WHEN updated_at > 0 THEN name END, tags FROM systems \
              WHERE id IN (SELECT value FROM json_each(?))",
         )
         .bind(ids.as_str())
         .fetch_all(&mut *c)
-        .await?
-        {
-            let tags: String = r.try_get(2)?;
-            out.insert(
-                r.try_get(0)?,
-                SystemContext {
-                    name: r.try_get(1)?,
-                    tags: super::outbox::parse_tags(&tags),
-                },
-            );
-        }
-        Ok(out)
+        .await?;
+        super::outbox::system_contexts(&rows)
     }
 
     /// The multi-row `VALUES` keep their order, and so the `seq` order.
