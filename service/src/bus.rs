@@ -244,10 +244,15 @@ pub async fn ensure_stream(
                     .map_err(|e| BusError::Stream(e.to_string()))?
                     .config
                     .clone();
+                // Replicas are only ever raised: a service left at the default of 1 must not
+                // take a cluster's R3 stream down to one copy when it adjusts the limits.
+                let mut wanted = wanted.clone();
+                wanted.num_replicas = wanted.num_replicas.max(have.num_replicas);
                 if have.max_age != wanted.max_age
                     || have.max_bytes != wanted.max_bytes
                     || have.duplicate_window != wanted.duplicate_window
                     || have.subjects != wanted.subjects
+                    || have.num_replicas != wanted.num_replicas
                 {
                     js.update_stream(&wanted)
                         .await

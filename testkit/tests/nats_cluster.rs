@@ -150,6 +150,49 @@ async fn a_membership_bucket_with_one_replica_is_raised_to_three_never_lowered()
     assert!(synced.is_ok(), "three current copies: {synced:?}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_is_raised_to_three_replicas_and_never_lowered() {
+    let cluster = NatsCluster::start().await;
+    let js = jetstream::new(connect(&cluster, "stream-replicas-test").await);
+    let limits = |replicas: usize, max_age_hours: u64| bus::StreamArgs {
+        max_age_hours,
+        max_mib: 64,
+        replicas,
+    };
+    let replicas = |js: jetstream::Context| async move {
+        let mut stream = js.get_stream(STREAM).await.ok()?;
+        Some(stream.info().await.ok()?.config.num_replicas)
+    };
+    let made = bus::ensure_stream(&js, &limits(1, 24)).await;
+    assert!(made.is_ok(), "the stream is made: {:?}", made.err());
+    assert_eq!(replicas(js.clone()).await, Some(1));
+    let raised = bus::ensure_stream(&js, &limits(3, 24)).await;
+    assert!(raised.is_ok(), "{:?}", raised.err());
+    assert_eq!(
+        replicas(js.clone()).await,
+        Some(3),
+        "--stream-replicas 3 raises an existing stream with the same limits"
+    );
+    let synced = cluster
+        .wait_until_in_sync(STREAM, Duration::from_secs(20))
+        .await;
+    assert!(synced.is_ok(), "three current copies: {synced:?}");
+    // A service at the default of 1 with other limits changes the limits, not the replicas.
+    let kept = bus::ensure_stream(&js, &limits(1, 48)).await;
+    assert!(kept.is_ok(), "{:?}", kept.err());
+    let mut stream = js.get_stream(STREAM).await.expect("the stream");
+    let config = stream.info().await.expect("stream info").config.clone();
+    assert_eq!(
+        config.max_age,
+        Duration::from_secs(48 * 3600),
+        "limits move"
+    );
+    assert_eq!(
+        config.num_replicas, 3,
+        "--stream-replicas 1 does not lower it"
+    );
+}
+
 /// One collector in this process, with its admin server for `/metrics`.
 struct Collector {
     stop: Shutdown,
