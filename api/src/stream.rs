@@ -362,7 +362,7 @@ fn to_item(record: &Record) -> Option<StreamItem> {
         Record::Event(e) => item("event", e),
         Record::System(e) => item("system", e),
         // Heartbeats and the writer's derived changes are for other subscribers, not browsers.
-        Record::Collector(_) | Record::Change(_) => None,
+        Record::Collector(_) | Record::Change(_) | Record::Command(_) => None,
     }
 }
 

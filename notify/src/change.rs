@@ -72,7 +72,7 @@ impl Change {
     pub fn severity(&self) -> Severity {
         let r = &self.record;
         match r.kind {
-            ChangeKind::AlertOpened | ChangeKind::AlertCleared => r
+            ChangeKind::AlertOpened | ChangeKind::AlertCleared | ChangeKind::AlertUpdated => r
                 .alert
                 .as_ref()
                 .map(|a| a.severity)
@@ -131,6 +131,17 @@ impl Change {
                 };
                 (format!("{system}/{what}"), name, state)
             }
+            ChangeKind::AlertUpdated => {
+                let id = r.alert.as_ref().map(|a| a.id.as_str()).unwrap_or("");
+                labels.insert("alert_id".to_owned(), id.to_owned());
+                let opened = r.alert_opened_at.unwrap_or(0);
+                let command = r.command_id.as_deref().unwrap_or("");
+                (
+                    format!("{system}/alert/{id}/{opened}/update/{command}"),
+                    "SdashAlertUpdated",
+                    State::Info,
+                )
+            }
             ChangeKind::CapacityThreshold => {
                 let threshold = r.threshold_percent.unwrap_or(0);
                 labels.insert("threshold_percent".to_owned(), threshold.to_string());
@@ -182,6 +193,15 @@ impl Change {
                     "cleared"
                 };
                 format!("{name}: alert {verb}: {title}")
+            }
+            ChangeKind::AlertUpdated => {
+                let id = r.alert.as_ref().map(|a| a.id.as_str()).unwrap_or("");
+                let (verb, actor) = r
+                    .command
+                    .as_ref()
+                    .map(|c| (c.kind.as_str(), c.actor.as_str()))
+                    .unwrap_or(("updated", "?"));
+                format!("{name}: alert {id}: {verb} by {actor}")
             }
             ChangeKind::StatusChanged => format!("{name}: status {}", arrow()),
             ChangeKind::HardwareChanged => format!("{name}: hardware health {}", arrow()),

@@ -1,13 +1,21 @@
 //! Which receivers a change goes to: the union of the receivers of every route it matches.
 
+use sdash_proto::ChangeKind;
+
 use crate::change::Change;
 use crate::config::Route;
 
-/// Whether every condition of `route` holds for `change` (an empty list matches everything).
+/// Whether every condition of `route` holds for `change` (an empty list matches everything,
+/// except that operators' own updates of alerts, `alert_updated`, go only to routes naming them:
+/// nobody wants to be told what they just did).
 pub fn matches(route: &Route, change: &Change) -> bool {
     let r = &change.record;
-    (route.kinds.is_empty() || route.kinds.contains(&r.kind))
-        && (route.severities.is_empty() || route.severities.contains(&change.severity()))
+    let kind = if route.kinds.is_empty() {
+        r.kind != ChangeKind::AlertUpdated
+    } else {
+        route.kinds.contains(&r.kind)
+    };
+    kind && (route.severities.is_empty() || route.severities.contains(&change.severity()))
         && (route.vendors.is_empty() || route.vendors.contains(&r.vendor))
         && route
             .tags

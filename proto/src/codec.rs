@@ -70,6 +70,7 @@ pub fn decode_record_at(subject: &str, bytes: &[u8], now_ms: i64) -> Result<Reco
         Kind::Event => decode(bytes).map(Record::Event),
         Kind::Collector => decode(bytes).map(Record::Collector),
         Kind::Change => decode(bytes).map(Record::Change),
+        Kind::Command => decode(bytes).map(Record::Command),
     };
     let record = match decoded {
         Ok(record) => record,
@@ -86,11 +87,20 @@ pub fn decode_record_at(subject: &str, bytes: &[u8], now_ms: i64) -> Result<Reco
         Record::Event(e) => e.schema,
         Record::Collector(e) => e.schema,
         Record::Change(e) => e.schema,
+        Record::Command(e) => e.schema,
     };
     if schema != SCHEMA_VERSION {
         return Err(DecodeError::Version(schema));
     }
     validate(&record, kind, id, now_ms)?;
+    if let Record::Command(e) = &record
+        && e.body.kind.subject(id) != subject
+    {
+        return Err(DecodeError::Invalid(format!(
+            "a {} command on subject {subject}",
+            e.body.kind.as_str()
+        )));
+    }
     Ok(record)
 }
 
@@ -161,6 +171,10 @@ fn validate(record: &Record, kind: Kind, subject_id: &str, now_ms: i64) -> Resul
         Record::Event(e) => envelope(e, kind, subject_id, now_ms),
         Record::Collector(e) => envelope(e, kind, subject_id, now_ms),
         Record::Change(e) => envelope(e, kind, subject_id, now_ms),
+        Record::Command(e) => {
+            envelope(e, kind, subject_id, now_ms)?;
+            e.body.validate(&e.system_id).map_err(DecodeError::Invalid)
+        }
     }
 }
 
@@ -211,6 +225,8 @@ mod tests {
                 threshold_percent: None,
                 rising: None,
                 capacity: None,
+                command: None,
+                command_id: None,
             },
         );
         let bytes = encode(&env).expect("encode");

@@ -14,11 +14,13 @@ pub const FUZZ_ID: &str = "fuzz-01";
 pub const FUZZ_NOW_MS: i64 = 1_800_000_000_000;
 
 /// The subject and payload a fuzz input stands for. The first byte chooses the subject: values
-/// below the number of record kinds select `sdash.v1.<kind>.fuzz-01`; any other value means the
+/// below the number of record kinds select `sdash.v1.<kind>.fuzz-01` (commands:
+/// `sdash.v1.command.acknowledge.fuzz-01`); any other value means the
 /// rest is `<subject> NUL <payload>`, so that subject parsing is fuzzed as well.
 pub fn split_input(data: &[u8]) -> Option<(String, &[u8])> {
     let (&selector, rest) = data.split_first()?;
     match Kind::ALL.get(usize::from(selector)) {
+        Some(Kind::Command) => Some((crate::CommandKind::Acknowledge.subject(FUZZ_ID), rest)),
         Some(kind) => Some((kind.subject(FUZZ_ID), rest)),
         None => {
             let nul = rest.iter().position(|&b| b == 0)?;
@@ -65,6 +67,7 @@ fn encode_record(record: &Record) -> Vec<u8> {
         Record::Event(e) => encode(e),
         Record::Collector(e) => encode(e),
         Record::Change(e) => encode(e),
+        Record::Command(e) => encode(e),
     };
     encoded.unwrap_or_else(|e| panic!("a decoded record does not encode: {e}"))
 }

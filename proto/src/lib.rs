@@ -2,6 +2,7 @@
 //!
 //! * [`subjects`]: subject names (`sdash.v1.<kind>.<id>`), the stream name and its limits.
 //! * [`records`]: the envelope and the record kinds, every field documented with its unit.
+//! * [`command`]: operator commands (`sdash.v1.command.<kind>.<system>`), applied by the writer.
 //! * [`codec`]: MessagePack with named fields (`rmp_serde::to_vec_named`), decoding that never panics.
 //!
 //! Connecting to NATS and creating the stream live in `sdash-service` (`sdash_service::bus`),
@@ -10,12 +11,14 @@
 //! The human-readable schema for non-Rust subscribers is `proto/SCHEMA.md`.
 
 pub mod codec;
+pub mod command;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod records;
 pub mod subjects;
 
 pub use codec::{DecodeError, decode, encode};
+pub use command::{AlertInstance, CommandKind, CommandRecord, FLEET_TARGET};
 pub use records::*;
 
 /// Current time as milliseconds since the Unix epoch (UTC), the unit of every timestamp on the bus.

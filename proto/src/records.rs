@@ -442,16 +442,21 @@ pub enum ChangeKind {
     ClusterChanged,
     /// Used capacity crossed a threshold: `threshold_percent`, `rising` and `capacity` are set.
     CapacityThreshold,
+    /// An operator command changed an alert instance's state (acknowledged, unacknowledged,
+    /// assigned, unassigned, commented): `alert_opened_at`, `command` and `command_id` are set,
+    /// and `alert` when the instance is known.
+    AlertUpdated,
 }
 
 impl ChangeKind {
-    pub const ALL: [ChangeKind; 6] = [
+    pub const ALL: [ChangeKind; 7] = [
         ChangeKind::AlertOpened,
         ChangeKind::AlertCleared,
         ChangeKind::StatusChanged,
         ChangeKind::HardwareChanged,
         ChangeKind::ClusterChanged,
         ChangeKind::CapacityThreshold,
+        ChangeKind::AlertUpdated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -462,6 +467,7 @@ impl ChangeKind {
             ChangeKind::HardwareChanged => "hardware_changed",
             ChangeKind::ClusterChanged => "cluster_changed",
             ChangeKind::CapacityThreshold => "capacity_threshold",
+            ChangeKind::AlertUpdated => "alert_updated",
         }
     }
 
@@ -512,6 +518,12 @@ pub struct ChangeRecord {
     /// `capacity_threshold`: the capacity that crossed it.
     #[serde(default)]
     pub capacity: Option<Capacity>,
+    /// `alert_updated`: the operator command that was applied.
+    #[serde(default)]
+    pub command: Option<Box<crate::CommandRecord>>,
+    /// `alert_updated`: the applied command's id (its envelope's `event_id`).
+    #[serde(default)]
+    pub command_id: Option<String>,
 }
 
 impl ChangeRecord {
@@ -537,6 +549,8 @@ impl ChangeRecord {
             threshold_percent: None,
             rising: None,
             capacity: None,
+            command: None,
+            command_id: None,
         }
     }
 }
@@ -549,6 +563,7 @@ pub enum Record {
     Event(Envelope<EventRecord>),
     Collector(Envelope<CollectorRecord>),
     Change(Envelope<ChangeRecord>),
+    Command(Envelope<crate::CommandRecord>),
 }
 
 impl Record {
@@ -559,6 +574,7 @@ impl Record {
             Record::Event(_) => Kind::Event,
             Record::Collector(_) => Kind::Collector,
             Record::Change(_) => Kind::Change,
+            Record::Command(_) => Kind::Command,
         }
     }
 
@@ -569,6 +585,7 @@ impl Record {
             Record::Event(e) => &e.event_id,
             Record::Collector(e) => &e.event_id,
             Record::Change(e) => &e.event_id,
+            Record::Command(e) => &e.event_id,
         }
     }
 }

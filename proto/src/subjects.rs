@@ -20,15 +20,19 @@ pub enum Kind {
     /// What the writer derived and committed (alert opened or cleared, status and health
     /// transitions, capacity threshold crossings), published from its outbox after the commit.
     Change,
+    /// An operator command (`sdash.v1.command.<command_kind>.<system_id>`, see
+    /// [`crate::command`]): the only kind with a second token before the id.
+    Command,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 6] = [
         Kind::System,
         Kind::Snapshot,
         Kind::Event,
         Kind::Collector,
         Kind::Change,
+        Kind::Command,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -38,25 +42,39 @@ impl Kind {
             Kind::Event => "event",
             Kind::Collector => "collector",
             Kind::Change => "change",
+            Kind::Command => "command",
         }
     }
 
-    /// The subject of a record of this kind about `id` (a system id, or a collector id).
+    /// The subject of a record of this kind about `id` (a system id, or a collector id). Commands
+    /// have their own kind token: use [`crate::CommandKind::subject`].
     pub fn subject(self, id: &str) -> String {
         format!("{PREFIX}.{}.{id}", self.as_str())
     }
 
     /// The wildcard subject matching every record of this kind.
     pub fn wildcard(self) -> String {
-        format!("{PREFIX}.{}.*", self.as_str())
+        match self {
+            Kind::Command => format!("{PREFIX}.command.*.*"),
+            _ => format!("{PREFIX}.{}.*", self.as_str()),
+        }
     }
 }
 
-/// Splits a subject into its kind and id; `None` for anything that is not a v1 subject.
+/// Splits a subject into its kind and id; `None` for anything that is not a v1 subject. For a
+/// command the id is the system id after the command kind, which must be a known one.
 pub fn parse(subject: &str) -> Option<(Kind, &str)> {
     let rest = subject.strip_prefix(PREFIX)?.strip_prefix('.')?;
     let (kind, id) = rest.split_once('.')?;
     let kind = Kind::ALL.into_iter().find(|k| k.as_str() == kind)?;
+    let id = match kind {
+        Kind::Command => {
+            let (command, id) = id.split_once('.')?;
+            crate::CommandKind::parse(command)?;
+            id
+        }
+        _ => id,
+    };
     if id.is_empty() || id.contains('.') {
         return None;
     }
@@ -69,7 +87,8 @@ mod tests {
 
     #[test]
     fn subjects_round_trip() {
-        for kind in Kind::ALL {
+        // Commands carry their own kind token (tested in `command`).
+        for kind in Kind::ALL.into_iter().filter(|k| *k != Kind::Command) {
             let s = kind.subject("fa-01");
             assert_eq!(parse(&s), Some((kind, "fa-01")));
         }

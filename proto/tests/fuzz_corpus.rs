@@ -66,6 +66,11 @@ fn valid_messages() -> Vec<(Kind, Value)> {
             "system_name": "FA prod", "tags": {"site": "ams"}, "alert": alert,
             "alert_opened_at": 1_700_000_000_000_i64})),
         ),
+        (
+            Kind::Command,
+            envelope(json!({"kind": "acknowledge", "actor": "alice",
+            "alert": {"alert_id": "4711", "opened_at": 1_700_000_000_000_i64}})),
+        ),
     ]
 }
 

@@ -85,6 +85,8 @@ impl Change {
                 threshold_percent: None,
                 rising: None,
                 capacity: None,
+                command: None,
+                command_id: None,
             },
         }
     }

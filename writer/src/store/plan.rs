@@ -324,6 +324,8 @@ pub(crate) fn plan(batch: &[Incoming], max_deliver: u64, now: i64) -> Plan {
             // The writer's own derived changes (published from its outbox after the commit that
             // stored them) pass through its consumer too: they are acknowledged, not stored.
             Ok(Record::Change(_)) => {}
+            // Operator commands: applied by the alert-state step (#14, being written).
+            Ok(Record::Command(_)) => {}
             Ok(Record::Snapshot(e)) => {
                 if seen_snapshots.insert(e.event_id.clone()) {
                     plan.snapshots
