@@ -7,7 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The `system_id` of commands that are about the whole installation (`forget_assignee`). System
+/// The `system_id` of commands that are about the whole installation (`forget_assignee`,
+/// `remember_assignee`). System
 /// ids that begin with `_` are reserved for such targets; the inventory refuses them.
 pub const FLEET_TARGET: &str = "_fleet";
 
@@ -35,10 +36,13 @@ pub enum CommandKind {
     /// Remove a name from the list of previously used assignees offered for autocomplete
     /// (`assignee` is set, `system_id` is [`FLEET_TARGET`]); assignments stay as they are.
     ForgetAssignee,
+    /// Add a name to that list without assigning anything (`assignee` is set, `system_id` is
+    /// [`FLEET_TARGET`]): how an import brings the predecessor's assignee history along.
+    RememberAssignee,
 }
 
 impl CommandKind {
-    pub const ALL: [CommandKind; 7] = [
+    pub const ALL: [CommandKind; 8] = [
         CommandKind::Acknowledge,
         CommandKind::Unacknowledge,
         CommandKind::Assign,
@@ -46,6 +50,7 @@ impl CommandKind {
         CommandKind::Comment,
         CommandKind::PollNow,
         CommandKind::ForgetAssignee,
+        CommandKind::RememberAssignee,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -57,11 +62,20 @@ impl CommandKind {
             CommandKind::Comment => "comment",
             CommandKind::PollNow => "poll_now",
             CommandKind::ForgetAssignee => "forget_assignee",
+            CommandKind::RememberAssignee => "remember_assignee",
         }
     }
 
     pub fn parse(text: &str) -> Option<CommandKind> {
         CommandKind::ALL.into_iter().find(|v| v.as_str() == text)
+    }
+
+    /// Whether the command is about the assignee list, not one system ([`FLEET_TARGET`]).
+    pub fn targets_fleet(self) -> bool {
+        matches!(
+            self,
+            CommandKind::ForgetAssignee | CommandKind::RememberAssignee
+        )
     }
 
     /// Whether the command targets one alert instance (and so needs `alert`).
@@ -128,7 +142,7 @@ impl CommandRecord {
             return Err(format!("actor must have 1 to {MAX_ACTOR_CHARS} characters"));
         }
         let fleet = system_id == FLEET_TARGET;
-        if fleet != (self.kind == CommandKind::ForgetAssignee) {
+        if fleet != self.kind.targets_fleet() {
             return Err(format!(
                 "{} commands {} the target {FLEET_TARGET:?}",
                 self.kind.as_str(),
