@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole sdash pipeline on this machine with the embedded default database (SQLite):
-# nats-server with JetStream (own port, data in var/demo), the simulator with a demo fleet,
+# nats-server with JetStream (own port, data in var/demo), the simulator with a demo fleet (and
+# two years of its capacity history, imported with `sdash-writer import --from-csv`),
 # the writer, two collectors sharing the fleet, the API with the dashboard, and, where Debian's
 # prometheus-alertmanager is installed, an Alertmanager fed by sdash-notify.
 # Ctrl-C stops everything cleanly. Settings: SDASH_DEMO_SYSTEMS (24), SDASH_DEMO_PORT (8080),
@@ -69,7 +70,8 @@ wait_port "$nats_port" nats-server
 nats="nats://127.0.0.1:$nats_port"
 
 "$bin/sdash-sim" --systems "$systems" --mix pure=40,ontap=30,storagegrid=15,datadomain=15 --seed 7 \
-  --listen "127.0.0.1:$sim_port" --inventory-out "$data/sim/inventory.toml" --interval 15s >"$data/sim.log" 2>&1 & pids+=($!)
+  --listen "127.0.0.1:$sim_port" --inventory-out "$data/sim/inventory.toml" --interval 15s \
+  --history-out "$data/sim/history.csv" >"$data/sim.log" 2>&1 & pids+=($!)
 wait_port "$sim_port" sdash-sim
 for _ in $(seq 1 50); do [ -s "$data/sim/inventory.toml" ] && break; sleep 0.1; done
 
@@ -80,6 +82,25 @@ for n in 1 2; do
     --admin-listen "127.0.0.1:$((admin_port + n))" >"$data/collector-$n.log" 2>&1 & pids+=($!)
 done
 for _ in $(seq 1 100); do [ -f "$data/sdash.db" ] && break; sleep 0.1; done
+
+# Two years of daily history per array, in the old dashboard's history CSV format (written by the
+# simulator), imported through the bus like a team moving from the old dashboard would: the
+# capacity page, the forecasts and the group history show real lines on the first run. Running
+# the demo again imports nothing twice.
+for _ in $(seq 1 50); do [ -s "$data/sim/history.csv" ] && break; sleep 0.1; done
+imported=""
+for _ in 1 2 3 4 5; do
+  if "$bin/sdash-writer" --nats-url "$nats" --database-url "$db" import --from-csv "$data/sim/history.csv" \
+       --inventory "$data/sim/inventory.toml" --wait 60s >"$data/import.log" 2>&1; then
+    imported=yes; break
+  fi
+  sleep 1   # the writer is still creating the database
+done
+if [ -n "$imported" ]; then
+  say "imported the simulated fleet's history: $(grep -m1 'capacity days' "$data/import.log" | sed 's/^ *//; s/  */ /g')"
+else
+  say "the history import failed (see $data/import.log); the dashboard starts without it"
+fi
 "$bin/sdash-api" --nats-url "$nats" --database-url "$db" --listen "127.0.0.1:$api_port" >"$data/api.log" 2>&1 & pids+=($!)
 wait_port "$api_port" sdash-api
 

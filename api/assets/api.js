@@ -1,4 +1,5 @@
-// The client of the read-only JSON API (/api/v1): URLs, the bearer token, errors, paging.
+// The client of the JSON API (/api/v1): URLs, the bearer token, errors, paging, and the POSTs of
+// operator commands (actions.js asks for an operator token when one is needed).
 
 /**
  * What the rest of the app does when the API answers or not, and when it asks for a token (set
@@ -10,6 +11,16 @@ export const apiHooks = {
 };
 
 export const auth = { token: sessionStorage.getItem("sdash.token") || "" };
+
+/** Keeps `token` for this browser tab only (sessionStorage), for reading and acting. */
+export function setToken(token) {
+  auth.token = token;
+  try {
+    sessionStorage.setItem("sdash.token", token);
+  } catch (_) {
+    /* storage disabled: kept in memory for this page */
+  }
+}
 
 export class HttpError extends Error {
   constructor(status, message) {
@@ -65,6 +76,36 @@ export async function api(path, params, signal) {
     throw new HttpError(resp.status, msg);
   }
   return resp.json();
+}
+
+/**
+ * POSTs a JSON body (an operator command) and returns the JSON answer (202 {command_ids}).
+ * Failures throw an HttpError with the server's message, and for 429 `retryAfter` (seconds).
+ */
+export async function apiPost(path, body) {
+  const headers = { Accept: "application/json", "Content-Type": "application/json" };
+  if (auth.token) headers.Authorization = `Bearer ${auth.token}`;
+  let resp;
+  try {
+    resp = await fetch(apiUrl(path), { method: "POST", headers, body: JSON.stringify(body || {}), cache: "no-store" });
+  } catch (_) {
+    apiHooks.reachable(false);
+    throw new HttpError(0, "the sdash API is not reachable");
+  }
+  apiHooks.reachable(true);
+  let data = null;
+  try {
+    data = await resp.json();
+  } catch (_) {
+    /* not JSON */
+  }
+  if (!resp.ok) {
+    const err = new HttpError(resp.status, (data && data.error) || `${resp.status} ${resp.statusText}`);
+    const retry = Number(resp.headers.get("Retry-After"));
+    err.retryAfter = retry > 0 ? retry : null;
+    throw err;
+  }
+  return data || {};
 }
 
 /** Follows next_cursor up to `pages` pages and returns all items. */

@@ -4,7 +4,7 @@
 // shown, asks for a token when the API wants one, and wires the theme toggle.
 import { h, put } from "./dom.js";
 import { fmtAge } from "./format.js";
-import { apiHooks, auth } from "./api.js";
+import { apiHooks, setToken } from "./api.js";
 import { live } from "./live.js";
 import { router } from "./router.js";
 import { fleetPage } from "./pages/fleet.js";
@@ -47,8 +47,7 @@ function showTokenDialog() {
           id: "token-form",
           onsubmit: (e) => {
             e.preventDefault();
-            auth.token = input.value.trim();
-            sessionStorage.setItem("sdash.token", auth.token);
+            setToken(input.value.trim());
             live.connect();
             router.render();
           },

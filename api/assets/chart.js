@@ -28,6 +28,18 @@ function yTicks(max) {
   return { ticks, top };
 }
 
+/** Ticks at a round decimal step (1, 2, 2.5, 5 × 10^n) from 0 to `max` (exactly `max` when `exact`). */
+function decimalTicks(max, exact) {
+  if (!(max > 0)) return { ticks: [0, 1], top: 1 };
+  const raw = max / 5;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw);
+  const top = exact ? max : Math.ceil(max / step) * step;
+  const ticks = [];
+  for (let v = 0; v <= top + step / 2; v += step) ticks.push(Math.round(v * 1000) / 1000);
+  return { ticks, top };
+}
+
 function xTicks(min, max, most) {
   const span = max - min;
   const out = [];
@@ -62,9 +74,13 @@ function xTicks(min, max, most) {
 }
 
 /**
- * lineChart({series: [{label, cls, points: [{x: ms, y: bytes}], area, noDots}], yFormat,
- *            markers: [{y, label, cls}], xMin, xMax, today, ariaLabel, id, width}) -> <svg>
+ * lineChart({series: [{label, cls, points: [{x: ms, y: bytes}], area, noDots, dash, aux}], yFormat,
+ *            markers: [{y, label, cls}], xMin, xMax, yMax, yTicks, today, ariaLabel, id, width}) -> <svg>
  * `width` is the width the chart will be shown at (CSS pixels), so its text keeps its size.
+ * `dash` draws a series dashed; `aux` series (e.g. the total beside a used line) are drawn but
+ * not counted in the svg's data-series (which counts the main lines with points; data-aux counts
+ * the others). `yMax` sets the top of the axis (e.g. 100 for percentages); `yTicks: "decimal"`
+ * picks round decimal steps instead of binary units.
  */
 export function lineChart(opts) {
   const W = Math.round(Math.max(300, Math.min(1600, opts.width || 800)));
@@ -75,7 +91,8 @@ export function lineChart(opts) {
   svg.append(el("title", null, opts.ariaLabel || "chart"));
   const dataPoints = series.filter((s) => !s.noDots).reduce((n, s) => n + s.points.length, 0);
   svg.dataset.points = String(dataPoints);
-  svg.dataset.series = String(series.filter((s) => s.points.length).length);
+  svg.dataset.series = String(series.filter((s) => s.points.length && !s.aux).length);
+  svg.dataset.aux = String(series.filter((s) => s.points.length && s.aux).length);
   if (!all.length) {
     svg.append(el("text", { x: W / 2, y: H / 2, "text-anchor": "middle", class: "empty-text" }, "No capacity data in this range yet"));
     return svg;
@@ -91,7 +108,7 @@ export function lineChart(opts) {
   }
   const markers = opts.markers || [];
   const ymaxData = Math.max(...all.map((p) => p.y), ...markers.map((m) => m.y));
-  const { ticks, top } = yTicks(ymaxData * 1.04);
+  const { ticks, top } = Number.isFinite(opts.yMax) && opts.yMax >= ymaxData ? decimalTicks(opts.yMax, true) : opts.yTicks === "decimal" ? decimalTicks(ymaxData * 1.04, false) : yTicks(ymaxData * 1.04);
   const pw = W - M.left - M.right;
   const ph = H - M.top - M.bottom;
   const sx = (x) => M.left + ((x - xmin) / (xmax - xmin)) * pw;
@@ -124,13 +141,13 @@ export function lineChart(opts) {
   series.forEach((s) => {
     const pts = s.points.slice().sort((a, b) => a.x - b.x);
     if (!pts.length) return;
-    const g = el("g", { class: "series-group", "data-label": s.label, "data-points": pts.length });
+    const g = el("g", { class: "series-group", "data-label": s.label, "data-points": pts.length, "data-aux": s.aux ? "true" : null });
     const d = pts.map((p, i) => `${i ? "L" : "M"}${r(sx(p.x))},${r(sy(p.y))}`).join(" ");
     if (s.area && pts.length > 1) {
       const base = r(sy(0));
       g.append(el("path", { class: `area ${s.cls}`, d: `${d} L${r(sx(pts[pts.length - 1].x))},${base} L${r(sx(pts[0].x))},${base} Z` }));
     }
-    g.append(el("path", { class: `series ${s.cls}`, d }));
+    g.append(el("path", { class: `series ${s.cls}`, d, "stroke-dasharray": s.dash ? "6 4" : null }));
     if (!s.noDots && pts.length <= 400) {
       const rad = pts.length > 120 ? 1.6 : 2.6;
       for (const p of pts) {

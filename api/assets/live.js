@@ -48,7 +48,9 @@ export const live = {
       this.sawPing = true;
       seen();
     });
-    for (const kind of ["snapshot", "event", "system"]) {
+    // `alert_updated`: an operator command changed an alert (acknowledged, assigned, commented),
+    // from this dashboard or another one.
+    for (const kind of ["snapshot", "event", "system", "alert_updated"]) {
       es.addEventListener(kind, (e) => {
         seen();
         let data;

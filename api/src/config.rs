@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use sdash_service::bus::NatsArgs;
-use sdash_service::{LogArgs, Secret};
+use sdash_service::{LogArgs, Secret, parse_duration};
 
+use crate::auth::OperatorTokens;
 use crate::{db, routes};
 
 /// Default of `--listen`.
@@ -28,6 +29,10 @@ pub const DEFAULT_STREAM_MAX_CLIENTS: usize = 10_000;
 pub const DEFAULT_STREAM_PING_SECS: u64 = 15;
 /// Default of `--list-cache-ms` (the binary's; [`Config::new`] reloads after every commit).
 pub const DEFAULT_LIST_CACHE_MS: u64 = 250;
+/// Default of `--poll-now-min-interval`.
+pub const DEFAULT_POLL_NOW_MIN_INTERVAL: &str = "30s";
+/// Default of `--command-publish-timeout`.
+pub const DEFAULT_COMMAND_PUBLISH_TIMEOUT: &str = "5s";
 
 /// Command line of `sdash-api`; every flag has an `SDASH_*` environment twin.
 #[derive(Debug, Clone, clap::Parser)]
@@ -54,6 +59,26 @@ pub struct Cli {
     /// download links, which cannot send a header).
     #[arg(long, env = "SDASH_AUTH_TOKEN_FILE")]
     pub auth_token_file: Option<PathBuf>,
+    /// File of operator tokens, one `name token` line each (`#` comments and blank lines
+    /// ignored): the tokens that may act (the POST routes: acknowledge, assign, comment, poll
+    /// now, ...) and read; the name is recorded as the actor. Without it, commands are disabled
+    /// (POST routes answer 403). Read tokens (--auth-token-file) never act.
+    #[arg(long, env = "SDASH_OPERATOR_TOKENS_FILE")]
+    pub operator_tokens_file: Option<PathBuf>,
+    /// Least time between two accepted poll-now commands for one system (a sooner one is
+    /// answered 429 with Retry-After).
+    #[arg(long, env = "SDASH_POLL_NOW_MIN_INTERVAL", default_value = DEFAULT_POLL_NOW_MIN_INTERVAL,
+          value_parser = parse_duration)]
+    pub poll_now_min_interval: Duration,
+    /// How long a command waits for JetStream's acknowledgement before the request is answered
+    /// 503.
+    #[arg(long, env = "SDASH_COMMAND_PUBLISH_TIMEOUT", default_value = DEFAULT_COMMAND_PUBLISH_TIMEOUT,
+          value_parser = parse_duration)]
+    pub command_publish_timeout: Duration,
+    /// This API instance's id, published as the `collector_id` of the commands it sends
+    /// (default `sdash-api-<hostname>`).
+    #[arg(long, env = "SDASH_INSTANCE_ID")]
+    pub instance_id: Option<String>,
     /// Largest page size a client may ask for (at most 1000).
     #[arg(long, env = "SDASH_MAX_PAGE_SIZE", default_value_t = routes::MAX_PAGE,
           value_parser = clap::value_parser!(i64).range(1..=routes::MAX_PAGE))]
@@ -111,6 +136,14 @@ pub struct Config {
     pub database_password: Option<Secret>,
     /// Bearer token required for `/api/*`, when set.
     pub auth_token: Option<String>,
+    /// Operator tokens (`--operator-tokens-file`); `None`: commands are disabled.
+    pub operator_tokens: Option<OperatorTokens>,
+    /// `--poll-now-min-interval`.
+    pub poll_now_min_interval: Duration,
+    /// `--command-publish-timeout`.
+    pub command_publish_timeout: Duration,
+    /// `--instance-id`: the `collector_id` of published commands.
+    pub instance_id: String,
     pub max_page_size: i64,
     pub db_pool_size: u32,
     pub query_timeout: Duration,
@@ -137,6 +170,10 @@ impl Config {
             database_url: database_url.to_owned(),
             database_password: None,
             auth_token: None,
+            operator_tokens: None,
+            poll_now_min_interval: Duration::from_secs(30),
+            command_publish_timeout: Duration::from_secs(5),
+            instance_id: "sdash-api-test".to_owned(),
             max_page_size: routes::MAX_PAGE,
             db_pool_size: DEFAULT_DB_POOL_SIZE,
             query_timeout: Duration::from_millis(DEFAULT_QUERY_TIMEOUT_MS),
@@ -178,11 +215,28 @@ impl Config {
                 Some(token)
             }
         };
+        let operator_tokens = match &cli.operator_tokens_file {
+            None => None,
+            Some(path) => Some(OperatorTokens::read(path, auth_token.as_deref())?),
+        };
+        if let Some(tokens) = &operator_tokens {
+            // Names only: tokens are never logged.
+            tracing::info!(operators = ?tokens.names().collect::<Vec<_>>(), "operator commands enabled");
+        }
+        let instance_id = match &cli.instance_id {
+            Some(id) if !id.trim().is_empty() && id.len() <= 128 => id.trim().to_owned(),
+            Some(_) => anyhow::bail!("--instance-id must have 1 to 128 characters"),
+            None => default_instance_id(),
+        };
         Ok(Config {
             listen: cli.listen,
             database_url: cli.database_url.clone(),
             database_password,
             auth_token,
+            operator_tokens,
+            poll_now_min_interval: cli.poll_now_min_interval,
+            command_publish_timeout: cli.command_publish_timeout.max(Duration::from_millis(100)),
+            instance_id,
             max_page_size: cli.max_page_size.clamp(1, routes::MAX_PAGE),
             db_pool_size: cli.db_pool_size,
             query_timeout: Duration::from_millis(cli.query_timeout_ms),
@@ -194,6 +248,32 @@ impl Config {
             nats: (!cli.no_stream).then(|| cli.nats.clone()),
             metrics_tag_labels: cli.metrics_tag_labels.clone(),
         })
+    }
+}
+
+/// `sdash-api-<hostname>` (the hostname lower-cased, other characters as `-`).
+fn default_instance_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_default();
+    let clean: String = host
+        .trim()
+        .to_ascii_lowercase()
+        .chars()
+        .take(64)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if clean.is_empty() {
+        "sdash-api".to_owned()
+    } else {
+        format!("sdash-api-{clean}")
     }
 }
 
@@ -257,6 +337,79 @@ mod tests {
         let sqlite = config("sqlite://sdash.db", &missing).unwrap_or_else(|e| panic!("{e}"));
         assert!(sqlite.database_password.is_none());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn operator_tokens_file_and_command_flags() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let file = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+            path.display().to_string()
+        };
+        let read = file("read", "read-token-0123456789\n");
+        let config = |args: &[&str]| {
+            let mut argv = vec!["sdash-api", "--auth-token-file", read.as_str()];
+            argv.extend_from_slice(args);
+            let cli = Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{e}"));
+            Config::from_cli(&cli).map_err(|e| format!("{e:#}"))
+        };
+        let ok = file(
+            "ops",
+            "# who may act\nalice aaaaaaaaaaaaaaaa-1\n\nbob bbbbbbbbbbbbbbbb-2\n",
+        );
+        let c = config(&[
+            "--operator-tokens-file",
+            &ok,
+            "--poll-now-min-interval",
+            "1m",
+            "--command-publish-timeout",
+            "2s",
+            "--instance-id",
+            "api-a",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        let names: Vec<&str> = c
+            .operator_tokens
+            .as_ref()
+            .map(|t| t.names().collect())
+            .unwrap_or_default();
+        assert_eq!(names, ["alice", "bob"]);
+        assert_eq!(c.poll_now_min_interval, Duration::from_secs(60));
+        assert_eq!(c.command_publish_timeout, Duration::from_secs(2));
+        assert_eq!(c.instance_id, "api-a");
+        assert!(
+            !format!("{c:?}").contains("aaaaaaaaaaaaaaaa-1"),
+            "Debug shows a token"
+        );
+        let dup = file(
+            "dup",
+            "alice aaaaaaaaaaaaaaaa-1\nalice bbbbbbbbbbbbbbbb-2\n",
+        );
+        let err = config(&["--operator-tokens-file", &dup])
+            .err()
+            .unwrap_or_default();
+        assert!(err.contains("line 2") && err.contains("line 1"), "{err}");
+        let reader = file("reader", "eve read-token-0123456789\n");
+        let err = config(&["--operator-tokens-file", &reader])
+            .err()
+            .unwrap_or_default();
+        assert!(
+            err.contains("read token") && !err.contains("read-token-0123456789"),
+            "{err}"
+        );
+        let empty = file("empty", "# nobody\n\n");
+        let err = config(&["--operator-tokens-file", &empty])
+            .err()
+            .unwrap_or_default();
+        assert!(err.contains("no `name token` line"), "{err}");
+        let defaults = config(&[]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            defaults.operator_tokens.is_none(),
+            "commands disabled by default"
+        );
+        assert_eq!(defaults.poll_now_min_interval, Duration::from_secs(30));
+        assert!(defaults.instance_id.starts_with("sdash-api"));
     }
 
     #[test]

@@ -52,6 +52,7 @@ const ASSETS: &[Asset] = &[
     asset!("format.js", JAVASCRIPT),
     asset!("enums.js", JAVASCRIPT),
     asset!("chart.js", JAVASCRIPT),
+    asset!("actions.js", JAVASCRIPT),
     asset!("pages/fleet.js", JAVASCRIPT),
     asset!("pages/alerts.js", JAVASCRIPT),
     asset!("pages/system.js", JAVASCRIPT),

@@ -73,6 +73,9 @@ pub struct Entry {
     pub in_inventory: bool,
     pub vendor: Option<String>,
     pub removed: bool,
+    /// Disabled in the inventory (`enabled = false`): shown, but left out of every fleet total
+    /// (status counts, capacity sums, open alert totals).
+    pub disabled: bool,
     pub tags: Map<String, Value>,
     /// Lower-case id, name and address, for free-text search.
     pub search: String,
@@ -137,6 +140,7 @@ impl Entry {
         Entry {
             vendor: row.st_vendor.clone().or_else(|| row.inv_vendor.clone()),
             removed: row.removed.unwrap_or(false),
+            disabled: row.enabled == Some(false),
             id,
             name,
             in_inventory,
@@ -151,6 +155,11 @@ impl Entry {
     pub fn tag(&self, key: &str) -> Option<String> {
         tag_text(&self.tags, key)
     }
+
+    /// Whether the system counts in fleet totals: neither removed nor disabled.
+    pub fn counted(&self) -> bool {
+        !self.removed && !self.disabled
+    }
 }
 
 crate::row_struct! {
@@ -162,13 +171,21 @@ crate::row_struct! {
 }
 
 /// A system's open alerts by severity, in [`SEVERITIES`] order. "Open" means not cleared by the
-/// array; nothing acknowledges alerts yet, so every open alert is also unacknowledged.
+/// array.
 pub type AlertCounts = [u32; SEVERITIES.len()];
+
+/// Open alerts per entry (index-aligned with [`Fleet::entries`]), split by acknowledgement.
+#[derive(Debug, Default)]
+struct OpenAlerts {
+    unacknowledged: Vec<AlertCounts>,
+    acknowledged: Vec<AlertCounts>,
+}
 
 crate::row_struct! {
     struct AlertCountRow {
         system_id: String,
         severity: String,
+        acknowledged: i64,
         n: i64,
     }
 }
@@ -182,7 +199,7 @@ pub struct Fleet {
     /// Per sort key, the entries' indexes in ascending order, built on first use.
     orders: Mutex<HashMap<String, Arc<[u32]>>>,
     /// Open alerts per entry (same order as `entries`), loaded on first use.
-    open_alerts: tokio::sync::OnceCell<Vec<AlertCounts>>,
+    open_alerts: tokio::sync::OnceCell<OpenAlerts>,
     /// The fleet metrics text ([`crate::fleet_metrics`]), rendered on first scrape.
     pub metrics: tokio::sync::OnceCell<Arc<crate::fleet_metrics::Rendered>>,
 }
@@ -199,31 +216,57 @@ impl Fleet {
         order
     }
 
-    /// Each entry's open alerts by severity (index-aligned with `entries`), counted once per
-    /// loaded fleet from the open alert episodes (what `GET /api/v1/alerts?state=open` lists).
-    /// The one place these counts come from.
+    /// Each entry's open, unacknowledged alerts by severity (index-aligned with `entries`),
+    /// counted once per loaded fleet from the open alert instances (what
+    /// `GET /api/v1/alerts?state=open&acknowledged=false` lists). Acknowledged alerts are known
+    /// to an operator: they no longer count towards a system's health ([`Fleet::acknowledged_alerts`]
+    /// has them). The one place these counts come from.
     pub async fn open_alerts(&self, db: &Db) -> Result<&[AlertCounts], DbError> {
-        let counts = self
-            .open_alerts
+        Ok(&self.alert_counts(db).await?.unacknowledged)
+    }
+
+    /// Each entry's open, acknowledged alerts by severity (index-aligned with `entries`).
+    pub async fn acknowledged_alerts(&self, db: &Db) -> Result<&[AlertCounts], DbError> {
+        Ok(&self.alert_counts(db).await?.acknowledged)
+    }
+
+    async fn alert_counts(&self, db: &Db) -> Result<&OpenAlerts, DbError> {
+        self.open_alerts
             .get_or_try_init(|| async {
                 let rows = db
                     .fetch_all_as::<AlertCountRow>(&Sql::new(
-                        "SELECT system_id, severity, COUNT(*) AS n FROM alerts \
-                         WHERE cleared_at IS NULL GROUP BY system_id, severity",
+                        "SELECT system_id, severity, \
+                         CASE WHEN acknowledged_by IS NULL THEN 0 ELSE 1 END AS acknowledged, \
+                         COUNT(*) AS n FROM alerts WHERE cleared_at IS NULL \
+                         GROUP BY system_id, severity, CASE WHEN acknowledged_by IS NULL THEN 0 ELSE 1 END",
                     ))
                     .await?;
-                let mut counts = vec![AlertCounts::default(); self.entries.len()];
+                let mut counts = OpenAlerts {
+                    unacknowledged: vec![AlertCounts::default(); self.entries.len()],
+                    acknowledged: vec![AlertCounts::default(); self.entries.len()],
+                };
                 for row in rows {
                     let entry = self.entries.binary_search_by(|e| e.id.cmp(&row.system_id));
                     let severity = SEVERITIES.iter().position(|s| *s == row.severity);
                     if let (Ok(e), Some(s)) = (entry, severity) {
-                        counts[e][s] = u32::try_from(row.n).unwrap_or(u32::MAX);
+                        let side = if row.acknowledged == 0 {
+                            &mut counts.unacknowledged
+                        } else {
+                            &mut counts.acknowledged
+                        };
+                        side[e][s] = u32::try_from(row.n).unwrap_or(u32::MAX);
                     }
                 }
                 Ok::<_, DbError>(counts)
             })
-            .await?;
-        Ok(counts)
+            .await
+    }
+
+    /// The index of the entry of system `id`.
+    pub fn index_of(&self, id: &str) -> Option<usize> {
+        self.entries
+            .binary_search_by(|e| e.id.as_str().cmp(id))
+            .ok()
     }
 }
 

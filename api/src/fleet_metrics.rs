@@ -248,12 +248,13 @@ fn sample(out: &mut String, name: &str, labels: &str, extra: Option<(&str, &str)
 }
 
 /// Renders the fleet: `entries` as the cache holds them (removed systems are left out, as the
-/// fleet list leaves them out), `open_alerts` index-aligned with them.
+/// fleet list leaves them out, and disabled ones, which no total counts: a dashboard that sums
+/// these series must not count them), `open_alerts` index-aligned with them.
 pub fn render(entries: &[Entry], open_alerts: &[AlertCounts], tags: &TagLabels) -> Rendered {
     let systems: Vec<(usize, &Entry)> = entries
         .iter()
         .enumerate()
-        .filter(|(_, e)| !e.removed)
+        .filter(|(_, e)| e.counted())
         .collect();
     let labels: Vec<String> = systems
         .iter()
@@ -393,7 +394,7 @@ pub fn render(entries: &[Entry], open_alerts: &[AlertCounts], tags: &TagLabels) 
     family(
         &mut out,
         "sdash_system_alerts_open",
-        "Open alerts by severity; none is acknowledged yet (sdash has no acknowledgements), so all are unacknowledged.",
+        "Open alerts no operator acknowledged, by severity (acknowledged alerts are known and left out).",
     );
     for ((i, _), l) in systems.iter().zip(&labels) {
         let counts = open_alerts.get(*i).copied().unwrap_or_default();
@@ -465,7 +466,7 @@ mod tests {
         TagLabels::new(&keys).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    /// A polled system, one never polled, and a removed one (left out).
+    /// A polled system, one never polled, a removed one and a disabled one (both left out).
     fn small_fleet() -> (Vec<Entry>, Vec<AlertCounts>) {
         let online = entry("fa-1", |r| {
             r.inv_name = Some("Prod array".into());
@@ -494,9 +495,16 @@ mod tests {
             r.removed = Some(true);
             r.status = Some("online".into());
         });
+        let disabled = entry("off-4", |r| {
+            r.inv_vendor = Some("pure".into());
+            r.inv_updated_at = Some(1);
+            r.enabled = Some(false);
+            r.status = Some("online".into());
+            r.total_bytes = Some(7000);
+        });
         (
-            vec![online, pending, removed],
-            vec![[0, 2, 0, 1], [0, 0, 0, 0], [5, 5, 5, 5]],
+            vec![online, pending, removed, disabled],
+            vec![[0, 2, 0, 1], [0, 0, 0, 0], [5, 5, 5, 5], [7, 7, 7, 7]],
         )
     }
 
@@ -605,7 +613,7 @@ mod tests {
         );
         fam(
             "sdash_system_alerts_open",
-            "Open alerts by severity; none is acknowledged yet (sdash has no acknowledgements), so all are unacknowledged.",
+            "Open alerts no operator acknowledged, by severity (acknowledged alerts are known and left out).",
             &[
                 format!(r#"sdash_system_alerts_open{{{fa},severity="info"}} 0"#),
                 format!(r#"sdash_system_alerts_open{{{fa},severity="warning"}} 2"#),

@@ -61,7 +61,7 @@ pub fn query(data: &[u8]) -> ApiResult<Params> {
                 "system" => {
                     params.system_id(name)?;
                 }
-                "group_by" => {
+                "group_by" | "subgroup_by" => {
                     params.tag_key(name)?;
                 }
                 "tag" => {

@@ -19,10 +19,25 @@ pub enum ApiError {
     NotFound(String),
     #[error("missing or invalid bearer token")]
     Unauthorized,
+    /// The token is known but may not do this (a read token on a command route), or commands
+    /// are disabled.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The methods the route allows (`Allow`).
     #[error("method not allowed")]
-    MethodNotAllowed,
+    MethodNotAllowed(&'static str),
+    /// Too soon: try again after `retry_after_s` seconds (`Retry-After`).
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after_s: u64 },
     #[error("{0}")]
     Unavailable(String),
+    /// A command route could not publish (NATS unavailable, no acknowledgement in time):
+    /// `accepted` are the ids of the commands JetStream acknowledged before (bulk routes).
+    #[error("{message}")]
+    CommandsUnavailable {
+        message: String,
+        accepted: Vec<String>,
+    },
     #[error("internal error")]
     Internal,
 }
@@ -32,6 +47,15 @@ pub enum ApiError {
 #[schemars(rename = "Error")]
 pub struct ErrorBody {
     pub error: String,
+}
+
+/// The body of a 503 from a command route: the error and the ids of the commands JetStream
+/// accepted before the failure (empty: nothing was published).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct CommandsUnavailableBody {
+    pub error: String,
+    /// Commands published (and so applied) despite the error; empty: none.
+    pub command_ids: Vec<String>,
 }
 
 impl ApiError {
@@ -44,20 +68,33 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) | ApiError::CommandsUnavailable { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     pub fn into_response(self) -> Response {
         let status = self.status();
-        let mut resp = json_response(
-            status,
-            &ErrorBody {
-                error: self.to_string(),
-            },
-        );
+        let mut resp = match &self {
+            ApiError::CommandsUnavailable { message, accepted } => json_response(
+                status,
+                &CommandsUnavailableBody {
+                    error: message.clone(),
+                    command_ids: accepted.clone(),
+                },
+            ),
+            _ => json_response(
+                status,
+                &ErrorBody {
+                    error: self.to_string(),
+                },
+            ),
+        };
         let headers = resp.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         match self {
@@ -67,10 +104,13 @@ impl ApiError {
                     HeaderValue::from_static("Bearer realm=\"sdash\""),
                 );
             }
-            ApiError::MethodNotAllowed => {
-                headers.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            ApiError::MethodNotAllowed(allow) => {
+                headers.insert(header::ALLOW, HeaderValue::from_static(allow));
             }
-            ApiError::Unavailable(_) => {
+            ApiError::TooManyRequests { retry_after_s, .. } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s.max(1)));
+            }
+            ApiError::Unavailable(_) | ApiError::CommandsUnavailable { .. } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
             _ => {}

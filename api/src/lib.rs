@@ -7,6 +7,7 @@
 //! from it and from the response types ([`openapi`]).
 //!
 //! - [`config`]: command line and [`Config`]; [`state`]: what the handlers share;
+//! - [`auth`]: the read token and the operator tokens (who may act);
 //! - [`server`]: the warp filter (auth, parameters, dispatch); [`routes`]: the route table;
 //! - [`resources`]: the handlers, queries and response types, by resource;
 //! - [`http`]: parameters, errors, caching and CSV helpers; [`db`]: the read-only query layer;
@@ -14,6 +15,7 @@
 //! - [`stream`]: the live stream; [`dashboard`]: the web UI;
 //! - [`metrics`]: the API's own metrics; [`openapi`]: the generated document.
 
+pub mod auth;
 pub mod config;
 pub mod dashboard;
 pub mod db;
@@ -85,16 +87,25 @@ pub async fn spawn_with_shutdown(
     let state = Arc::new(AppState {
         db: db.clone(),
         fleet: fleet::FleetCache::new(config.list_cache),
+        history: resources::history_cache::HistoryCache::new(),
         hub: hub.clone(),
         metrics,
         registry: Arc::new(registry),
         auth_token: config.auth_token.clone(),
+        operators: config.operator_tokens.clone(),
+        commands: resources::commands::Commands::new(
+            config.instance_id.clone(),
+            config.command_publish_timeout,
+            config.poll_now_min_interval,
+        ),
         max_page: config.max_page_size.clamp(1, routes::MAX_PAGE),
         live_window_ms: i64::try_from(config.collector_live.as_millis()).unwrap_or(i64::MAX),
         stream_ping: config.stream_ping,
         openapi: serde_json::to_vec_pretty(&openapi::openapi()).unwrap_or_default(),
         fleet_metrics: fleet_metrics::FleetMetrics::new(metrics_tag_labels),
     });
+    // The default groupings of the fleet's capacity history, built before the first request.
+    let warming = tokio::spawn(resources::history_cache::warm(state.clone()));
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
@@ -124,6 +135,7 @@ pub async fn spawn_with_shutdown(
             }
             _ => server.await,
         }
+        warming.abort();
         db.close().await;
     });
     Ok((addr, task))

@@ -44,6 +44,10 @@ pub struct Metrics {
     pub stream_queued: Gauge,
     pub stream_messages: Counter,
     pub stream_decode_errors: Counter,
+    /// Operator commands JetStream acknowledged (`sdash_api_commands_published_total`).
+    pub commands_published: Counter,
+    /// Command requests answered 503 because the bus was unavailable.
+    pub commands_unavailable: Counter,
 }
 
 impl Metrics {
@@ -58,6 +62,8 @@ impl Metrics {
             stream_queued: Gauge::default(),
             stream_messages: Counter::default(),
             stream_decode_errors: Counter::default(),
+            commands_published: Counter::default(),
+            commands_unavailable: Counter::default(),
         };
         registry.register(
             "sdash_api_requests",
@@ -98,6 +104,16 @@ impl Metrics {
             "sdash_api_stream_decode_errors",
             "Bus messages the live stream could not decode",
             m.stream_decode_errors.clone(),
+        );
+        registry.register(
+            "sdash_api_commands_published",
+            "Operator commands published to JetStream and acknowledged",
+            m.commands_published.clone(),
+        );
+        registry.register(
+            "sdash_api_commands_unavailable",
+            "Operator command requests answered 503: NATS unavailable or no acknowledgement in time",
+            m.commands_unavailable.clone(),
         );
         m
     }

@@ -7,14 +7,16 @@ use schemars::generate::{SchemaGenerator, SchemaSettings};
 use schemars::{JsonSchema, Schema, json_schema};
 use serde_json::{Map, Value, json};
 
-use crate::http::ErrorBody;
-use crate::resources::alerts::{AlertList, EventList};
+use crate::http::{CommandsUnavailableBody, ErrorBody};
+use crate::resources::alerts::{AlertDetail, AlertList, EventList};
 use crate::resources::capacity::{CapacityHistory, CapacitySeries, CapacitySummary};
+use crate::resources::commands::{AssigneeList, AuditEntryList, CommandsAccepted};
 use crate::resources::forecast::Forecast;
 use crate::resources::status::{CollectorList, PipelineStatus};
 use crate::resources::systems::{SystemDetail, SystemList};
 use crate::routes::{
-    ACCESS_TOKEN_PARAM, LEVELS, ParamKind, RESOLUTIONS, ROUTES, RouteId, SEVERITIES, VENDORS,
+    ACCESS_TOKEN_PARAM, LEVELS, ParamKind, RESOLUTIONS, ROUTES, RouteId, SEVERITIES, TIERS,
+    VENDORS, XLSX,
 };
 
 /// The generator of the document's schemas: OpenAPI 3.0 dialect (`nullable`, definitions under
@@ -43,8 +45,14 @@ pub fn response_schema(route: RouteId, generator: &mut SchemaGenerator) -> Optio
         RouteId::Alerts => of::<AlertList>(generator),
         RouteId::Collectors => of::<CollectorList>(generator),
         RouteId::Status => of::<PipelineStatus>(generator),
+        RouteId::AlertDetail => of::<AlertDetail>(generator),
+        RouteId::Assignees => of::<AssigneeList>(generator),
+        RouteId::Audit => of::<AuditEntryList>(generator),
+        crate::routes::command_route!() => of::<CommandsAccepted>(generator),
         RouteId::ExportCapacity
         | RouteId::ExportCapacityHistory
+        | RouteId::ExportCapacityXlsx
+        | RouteId::ExportCapacityHistoryXlsx
         | RouteId::Stream
         | RouteId::OpenApi
         | RouteId::Healthz
@@ -114,8 +122,13 @@ pub fn level(_: &mut SchemaGenerator) -> Schema {
     string_enum(LEVELS, false)
 }
 
-/// Schema of a capacity series' resolution.
-pub fn resolution(_: &mut SchemaGenerator) -> Schema {
+/// Schema of the storage tier a capacity series was read from.
+pub fn tier(_: &mut SchemaGenerator) -> Schema {
+    string_enum(TIERS, false)
+}
+
+/// Schema of what `resolution=` asked a capacity series for.
+pub fn resolution_param(_: &mut SchemaGenerator) -> Schema {
     string_enum(RESOLUTIONS, false)
 }
 
@@ -151,19 +164,123 @@ fn error_response(description: &str) -> Value {
     })
 }
 
+/// The operation of a command route (POST): its JSON body, 202 with the command ids, and the
+/// answers of the authentication, the checks and the bus.
+fn command_operation(route: &crate::routes::RouteSpec, generator: &mut SchemaGenerator) -> Value {
+    let mut parameters: Vec<Value> = Vec::new();
+    if route.has_id() {
+        parameters.push(id_parameter(route.id));
+    }
+    let accepted = response_schema(route.id, generator)
+        .map(|s| s.to_value())
+        .unwrap_or_else(|| json!({"type": "object"}));
+    let body = crate::resources::commands::request_schema(route.id, generator)
+        .map(|s| s.to_value())
+        .unwrap_or_else(|| json!({"type": "object"}));
+    let unavailable = generator
+        .subschema_for::<CommandsUnavailableBody>()
+        .to_value();
+    let mut responses = Map::new();
+    responses.insert(
+        "202".into(),
+        json!({
+            "description": "Accepted: JetStream acknowledged every command; the writer applies them next (see GET /api/v1/audit).",
+            "content": {"application/json": {"schema": accepted}},
+        }),
+    );
+    responses.insert(
+        "400".into(),
+        error_response("Invalid body or parameter (the command was not published)."),
+    );
+    responses.insert(
+        "401".into(),
+        error_response("No bearer token, or one the server does not know."),
+    );
+    responses.insert(
+        "403".into(),
+        error_response(
+            "The token may read but not act (a read token), or commands are disabled (the server has no --operator-tokens-file).",
+        ),
+    );
+    if route.has_id() || route.id.alert_id_in_path() || route.path.contains("/bulk/") {
+        responses.insert(
+            "404".into(),
+            error_response(if route.id == RouteId::PollNow {
+                "Unknown system."
+            } else {
+                "Unknown alert id(s)."
+            }),
+        );
+    }
+    responses.insert(
+        "405".into(),
+        error_response("Method not allowed (command routes take POST only)."),
+    );
+    if route.id == RouteId::PollNow {
+        responses.insert(
+            "429".into(),
+            error_response(
+                "The system was asked to poll less than --poll-now-min-interval ago; Retry-After says when to try again.",
+            ),
+        );
+    }
+    responses.insert("500".into(), error_response("Internal error."));
+    responses.insert(
+        "503".into(),
+        json!({
+            "description": "NATS unavailable or no acknowledgement within --command-publish-timeout; command_ids lists the commands published before the failure (empty: nothing was published).",
+            "content": {"application/json": {"schema": unavailable}},
+        }),
+    );
+    json!({
+        "operationId": format!("{:?}", route.id),
+        "summary": route.summary,
+        "parameters": parameters,
+        "requestBody": {
+            // `{}` bodies may be left out.
+            "required": !matches!(
+                route.id,
+                RouteId::Acknowledge | RouteId::Unacknowledge | RouteId::Unassign | RouteId::PollNow
+            ),
+            "content": {"application/json": {"schema": body}},
+        },
+        "responses": responses,
+        "security": [{"bearer": []}],
+    })
+}
+
+/// The `{id}` path parameter: an alert's id on alert routes, else a system id.
+fn id_parameter(route: RouteId) -> Value {
+    if route.alert_id_in_path() {
+        json!({
+            "name": "id", "in": "path", "required": true,
+            "description": "Alert id: the `id` of an alert in GET /api/v1/alerts (one alert instance).",
+            "schema": {"type": "integer", "minimum": 1},
+            "example": 1,
+        })
+    } else {
+        json!({
+            "name": "id", "in": "path", "required": true,
+            "description": "System id ([a-z0-9_-]{1,64}).",
+            "schema": {"type": "string", "pattern": "^[a-z0-9_-]{1,64}$"},
+            "example": "fa-prod-01",
+        })
+    }
+}
+
 /// The OpenAPI 3 document: paths from [`ROUTES`], schemas from the response types.
 pub fn openapi() -> Value {
     let mut generator = generator();
     let mut paths = Map::new();
     for route in ROUTES {
+        if route.id.is_command() {
+            let op = command_operation(route, &mut generator);
+            paths.insert(route.path.to_owned(), json!({ "post": op }));
+            continue;
+        }
         let mut parameters: Vec<Value> = Vec::new();
         if route.has_id() {
-            parameters.push(json!({
-                "name": "id", "in": "path", "required": true,
-                "description": "System id ([a-z0-9_-]{1,64}).",
-                "schema": {"type": "string", "pattern": "^[a-z0-9_-]{1,64}$"},
-                "example": "fa-prod-01",
-            }));
+            parameters.push(id_parameter(route.id));
         }
         for p in route.params {
             let mut param = json!({
@@ -187,6 +304,7 @@ pub fn openapi() -> Value {
         let ok_schema = match response_schema(route.id, &mut generator) {
             Some(schema) => schema.to_value(),
             None if route.content == "application/json" => json!({"type": "object"}),
+            None if route.content == XLSX => json!({"type": "string", "format": "binary"}),
             None => json!({"type": "string"}),
         };
         let ok_content = json!({route.content: {"schema": ok_schema}});
@@ -195,7 +313,8 @@ pub fn openapi() -> Value {
             "200".into(),
             json!({"description": "OK", "content": ok_content}),
         );
-        if route.content == "application/json" || route.content == "text/csv" {
+        let download = route.content == "text/csv" || route.content == XLSX;
+        if route.content == "application/json" || download {
             responses.insert(
                 "304".into(),
                 json!({"description": "Not modified (If-None-Match matched the ETag)."}),
@@ -215,7 +334,14 @@ pub fn openapi() -> Value {
             );
         }
         if route.has_id() {
-            responses.insert("404".into(), error_response("Unknown system."));
+            responses.insert(
+                "404".into(),
+                error_response(if route.id.alert_id_in_path() {
+                    "Unknown alert."
+                } else {
+                    "Unknown system."
+                }),
+            );
         }
         if route.id != RouteId::Healthz
             && route.id != RouteId::Metrics
@@ -226,7 +352,7 @@ pub fn openapi() -> Value {
                 error_response("Database (or, for the stream, NATS) unavailable."),
             );
         }
-        if route.schema.is_some() || route.content == "text/csv" {
+        if route.schema.is_some() || download {
             responses.insert(
                 "500".into(),
                 error_response("Internal error (a query and its row type disagree)."),
@@ -250,7 +376,7 @@ pub fn openapi() -> Value {
         "info": {
             "title": "sdash API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Read-only JSON API over the sdash database. Times are RFC 3339 (UTC) with a `_ms` twin in ms since the epoch; capacity is bytes. Errors are {\"error\": \"...\"}.",
+            "description": "JSON API over the sdash database: reads (GET), and operator commands (POST: acknowledge, assign, comment, poll now) that are published to the bus for the writer to apply, never written by the API itself. Commands need an operator token (--operator-tokens-file); a read token gets 403. Times are RFC 3339 (UTC) with a `_ms` twin in ms since the epoch; capacity is bytes. Errors are {\"error\": \"...\"}.",
         },
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
@@ -260,7 +386,7 @@ pub fn openapi() -> Value {
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "accessToken": {
                     "type": "apiKey", "in": "query", "name": ACCESS_TOKEN_PARAM,
-                    "description": "The bearer token as a query parameter, accepted only by the live stream and the CSV exports (EventSource and download links cannot send a header). Prefer the header elsewhere: URLs end up in browser history and proxy logs.",
+                    "description": "The bearer token as a query parameter, accepted only by the live stream and the CSV and XLSX exports (EventSource and download links cannot send a header). Prefer the header elsewhere: URLs end up in browser history and proxy logs.",
                 },
             },
             "schemas": schemas(&mut generator),

@@ -18,12 +18,70 @@ pub enum RouteId {
     Status,
     ExportCapacity,
     ExportCapacityHistory,
+    ExportCapacityXlsx,
+    ExportCapacityHistoryXlsx,
     Stream,
     OpenApi,
     Healthz,
     Readyz,
     Metrics,
     FleetMetrics,
+    // Operator commands (#14): the POST routes and what they show.
+    AlertDetail,
+    Acknowledge,
+    Unacknowledge,
+    Assign,
+    Unassign,
+    Comment,
+    BulkAcknowledge,
+    BulkUnacknowledge,
+    BulkAssign,
+    BulkUnassign,
+    BulkComment,
+    PollNow,
+    Assignees,
+    ForgetAssignee,
+    Audit,
+}
+
+/// The pattern of the command routes (POST with a JSON body, see [`RouteId::is_command`]): one
+/// list for every `match` on [`RouteId`] that treats them alike.
+macro_rules! command_route {
+    () => {
+        $crate::routes::RouteId::Acknowledge
+            | $crate::routes::RouteId::Unacknowledge
+            | $crate::routes::RouteId::Assign
+            | $crate::routes::RouteId::Unassign
+            | $crate::routes::RouteId::Comment
+            | $crate::routes::RouteId::BulkAcknowledge
+            | $crate::routes::RouteId::BulkUnacknowledge
+            | $crate::routes::RouteId::BulkAssign
+            | $crate::routes::RouteId::BulkUnassign
+            | $crate::routes::RouteId::BulkComment
+            | $crate::routes::RouteId::PollNow
+            | $crate::routes::RouteId::ForgetAssignee
+    };
+}
+pub(crate) use command_route;
+
+impl RouteId {
+    /// Whether the route is a command (POST with a JSON body; an operator token required).
+    pub fn is_command(self) -> bool {
+        matches!(self, command_route!())
+    }
+
+    /// Whether the `{id}` segment is an alert's `id` (else a system id).
+    pub fn alert_id_in_path(self) -> bool {
+        matches!(
+            self,
+            RouteId::AlertDetail
+                | RouteId::Acknowledge
+                | RouteId::Unacknowledge
+                | RouteId::Assign
+                | RouteId::Unassign
+                | RouteId::Comment
+        )
+    }
 }
 
 /// The type of a query parameter, for validation messages and the OpenAPI schema.
@@ -85,13 +143,22 @@ impl RouteSpec {
     pub fn query_token(&self) -> bool {
         matches!(
             self.id,
-            RouteId::Stream | RouteId::ExportCapacity | RouteId::ExportCapacityHistory
+            RouteId::Stream
+                | RouteId::ExportCapacity
+                | RouteId::ExportCapacityHistory
+                | RouteId::ExportCapacityXlsx
+                | RouteId::ExportCapacityHistoryXlsx
         )
     }
 
     /// Whether the path has a `{id}` segment.
     pub fn has_id(&self) -> bool {
         self.path.contains("{id}")
+    }
+
+    /// The route's HTTP method: `POST` for commands, else `GET` (and `HEAD`).
+    pub fn method(&self) -> &'static str {
+        if self.id.is_command() { "POST" } else { "GET" }
     }
 }
 
@@ -108,7 +175,35 @@ pub const CATEGORIES: &[&str] = &[
     "health",
 ];
 pub const ALERT_STATES: &[&str] = &["open", "cleared", "all"];
-pub const RESOLUTIONS: &[&str] = &["raw", "daily"];
+/// `sdash_proto::CommandKind` names (a test keeps them equal).
+pub const COMMAND_KINDS: &[&str] = &[
+    "acknowledge",
+    "unacknowledge",
+    "assign",
+    "unassign",
+    "comment",
+    "poll_now",
+    "forget_assignee",
+    "remember_assignee",
+];
+/// Outcomes of a command in the writer's audit.
+pub const COMMAND_OUTCOMES: &[&str] = &["applied", "refused", "dispatched", "no_collector"];
+/// What `resolution=` asks a capacity series for: `auto`, the finest tier that covers the range,
+/// or one tier.
+pub const RESOLUTIONS: &[&str] = &["auto", "raw", "hourly", "daily"];
+/// What `resolution=` asks the fleet history for: `auto` (hourly rollups for a range of at most
+/// 2 days, else daily), `hourly` (at most 31 days) or `daily`.
+pub const HISTORY_RESOLUTIONS: &[&str] = &["auto", "hourly", "daily"];
+/// The storage tiers of capacity history, finest first (what a series says it was read from).
+pub const TIERS: &[&str] = &["raw", "hourly", "daily"];
+/// Named ranges (`range=`), ending at `to`; `all` starts at the first day with data.
+pub const RANGES: &[&str] = &["1d", "7d", "30d", "90d", "1y", "2y", "all"];
+/// Points of the fleet history: one per day, or one per ISO week (Monday to Sunday).
+pub const INTERVALS: &[&str] = &["day", "week"];
+/// What a week's point shows: its last day's totals, or the average of its days (never a sum).
+pub const WEEK_VALUES: &[&str] = &["last", "avg"];
+/// Media type of the XLSX exports.
+pub const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 pub const SYSTEM_SORTS: &[&str] = &[
     "id",
     "-id",
@@ -178,6 +273,63 @@ const GROUP_BY: ParamSpec = ParamSpec {
     example: "environment",
     repeat: false,
 };
+const SUBGROUP_BY: ParamSpec = ParamSpec {
+    name: "subgroup_by",
+    kind: ParamKind::String,
+    description: "Second tag key (with group_by): groups are the (group_by, subgroup_by) value pairs, with subtotals per group_by value and a grand total.",
+    example: "storage_type",
+    repeat: false,
+};
+const RANGE: ParamSpec = ParamSpec {
+    name: "range",
+    kind: ParamKind::Enum {
+        values: RANGES,
+        list: false,
+    },
+    description: "A named range ending at `to` (overrides `from`): 1d, 7d, 30d, 90d, 1y (365 days), 2y (730 days), or all (from the first day with data).",
+    example: "all",
+    repeat: false,
+};
+const INTERVAL: ParamSpec = ParamSpec {
+    name: "interval",
+    kind: ParamKind::Enum {
+        values: INTERVALS,
+        list: false,
+    },
+    description: "One point per day (default) or per ISO week (Monday to Sunday; see `week_value`).",
+    example: "week",
+    repeat: false,
+};
+const WEEK_VALUE: ParamSpec = ParamSpec {
+    name: "week_value",
+    kind: ParamKind::Enum {
+        values: WEEK_VALUES,
+        list: false,
+    },
+    description: "With interval=week: the week's last day's totals (`last`, default) or the average of its days (`avg`); never a sum.",
+    example: "avg",
+    repeat: false,
+};
+const HISTORY_RESOLUTION: ParamSpec = ParamSpec {
+    name: "resolution",
+    kind: ParamKind::Enum {
+        values: HISTORY_RESOLUTIONS,
+        list: false,
+    },
+    description: "`auto` (default): sums of hourly rollups for a range of at most 2 days (one point per hour, each system's last rollup carried for up to 24 hours), else of daily rollups; or `hourly` (at most 31 days), `daily` explicitly. `tier` says which.",
+    example: "daily",
+    repeat: false,
+};
+const HISTORY_PARAMS: &[ParamSpec] = &[
+    GROUP_BY,
+    SUBGROUP_BY,
+    FROM,
+    TO,
+    RANGE,
+    INTERVAL,
+    WEEK_VALUE,
+    HISTORY_RESOLUTION,
+];
 const SYSTEM_FILTER: ParamSpec = ParamSpec {
     name: "system",
     kind: ParamKind::String,
@@ -305,17 +457,18 @@ pub const ROUTES: &[RouteSpec] = &[
     RouteSpec {
         id: RouteId::SystemCapacity,
         path: "/api/v1/systems/{id}/capacity",
-        summary: "Capacity history of one system, raw samples or daily rollups.",
+        summary: "Capacity history of one system from the finest storage tier that covers the range (raw samples, hourly or daily rollups); `tier` says which.",
         params: &[
             FROM,
             TO,
+            RANGE,
             ParamSpec {
                 name: "resolution",
                 kind: ParamKind::Enum {
                     values: RESOLUTIONS,
                     list: false,
                 },
-                description: "`raw` samples (default) or `daily` rollups (UTC days).",
+                description: "`auto` (default): the finest tier that holds the whole range (raw samples, else hourly rollups, else daily rollups; raw gives way to hourly when more than 20,000 samples match); or `raw`, `hourly` (UTC hours), `daily` (UTC days) explicitly.",
                 example: "daily",
                 repeat: false,
             },
@@ -357,16 +510,26 @@ pub const ROUTES: &[RouteSpec] = &[
     RouteSpec {
         id: RouteId::CapacitySummary,
         path: "/api/v1/capacity/summary",
-        summary: "Fleet capacity totals, overall and per value of a tag.",
-        params: &[GROUP_BY],
+        summary: "Fleet capacity totals (enabled systems), overall and per value of a tag or pair of tags, with subtotals and a forecast per group (least squares through the group's summed daily series).",
+        params: &[
+            GROUP_BY,
+            SUBGROUP_BY,
+            ParamSpec {
+                name: "forecast_days",
+                kind: ParamKind::Integer { min: 2, max: 3650 },
+                description: "How many recent days of each group's daily totals its forecast is fitted on (default 90).",
+                example: "90",
+                repeat: false,
+            },
+        ],
         content: "application/json",
         schema: Some("CapacitySummary"),
     },
     RouteSpec {
         id: RouteId::CapacityHistory,
         path: "/api/v1/capacity/history",
-        summary: "Daily fleet capacity series, per value of a tag (from the daily rollups; a system without a rollup on a day counts with its last one of the 7 days before, in carried_forward).",
-        params: &[GROUP_BY, FROM, TO],
+        summary: "Daily (or weekly) fleet capacity series of the enabled systems, per value of a tag or pair of tags, with subtotals and the grand total (from the daily rollups, `tier`; a system without a rollup on a day counts with its last one of the 7 days before, in carried_forward).",
+        params: HISTORY_PARAMS,
         content: "application/json",
         schema: Some("CapacityHistory"),
     },
@@ -397,6 +560,13 @@ pub const ROUTES: &[RouteSpec] = &[
             },
             SYSTEM_FILTER,
             VENDOR_FILTER,
+            ParamSpec {
+                name: "acknowledged",
+                kind: ParamKind::Boolean,
+                description: "Only acknowledged (true) or only unacknowledged (false) alerts.",
+                example: "false",
+                repeat: false,
+            },
             LIMIT,
             CURSOR,
         ],
@@ -430,7 +600,7 @@ pub const ROUTES: &[RouteSpec] = &[
     RouteSpec {
         id: RouteId::ExportCapacity,
         path: "/api/v1/export/capacity.csv",
-        summary: "Current capacity of every system as CSV.",
+        summary: "Current capacity of every system as CSV, with one `tag:<key>` column per tag key present (sorted).",
         params: &[],
         content: "text/csv",
         schema: None,
@@ -438,15 +608,31 @@ pub const ROUTES: &[RouteSpec] = &[
     RouteSpec {
         id: RouteId::ExportCapacityHistory,
         path: "/api/v1/export/capacity-history.csv",
-        summary: "Daily capacity history per tag value as CSV.",
-        params: &[GROUP_BY, FROM, TO],
+        summary: "Daily (or weekly) capacity history per tag value (or pair) as CSV.",
+        params: HISTORY_PARAMS,
         content: "text/csv",
+        schema: None,
+    },
+    RouteSpec {
+        id: RouteId::ExportCapacityXlsx,
+        path: "/api/v1/export/capacity.xlsx",
+        summary: "The capacity report as XLSX: sheet Systems (the columns of capacity.csv) and sheet Summary (the groups, subtotals and total of /capacity/summary with their forecasts).",
+        params: &[GROUP_BY, SUBGROUP_BY],
+        content: XLSX,
+        schema: None,
+    },
+    RouteSpec {
+        id: RouteId::ExportCapacityHistoryXlsx,
+        path: "/api/v1/export/capacity-history.xlsx",
+        summary: "The capacity history as XLSX: sheet History (the rows of capacity-history.csv).",
+        params: HISTORY_PARAMS,
+        content: XLSX,
         schema: None,
     },
     RouteSpec {
         id: RouteId::Stream,
         path: "/api/v1/stream",
-        summary: "Server-Sent Events: `hello` on connect (data {\"ok\":true,\"ping_ms\":N}), then live `snapshot`, `event` and `system` records from the bus (data = the record as JSON, id = its event id), and a `ping` event every --stream-ping-secs (data = the server time, ms since the epoch) so clients can tell a live connection from a dead one (503 while NATS is unreachable).",
+        summary: "Server-Sent Events: `hello` on connect (data {\"ok\":true,\"ping_ms\":N}), then live `snapshot`, `event` and `system` records from the bus and `alert_updated` changes (an operator command the writer applied to an alert) (data = the record as JSON, id = its event id), and a `ping` event every --stream-ping-secs (data = the server time, ms since the epoch) so clients can tell a live connection from a dead one (503 while NATS is unreachable).",
         params: &[ParamSpec {
             name: "system",
             kind: ParamKind::String,
@@ -497,6 +683,158 @@ pub const ROUTES: &[RouteSpec] = &[
         content: "text/plain",
         schema: None,
     },
+    RouteSpec {
+        id: RouteId::AlertDetail,
+        path: "/api/v1/alerts/{id}",
+        summary: "One alert instance (by the id of GET /api/v1/alerts): its state, who acknowledged it, its assignee and its comment thread (oldest first).",
+        params: &[],
+        content: "application/json",
+        schema: Some("AlertDetail"),
+    },
+    // Bulk routes before `/api/v1/alerts/{id}/...`: the first matching path wins.
+    RouteSpec {
+        id: RouteId::BulkAcknowledge,
+        path: "/api/v1/alerts/bulk/acknowledge",
+        summary: "Acknowledge several open alerts (body {\"alerts\": [id, ...]}); acknowledged alerts no longer count towards a system's health.",
+        params: &[],
+        content: "application/json",
+        schema: Some("CommandsAccepted"),
+    },
+    RouteSpec {
+        id: RouteId::BulkUnacknowledge,
+        path: "/api/v1/alerts/bulk/unacknowledge",
+        summary: "Take back the acknowledgement of several alerts (body {\"alerts\": [id, ...]}).",
+        params: &[],
+        content: "application/json",
+        schema: Some("CommandsAccepted"),
+    },
+    RouteSpec {
+        id: RouteId::BulkAssign,
+        path: "/api/v1/alerts/bulk/assign",
+        summary: "Assign several open alerts to someone (body {\"alerts\": [id, ...], \"assignee\": \"name\"}).",
+        params: &[],
+        content: "application/json",
+        schema: Some("CommandsAccepted"),
+    },
+    RouteSpec {
+        id: RouteId::BulkUnassign,
+        path: "/api/v1/alerts/bulk/unassign",
+        summary: "Remove the assignee of several alerts (body {\"alerts\": [id, ...]}).",
+        params: &[],
+        content: "application/json",
+        schema: Some("CommandsAccepted"),
+    },
+    RouteSpec {
+        id: RouteId::BulkComment,
+        path: "/api/v1/alerts/bulk/comment",
+        summary: "Add the same comment to several alerts (body {\"alerts\": [id, ...], \"text\": \"...\"}).",
+        params: &[],
+        content: "application/json",
+        schema: Some("CommandsAccepted"),
+    },
+    RouteSpec {
+        id: RouteId::Acknowledge,
+        path: "/api/v1/alerts/{id}/acknowledge",
+        summary: "Acknowledge an open alert: it no longer counts towards its system's health (until it clears; a reopened alert is unacknowledged).",
+        params: &[],
+        content: "application/json",
+        schema: Some("CommandsAccepted"),
+    },
+    RouteSpec {
+        id: RouteId::Unacknowledge,
+        path: "/api/v1/alerts/{id}/unacknowledge",
+        summary: "Take back the acknowledgement of an alert.",
+        params: &[],
+        content: "application/json",
+        schema: Some("CommandsAccepted"),
+    },
+    RouteSpec {
+        id: RouteId::Assign,
+        path: "/api/v1/alerts/{id}/assign",
+        summary: "Assign an open alert to someone (body {\"assignee\": \"name\"}, free text; see GET /api/v1/assignees).",
+        params: &[],
+        content: "application/json",
+        schema: Some("CommandsAccepted"),
+    },
+    RouteSpec {
+        id: RouteId::Unassign,
+        path: "/api/v1/alerts/{id}/unassign",
+        summary: "Remove the assignee of an alert.",
+        params: &[],
+        content: "application/json",
+        schema: Some("CommandsAccepted"),
+    },
+    RouteSpec {
+        id: RouteId::Comment,
+        path: "/api/v1/alerts/{id}/comment",
+        summary: "Append a comment to an alert's thread (body {\"text\": \"...\"}, 1 to 4000 characters).",
+        params: &[],
+        content: "application/json",
+        schema: Some("CommandsAccepted"),
+    },
+    RouteSpec {
+        id: RouteId::PollNow,
+        path: "/api/v1/systems/{id}/poll-now",
+        summary: "Ask the collector that owns the system to poll it now (at most once per --poll-now-min-interval per system: 429 with Retry-After otherwise).",
+        params: &[],
+        content: "application/json",
+        schema: Some("CommandsAccepted"),
+    },
+    RouteSpec {
+        id: RouteId::Assignees,
+        path: "/api/v1/assignees",
+        summary: "Previously used assignees, most recently used first (for autocomplete).",
+        params: &[],
+        content: "application/json",
+        schema: Some("AssigneeList"),
+    },
+    RouteSpec {
+        id: RouteId::ForgetAssignee,
+        path: "/api/v1/assignees/forget",
+        summary: "Remove a name from the previously used assignees (body {\"assignee\": \"name\"}); assignments stay as they are.",
+        params: &[],
+        content: "application/json",
+        schema: Some("CommandsAccepted"),
+    },
+    RouteSpec {
+        id: RouteId::Audit,
+        path: "/api/v1/audit",
+        summary: "The command audit log, newest first: every command the writer consumed, applied or refused (with the reason), and who gave it.",
+        params: &[
+            SYSTEM_FILTER,
+            ParamSpec {
+                name: "actor",
+                kind: ParamKind::String,
+                description: "Only commands given by this operator (token name).",
+                example: "alice",
+                repeat: false,
+            },
+            ParamSpec {
+                name: "kind",
+                kind: ParamKind::Enum {
+                    values: COMMAND_KINDS,
+                    list: true,
+                },
+                description: "Only these command kinds (comma separated).",
+                example: "acknowledge",
+                repeat: true,
+            },
+            ParamSpec {
+                name: "outcome",
+                kind: ParamKind::Enum {
+                    values: COMMAND_OUTCOMES,
+                    list: true,
+                },
+                description: "Only these outcomes (comma separated).",
+                example: "applied",
+                repeat: true,
+            },
+            LIMIT,
+            CURSOR,
+        ],
+        content: "application/json",
+        schema: Some("AuditEntryList"),
+    },
 ];
 
 /// Finds the route for a request path; returns the system id of `{id}` paths.
@@ -536,6 +874,10 @@ mod tests {
         assert_eq!(SEVERITIES, Severity::ALL.map(|v| v.as_str()));
         assert_eq!(LEVELS, Level::ALL.map(|v| v.as_str()));
         assert_eq!(CATEGORIES, Category::ALL.map(|v| v.as_str()));
+        assert_eq!(
+            COMMAND_KINDS,
+            sdash_proto::CommandKind::ALL.map(|v| v.as_str())
+        );
     }
 
     #[test]
@@ -550,6 +892,10 @@ mod tests {
             (RouteId::SystemCapacity, Some("fa-1"))
         );
         assert!(match_path("/api/v1/systems//capacity").is_none());
+        let (r, id) = match_path("/api/v1/alerts/bulk/assign").expect("route");
+        assert_eq!((r.id, id), (RouteId::BulkAssign, None));
+        let (r, id) = match_path("/api/v1/alerts/12/assign").expect("route");
+        assert_eq!((r.id, id.as_deref()), (RouteId::Assign, Some("12")));
         assert!(match_path("/api/v2/systems").is_none());
     }
 }

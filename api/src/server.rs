@@ -5,14 +5,30 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
 
-use warp::Filter;
+use futures::{Stream, StreamExt};
 use warp::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use warp::reply::{Reply, Response};
+use warp::{Buf, Filter};
 
-use crate::http::{ApiError, Params, cached, constant_time_eq};
-use crate::resources::{alerts, capacity, export, forecast, status, system_path_id, systems};
+use crate::auth::{Identity, identify};
+use crate::http::{ApiError, Params, cached};
+use crate::resources::{
+    alerts, capacity, commands, export, forecast, status, system_path_id, systems,
+};
 use crate::routes::{self, RouteId, RouteSpec};
 use crate::state::AppState;
+
+/// A request body as it arrives.
+type BodyStream =
+    futures::stream::BoxStream<'static, Result<warp::hyper::body::Bytes, warp::Error>>;
+
+fn boxed_body<S, B>(body: S) -> BodyStream
+where
+    S: Stream<Item = Result<B, warp::Error>> + Send + 'static,
+    B: Buf,
+{
+    Box::pin(body.map(|chunk| chunk.map(|mut b| b.copy_to_bytes(b.remaining()))))
+}
 
 /// The whole HTTP surface as one warp filter.
 pub fn filter(
@@ -22,21 +38,28 @@ pub fn filter(
         .map(Some)
         .or(warp::any().map(|| None))
         .unify();
+    // The body is read only by the command routes, after their token was checked.
+    let body = warp::body::stream()
+        .map(boxed_body)
+        .or(warp::any().map(|| -> BodyStream { Box::pin(futures::stream::empty()) }))
+        .unify();
     warp::any()
         .map(move || state.clone())
         .and(warp::method())
         .and(warp::path::full())
         .and(query)
         .and(warp::header::headers_cloned())
+        .and(body)
         .then(
             |state: Arc<AppState>,
              method: Method,
              path: warp::path::FullPath,
              query,
-             headers: HeaderMap| async move {
+             headers: HeaderMap,
+             body: BodyStream| async move {
                 let started = Instant::now();
                 let (label, mut resp) =
-                    handle(&state, &method, path.as_str(), query, &headers).await;
+                    handle(&state, &method, path.as_str(), query, &headers, body).await;
                 resp.headers_mut().insert(
                     header::X_CONTENT_TYPE_OPTIONS,
                     HeaderValue::from_static("nosniff"),
@@ -51,13 +74,18 @@ pub fn filter(
         )
 }
 
-async fn handle(
+async fn handle<S, B>(
     state: &Arc<AppState>,
     method: &Method,
     path: &str,
     query: Option<Vec<(String, String)>>,
     headers: &HeaderMap,
-) -> (&'static str, Response) {
+    body: S,
+) -> (&'static str, Response)
+where
+    S: Stream<Item = Result<B, warp::Error>> + Send,
+    B: Buf,
+{
     let Some((route, id)) = routes::match_path(path) else {
         return (
             "unmatched",
@@ -65,12 +93,22 @@ async fn handle(
         );
     };
     let result = async {
+        if route.id.is_command() {
+            if method != Method::POST {
+                return Err(ApiError::MethodNotAllowed("POST"));
+            }
+            let actor = operator(state, headers)?;
+            let pairs = query.ok_or_else(|| ApiError::bad("malformed query string"))?;
+            Params::new(pairs, route.params)?;
+            let body = read_body(body, commands::MAX_BODY_BYTES).await?;
+            return commands::handle(state, route.id, id.as_deref(), &actor, &body).await;
+        }
         if method != Method::GET && method != Method::HEAD {
-            return Err(ApiError::MethodNotAllowed);
+            return Err(ApiError::MethodNotAllowed("GET, HEAD"));
         }
         if route.protected()
-            && let Some(token) = &state.auth_token
-            && !authorized(route, headers, query.as_deref(), token)
+            && state.auth_token.is_some()
+            && authorized(state, route, headers, query.as_deref()) == Identity::Nobody
         {
             return Err(ApiError::Unauthorized);
         }
@@ -86,30 +124,86 @@ async fn handle(
     (route.path, result.unwrap_or_else(ApiError::into_response))
 }
 
-/// Whether a request presents the server's token: as `Authorization: Bearer <token>` on every
-/// protected route, or as `?access_token=<token>` on the routes that allow it
-/// ([`RouteSpec::query_token`]: the live stream and the CSV exports). Both comparisons take
-/// constant time; the token is never logged (the API logs no request URLs).
-fn authorized(
-    route: &RouteSpec,
-    headers: &HeaderMap,
-    query: Option<&[(String, String)]>,
-    token: &str,
-) -> bool {
-    let bearer = headers
+/// The bearer token of `Authorization: Bearer <token>`.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
         })
-        .map(str::trim);
-    let by_header = bearer.is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()));
-    let by_query = route.query_token()
-        && query
-            .and_then(|q| q.iter().find(|(k, _)| k == routes::ACCESS_TOKEN_PARAM))
-            .is_some_and(|(_, v)| constant_time_eq(v.as_bytes(), token.as_bytes()));
-    by_header || by_query
+        .map(str::trim)
+}
+
+/// Who a read request is: the server's read token or an operator token (operators may read
+/// too), as `Authorization: Bearer <token>` on every protected route, or as
+/// `?access_token=<token>` on the routes that allow it ([`RouteSpec::query_token`]: the live
+/// stream and the CSV exports). Every comparison takes constant time; the token is never logged
+/// (the API logs no request URLs).
+fn authorized(
+    state: &AppState,
+    route: &RouteSpec,
+    headers: &HeaderMap,
+    query: Option<&[(String, String)]>,
+) -> Identity {
+    let read = state.auth_token.as_deref();
+    let ops = state.operators.as_ref();
+    let by_header = identify(bearer(headers), read, ops);
+    if by_header != Identity::Nobody || !route.query_token() {
+        return by_header;
+    }
+    let token = query
+        .and_then(|q| q.iter().find(|(k, _)| k == routes::ACCESS_TOKEN_PARAM))
+        .map(|(_, v)| v.as_str());
+    identify(token, read, ops)
+}
+
+/// The actor of a command request: the name of the operator token in its `Authorization`
+/// header. 403 when commands are disabled (no `--operator-tokens-file`) or the token is the
+/// read token; 401 without a token or with an unknown one.
+fn operator(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
+    let Some(operators) = &state.operators else {
+        return Err(ApiError::Forbidden(
+            "commands are disabled on this server: it has no --operator-tokens-file".into(),
+        ));
+    };
+    match identify(
+        bearer(headers),
+        state.auth_token.as_deref(),
+        Some(operators),
+    ) {
+        Identity::Operator(name) => Ok(name),
+        Identity::Reader => Err(ApiError::Forbidden(
+            "this token may read but not act: commands need an operator token".into(),
+        )),
+        Identity::Nobody => Err(ApiError::Unauthorized),
+    }
+}
+
+/// A request body of at most `limit` bytes (400 beyond).
+async fn read_body<S, B>(body: S, limit: usize) -> Result<Vec<u8>, ApiError>
+where
+    S: Stream<Item = Result<B, warp::Error>> + Send,
+    B: Buf,
+{
+    let mut body = std::pin::pin!(body);
+    let mut out = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let mut chunk = chunk.map_err(|_| ApiError::bad("the request body could not be read"))?;
+        if out.len() + chunk.remaining() > limit {
+            return Err(ApiError::bad(format!(
+                "the request body is larger than {limit} bytes"
+            )));
+        }
+        while chunk.has_remaining() {
+            let bytes = chunk.chunk();
+            let n = bytes.len();
+            out.extend_from_slice(bytes);
+            chunk.advance(n);
+        }
+    }
+    Ok(out)
 }
 
 async fn dispatch(
@@ -133,6 +227,8 @@ async fn dispatch(
         RouteId::Status => status::status(st, h).await,
         RouteId::ExportCapacity => export::capacity(st, h).await,
         RouteId::ExportCapacityHistory => export::capacity_history(st, p, h).await,
+        RouteId::ExportCapacityXlsx => export::capacity_xlsx(st, p, h).await,
+        RouteId::ExportCapacityHistoryXlsx => export::capacity_history_xlsx(st, p, h).await,
         RouteId::Stream => live_stream(st, p),
         RouteId::OpenApi => Ok(cached(
             h,
@@ -147,6 +243,11 @@ async fn dispatch(
             text(StatusCode::SERVICE_UNAVAILABLE, "database not reachable")
         }),
         RouteId::FleetMetrics => fleet_metrics(st).await,
+        RouteId::AlertDetail => alerts::detail(st, id, h).await,
+        RouteId::Assignees => commands::assignees(st, h).await,
+        RouteId::Audit => commands::audit(st, p, h).await,
+        // Served by `handle` before dispatch (POST).
+        crate::routes::command_route!() => Err(ApiError::MethodNotAllowed("POST")),
         RouteId::Metrics => {
             let mut resp = Response::new(sdash_service::render_metrics(&st.registry).into());
             resp.headers_mut().insert(

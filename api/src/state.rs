@@ -14,10 +14,16 @@ use crate::stream::Hub;
 pub struct AppState {
     pub db: Db,
     pub fleet: FleetCache,
+    /// The fleet's summed daily capacity per grouping ([`crate::resources::history_cache`]).
+    pub history: crate::resources::history_cache::HistoryCache,
     pub hub: Option<Arc<Hub>>,
     pub metrics: Arc<Metrics>,
     pub registry: Arc<Registry>,
     pub auth_token: Option<String>,
+    /// Operator tokens (`--operator-tokens-file`); `None`: commands are disabled.
+    pub operators: Option<crate::auth::OperatorTokens>,
+    /// The command routes' publisher settings and poll-now rate limit.
+    pub commands: crate::resources::commands::Commands,
     pub max_page: i64,
     pub live_window_ms: i64,
     /// Interval of the live stream's `ping` events.

@@ -181,6 +181,11 @@ impl Hub {
         self.clients.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The NATS connection, once made (the command routes publish through it); `None` before.
+    pub fn client(&self) -> Option<async_nats::Client> {
+        self.nats.get().cloned()
+    }
+
     /// Whether the stream can serve: NATS connected and subscribed.
     pub fn available(&self) -> bool {
         self.subscribed.load(Ordering::SeqCst)
@@ -337,6 +342,9 @@ impl Hub {
     }
 }
 
+/// The SSE event name of `alert_updated` changes.
+pub const ALERT_UPDATED: &str = "alert_updated";
+
 fn to_item(record: &Record) -> Option<StreamItem> {
     fn item<T: serde::Serialize>(
         kind: &'static str,
@@ -361,8 +369,15 @@ fn to_item(record: &Record) -> Option<StreamItem> {
         Record::Snapshot(e) => item("snapshot", e),
         Record::Event(e) => item("event", e),
         Record::System(e) => item("system", e),
-        // Heartbeats and the writer's derived changes are for other subscribers, not browsers.
+        // An operator command the writer applied: other dashboards redraw the alert.
+        Record::Change(e) if e.body.kind == sdash_proto::ChangeKind::AlertUpdated => {
+            item(ALERT_UPDATED, e)
+        }
+        // Heartbeats, the writer's other derived changes and the commands themselves are for
+        // other subscribers, not browsers.
         Record::Collector(_) | Record::Change(_) | Record::Command(_) => None,
+        #[allow(unreachable_patterns)]
+        _ => None,
     }
 }
 

@@ -61,7 +61,16 @@ async fn access_token_only_on_stream_and_exports(backend: Backend) {
             &[("environment", "production")],
             now,
         ),
-        simple_snapshot("fa-1", now, Vendor::Pure, 3 * GIB, 4 * GIB),
+        snapshot(
+            "fa-1",
+            now,
+            snapshot_body(
+                Vendor::Pure,
+                3 * GIB,
+                4 * GIB,
+                vec![alert("a1", sdash_proto::Severity::Warning, "Fan")],
+            ),
+        ),
     ])
     .await;
     let ready = sdash_harness::wait_for(Duration::from_secs(10), || async {
@@ -118,14 +127,24 @@ async fn access_token_only_on_stream_and_exports(backend: Backend) {
         );
     }
 
-    // Every other protected route takes the token only as a header.
+    // Every other protected route takes the token only as a header (the POST routes, which
+    // take operator tokens, are checked in tests/commands.rs).
     let others: Vec<_> = ROUTES
         .iter()
-        .filter(|r| r.protected() && !r.query_token())
+        .filter(|r| r.protected() && !r.query_token() && !r.id.is_command())
         .collect();
     assert!(others.len() >= 10, "{} other routes", others.len());
+    let (_, alerts) = status_of(&env, "/api/v1/alerts", Some(TOKEN)).await;
+    let alert_id = serde_json::from_str::<serde_json::Value>(&alerts).unwrap_or_default()["items"]
+        [0]["id"]
+        .as_i64()
+        .unwrap_or_default();
     for route in others {
-        let path = route.path.replace("{id}", "fa-1");
+        let path = if route.id.alert_id_in_path() {
+            route.path.replace("{id}", &alert_id.to_string())
+        } else {
+            route.path.replace("{id}", "fa-1")
+        };
         let (code, body) = status_of(&env, &format!("{path}?{q}"), None).await;
         assert_eq!(code, 401, "{path} accepted access_token: {body}");
         assert!(!body.contains(TOKEN), "{path}: the 401 echoes the token");

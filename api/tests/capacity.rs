@@ -206,7 +206,7 @@ async fn capacity_series_and_forecast(backend: Backend) {
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(
         lines[0],
-        "id,name,vendor,status,total_bytes,used_bytes,free_bytes,used_pct,observed_at"
+        "id,name,vendor,status,total_bytes,used_bytes,free_bytes,used_pct,observed_at,tag:environment"
     );
     assert_eq!(lines.len(), 5);
     assert!(
@@ -224,7 +224,7 @@ async fn capacity_series_and_forecast(backend: Backend) {
         "{csv}"
     );
     let path = format!(
-        "/api/v1/export/capacity-history.csv?group_by=environment&from={}",
+        "/api/v1/export/capacity-history.csv?group_by=environment&resolution=daily&from={}",
         format_ms(now - DAY_MS)
     );
     let (code, csv) = env.get_text(&path).await;
@@ -301,7 +301,8 @@ async fn history_carries_the_last_rollup_over_missing_days(backend: Backend) {
         system_rec("gone", "Gone quiet", Vendor::Datadomain, &[], at(20)),
     ])
     .await;
-    for d in 0..6 {
+    // Oldest first: the writer counts a sample only when it is newer than the last it counted.
+    for d in (0..6).rev() {
         env.write_one(simple_snapshot(
             "steady",
             at(d),

@@ -48,7 +48,7 @@ async fn bad_parameters_are_400_json(backend: Backend) {
         format!("/api/v1/systems?q={}", "x".repeat(600)),
         "/api/v1/systems/FA-1".into(),
         "/api/v1/systems/fa-1%27%20OR%20%271%27%3D%271".into(),
-        "/api/v1/systems/fa-1/capacity?resolution=hourly".into(),
+        "/api/v1/systems/fa-1/capacity?resolution=weekly".into(),
         "/api/v1/systems/fa-1/capacity?from=yesterday".into(),
         "/api/v1/systems/fa-1/capacity?from=2026-13-01T00:00:00Z".into(),
         "/api/v1/systems/fa-1/capacity?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z".into(),

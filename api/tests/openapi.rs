@@ -21,9 +21,21 @@ async fn document_matches_routes(backend: Backend) {
             &[("environment", "production")],
             now,
         ),
-        simple_snapshot("fa-prod-01", now, Vendor::Pure, 1, 2),
+        snapshot(
+            "fa-prod-01",
+            now,
+            snapshot_body(
+                Vendor::Pure,
+                1,
+                2,
+                vec![alert("a1", sdash_proto::Severity::Warning, "Fan")],
+            ),
+        ),
     ])
     .await;
+    let alert_id = env.ok("/api/v1/alerts").await["items"][0]["id"]
+        .as_i64()
+        .unwrap_or_default();
     let doc = env.ok("/api/v1/openapi.json").await;
     assert_eq!(doc["openapi"], "3.0.3");
     let paths = doc["paths"].as_object().cloned().unwrap_or_default();
@@ -36,6 +48,51 @@ async fn document_matches_routes(backend: Backend) {
     assert_eq!(ROUTES.len(), routed.len(), "duplicate routes");
 
     for route in ROUTES {
+        let path = if route.id.alert_id_in_path() {
+            route.path.replace("{id}", &alert_id.to_string())
+        } else {
+            route.path.replace("{id}", "fa-prod-01")
+        };
+        if route.id.is_command() {
+            // Commands: a POST with a JSON body; this server has no operator tokens (403).
+            let op = &paths[route.path]["post"];
+            assert!(op.is_object(), "{} has no POST", route.path);
+            assert!(
+                paths[route.path]["get"].is_null(),
+                "{} has a GET",
+                route.path
+            );
+            assert!(
+                op["requestBody"]["content"]["application/json"]["schema"]["$ref"].is_string(),
+                "{} documents no body",
+                route.path
+            );
+            let params: Vec<&str> = op["parameters"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|p| p["name"].as_str()).collect())
+                .unwrap_or_default();
+            assert_eq!(params, if route.has_id() { vec!["id"] } else { vec![] });
+            for code in ["202", "400", "401", "403", "503"] {
+                assert!(op["responses"][code].is_object(), "{} {code}", route.path);
+            }
+            assert_eq!(
+                op["responses"]["202"]["content"]["application/json"]["schema"]["$ref"],
+                "#/components/schemas/CommandsAccepted"
+            );
+            assert_eq!(
+                op["responses"]["503"]["content"]["application/json"]["schema"]["$ref"],
+                "#/components/schemas/CommandsUnavailableBody"
+            );
+            let resp = env
+                .http
+                .post(env.url(&path))
+                .json(&serde_json::json!({}))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{path}: {e}"));
+            assert_eq!(resp.status().as_u16(), 403, "POST {path}");
+            continue;
+        }
         let op = &paths[route.path]["get"];
         assert!(op.is_object(), "{} has no GET", route.path);
         let doc_params: BTreeSet<String> = op["parameters"]
@@ -74,7 +131,6 @@ async fn document_matches_routes(backend: Backend) {
         }
 
         // Served with every documented parameter at its example value.
-        let path = route.path.replace("{id}", "fa-prod-01");
         let query: Vec<String> = route
             .params
             .iter()
@@ -224,7 +280,19 @@ fn conforms(
 /// cannot disagree.
 async fn responses_match_the_document(backend: Backend) {
     use sdash_proto::{Category, Level, Severity, Status};
-    let env = Env::new(backend).await;
+    const OPERATOR: &str = "operator-token-0123456789";
+    // NATS without the SDASH stream at first: a command is answered 503 (no acknowledgement).
+    let nats = sdash_harness::NatsServer::start();
+    let url = nats.url();
+    let env = Env::with(backend, |c| {
+        c.nats = Some(sdash_service::bus::NatsArgs::plain(&url));
+        c.operator_tokens = Some(
+            sdash_api::auth::OperatorTokens::parse(&format!("alice {OPERATOR}"), None)
+                .unwrap_or_else(|e| panic!("{e}")),
+        );
+        c.command_publish_timeout = std::time::Duration::from_secs(1);
+    })
+    .await;
     let now = now_ms();
     let mut records = vec![
         system_rec(
@@ -258,24 +326,99 @@ async fn responses_match_the_document(backend: Backend) {
         ));
     }
     env.write(records).await;
+    // Operator commands the writer applies: an acknowledgement, an assignment, a comment.
+    let alert_row = env.ok("/api/v1/alerts?limit=1000").await["items"]
+        .as_array()
+        .and_then(|a| a.iter().find(|i| i["alert_id"] == "a1").cloned())
+        .unwrap_or_default();
+    let alert_id = alert_row["id"].as_i64().unwrap_or_default();
+    let instance = sdash_proto::AlertInstance {
+        alert_id: "a1".into(),
+        opened_at: alert_row["first_seen_ms"].as_i64().unwrap_or_default(),
+    };
+    let mut commands = Vec::new();
+    for (kind, assignee, comment) in [
+        (sdash_proto::CommandKind::Acknowledge, None, None),
+        (sdash_proto::CommandKind::Assign, Some("bob"), None),
+        (sdash_proto::CommandKind::Comment, None, Some("on it")),
+    ] {
+        let body = sdash_proto::CommandRecord {
+            kind,
+            actor: "alice".into(),
+            alert: Some(instance.clone()),
+            assignee: assignee.map(String::from),
+            comment: comment.map(String::from),
+        };
+        let e = sdash_proto::Envelope::new("api-1", "fa-prod-01", body);
+        commands.push((
+            kind.subject("fa-prod-01"),
+            sdash_proto::encode(&e).unwrap_or_else(|e| panic!("{e}")),
+        ));
+    }
+    env.write(commands).await;
 
     let doc = env.ok("/api/v1/openapi.json").await;
     let mut seen = BTreeSet::new();
     let mut errors = Vec::new();
     let mut served = 0;
+    // A command, answered 503 (no stream yet), then 202 (stream made).
+    let ok_connected = sdash_harness::wait_for(std::time::Duration::from_secs(10), || async {
+        (env.ok("/api/v1/status").await["nats_connected"] == true).then_some(())
+    })
+    .await;
+    assert!(ok_connected.is_some(), "NATS never connected");
+    let ack = format!("/api/v1/alerts/{alert_id}/acknowledge");
+    let ack_op = &doc["paths"]["/api/v1/alerts/{id}/acknowledge"]["post"]["responses"];
+    for (code, make_stream) in [("503", true), ("202", false)] {
+        let resp = env
+            .http
+            .post(env.url(&ack))
+            .bearer_auth(OPERATOR)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(resp.status().as_str(), code);
+        let body: serde_json::Value = resp.json().await.unwrap_or_default();
+        let schema = &ack_op[code]["content"]["application/json"]["schema"];
+        conforms(&doc, schema, &body, &ack, &mut seen, &mut errors);
+        served += 1;
+        if make_stream {
+            let client = async_nats::connect(nats.url())
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            sdash_service::bus::ensure_stream(
+                &async_nats::jetstream::new(client),
+                &sdash_service::bus::StreamArgs::default(),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
     for route in ROUTES {
         let ok = &doc["paths"][route.path]["get"]["responses"]["200"]["content"]["application/json"]
             ["schema"];
         if ok["$ref"].is_null() {
             continue;
         }
-        let path = route.path.replace("{id}", "fa-prod-01");
+        let path = if route.id.alert_id_in_path() {
+            route.path.replace("{id}", &alert_id.to_string())
+        } else {
+            route.path.replace("{id}", "fa-prod-01")
+        };
         let mut urls = vec![path.clone()];
         if route.id == RouteId::SystemCapacity {
             urls.push(format!("{path}?resolution=daily"));
+            urls.push(format!("{path}?resolution=hourly"));
         }
         if route.id == RouteId::CapacitySummary || route.id == RouteId::CapacityHistory {
             urls.push(format!("{path}?group_by=environment"));
+            urls.push(format!(
+                "{path}?group_by=environment&subgroup_by=storage_type"
+            ));
+        }
+        if route.id == RouteId::CapacityHistory {
+            urls.push(format!("{path}?interval=week&week_value=avg&range=all"));
+            urls.push(format!("{path}?range=1d&group_by=environment"));
         }
         if route.id == RouteId::Alerts || route.id == RouteId::Events {
             urls.push(format!("{path}?limit=1"));
@@ -300,8 +443,20 @@ async fn responses_match_the_document(backend: Backend) {
         .as_object()
         .cloned()
         .unwrap_or_default();
+    // Request bodies are sent, not served.
+    let requests: BTreeSet<String> = doc["paths"]
+        .as_object()
+        .into_iter()
+        .flat_map(|p| p.values())
+        .filter_map(|p| {
+            p["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"].as_str()
+        })
+        .map(|r| r.trim_start_matches("#/components/schemas/").to_owned())
+        .collect();
+    assert!(requests.contains("AssignBody"), "{requests:?}");
     let never: Vec<String> = schemas
         .iter()
+        .filter(|(name, _)| !requests.contains(*name))
         .flat_map(|(name, s)| {
             let props = s["properties"].as_object().cloned().unwrap_or_default();
             props

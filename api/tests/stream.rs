@@ -128,6 +128,66 @@ async fn sse_delivers_a_published_snapshot_within_a_second() {
         "{buf}"
     );
 
+    // Of the writer's changes only `alert_updated` (an operator command applied) is forwarded.
+    let change = |kind: sdash_proto::ChangeKind| {
+        let mut body = sdash_proto::ChangeRecord::transition(kind, "cause", Vendor::Pure, "", "");
+        body.from = None;
+        body.to = None;
+        body.alert_opened_at = Some(now_ms() - 1000);
+        if kind == sdash_proto::ChangeKind::AlertUpdated {
+            body.command = Some(Box::new(sdash_proto::CommandRecord {
+                kind: sdash_proto::CommandKind::Acknowledge,
+                actor: "alice".into(),
+                alert: Some(sdash_proto::AlertInstance {
+                    alert_id: "a1".into(),
+                    opened_at: now_ms() - 1000,
+                }),
+                assignee: None,
+                comment: None,
+            }));
+            body.command_id = Some("cmd-1".into());
+        }
+        let env = sdash_proto::Envelope::new("writer-1", "fa-1", body);
+        sdash_proto::encode(&env).unwrap_or_else(|e| panic!("{e}"))
+    };
+    for kind in [
+        sdash_proto::ChangeKind::AlertOpened,
+        sdash_proto::ChangeKind::StatusChanged,
+        sdash_proto::ChangeKind::AlertUpdated,
+    ] {
+        client
+            .publish("sdash.v1.change.fa-1", change(kind).into())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    client.flush().await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        read_until(
+            &mut resp,
+            &mut buf,
+            "event:alert_updated",
+            Duration::from_secs(2)
+        )
+        .await,
+        "{buf}"
+    );
+    let data = buf
+        .split("\n\n")
+        .find(|block| block.contains("event:alert_updated"))
+        .and_then(|block| block.lines().find_map(|l| l.strip_prefix("data:")))
+        .unwrap_or_else(|| panic!("no data line: {buf}"));
+    let value: serde_json::Value =
+        serde_json::from_str(data).unwrap_or_else(|e| panic!("{e}: {data}"));
+    assert_eq!(value["kind"], "alert_updated");
+    assert_eq!(value["system_id"], "fa-1");
+    assert_eq!(value["body"]["command_id"], "cmd-1");
+    assert_eq!(value["body"]["command"]["actor"], "alice");
+    assert_eq!(value["body"]["command"]["alert"]["alert_id"], "a1");
+    // Published before it, in order: had they been forwarded, they would be here already.
+    assert!(!buf.contains("\"kind\":\"alert_opened\""), "{buf}");
+    assert!(!buf.contains("status_changed"), "{buf}");
+    assert_eq!(buf.matches("event:alert_updated").count(), 1, "{buf}");
+
     let (_, metrics) = env.get_text("/metrics").await;
     assert!(metrics.contains("sdash_api_stream_clients 1"), "{metrics}");
     assert!(

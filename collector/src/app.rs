@@ -19,8 +19,9 @@ use tokio_util::sync::CancellationToken;
 use crate::double_polls::{self, DoublePolls};
 use crate::inventory::{self, Inventory, SystemConfig};
 use crate::membership::{self, Membership};
-use crate::metrics::CollectorMetrics;
+use crate::metrics::{CollectorMetrics, OutcomeLabels};
 use crate::outbox::{Outbox, OutboxLimits};
+use crate::poll_now;
 use crate::scheduler::{self, Shared};
 use crate::vendors::Adapter;
 
@@ -186,6 +187,8 @@ struct Running {
     config: SystemConfig,
     cancel: CancellationToken,
     task: tokio::task::JoinHandle<()>,
+    /// Wakes the system's task for a poll-now command (`crate::poll_now`).
+    poll_now: Arc<tokio::sync::Notify>,
 }
 
 /// Runs the collector until `shutdown` is cancelled.
@@ -306,6 +309,19 @@ pub async fn run(args: RunArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     lock_tracker(&double_poll_tracker).set_systems(&inventory.systems);
     tracing::info!(collector = %collector_id, systems = inventory.systems.len(), inventory = %inventory_path.display(), "collector started");
 
+    // Poll-now commands: a core subscription also receives what the API publishes to JetStream.
+    let mut poll_now_commands = match client
+        .subscribe(sdash_proto::CommandKind::PollNow.wildcard())
+        .await
+    {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot subscribe to poll-now commands; they are ignored");
+            None
+        }
+    };
+    let mut recent_commands = poll_now::RecentIds::default();
+
     let mut hangup = hangup_signal();
     let mut last_mtime = modified(&inventory_path);
     let mut check_file = tokio::time::interval(Duration::from_secs(5));
@@ -326,6 +342,26 @@ pub async fn run(args: RunArgs, shutdown: Shutdown) -> anyhow::Result<()> {
                     last_mtime = mtime;
                     reload(&shared, &mut running, &double_poll_tracker, &inventory_path);
                 }
+            }
+            message = next_message(&mut poll_now_commands) => {
+                let Some(message) = message else {
+                    tracing::warn!("the poll-now subscription ended; poll-now commands are ignored");
+                    poll_now_commands = None;
+                    continue;
+                };
+                let (outcome, system) = poll_now::dispatch(
+                    &message.subject,
+                    &message.payload,
+                    &mut recent_commands,
+                    &membership,
+                    |id| running.get(id).map(|r| (&r.config, r.poll_now.as_ref())),
+                );
+                let system = system.as_deref().unwrap_or("");
+                tracing::debug!(system, outcome = outcome.as_str(), "poll-now command");
+                metrics
+                    .poll_now
+                    .get_or_create(&OutcomeLabels { outcome: outcome.as_str().into() })
+                    .inc();
             }
             Some(()) = hangup.recv() => {
                 tracing::info!("SIGHUP: reloading the inventory");
@@ -350,6 +386,17 @@ pub async fn run(args: RunArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     }
     client.flush().await.ok();
     Ok(())
+}
+
+/// The next message of an optional subscription (never, without one).
+async fn next_message(
+    subscription: &mut Option<async_nats::Subscriber>,
+) -> Option<async_nats::Message> {
+    use futures::StreamExt;
+    match subscription {
+        Some(s) => s.next().await,
+        None => std::future::pending().await,
+    }
 }
 
 fn warn_about_insecure(inventory: &Inventory) {
@@ -447,10 +494,12 @@ fn apply_inventory(
             &Envelope::new(&shared.collector_id, &config.id, config.record()),
         );
         let cancel = CancellationToken::new();
+        let poll_now = Arc::new(tokio::sync::Notify::new());
         let task = tokio::spawn(scheduler::system_task(
             config.clone(),
             shared.clone(),
             cancel.clone(),
+            poll_now.clone(),
         ));
         running.insert(
             config.id.clone(),
@@ -458,6 +507,7 @@ fn apply_inventory(
                 config: config.clone(),
                 cancel,
                 task,
+                poll_now,
             },
         );
     }

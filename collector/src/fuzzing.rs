@@ -91,7 +91,8 @@ fn finish(mut ctx: PollContext, snapshot: Snapshot) -> Snapshot {
 }
 
 /// A FlashArray poll (REST 2.26): the bodies of `api_version`, `arrays`, `arrays/space`,
-/// `controllers`, `hardware`, `drives`, `alerts`, `array-connections` and `pods`, through
+/// `controllers`, `hardware`, `drives`, `alerts`, `array-connections`, `pods`,
+/// `network-interfaces` and `arrays/performance`, through
 /// [`pure::snapshot`] as [`pure::Pure`]'s poll runs it.
 pub fn pure(data: &[u8]) -> Result<Snapshot, HttpError> {
     fn list<T: DeserializeOwned>(answers: &mut Answers, path: &str) -> Result<Vec<T>, HttpError> {
@@ -114,6 +115,11 @@ pub fn pure(data: &[u8]) -> Result<Snapshot, HttpError> {
         alerts: ctx.keep(list(&mut answers, &path("/alerts"))),
         connections: ctx.keep(list(&mut answers, &path("/array-connections"))),
         pods: ctx.keep(list(&mut answers, &path("/pods"))),
+        interfaces: ctx.keep(list(&mut answers, &path("/network-interfaces"))),
+        performance: list(&mut answers, &path("/arrays/performance"))
+            .ok()
+            .and_then(|items| items.into_iter().next()),
+        management_url: Some("https://fuzz.example/".into()),
     };
     let snapshot = pure::snapshot(responses, &version, &mut ctx, &mut AlertMemory::default());
     Ok(finish(ctx, snapshot))
@@ -123,8 +129,8 @@ pub fn pure(data: &[u8]) -> Result<Snapshot, HttpError> {
 pub const ONTAP_NOW_MS: i64 = 1_795_176_000_000;
 
 /// An ONTAP poll: the bodies of `cluster`, `cluster/nodes`, `storage/aggregates`,
-/// `storage/disks`, the EMS problems and recoveries, `cluster/peers`, `snapmirror/relationships`
-/// and `cluster/metrocluster`, through [`ontap::snapshot`] as [`ontap::Ontap`]'s poll runs it
+/// `storage/disks`, the EMS problems and recoveries, `cluster/peers`, `snapmirror/relationships`,
+/// `cluster/metrocluster`, `network/ip/interfaces` and `network/ethernet/ports`, through [`ontap::snapshot`] as [`ontap::Ontap`]'s poll runs it
 /// (every collection's `_links.next.href` is split as paging does).
 pub fn ontap(data: &[u8]) -> Result<Snapshot, HttpError> {
     fn collection<T: DeserializeOwned>(
@@ -156,6 +162,9 @@ pub fn ontap(data: &[u8]) -> Result<Snapshot, HttpError> {
         peers: ctx.keep(collection(&mut answers, "/api/cluster/peers")),
         snapmirror: ctx.keep(collection(&mut answers, "/api/snapmirror/relationships")),
         metrocluster: ctx.keep(answers.next("/api/cluster/metrocluster").json()),
+        interfaces: ctx.keep(collection(&mut answers, "/api/network/ip/interfaces")),
+        ports: ctx.keep(collection(&mut answers, "/api/network/ethernet/ports")),
+        management_url: Some("https://fuzz.example/".into()),
     };
     let snapshot = ontap::snapshot(
         responses,
@@ -168,7 +177,8 @@ pub fn ontap(data: &[u8]) -> Result<Snapshot, HttpError> {
 }
 
 /// A StorageGRID poll: the bodies of `versions`, `grid/health`, `grid/config/product-version`,
-/// `grid/node-health`, `grid/alerts` and the three metric queries (total, data, usable), through
+/// `grid/node-health`, `grid/alerts`, the three metric queries (total, data, usable) and the two
+/// bandwidth queries (read, write), through
 /// [`storagegrid::snapshot`] as [`storagegrid::StorageGrid`]'s poll runs it.
 pub fn storagegrid(data: &[u8]) -> Result<Snapshot, HttpError> {
     let mut answers = Answers::new(data);
@@ -204,6 +214,9 @@ pub fn storagegrid(data: &[u8]) -> Result<Snapshot, HttpError> {
         total,
         data,
         usable,
+        read_bytes: storagegrid::envelope_data(&answers.next(&metric_path)).ok(),
+        write_bytes: storagegrid::envelope_data(&answers.next(&metric_path)).ok(),
+        management_url: Some("https://fuzz.example/".into()),
     };
     let snapshot = storagegrid::snapshot(responses, version, &mut ctx, &mut AlertMemory::default());
     Ok(finish(ctx, snapshot))
@@ -241,12 +254,18 @@ pub fn datadomain(data: &[u8]) -> Result<Snapshot, HttpError> {
         &mut answers,
         datadomain::REPLICATION_PATH,
     ));
+    let nics = ctx.keep(list::<datadomain::NicList>(
+        &mut answers,
+        datadomain::NICS_PATH,
+    ));
     let responses = datadomain::Responses {
         system,
         alerts,
         disks,
         ha,
         replications,
+        nics,
+        management_url: Some("https://fuzz.example/".into()),
     };
     let snapshot = datadomain::snapshot(responses, &mut ctx, &mut AlertMemory::default());
     Ok(finish(ctx, snapshot))

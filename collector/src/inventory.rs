@@ -85,6 +85,10 @@ pub struct AuthConfig {
     pub api_token_env: Option<String>,
     #[serde(default)]
     pub username: Option<String>,
+    /// A file holding the user name instead of `username` (for installs that keep user names
+    /// secret too, like the predecessor dashboard; `sdash-writer import` writes these).
+    #[serde(default)]
+    pub username_file: Option<PathBuf>,
     #[serde(default)]
     pub password_file: Option<PathBuf>,
     #[serde(default)]
@@ -258,6 +262,15 @@ pub fn parse(path: &Path, text: &str) -> Result<Inventory, InventoryError> {
                 "must be 1 to 64 characters of a-z, 0-9, '-' and '_'".into(),
             ));
         }
+        if s.id.starts_with('_') {
+            return Err(invalid(
+                "id",
+                format!(
+                    "may not begin with '_': such ids are reserved for targets that are no system (like {:?})",
+                    sdash_proto::FLEET_TARGET
+                ),
+            ));
+        }
         if !seen.insert(s.id.clone()) {
             return Err(invalid("id", "is used by an earlier system too".into()));
         }
@@ -325,6 +338,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Inventory, InventoryError> {
         auth.password_file = auth
             .password_file
             .map(|p| if p.is_relative() { base.join(p) } else { p });
+        auth.username_file = auth
+            .username_file
+            .map(|p| if p.is_relative() { base.join(p) } else { p });
         match vendors::credential_kind(vendor) {
             CredentialKind::ApiToken => {
                 if auth.api_token_file.is_none() && auth.api_token_env.is_none() {
@@ -335,10 +351,16 @@ pub fn parse(path: &Path, text: &str) -> Result<Inventory, InventoryError> {
                 }
             }
             CredentialKind::UserPassword => {
-                if auth.username.is_none() {
+                if auth.username.is_none() && auth.username_file.is_none() {
                     return Err(invalid(
                         "auth.username",
-                        format!("{} needs a username", vendor.as_str()),
+                        format!("{} needs a username (or username_file)", vendor.as_str()),
+                    ));
+                }
+                if auth.username.is_some() && auth.username_file.is_some() {
+                    return Err(invalid(
+                        "auth.username_file",
+                        "username and username_file contradict each other".into(),
                     ));
                 }
                 if auth.password_file.is_none() && auth.password_env.is_none() {
@@ -416,14 +438,17 @@ impl SystemConfig {
                     id: self.id.clone(),
                     message: "no password configured".into(),
                 })?;
+                let from_file = read("username_file", &self.auth.username_file, &None)?;
                 let username =
-                    self.auth
-                        .username
-                        .clone()
-                        .ok_or_else(|| InventoryError::Credentials {
-                            id: self.id.clone(),
-                            message: "no username configured".into(),
-                        })?;
+                    match from_file {
+                        Some(name) => name.expose().to_owned(),
+                        None => self.auth.username.clone().ok_or_else(|| {
+                            InventoryError::Credentials {
+                                id: self.id.clone(),
+                                message: "no username configured".into(),
+                            }
+                        })?,
+                    };
                 Ok(Credentials::UserPassword { username, password })
             }
         }
@@ -524,6 +549,43 @@ auth = { username = "monitor", password_env = "ONTAP_PW" }
                 .to_string()
                 .contains("`id`")
         );
+
+        // Ids beginning with '_' are reserved (`_fleet` is the target of fleet commands).
+        for id in ["_fleet", "_x"] {
+            let bad = GOOD.replace("id = \"ontap-1\"", &format!("id = \"{id}\""));
+            let err = parse(Path::new("inv.toml"), &bad)
+                .expect_err("reserved id")
+                .to_string();
+            assert!(err.contains("`id`") && err.contains("reserved"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_user_name_can_come_from_a_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("user"), "monitor\n").expect("write");
+        std::fs::write(dir.path().join("pw"), "hunter2\n").expect("write");
+        let text = GOOD.replace(
+            "auth = { username = \"monitor\", password_env = \"ONTAP_PW\" }",
+            "auth = { username_file = \"user\", password_file = \"pw\" }",
+        );
+        let inv = parse(&dir.path().join("inventory.toml"), &text).expect("valid");
+        let creds = inv.systems[1].credentials().expect("credentials");
+        assert!(matches!(
+            creds,
+            Credentials::UserPassword { username, password }
+                if username == "monitor" && password.expose() == "hunter2"
+        ));
+        let both = text.replace(
+            "username_file = \"user\"",
+            "username = \"x\", username_file = \"user\"",
+        );
+        let err = parse(Path::new("inv.toml"), &both)
+            .expect_err("both")
+            .to_string();
+        assert!(err.contains("username_file"), "{err}");
+        let neither = text.replace("username_file = \"user\", ", "");
+        assert!(parse(Path::new("inv.toml"), &neither).is_err());
     }
 
     #[test]

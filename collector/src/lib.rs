@@ -7,6 +7,7 @@
 //! * [`scheduler`]: per-system polling at phase-spread intervals with a bound on polls in flight.
 //! * [`membership`]: sharing the fleet between collectors (NATS KV heartbeats, rendezvous hashing).
 //! * [`double_polls`]: systems polled by two collectors in one interval, as seen on the bus.
+//! * [`poll_now`]: poll-now commands from the bus, acted on by the system's owner only.
 //! * [`outbox`]: the bounded queue in front of JetStream, with retry until acknowledged.
 //! * [`app`]: the command line, `run` and `probe`; [`metrics`]: the collector's Prometheus metrics.
 
@@ -19,5 +20,6 @@ pub mod inventory;
 pub mod membership;
 pub mod metrics;
 pub mod outbox;
+pub mod poll_now;
 pub mod scheduler;
 pub mod vendors;

@@ -28,6 +28,11 @@ pub struct KindLabels {
     pub kind: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: String,
+}
+
 /// The collector's metrics. Cloning shares the underlying values.
 #[derive(Clone)]
 pub struct CollectorMetrics {
@@ -45,6 +50,8 @@ pub struct CollectorMetrics {
     pub outbox_dropped: Family<DropLabels, Counter>,
     pub published: Family<KindLabels, Counter>,
     pub publish_retries: Counter,
+    /// Poll-now commands received, by what this collector did (`crate::poll_now::Outcome`).
+    pub poll_now: Family<OutcomeLabels, Counter>,
 }
 
 impl CollectorMetrics {
@@ -66,6 +73,7 @@ impl CollectorMetrics {
             outbox_dropped: Family::default(),
             published: Family::default(),
             publish_retries: Counter::default(),
+            poll_now: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("sdash_collector");
         r.register(
@@ -132,6 +140,11 @@ impl CollectorMetrics {
             "publish_retries",
             "Publish attempts that failed and were retried with the same message id",
             metrics.publish_retries.clone(),
+        );
+        r.register(
+            "poll_now",
+            "Poll-now commands received, by outcome: polled (this collector owns the system and polled it at once), not_owned (another collector does), unknown_system, disabled, duplicate (a command id seen before), invalid",
+            metrics.poll_now.clone(),
         );
         metrics
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use sdash_proto::subjects::Kind;
 use sdash_proto::{Envelope, EventRecord, Level, Snapshot, Status};
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::inventory::SystemConfig;
@@ -108,7 +108,18 @@ pub fn following_due(due: i64, now_ms: i64, system_id: &str, interval: Duration)
 }
 
 /// Polls one system until `cancel` fires; then logs out of its session.
-pub async fn system_task(config: SystemConfig, shared: Arc<Shared>, cancel: CancellationToken) {
+///
+/// `poll_now` wakes the task for an extra poll (a poll-now command this collector owns, see
+/// [`crate::poll_now`]): it polls at once, publishes as usual and leaves the schedule as it was,
+/// so the next regular poll still comes at its phase-aligned time (the extra poll neither shifts
+/// nor replaces it). Its result updates the failure bookkeeping like any poll; a system in
+/// back-off is polled all the same.
+pub async fn system_task(
+    config: SystemConfig,
+    shared: Arc<Shared>,
+    cancel: CancellationToken,
+    poll_now: Arc<Notify>,
+) {
     let vendor = config.vendor.as_str();
     let mut adapter = match Adapter::new(&config) {
         Ok(a) => Some(a),
@@ -133,22 +144,25 @@ pub async fn system_task(config: SystemConfig, shared: Arc<Shared>, cancel: Canc
     let mut first = true;
     loop {
         let wait = Duration::from_millis((due - sdash_proto::now_ms()).max(0) as u64);
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
+        let extra = tokio::select! {
+            _ = tokio::time::sleep(wait) => false,
+            _ = poll_now.notified() => true,
             _ = cancel.cancelled() => break,
-        }
+        };
         let scheduled = due;
-        // Next: the following phase-aligned time. After a late start (or a suspended machine)
-        // this skips what was missed instead of bursting.
-        let startup = std::mem::take(&mut first);
-        due = following_due(due, sdash_proto::now_ms(), &config.id, config.interval);
+        let startup = !extra && std::mem::take(&mut first);
+        if !extra {
+            // Next: the following phase-aligned time. After a late start (or a suspended
+            // machine) this skips what was missed instead of bursting. An extra poll keeps `due`.
+            due = following_due(due, sdash_proto::now_ms(), &config.id, config.interval);
+        }
         if !config.enabled || !shared.membership.owns(&config.id) {
             last_failure = None;
             consecutive_failures = 0;
             continue;
         }
         // Back off a system that keeps failing, but still say every interval that it is down.
-        if skip_until_attempt > 0 {
+        if !extra && skip_until_attempt > 0 {
             skip_until_attempt -= 1;
             if let Some(previous) = &last_failure {
                 let mut snapshot = previous.snapshot.clone();
@@ -172,7 +186,9 @@ pub async fn system_task(config: SystemConfig, shared: Arc<Shared>, cancel: Canc
             break;
         };
         let started = sdash_proto::now_ms();
-        if startup {
+        if extra {
+            // Off the schedule: counted by `sdash_collector_poll_now_total` instead.
+        } else if startup {
             shared.metrics.polls_startup.inc();
         } else if started - scheduled <= 1000 {
             shared.metrics.polls_on_time.inc();

@@ -28,6 +28,7 @@ fn fixture_capacity() -> Capacity {
         used_bytes: 346_346_162_749_440,
         free_bytes: 203_409_651_138_560,
         data_reduction: Some(18.4),
+        provisioned_bytes: None,
     }
 }
 
@@ -280,4 +281,123 @@ async fn an_unreadable_password_file_is_a_configuration_error() {
         0,
         "nothing is sent without credentials"
     );
+}
+
+// ---- #17: NICs, topology, tiers ----
+
+#[tokio::test]
+async fn fixtures_give_topology_nics_and_tiers() {
+    use sdash_proto::{ClusterType, Partner, Pool, PoolKind, TopologyNode};
+    let s = setup(Mode::Fixture, None).await;
+    let out = s.adapter().poll().await;
+    let snap = &out.snapshot;
+    assert_eq!(snap.error, None, "{:?}", out.events);
+    let topo = snap.topology.as_ref().expect("topology");
+    assert_eq!(topo.cluster_type, Some(ClusterType::Ha));
+    assert_eq!(topo.site_count, Some(1));
+    assert_eq!(
+        topo.nodes,
+        vec![
+            TopologyNode {
+                name: "dd9410-a-n0".into(),
+                model: Some("DD9410".into()),
+                serial: Some("APM00242100071".into()),
+                state: Some("online".into()),
+                version: Some("Data Domain OS 8.3.0.15-1161254".into()),
+            },
+            TopologyNode {
+                name: "dd9410-a-n1".into(),
+                model: Some("DD9410".into()),
+                serial: Some("APM00242100072".into()),
+                state: Some("online".into()),
+                version: None,
+            },
+        ]
+    );
+    // ethMa and its HA alias ethMa:95; ethMb has no address.
+    assert_eq!(topo.management_addresses, vec!["10.60.0.21", "10.60.0.20"]);
+    assert_eq!(
+        topo.partners,
+        vec![
+            Partner {
+                name: "dd9410-a-n1".into(),
+                kind: "ha".into(),
+                state: Some("online".into()),
+            },
+            Partner {
+                name: "dd6900-dr.example.com".into(),
+                kind: "mtree-replication".into(),
+                state: Some("NORMAL".into()),
+            },
+        ]
+    );
+    // DD System Manager listens on 443, not on the API's port.
+    let base = s.fleet.base_url(&s.id());
+    let (_, rest) = base.split_once("://").expect("url");
+    let (authority, path) = rest.split_once('/').expect("prefix");
+    let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
+    assert_eq!(
+        topo.management_url.as_deref(),
+        Some(format!("https://{host}/{path}/").as_str())
+    );
+
+    // 5 NICs: ethMb disabled, ethMa:95 an alias: 3 checked, all with link.
+    let nics = snap
+        .components
+        .iter()
+        .find(|c| c.kind == "nics")
+        .expect("nics");
+    assert_eq!(
+        (nics.status, nics.detail.as_deref()),
+        (Health::Ok, Some("3 NICs, 0 without link"))
+    );
+    assert!(!snap.alerts.iter().any(|a| a.id.starts_with("sdash:")));
+
+    assert_eq!(
+        snap.pools,
+        vec![Pool {
+            kind: PoolKind::ActiveTier,
+            name: "active".into(),
+            total_bytes: 500 * TIB,
+            used_bytes: 346_346_162_749_440,
+            free_bytes: Some(203_409_651_138_560),
+        }]
+    );
+    // DataDomain reports no provisioned bytes, and performance is not read: both absent, and
+    // the system is online.
+    assert_eq!(
+        snap.capacity.as_ref().and_then(|c| c.provisioned_bytes),
+        None
+    );
+    assert_eq!(snap.performance, None);
+    assert_eq!(snap.status, Status::Online);
+}
+
+#[tokio::test]
+async fn a_nic_without_link_is_a_warning_alert_until_the_link_is_back() {
+    let s = setup(Mode::Fixture, None).await;
+    let mut adapter = s.adapter();
+    s.fleet.set_scenario(&s.id(), Scenario::NicNoLink);
+    let down = adapter.poll().await.snapshot;
+    let alert = down
+        .alerts
+        .iter()
+        .find(|a| a.id == "sdash:nic:ethV0")
+        .unwrap_or_else(|| panic!("{:?}", down.alerts));
+    assert_eq!(alert.severity, Severity::Warning);
+    assert_eq!(alert.title, "NIC ethV0 has no link");
+    let nic = down
+        .components
+        .iter()
+        .find(|c| c.kind == "nic")
+        .expect("nic");
+    assert_eq!(
+        (nic.name.as_str(), nic.status, nic.detail.as_deref()),
+        ("ethV0", Health::Warning, Some("no link, up"))
+    );
+    assert!(down.hardware >= Health::Warning);
+    s.fleet.set_scenario(&s.id(), Scenario::Healthy);
+    let up = adapter.poll().await.snapshot;
+    assert!(!up.alerts.iter().any(|a| a.id.starts_with("sdash:nic:")));
+    assert!(!up.components.iter().any(|c| c.kind == "nic"));
 }

@@ -1,14 +1,17 @@
 //! Collectors share the fleet without configuration: real collector processes, a real
 //! nats-server, snapshots counted per system per interval from the bus.
 
+#[path = "common/snapshots.rs"]
+mod snapshots;
+
 use std::collections::{BTreeMap, HashMap};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
 use sdash_collector::scheduler::phase_ms;
 use sdash_harness::NatsServer;
+use snapshots::watch_snapshots;
 
 const SYSTEMS: usize = 300;
 const INTERVAL: Duration = Duration::from_secs(2);
@@ -105,31 +108,21 @@ async fn collectors_shard_the_fleet_fail_over_and_rebalance() {
     std::fs::write(&inventory, text).expect("write inventory");
 
     let client = async_nats::connect(nats.url()).await.expect("connect");
-    let mut sub = client
-        .subscribe("sdash.v1.snapshot.*")
-        .await
-        .expect("subscribe");
     let seen: Seen = Arc::default();
     {
         let seen = seen.clone();
-        tokio::spawn(async move {
-            while let Some(msg) = sub.next().await {
-                let Ok(sdash_proto::Record::Snapshot(env)) =
-                    sdash_proto::codec::decode_record(&msg.subject, &msg.payload)
-                else {
-                    continue;
-                };
-                let key = (
-                    env.system_id.clone(),
-                    interval_index(&env.system_id, env.observed_at),
-                );
-                seen.lock()
-                    .expect("lock")
-                    .entry(key)
-                    .or_default()
-                    .push(env.collector_id);
-            }
-        });
+        watch_snapshots(client.clone(), move |env| {
+            let key = (
+                env.system_id.clone(),
+                interval_index(&env.system_id, env.observed_at),
+            );
+            seen.lock()
+                .expect("lock")
+                .entry(key)
+                .or_default()
+                .push(env.collector_id);
+        })
+        .await;
     }
 
     let mut c1 = Collector::start(&nats.url(), &inventory, "c1");

@@ -57,6 +57,8 @@ const VENDOR_SEEDS: &[(&str, &str, &[&str])] = &[
             "api_2.26_alerts.json",
             "api_2.26_array-connections.json",
             "api_2.26_pods.json",
+            "api_2.26_network-interfaces.json",
+            "api_2.26_arrays_performance.json",
         ],
     ),
     (
@@ -72,6 +74,8 @@ const VENDOR_SEEDS: &[(&str, &str, &[&str])] = &[
             "api_cluster_peers.json",
             "api_snapmirror_relationships.json",
             "api_cluster_metrocluster.json",
+            "api_network_ip_interfaces.json",
+            "api_network_ethernet_ports.json",
         ],
     ),
     (
@@ -87,6 +91,8 @@ const VENDOR_SEEDS: &[(&str, &str, &[&str])] = &[
             "api_cluster_peers.json",
             "api_snapmirror_relationships.json",
             "api_cluster_metrocluster.not_configured.json",
+            "api_network_ip_interfaces.json",
+            "api_network_ethernet_ports.json",
         ],
     ),
     (
@@ -101,6 +107,8 @@ const VENDOR_SEEDS: &[(&str, &str, &[&str])] = &[
             "api_v4_grid_metric-query.total_space.json",
             "api_v4_grid_metric-query.data.json",
             "api_v4_grid_metric-query.usable_space.json",
+            "api_v4_grid_metric-query.s3_retrieved.json",
+            "api_v4_grid_metric-query.s3_ingested.json",
         ],
     ),
     (
@@ -112,6 +120,7 @@ const VENDOR_SEEDS: &[(&str, &str, &[&str])] = &[
             "api_v1_dd-systems_0_storage_disks.json",
             "api_v1_dd-systems_0_ha.json",
             "api_v1_dd-systems_0_mtree-replications.json",
+            "rest_v2.0_dd-systems_0_networks_nics.json",
         ],
     ),
 ];

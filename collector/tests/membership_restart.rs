@@ -5,17 +5,20 @@
 //! an older collector made with memory storage is kept until a restart removes it, then made
 //! again, on file.
 
+#[path = "common/snapshots.rs"]
+mod snapshots;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
-use futures::StreamExt;
 use sdash_collector::membership::{self, Membership};
 use sdash_collector::scheduler::interval_index;
 use sdash_harness::{NatsServer, free_port, metric_sum, wait_for};
 use sdash_service::bus::{self, NatsArgs, StreamArgs};
+use snapshots::watch_snapshots;
 
 const SYSTEMS: usize = 60;
 const INTERVAL: Duration = Duration::from_secs(2);
@@ -122,29 +125,18 @@ fn write_inventory(path: &std::path::Path) {
 /// Records who published which snapshot, from a client that reconnects by itself.
 async fn follow_snapshots(url: &str) -> Seen {
     let client = connect(url).await;
-    let mut sub = client
-        .subscribe("sdash.v1.snapshot.*")
-        .await
-        .expect("subscribe");
     let seen: Seen = Arc::default();
     let record = seen.clone();
-    tokio::spawn(async move {
-        let _client = client;
-        while let Some(msg) = sub.next().await {
-            let Ok(sdash_proto::Record::Snapshot(env)) =
-                sdash_proto::codec::decode_record(&msg.subject, &msg.payload)
-            else {
-                continue;
-            };
-            let index = interval_index(&env.system_id, env.observed_at, INTERVAL);
-            record
-                .lock()
-                .expect("lock")
-                .entry((env.system_id.clone(), index))
-                .or_default()
-                .insert(env.collector_id);
-        }
-    });
+    watch_snapshots(client, move |env| {
+        let index = interval_index(&env.system_id, env.observed_at, INTERVAL);
+        record
+            .lock()
+            .expect("lock")
+            .entry((env.system_id.clone(), index))
+            .or_default()
+            .insert(env.collector_id);
+    })
+    .await;
     seen
 }
 

@@ -32,6 +32,8 @@ fn fixture_capacity() -> Capacity {
         used_bytes: 2 * 173_173_081_374_720,
         free_bytes: 2 * 101_704_825_569_280,
         data_reduction: Some(2.41),
+        // The four volumes of api_storage_volumes.json: 200 + 300 + 150 + 350 TiB.
+        provisioned_bytes: Some(1000 * TIB),
     }
 }
 
@@ -344,4 +346,228 @@ async fn an_unknown_node_field_falls_back_to_the_basic_fields() {
             .count(),
         2
     );
+}
+
+// ---- #17: topology, network checks, pools, performance ----
+
+#[tokio::test]
+async fn fixtures_give_topology_checks_pools_and_performance() {
+    use sdash_proto::{ClusterType, Partner, Performance, Pool, PoolKind, TopologyNode};
+    let s = setup(Mode::Fixture, None).await;
+    let out = s.adapter().poll().await;
+    let snap = &out.snapshot;
+    assert_eq!(snap.error, None, "{:?}", out.events);
+
+    let topo = snap.topology.as_ref().expect("topology");
+    assert_eq!(topo.cluster_type, Some(ClusterType::Metrocluster));
+    assert_eq!(topo.site_count, Some(2));
+    let node = |name: &str, serial: &str| TopologyNode {
+        name: name.into(),
+        model: Some("AFF-A400".into()),
+        serial: Some(serial.into()),
+        state: Some("up".into()),
+        version: Some("NetApp Release 9.15.1P4".into()),
+    };
+    assert_eq!(
+        topo.nodes,
+        vec![
+            node("cl-prod-a-01", "721924000121"),
+            node("cl-prod-a-02", "721924000122")
+        ]
+    );
+    assert_eq!(topo.management_addresses, vec!["10.30.0.10".to_owned()]);
+    assert_eq!(topo.dns_names, Vec::<String>::new());
+    let peer = |name: &str| Partner {
+        name: name.into(),
+        kind: "cluster-peer".into(),
+        state: Some("available".into()),
+    };
+    assert_eq!(
+        topo.partners,
+        vec![
+            peer("cl-prod-b"),
+            peer("cl-branch-01"),
+            peer("cl-branch-02"),
+            Partner {
+                name: "cl-prod-b".into(),
+                kind: "metrocluster".into(),
+                state: Some("normal".into()),
+            }
+        ]
+    );
+    assert_eq!(
+        topo.management_url.as_deref(),
+        Some(format!("{}/", s.fleet.base_url(&s.id())).as_str())
+    );
+
+    // Checks: 9 LIFs of which one is disabled and one on a -mc SVM (both down, both skipped);
+    // 20 ports of which 4 are VLANs. Nothing is down.
+    let comp = |kind: &str| {
+        snap.components
+            .iter()
+            .find(|c| c.kind == kind)
+            .unwrap_or_else(|| panic!("{kind}: {:?}", snap.components))
+    };
+    assert_eq!(comp("lifs").detail.as_deref(), Some("7 LIFs, 0 down"));
+    assert_eq!(comp("lifs").status, Health::Ok);
+    assert_eq!(comp("ports").detail.as_deref(), Some("16 ports, 0 down"));
+    assert!(
+        !snap
+            .components
+            .iter()
+            .any(|c| c.kind == "lif" || c.kind == "port")
+    );
+    assert!(!snap.alerts.iter().any(|a| a.id.starts_with("sdash:")));
+
+    let aggr = |name: &str| Pool {
+        kind: PoolKind::Aggregate,
+        name: name.into(),
+        total_bytes: 274_877_906_944_000,
+        used_bytes: 173_173_081_374_720,
+        free_bytes: Some(101_704_825_569_280),
+    };
+    assert_eq!(
+        snap.pools,
+        vec![aggr("aggr1_a01_ssd"), aggr("aggr1_a02_ssd")]
+    );
+    assert_eq!(
+        snap.capacity.as_ref().and_then(|c| c.provisioned_bytes),
+        Some(1_099_511_627_776_000)
+    );
+
+    assert_eq!(
+        snap.performance,
+        Some(Performance {
+            read_iops: Some(18234.0),
+            write_iops: Some(9120.0),
+            read_latency_us: Some(301.0),
+            write_latency_us: Some(274.0),
+            read_bytes_per_s: Some(1_251_232_768),
+            write_bytes_per_s: Some(402_653_184),
+        })
+    );
+}
+
+#[tokio::test]
+async fn a_lif_down_is_a_warning_alert_until_it_comes_back() {
+    let s = setup(Mode::Fixture, None).await;
+    let mut adapter = s.adapter();
+    let first = adapter.poll().await.snapshot;
+    assert!(!first.alerts.iter().any(|a| a.id.starts_with("sdash:lif:")));
+    assert!(!first.components.iter().any(|c| c.kind == "lif"));
+
+    s.fleet.set_scenario(&s.id(), Scenario::LifDown);
+    let down = adapter.poll().await.snapshot;
+    assert_eq!(down.status, Status::Online);
+    assert_eq!(down.cluster, Health::Warning);
+    let alert = down
+        .alerts
+        .iter()
+        .find(|a| a.id == "sdash:lif:svm_nfs01:lif_nfs01_a01")
+        .unwrap_or_else(|| panic!("{:?}", down.alerts));
+    assert_eq!(alert.severity, Severity::Warning);
+    assert_eq!(alert.title, "LIF lif_nfs01_a01 of svm_nfs01 is down");
+    assert_eq!(alert.component.as_deref(), Some("lif_nfs01_a01"));
+    let lif = down
+        .components
+        .iter()
+        .find(|c| c.kind == "lif")
+        .expect("lif component");
+    assert_eq!(lif.name, "lif_nfs01_a01");
+    assert_eq!(lif.status, Health::Warning);
+    assert_eq!(
+        lif.detail.as_deref(),
+        Some("state down, svm svm_nfs01, on cl-prod-a-01 a0a-200")
+    );
+
+    // A failed LIF query keeps the alert open (an absent alert would clear it).
+    s.fleet.set_fault_on(
+        &s.id(),
+        "/api/network/ip/interfaces",
+        Fault::Status { code: 503 },
+    );
+    let failed = adapter.poll().await.snapshot;
+    assert!(
+        failed.alerts.iter().any(|a| a.id == alert.id),
+        "{:?}",
+        failed.alerts
+    );
+    s.fleet.set_fault(&s.id(), Fault::None);
+
+    s.fleet.set_scenario(&s.id(), Scenario::Healthy);
+    let up = adapter.poll().await.snapshot;
+    assert!(!up.components.iter().any(|c| c.kind == "lif"));
+    assert!(
+        !up.alerts.iter().any(|a| a.id.starts_with("sdash:")),
+        "{:?}",
+        up.alerts
+    );
+}
+
+#[tokio::test]
+async fn a_port_down_is_a_hardware_warning_alert_until_it_comes_back() {
+    let s = setup(Mode::Fixture, None).await;
+    let mut adapter = s.adapter();
+    s.fleet.set_scenario(&s.id(), Scenario::PortDown);
+    let down = adapter.poll().await.snapshot;
+    let alert = down
+        .alerts
+        .iter()
+        .find(|a| a.id == "sdash:port:cl-prod-a-01:e0c")
+        .unwrap_or_else(|| panic!("{:?}", down.alerts));
+    assert_eq!(alert.severity, Severity::Warning);
+    assert_eq!(alert.title, "Port e0c on cl-prod-a-01 is down");
+    let ports = down
+        .components
+        .iter()
+        .find(|c| c.kind == "ports")
+        .expect("ports");
+    assert_eq!(ports.detail.as_deref(), Some("16 ports, 1 down"));
+    assert_eq!(ports.status, Health::Warning);
+    // The fixtures' hardware is otherwise healthy apart from what the EMS says; a port down is
+    // at least a warning.
+    assert!(down.hardware >= Health::Warning, "{:?}", down.hardware);
+    s.fleet.set_scenario(&s.id(), Scenario::Healthy);
+    let up = adapter.poll().await.snapshot;
+    assert!(!up.alerts.iter().any(|a| a.id.starts_with("sdash:port:")));
+}
+
+#[tokio::test]
+async fn an_older_release_without_the_cluster_metric_has_no_performance() {
+    let s = setup(Mode::Fixture, None).await;
+    s.fleet.set_scenario(&s.id(), Scenario::NoPerformance);
+    let mut adapter = s.adapter();
+    for _ in 0..2 {
+        let out = adapter.poll().await;
+        let snap = &out.snapshot;
+        assert_eq!(snap.status, Status::Online);
+        assert_eq!(snap.error, None, "{:?}", out.events);
+        assert_eq!(snap.version.as_deref(), Some("NetApp Release 9.5P14"));
+        assert_eq!(snap.performance, None);
+        // Everything else is still read.
+        assert_eq!(snap.pools.len(), 2);
+        assert!(snap.topology.is_some());
+    }
+}
+
+#[tokio::test]
+async fn a_slow_metric_query_is_cut_short_and_the_poll_stays_clean() {
+    let s = setup(Mode::Fixture, None).await;
+    s.fleet.set_scenario(&s.id(), Scenario::SlowPerformance);
+    let out = s.adapter().poll().await;
+    let snap = &out.snapshot;
+    assert_eq!(snap.status, Status::Online);
+    assert_eq!(snap.error, None);
+    assert_eq!(snap.performance, None);
+    assert!(snap.poll_ms < 2900, "{} ms", snap.poll_ms);
+    assert!(
+        out.events
+            .iter()
+            .any(|e| e.endpoint.as_deref() == Some("/api/cluster")
+                && e.level == sdash_proto::Level::Warning
+                && e.message.contains("2000 ms")),
+        "{:?}",
+        out.events
+    );
+    assert_eq!(snap.pools.len(), 2);
 }

@@ -51,16 +51,25 @@ fn config(fleet: &Fleet, id: &str, dir: &Path) -> SystemConfig {
     }
 }
 
+/// The system of a one-array fleet.
+const ONE: &str = "sim-pure-0001";
+
+/// A one-array fleet from fixtures, the directory of its CA and token, and an adapter for it.
+async fn one_array() -> (Fleet, tempfile::TempDir, Adapter) {
+    let fleet = fleet(1, Mode::Fixture).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let adapter = Adapter::new(&config(&fleet, ONE, dir.path())).expect("adapter");
+    (fleet, dir, adapter)
+}
+
 fn dump(out: &PollOutput) -> String {
     format!("{:#?}\n{:#?}", out.snapshot, out.events)
 }
 
 #[tokio::test]
 async fn fixtures_normalize_to_exact_values() {
-    let fleet = fleet(1, Mode::Fixture).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let id = "sim-pure-0001";
-    let mut adapter = Adapter::new(&config(&fleet, id, dir.path())).expect("adapter");
+    let (fleet, _dir, mut adapter) = one_array().await;
+    let id = ONE;
     let out = adapter.poll().await;
     let s = &out.snapshot;
     assert_eq!(s.status, Status::Online, "{}", dump(&out));
@@ -166,10 +175,8 @@ async fn fixtures_normalize_to_exact_values() {
 
 #[tokio::test]
 async fn an_expired_session_is_renewed_once() {
-    let fleet = fleet(1, Mode::Fixture).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let id = "sim-pure-0001";
-    let mut adapter = Adapter::new(&config(&fleet, id, dir.path())).expect("adapter");
+    let (fleet, _dir, mut adapter) = one_array().await;
+    let id = ONE;
     assert_eq!(adapter.poll().await.snapshot.status, Status::Online);
 
     fleet.set_fault(id, Fault::ExpireSessions);
@@ -332,10 +339,8 @@ async fn a_login_with_a_wrong_token_is_auth_failed() {
 
 #[tokio::test]
 async fn a_failing_optional_endpoint_degrades_the_snapshot() {
-    let fleet = fleet(1, Mode::Fixture).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let id = "sim-pure-0001";
-    let mut adapter = Adapter::new(&config(&fleet, id, dir.path())).expect("adapter");
+    let (fleet, _dir, mut adapter) = one_array().await;
+    let id = ONE;
     assert_eq!(adapter.poll().await.snapshot.alerts.len(), 3);
 
     fleet.set_fault_on(id, "/alerts", Fault::Status { code: 500 });
@@ -625,5 +630,212 @@ async fn an_unreadable_token_file_is_reported_not_sent() {
         fleet.stats(id).expect("stats").requests.len(),
         0,
         "nothing sent to the array"
+    );
+}
+
+// ---- #17: topology, management interfaces, pools, provisioned, performance ----
+
+#[tokio::test]
+async fn fixtures_give_topology_pools_provisioned_and_performance() {
+    use sdash_proto::{ClusterType, Partner, Performance, PoolKind, TopologyNode};
+    let (fleet, _dir, mut adapter) = one_array().await;
+    let id = ONE;
+    let out = adapter.poll().await;
+    let s = &out.snapshot;
+    assert_eq!(s.error, None, "{}", dump(&out));
+
+    let topo = s.topology.as_ref().expect("topology");
+    // fa-prod-02 is a sync-replication connection: ActiveCluster.
+    assert_eq!(topo.cluster_type, Some(ClusterType::ActiveCluster));
+    let ct = |name: &str| TopologyNode {
+        name: name.into(),
+        model: Some("FA-X70R4".into()),
+        serial: None,
+        state: Some("ready".into()),
+        version: Some("6.7.3".into()),
+    };
+    assert_eq!(topo.nodes, vec![ct("CT0"), ct("CT1")]);
+    assert_eq!(topo.site_count, Some(3));
+    assert_eq!(
+        topo.management_addresses,
+        vec!["10.20.0.11", "10.20.0.12", "10.20.0.10"]
+    );
+    assert_eq!(topo.dns_names, Vec::<String>::new());
+    assert_eq!(
+        topo.partners,
+        vec![
+            Partner {
+                name: "fa-prod-02".into(),
+                kind: "sync-replication".into(),
+                state: Some("connected".into()),
+            },
+            Partner {
+                name: "fa-dr-01".into(),
+                kind: "async-replication".into(),
+                state: Some("connected".into()),
+            },
+        ]
+    );
+    assert_eq!(
+        topo.management_url.as_deref(),
+        Some(format!("{}/", fleet.base_url(id)).as_str())
+    );
+
+    let mgmt = s
+        .components
+        .iter()
+        .find(|c| c.kind == "management_interfaces")
+        .expect("management interfaces");
+    assert_eq!(
+        (mgmt.status, mgmt.detail.as_deref()),
+        (Health::Ok, Some("3 interfaces, 0 down"))
+    );
+    assert!(!s.alerts.iter().any(|a| a.id.starts_with("sdash:")));
+
+    let cap = s.capacity.as_ref().expect("capacity");
+    assert_eq!(cap.provisioned_bytes, Some(3_154_498_860_089_344));
+
+    let pools: Vec<(PoolKind, &str, u64, u64)> = s
+        .pools
+        .iter()
+        .map(|p| (p.kind, p.name.as_str(), p.total_bytes, p.used_bytes))
+        .collect();
+    let total = 549_755_813_888_000;
+    assert_eq!(
+        pools,
+        vec![
+            (PoolKind::Space, "unique", total, 269_380_348_805_120),
+            (PoolKind::Space, "snapshots", total, 29_686_813_949_952),
+            (PoolKind::Space, "shared", total, 46_179_488_366_592),
+            (PoolKind::Space, "system", total, 1_099_511_627_776),
+            (PoolKind::Space, "replication", total, 0),
+        ]
+    );
+    assert!(s.pools.iter().all(|p| p.free_bytes.is_none()));
+
+    assert_eq!(
+        s.performance,
+        Some(Performance {
+            read_iops: Some(42150.0),
+            write_iops: Some(18320.0),
+            read_latency_us: Some(310.0),
+            write_latency_us: Some(420.0),
+            read_bytes_per_s: Some(1_729_382_256),
+            write_bytes_per_s: Some(751_619_276),
+        })
+    );
+}
+
+#[tokio::test]
+async fn a_disabled_management_interface_is_a_warning_alert_until_enabled() {
+    let (fleet, _dir, mut adapter) = one_array().await;
+    let id = ONE;
+    fleet.set_scenario(id, Scenario::MgmtInterfaceDown);
+    let out = adapter.poll().await;
+    let s = &out.snapshot;
+    let alert = s
+        .alerts
+        .iter()
+        .find(|a| a.id == "sdash:mgmt:ct1.eth0")
+        .unwrap_or_else(|| panic!("{}", dump(&out)));
+    assert_eq!(alert.severity, Severity::Warning);
+    assert_eq!(alert.title, "Management interface ct1.eth0 is down");
+    let c = s
+        .components
+        .iter()
+        .find(|c| c.kind == "management_interface")
+        .expect("component");
+    assert_eq!(
+        (c.name.as_str(), c.status, c.detail.as_deref()),
+        (
+            "ct1.eth0",
+            Health::Warning,
+            Some("disabled, address 10.20.0.12")
+        )
+    );
+    fleet.set_scenario(id, Scenario::Healthy);
+    let out = adapter.poll().await;
+    assert!(
+        !out.snapshot
+            .alerts
+            .iter()
+            .any(|a| a.id.starts_with("sdash:mgmt:"))
+    );
+}
+
+#[tokio::test]
+async fn an_evergreen_array_with_zero_used_is_degraded_not_empty() {
+    let (fleet, _dir, mut adapter) = one_array().await;
+    let id = ONE;
+    fleet.set_scenario(id, Scenario::EvergreenZeroUsed);
+    let out = adapter.poll().await;
+    let s = &out.snapshot;
+    assert_eq!(s.status, Status::Online);
+    assert_eq!(s.capacity, None, "not shown as 0 %");
+    assert_eq!(s.cluster, Health::Warning);
+    let error = s.error.as_deref().expect("degraded");
+    assert!(
+        error.contains("the system reports 0 bytes used of 549755813888000 bytes"),
+        "{error}"
+    );
+    assert!(
+        out.events
+            .iter()
+            .any(|e| e.level == sdash_proto::Level::Warning
+                && e.category == Category::DataQuery
+                && e.message.contains("0 bytes used")),
+        "{}",
+        dump(&out)
+    );
+    let alert = s
+        .alerts
+        .iter()
+        .find(|a| a.id == "sdash:capacity:zero-used")
+        .expect("zero-used alert");
+    assert_eq!(alert.severity, Severity::Warning);
+    // Back to a real figure: the alert clears, the capacity is back.
+    fleet.set_scenario(id, Scenario::Healthy);
+    let out = adapter.poll().await;
+    assert!(out.snapshot.capacity.is_some());
+    assert!(
+        !out.snapshot
+            .alerts
+            .iter()
+            .any(|a| a.id.starts_with("sdash:"))
+    );
+}
+
+#[tokio::test]
+async fn no_performance_endpoint_or_a_slow_one_leaves_performance_absent() {
+    let (fleet, dir, mut adapter) = one_array().await;
+    let id = ONE;
+    fleet.set_scenario(id, Scenario::NoPerformance);
+    for _ in 0..2 {
+        let out = adapter.poll().await;
+        let s = &out.snapshot;
+        assert_eq!(s.status, Status::Online);
+        assert_eq!(s.error, None, "{}", dump(&out));
+        assert_eq!(s.performance, None);
+        assert!(s.topology.is_some() && !s.pools.is_empty());
+    }
+    // A 404 is remembered: the endpoint is asked once until the next outage.
+    let asked = fleet.stats(id).expect("stats").requests;
+    assert_eq!(asked.get("/api/2.26/arrays/performance"), Some(&1));
+
+    let mut adapter = Adapter::new(&config(&fleet, id, dir.path())).expect("adapter");
+    fleet.set_scenario(id, Scenario::SlowPerformance);
+    let out = adapter.poll().await;
+    let s = &out.snapshot;
+    assert_eq!(s.status, Status::Online);
+    assert_eq!(s.error, None, "{}", dump(&out));
+    assert_eq!(s.performance, None);
+    assert!(s.poll_ms < 2900, "{} ms", s.poll_ms);
+    assert!(
+        out.events
+            .iter()
+            .any(|e| e.level == sdash_proto::Level::Warning
+                && e.endpoint.as_deref() == Some("/api/2.26/arrays/performance")),
+        "{}",
+        dump(&out)
     );
 }

@@ -27,6 +27,7 @@ fn fixture_capacity() -> Capacity {
         used_bytes: 346_346_162_749_440,
         free_bytes: 196_812_581_371_904,
         data_reduction: None,
+        provisioned_bytes: None,
     }
 }
 
@@ -262,4 +263,93 @@ async fn timeouts_and_tls_failures() {
         .poll()
         .await;
     assert_tls_failure(&out);
+}
+
+// ---- #17: topology, site pools, performance ----
+
+#[tokio::test]
+async fn fixtures_give_topology_site_pools_and_bandwidth() {
+    use sdash_proto::{ClusterType, Performance, Pool, PoolKind};
+    let s = setup(Mode::Fixture).await;
+    let out = s.adapter().poll().await;
+    let snap = &out.snapshot;
+    assert_eq!(snap.error, None, "{:?}", out.events);
+    let topo = snap.topology.as_ref().expect("topology");
+    assert_eq!(topo.cluster_type, Some(ClusterType::MultiSite));
+    assert_eq!(topo.site_count, Some(2));
+    let nodes: Vec<(&str, Option<&str>, Option<&str>)> = topo
+        .nodes
+        .iter()
+        .map(|n| (n.name.as_str(), n.model.as_deref(), n.state.as_deref()))
+        .collect();
+    assert_eq!(
+        nodes,
+        vec![
+            ("DC1-ADM1", Some("adminNode"), Some("connected")),
+            ("DC1-G1", Some("apiGatewayNode"), Some("connected")),
+            ("DC1-S1", Some("storageNode"), Some("connected")),
+            ("DC1-S2", Some("storageNode"), Some("connected")),
+            ("DC2-ADM1", Some("adminNode"), Some("connected")),
+            ("DC2-S1", Some("storageNode"), Some("connected")),
+            ("DC2-S2", Some("storageNode"), Some("connected")),
+        ]
+    );
+    assert!(
+        topo.nodes
+            .iter()
+            .all(|n| n.version.as_deref() == snap.version.as_deref())
+    );
+    assert_eq!(
+        topo.management_url.as_deref(),
+        Some(format!("{}/", s.fleet.base_url(&s.id())).as_str())
+    );
+    assert_eq!(
+        snap.pools,
+        vec![
+            Pool {
+                kind: PoolKind::Site,
+                name: "Data Center 1 (Frankfurt)".into(),
+                total_bytes: 274_877_906_944_000,
+                used_bytes: 173_585_398_235_136,
+                free_bytes: Some(97_993_973_825_536),
+            },
+            Pool {
+                kind: PoolKind::Site,
+                name: "Data Center 2 (Berlin)".into(),
+                total_bytes: 274_877_906_944_000,
+                used_bytes: 172_760_764_514_304,
+                free_bytes: Some(98_818_607_546_368),
+            },
+        ]
+    );
+    assert_eq!(
+        snap.capacity.as_ref().and_then(|c| c.provisioned_bytes),
+        None
+    );
+    assert_eq!(
+        snap.performance,
+        Some(Performance {
+            read_bytes_per_s: Some(1_251_232_768),
+            write_bytes_per_s: Some(402_653_184),
+            ..Performance::default()
+        })
+    );
+}
+
+#[tokio::test]
+async fn a_grid_without_the_bandwidth_metrics_or_slow_ones_has_no_performance() {
+    let s = setup(Mode::Fixture).await;
+    s.fleet.set_scenario(&s.id(), Scenario::NoPerformance);
+    let out = s.adapter().poll().await;
+    assert_eq!(out.snapshot.status, Status::Online);
+    assert_eq!(out.snapshot.error, None, "{:?}", out.events);
+    assert_eq!(out.snapshot.performance, None);
+    assert_eq!(out.snapshot.pools.len(), 2);
+
+    s.fleet.set_scenario(&s.id(), Scenario::SlowPerformance);
+    let out = s.adapter().poll().await;
+    assert_eq!(out.snapshot.status, Status::Online);
+    assert_eq!(out.snapshot.error, None, "{:?}", out.events);
+    assert_eq!(out.snapshot.performance, None);
+    assert!(out.snapshot.poll_ms < 2900, "{} ms", out.snapshot.poll_ms);
 }

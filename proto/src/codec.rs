@@ -71,6 +71,7 @@ pub fn decode_record_at(subject: &str, bytes: &[u8], now_ms: i64) -> Result<Reco
         Kind::Collector => decode(bytes).map(Record::Collector),
         Kind::Change => decode(bytes).map(Record::Change),
         Kind::Command => decode(bytes).map(Record::Command),
+        Kind::History => decode(bytes).map(Record::History),
     };
     let record = match decoded {
         Ok(record) => record,
@@ -88,6 +89,7 @@ pub fn decode_record_at(subject: &str, bytes: &[u8], now_ms: i64) -> Result<Reco
         Record::Collector(e) => e.schema,
         Record::Change(e) => e.schema,
         Record::Command(e) => e.schema,
+        Record::History(e) => e.schema,
     };
     if schema != SCHEMA_VERSION {
         return Err(DecodeError::Version(schema));
@@ -175,6 +177,12 @@ fn validate(record: &Record, kind: Kind, subject_id: &str, now_ms: i64) -> Resul
             envelope(e, kind, subject_id, now_ms)?;
             e.body.validate(&e.system_id).map_err(DecodeError::Invalid)
         }
+        Record::History(e) => {
+            envelope(e, kind, subject_id, now_ms)?;
+            e.body
+                .validate(now_ms.saturating_add(MAX_FUTURE_SKEW_MS))
+                .map_err(DecodeError::Invalid)
+        }
     }
 }
 
@@ -191,6 +199,7 @@ mod tests {
             used_bytes: 40,
             free_bytes: 60,
             data_reduction: Some(4.2),
+            provisioned_bytes: None,
         });
         Envelope::new("c1", "fa-01", body)
     }

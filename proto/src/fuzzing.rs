@@ -68,6 +68,7 @@ fn encode_record(record: &Record) -> Vec<u8> {
         Record::Collector(e) => encode(e),
         Record::Change(e) => encode(e),
         Record::Command(e) => encode(e),
+        Record::History(e) => encode(e),
     };
     encoded.unwrap_or_else(|e| panic!("a decoded record does not encode: {e}"))
 }

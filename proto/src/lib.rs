@@ -3,6 +3,7 @@
 //! * [`subjects`]: subject names (`sdash.v1.<kind>.<id>`), the stream name and its limits.
 //! * [`records`]: the envelope and the record kinds, every field documented with its unit.
 //! * [`command`]: operator commands (`sdash.v1.command.<kind>.<system>`), applied by the writer.
+//! * [`history`]: imported history (`sdash.v1.history.<system>`): daily capacity and old events.
 //! * [`codec`]: MessagePack with named fields (`rmp_serde::to_vec_named`), decoding that never panics.
 //!
 //! Connecting to NATS and creating the stream live in `sdash-service` (`sdash_service::bus`),
@@ -14,11 +15,13 @@ pub mod codec;
 pub mod command;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod history;
 pub mod records;
 pub mod subjects;
 
 pub use codec::{DecodeError, decode, encode};
 pub use command::{AlertInstance, CommandKind, CommandRecord, FLEET_TARGET};
+pub use history::{HistoryDay, HistoryEvent, HistoryRecord};
 pub use records::*;
 
 /// Current time as milliseconds since the Unix epoch (UTC), the unit of every timestamp on the bus.

@@ -196,6 +196,9 @@ pub struct Capacity {
     /// Data reduction ratio (e.g. 4.2 means 4.2:1), where the vendor reports one.
     #[serde(default)]
     pub data_reduction: Option<f64>,
+    /// Provisioned (promised to hosts, thin) bytes, where the vendor reports them.
+    #[serde(default)]
+    pub provisioned_bytes: Option<u64>,
 }
 
 impl Capacity {
@@ -265,6 +268,187 @@ pub struct Snapshot {
     /// Why the poll failed or was degraded; `None` on a clean poll.
     #[serde(default)]
     pub error: Option<String>,
+    /// How the system is built and reached (read at a slower cadence than the rest and repeated
+    /// in every snapshot); `None` when it was never read.
+    #[serde(default)]
+    pub topology: Option<Topology>,
+    /// Capacity per pool (aggregates, sites, storage pools, tiers, the space breakdown).
+    #[serde(default)]
+    pub pools: Vec<Pool>,
+    /// Array-level performance; `None` when the vendor or version has no endpoint for it.
+    #[serde(default)]
+    pub performance: Option<Performance>,
+}
+
+/// How a system is clustered ([`Topology::cluster_type`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClusterType {
+    /// Two or more nodes or controllers in an HA pair (ONTAP HA, DataDomain HA, Pure controllers).
+    Ha,
+    /// ONTAP MetroCluster (configured).
+    Metrocluster,
+    /// Pure ActiveCluster (synchronous replication, stretched pods).
+    ActiveCluster,
+    /// One node, no partner.
+    Local,
+    /// StorageGRID over more than one site.
+    MultiSite,
+    /// StorageGRID on one site.
+    SingleSite,
+}
+
+impl ClusterType {
+    pub const ALL: [ClusterType; 6] = [
+        ClusterType::Ha,
+        ClusterType::Metrocluster,
+        ClusterType::ActiveCluster,
+        ClusterType::Local,
+        ClusterType::MultiSite,
+        ClusterType::SingleSite,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClusterType::Ha => "ha",
+            ClusterType::Metrocluster => "metrocluster",
+            ClusterType::ActiveCluster => "active-cluster",
+            ClusterType::Local => "local",
+            ClusterType::MultiSite => "multi-site",
+            ClusterType::SingleSite => "single-site",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ClusterType> {
+        ClusterType::ALL.into_iter().find(|v| v.as_str() == text)
+    }
+}
+
+/// The topology and network of a system.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Topology {
+    #[serde(default)]
+    pub cluster_type: Option<ClusterType>,
+    /// Controllers, nodes or HA members.
+    #[serde(default)]
+    pub nodes: Vec<TopologyNode>,
+    /// Number of sites (1 + connected arrays for Pure, distinct sites for StorageGRID, ...).
+    #[serde(default)]
+    pub site_count: Option<u32>,
+    /// Management IP addresses.
+    #[serde(default)]
+    pub management_addresses: Vec<String>,
+    /// DNS names of the management addresses (forward-confirmed reverse lookup).
+    #[serde(default)]
+    pub dns_names: Vec<String>,
+    /// Replication and peer partners.
+    #[serde(default)]
+    pub partners: Vec<Partner>,
+    /// The URL of the system's own web UI.
+    #[serde(default)]
+    pub management_url: Option<String>,
+}
+
+/// One node or controller of a system.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct TopologyNode {
+    pub name: String,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub serial: Option<String>,
+    /// The vendor's state word (`up`, `ready`, `connected`, ...).
+    #[serde(default)]
+    pub state: Option<String>,
+    #[serde(default)]
+    pub version: Option<String>,
+}
+
+/// A replication or peer partner of a system.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Partner {
+    pub name: String,
+    /// What the relation is: `cluster-peer`, `metrocluster`, `sync-replication`,
+    /// `async-replication`, `ha`, `mtree-replication`, ...
+    pub kind: String,
+    /// The vendor's state word (`available`, `connected`, `normal`, ...).
+    #[serde(default)]
+    pub state: Option<String>,
+}
+
+/// What a [`Pool`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PoolKind {
+    /// ONTAP aggregate.
+    Aggregate,
+    /// StorageGRID site.
+    Site,
+    /// StorageGRID storage pool.
+    StoragePool,
+    /// DataDomain active tier.
+    ActiveTier,
+    /// DataDomain cloud tier.
+    CloudTier,
+    /// One part of Pure's array space breakdown (unique, snapshots, shared, system, replication).
+    Space,
+}
+
+impl PoolKind {
+    pub const ALL: [PoolKind; 6] = [
+        PoolKind::Aggregate,
+        PoolKind::Site,
+        PoolKind::StoragePool,
+        PoolKind::ActiveTier,
+        PoolKind::CloudTier,
+        PoolKind::Space,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PoolKind::Aggregate => "aggregate",
+            PoolKind::Site => "site",
+            PoolKind::StoragePool => "storage_pool",
+            PoolKind::ActiveTier => "active_tier",
+            PoolKind::CloudTier => "cloud_tier",
+            PoolKind::Space => "space",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<PoolKind> {
+        PoolKind::ALL.into_iter().find(|v| v.as_str() == text)
+    }
+}
+
+/// Capacity of one pool, bytes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pool {
+    pub kind: PoolKind,
+    pub name: String,
+    pub total_bytes: u64,
+    pub used_bytes: u64,
+    #[serde(default)]
+    pub free_bytes: Option<u64>,
+}
+
+/// Array-level performance at the time of the poll. Every field is absent when the vendor (or
+/// its version) does not report it.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Performance {
+    #[serde(default)]
+    pub read_iops: Option<f64>,
+    #[serde(default)]
+    pub write_iops: Option<f64>,
+    /// Average read latency, microseconds.
+    #[serde(default)]
+    pub read_latency_us: Option<f64>,
+    /// Average write latency, microseconds.
+    #[serde(default)]
+    pub write_latency_us: Option<f64>,
+    #[serde(default)]
+    pub read_bytes_per_s: Option<u64>,
+    #[serde(default)]
+    pub write_bytes_per_s: Option<u64>,
 }
 
 impl Snapshot {
@@ -284,6 +468,9 @@ impl Snapshot {
             components: Vec::new(),
             poll_ms,
             error: Some(error),
+            topology: None,
+            pools: Vec::new(),
+            performance: None,
         }
     }
 }
@@ -564,6 +751,7 @@ pub enum Record {
     Collector(Envelope<CollectorRecord>),
     Change(Envelope<ChangeRecord>),
     Command(Envelope<crate::CommandRecord>),
+    History(Envelope<crate::HistoryRecord>),
 }
 
 impl Record {
@@ -575,6 +763,7 @@ impl Record {
             Record::Collector(_) => Kind::Collector,
             Record::Change(_) => Kind::Change,
             Record::Command(_) => Kind::Command,
+            Record::History(_) => Kind::History,
         }
     }
 
@@ -586,6 +775,7 @@ impl Record {
             Record::Collector(e) => &e.event_id,
             Record::Change(e) => &e.event_id,
             Record::Command(e) => &e.event_id,
+            Record::History(e) => &e.event_id,
         }
     }
 }

@@ -23,16 +23,19 @@ pub enum Kind {
     /// An operator command (`sdash.v1.command.<command_kind>.<system_id>`, see
     /// [`crate::command`]): the only kind with a second token before the id.
     Command,
+    /// Imported history of a system (daily capacity, old log events; see [`crate::history`]).
+    History,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::System,
         Kind::Snapshot,
         Kind::Event,
         Kind::Collector,
         Kind::Change,
         Kind::Command,
+        Kind::History,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -43,6 +46,7 @@ impl Kind {
             Kind::Collector => "collector",
             Kind::Change => "change",
             Kind::Command => "command",
+            Kind::History => "history",
         }
     }
 

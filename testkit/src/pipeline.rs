@@ -36,6 +36,15 @@ pub struct PipelineOptions {
 
 impl Pipeline {
     pub async fn start(options: PipelineOptions) -> anyhow::Result<Pipeline> {
+        Pipeline::start_with_api(options, |_| {}).await
+    }
+
+    /// [`Pipeline::start`] with the API's configuration adjusted by `configure` (operator
+    /// tokens, a read token, the poll-now interval).
+    pub async fn start_with_api(
+        options: PipelineOptions,
+        configure: impl FnOnce(&mut sdash_api::Config),
+    ) -> anyhow::Result<Pipeline> {
         crate::install_crypto_provider();
         let nats = NatsServer::start();
         let db = TestDatabase::new(options.backend).await;
@@ -79,6 +88,7 @@ impl Pipeline {
         // The API opens the database read-only: wait until the writer has created it.
         let mut api_config = sdash_api::Config::new(&db.url);
         api_config.nats = Some(sdash_service::bus::NatsArgs::plain(&nats.url()));
+        configure(&mut api_config);
         let mut attempt = 0;
         let (api, api_task) = loop {
             match sdash_api::spawn_with_shutdown(api_config.clone(), stop.clone()).await {

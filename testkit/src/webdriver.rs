@@ -449,3 +449,29 @@ pub async fn requested_urls(b: &Browser) -> anyhow::Result<Vec<String>> {
     }
     Ok(urls)
 }
+
+/// Whether a URL the page requested stays on this machine (127.0.0.1, or inline `data:`).
+pub fn is_local(url: &str) -> bool {
+    url.starts_with("http://127.0.0.1:") || url.starts_with("data:")
+}
+
+/// The JSON body of a GET, or `None` when it fails or answers other than 2xx.
+pub async fn get_json(http: &reqwest::Client, url: &str) -> Option<Value> {
+    let resp = http.get(url).send().await.ok()?;
+    if !resp.status().is_success() {
+        return None;
+    }
+    resp.json().await.ok()
+}
+
+/// Where the browser tests save screenshots: `docs/screenshots/` when
+/// `SDASH_UPDATE_SCREENSHOTS=1` (to refresh the README's pictures), else `target/screenshots/`,
+/// so that ordinary test runs leave the work tree clean.
+pub fn screenshot_dir() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    if std::env::var("SDASH_UPDATE_SCREENSHOTS").is_ok_and(|v| v == "1") {
+        root.join("docs").join("screenshots")
+    } else {
+        root.join("target").join("screenshots")
+    }
+}

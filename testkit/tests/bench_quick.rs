@@ -208,3 +208,63 @@ async fn live_quick() {
         r.table()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_scale_quick() {
+    // 20 systems x 30 days, raw window 7 days, hourly 20 days, on both backends.
+    let r = run(Scenario::HistoryScale).await;
+    for backend in ["sqlite", "postgres"] {
+        let base = format!("{backend} baseline: per-poll raw + daily");
+        // Today's storage holds one raw sample per poll of the raw window.
+        assert_eq!(
+            value(&r, &base, "raw samples per system"),
+            7.0 * 1440.0,
+            "{}",
+            r.table()
+        );
+        assert!(value(&r, &base, "database size per system (measured)") > 0.0);
+        assert!(value(&r, &base, "retention pass, 20 systems") > 0.0);
+        let case = format!("{backend} 20 systems x 30 days");
+        // The deadband keeps far fewer raw samples than polls, at least one per max gap (6 h).
+        let raw = value(&r, &case, "raw samples per system per day");
+        assert!((4.0..144.0).contains(&raw), "{}", r.table());
+        // Hourly rollups for 20 + 1 days, daily ones for every day of the history.
+        assert_eq!(
+            value(&r, &case, "hourly rollups"),
+            20.0 * 21.0 * 24.0,
+            "{}",
+            r.table()
+        );
+        let daily = value(&r, &case, "daily rollups");
+        assert!(
+            (20.0 * 30.0..=20.0 * 31.0).contains(&daily),
+            "{}",
+            r.table()
+        );
+        let size = r.get(&case, "database size per system").expect("size row");
+        assert!(
+            size.value > 0.0 && size.baseline_value.unwrap_or(0.0) > size.value,
+            "{}",
+            r.table()
+        );
+        assert!(value(&r, &case, "2-year chart of one system p99") > 0.0);
+        assert!(value(&r, &case, "2-year fleet chart by environment p99") > 0.0);
+        met(&r, &case, "chart requests");
+        // The expired day of raw samples and hourly rollups is deleted by the pass.
+        assert!(
+            value(&r, &case, "rows deleted by the pass") >= 20.0 * (24.0 + 4.0),
+            "{}",
+            r.table()
+        );
+        assert!(value(&r, &case, "fleet list requests during retention") > 0.0);
+        assert!(
+            value(&r, &case, "freshness probes during the pass") > 0.0,
+            "{}",
+            r.table()
+        );
+        let timeouts = r
+            .get(&case, "freshness probes during the pass")
+            .and_then(|x| x.baseline_value);
+        assert_eq!(timeouts, Some(0.0), "{}", r.table());
+    }
+}

@@ -14,7 +14,6 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::anyhow;
@@ -23,8 +22,11 @@ use sdash_harness::{Backend, NatsServer, TestDatabase};
 use sdash_proto::subjects::Kind;
 use sdash_proto::*;
 use sdash_service::bus::{NatsArgs, StreamArgs};
-use sdash_testkit::webdriver::{Browser, Tools, ensure_chromium, requested_urls, start_driver};
-use serde_json::{Value, json};
+use sdash_testkit::webdriver::{
+    Browser, Tools, ensure_chromium, get_json, is_local, requested_urls, screenshot_dir,
+    start_driver,
+};
+use serde_json::json;
 
 const DAY_MS: i64 = 86_400_000;
 const TIB: u64 = 1 << 40;
@@ -373,6 +375,7 @@ fn capacity(total_tib: u64, fraction: f64) -> Capacity {
         used_bytes: used,
         free_bytes: total - used,
         data_reduction: Some(3.2),
+        provisioned_bytes: None,
     }
 }
 
@@ -551,27 +554,8 @@ async fn seed(p: &Publisher) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn get_json(http: &reqwest::Client, url: &str) -> Option<Value> {
-    let resp = http.get(url).send().await.ok()?;
-    if !resp.status().is_success() {
-        return None;
-    }
-    resp.json().await.ok()
-}
-
 // ------------------------------------------------------------------------------------------------
 // Screenshots and the network log
-
-/// `docs/screenshots/` when `SDASH_UPDATE_SCREENSHOTS=1` (to refresh the README's pictures),
-/// else `target/screenshots/`, so that ordinary test runs leave the work tree clean.
-fn screenshot_dir() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    if std::env::var("SDASH_UPDATE_SCREENSHOTS").is_ok_and(|v| v == "1") {
-        root.join("docs").join("screenshots")
-    } else {
-        root.join("target").join("screenshots")
-    }
-}
 
 /// Saves the current page in the light and the dark theme as `<name>-light.png`, `<name>-dark.png`.
 async fn screenshots(b: &Browser, name: &str) -> anyhow::Result<()> {
@@ -610,10 +594,6 @@ async fn screenshots(b: &Browser, name: &str) -> anyhow::Result<()> {
         .await?;
     b.window(width, height).await?;
     Ok(())
-}
-
-fn local(url: &str) -> bool {
-    url.starts_with("http://127.0.0.1:") || url.starts_with("data:")
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -1182,7 +1162,7 @@ async fn browse(
         "the performance log recorded only {} requests",
         urls.len()
     );
-    let foreign: Vec<&String> = urls.iter().filter(|u| !local(u)).collect();
+    let foreign: Vec<&String> = urls.iter().filter(|u| !is_local(u)).collect();
     anyhow::ensure!(foreign.is_empty(), "requests left 127.0.0.1: {foreign:?}");
     let problems: Vec<String> = b
         .logs("browser")
@@ -1288,7 +1268,7 @@ async fn browse(
     let foreign: Vec<String> = requested_urls(b)
         .await?
         .into_iter()
-        .filter(|u| !local(u))
+        .filter(|u| !is_local(u))
         .collect();
     anyhow::ensure!(foreign.is_empty(), "requests left 127.0.0.1: {foreign:?}");
     Ok(())
@@ -1405,7 +1385,7 @@ async fn simulated(tools: &Tools) -> anyhow::Result<()> {
         b.wait("events from the collector", "document.querySelectorAll('.events-table tr[data-event-id]').length > 0").await?;
 
         urls.extend(requested_urls(&b).await?);
-        let foreign: Vec<&String> = urls.iter().filter(|u| !local(u)).collect();
+        let foreign: Vec<&String> = urls.iter().filter(|u| !is_local(u)).collect();
         anyhow::ensure!(foreign.is_empty(), "requests left 127.0.0.1: {foreign:?}");
         anyhow::Ok(())
     }

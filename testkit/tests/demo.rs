@@ -3,33 +3,13 @@
 //! the API, the notifier is consuming; Ctrl-C stops everything.
 //! It runs the binaries this test build made (`SDASH_DEMO_BIN_DIR`) rather than building again.
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use sdash_harness::{free_port, wait_for};
-
-/// `target/<profile>`: test binaries run from `target/<profile>/deps/`.
-fn binaries_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>")
-        .to_path_buf()
-}
-
-/// Four consecutive free ports (the admin ports of the writer, the two collectors and the notifier).
-fn four_free_ports() -> u16 {
-    for _ in 0..100 {
-        let base = free_port();
-        if base < 60_000
-            && (1..4).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok())
-        {
-            return base;
-        }
-    }
-    panic!("no four consecutive free ports");
-}
+use common::{Demo, DemoPorts, demo_command};
+use sdash_harness::wait_for;
 
 fn port_open(port: u16) -> bool {
     std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
@@ -38,37 +18,17 @@ fn port_open(port: u16) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_quick_start_demo_runs_the_pipeline_and_stops_on_ctrl_c() {
     sdash_testkit::install_crypto_provider();
-    let bin = binaries_dir();
-    for name in [
-        "sdash-collector",
-        "sdash-writer",
-        "sdash-api",
-        "sdash-sim",
-        "sdash-notify",
-    ] {
-        assert!(
-            bin.join(name).exists(),
-            "{name} is built in {} (cargo nextest builds every binary)",
-            bin.display()
-        );
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/demo.sh");
     let data = tempfile::tempdir().expect("tempdir");
-    let (api, nats, sim, admin) = (free_port(), free_port(), free_port(), four_free_ports());
-    let alertmanager = free_port();
-    let alertmanager_bin = sdash_harness::alertmanager_binary();
+    let ports = DemoPorts::free();
+    let (api, nats, sim, admin, alertmanager) = (
+        ports.api,
+        ports.nats,
+        ports.sim,
+        ports.admin,
+        ports.alertmanager,
+    );
     let mut demo = Demo(
-        Command::new("bash")
-            .arg(&script)
-            .env("SDASH_DEMO_BIN_DIR", &bin)
-            .env("SDASH_DEMO_DIR", data.path())
-            .env("SDASH_DEMO_SYSTEMS", "8")
-            .env("SDASH_DEMO_PORT", api.to_string())
-            .env("SDASH_DEMO_NATS_PORT", nats.to_string())
-            .env("SDASH_DEMO_SIM_PORT", sim.to_string())
-            .env("SDASH_DEMO_ADMIN_PORT", admin.to_string())
-            .env("SDASH_DEMO_ALERTMANAGER_PORT", alertmanager.to_string())
-            .env("SDASH_DEMO_ALERTMANAGER_BIN", &alertmanager_bin)
+        demo_command(data.path(), 8, &ports)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -107,6 +67,53 @@ async fn the_quick_start_demo_runs_the_pipeline_and_stops_on_ctrl_c() {
             Ok(r) => r.json().await.ok(),
             Err(_) => None,
         };
+    // Two years of the fleet's history were imported at start (the simulator's history CSV,
+    // `sdash-writer import --from-csv`): every array has its 730 daily points and a forecast,
+    // and the fleet history grouped by storage type spans them (H5, #15 item 4).
+    let get = |path: String| async move {
+        let r = reqwest::get(format!("http://127.0.0.1:{api}{path}"))
+            .await
+            .ok()?;
+        r.json::<serde_json::Value>().await.ok()
+    };
+    let ids: Vec<String> = get("/api/v1/systems".into())
+        .await
+        .and_then(|b| {
+            b["items"].as_array().map(|i| {
+                i.iter()
+                    .filter_map(|s| s["id"].as_str().map(str::to_owned))
+                    .collect()
+            })
+        })
+        .unwrap_or_default();
+    let mut history_points = Vec::new();
+    let mut forecast_dates = Vec::new();
+    for id in &ids {
+        let series = get(format!("/api/v1/systems/{id}/capacity?range=all")).await;
+        history_points.push(
+            series
+                .as_ref()
+                .and_then(|s| s["points"].as_array().map(Vec::len))
+                .unwrap_or(0),
+        );
+        let forecast = get(format!("/api/v1/systems/{id}/forecast")).await;
+        forecast_dates.push(
+            forecast
+                .as_ref()
+                .and_then(|f| f["date_100_pct"].as_str().map(str::to_owned)),
+        );
+    }
+    let fleet_history =
+        get("/api/v1/capacity/history?group_by=storage_type&range=all".into()).await;
+    let group_points: Vec<usize> = fleet_history
+        .as_ref()
+        .and_then(|h| h["series"].as_array())
+        .map(|s| {
+            s.iter()
+                .map(|g| g["points"].as_array().map_or(0, Vec::len))
+                .collect()
+        })
+        .unwrap_or_default();
 
     // Ctrl-C: the script stops every service and exits successfully.
     let _ = Command::new("kill")
@@ -142,6 +149,25 @@ async fn the_quick_start_demo_runs_the_pipeline_and_stops_on_ctrl_c() {
         Some(200),
         "the demo's Alertmanager answers: {stderr}"
     );
+    assert!(
+        stderr.contains(
+            "imported the simulated fleet's history: capacity days 5840 read, 5840 imported"
+        ),
+        "the demo imports 2 years x 8 arrays of history at start: {stderr}"
+    );
+    assert_eq!(ids.len(), 8);
+    assert!(
+        history_points.iter().all(|&n| n >= 730),
+        "every array shows two years of daily history: {history_points:?}"
+    );
+    assert!(
+        forecast_dates.iter().all(Option::is_some),
+        "every array has a forecast date from its history: {forecast_dates:?}"
+    );
+    assert!(
+        group_points.len() == 4 && group_points.iter().all(|&n| n >= 730),
+        "the fleet history by storage type has four groups of two years: {group_points:?}"
+    );
     let live = collectors
         .as_ref()
         .and_then(|c| c["items"].as_array())
@@ -173,24 +199,5 @@ async fn the_quick_start_demo_runs_the_pipeline_and_stops_on_ctrl_c() {
             !port_open(port),
             "port {port} still answers after Ctrl-C: a service was left running"
         );
-    }
-}
-
-/// Stops the demo (as Ctrl-C would) even when an assertion fails first.
-struct Demo(std::process::Child);
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        if self.0.try_wait().ok().flatten().is_none() {
-            let _ = Command::new("kill")
-                .args(["-INT", &self.0.id().to_string()])
-                .status();
-            let deadline = std::time::Instant::now() + Duration::from_secs(20);
-            while self.0.try_wait().ok().flatten().is_none() && std::time::Instant::now() < deadline
-            {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = self.0.kill();
-        }
     }
 }

@@ -398,7 +398,14 @@ const COMPOSE_SERVICES: [&str; 8] = [
 ];
 
 /// The services of the compose `demo` profile only.
-const DEMO_ONLY_SERVICES: [&str; 5] = ["sim", "prometheus", "grafana", "notify", "alertmanager"];
+const DEMO_ONLY_SERVICES: [&str; 6] = [
+    "sim",
+    "prometheus",
+    "grafana",
+    "notify",
+    "alertmanager",
+    "history-import",
+];
 
 fn compose() -> Value {
     let docs = yaml_docs(&read("docker-compose.yml"), "docker-compose.yml");
@@ -554,7 +561,7 @@ fn compose_file_structure() {
     }
 
     // Every sdash service that talks to NATS authenticates with the secret file.
-    for name in ["writer", "collector", "api"] {
+    for name in ["writer", "collector", "api", "history-import"] {
         let svc = &services[name];
         let env = compose_env(svc);
         assert!(
@@ -577,7 +584,7 @@ fn compose_file_structure() {
         );
     }
     // The database password reaches writer and API as a pgpass file made from the secret.
-    for name in ["writer", "api"] {
+    for name in ["writer", "api", "history-import"] {
         let env = compose_env(&services[name]);
         let url = &env["SDASH_DATABASE_URL"];
         assert!(
@@ -647,6 +654,27 @@ fn compose_file_structure() {
         collector["depends_on"]["sim"]["required"].as_bool(),
         Some(false),
         "collectors must also start without the demo profile"
+    );
+
+    // The demo's history import reads the history CSV the simulator writes into the shared
+    // inventory volume (H5, #15 item 4).
+    let history_out = sim_cmd
+        .iter()
+        .position(|w| w == "--history-out")
+        .map(|i| sim_cmd[i + 1].clone())
+        .expect("sim --history-out");
+    let import = &services["history-import"];
+    let import_cmd = compose_words(&import["command"]);
+    let from_csv = import_cmd
+        .iter()
+        .position(|w| w == "--from-csv")
+        .map(|i| import_cmd[i + 1].clone())
+        .expect("history-import --from-csv");
+    assert_eq!(from_csv, history_out);
+    assert_eq!(shared(import), shared(&services["sim"]));
+    assert_eq!(
+        s(&import["depends_on"]["writer"]["condition"]),
+        "service_healthy"
     );
 
     // api: published on 8080.

@@ -505,6 +505,7 @@ impl Deployment {
                 Record::Collector(c) => (&c.event_id, true),
                 Record::Change(c) => (&c.event_id, false),
                 Record::Command(c) => (&c.event_id, false),
+                Record::History(h) => (&h.event_id, false),
             };
             if collector {
                 *in_stream.entry(event_id.clone()).or_default() += 1;
@@ -674,7 +675,7 @@ fn observe(client: async_nats::Client) -> Arc<Mutex<Observed>> {
                 Record::Collector(c) => {
                     observed.ids.insert(c.event_id);
                 }
-                Record::Change(_) | Record::Command(_) => {}
+                Record::Change(_) | Record::Command(_) | Record::History(_) => {}
             }
         }
     });

@@ -26,6 +26,9 @@ pub enum Command {
     /// Publish stored dead letters to the stream again (deleting each once JetStream has it), so
     /// the running writer stores them; by default only poison and database refusals.
     ReplayDeadLetters(ReplayArgs),
+    /// Import the predecessor dashboard's database and/or history CSV through the bus (the
+    /// running writer stores it): inventory, daily capacity, logs, alert states.
+    Import(crate::import::ImportArgs),
 }
 
 /// What `replay-dead-letters` replays; see [`crate::replay_dead_letters`].

@@ -8,7 +8,7 @@ use std::time::Duration;
 use sdash_service::bus::{NatsArgs, StreamArgs};
 use sdash_service::{Secret, SecretFileError, parse_duration};
 
-use crate::store::RetentionPolicy;
+use crate::store::{RawSamplePolicy, RetentionPolicy};
 
 /// The default of every writer flag. Durations are text in the flags' own syntax, so that the
 /// command line shows them as written; retention defaults are [`RetentionPolicy::default`].
@@ -23,6 +23,19 @@ pub mod defaults {
     pub const ADMIN_LISTEN: &str = "127.0.0.1:9101";
     pub const LOCK_POLL: &str = "500ms";
     pub const CAPACITY_THRESHOLDS: &str = "80,90,95";
+    pub const CAPACITY_RAW_MAX_GAP: &str = "6h";
+}
+
+/// `--capacity-raw-deadband`: a percentage of total capacity, 0 to 100 (`0.1`, `0.1%`).
+fn parse_percent(text: &str) -> Result<f64, String> {
+    let t = text.trim();
+    let t = t.strip_suffix('%').unwrap_or(t).trim();
+    match t.parse::<f64>() {
+        Ok(p) if p.is_finite() && (0.0..=100.0).contains(&p) => Ok(p),
+        _ => Err(format!(
+            "{text:?} is not a percentage from 0 to 100 (e.g. 0.1 or 0.1%)"
+        )),
+    }
 }
 
 /// `--capacity-thresholds`: percentages of total capacity (1 to 100), ascending and without
@@ -113,13 +126,46 @@ pub struct WriterConfig {
         default_value_t = RetentionPolicy::default().events_per_system
     )]
     pub events_per_system: u64,
-    /// Raw capacity samples older than this many days are deleted (daily rollups are kept; 0 = keep forever).
+    /// Raw capacity samples older than this many days are deleted (the hourly and daily
+    /// rollups are kept; 0 = keep forever).
     #[arg(
         long = "capacity-raw-days",
         env = "SDASH_CAPACITY_RAW_DAYS",
         default_value_t = RetentionPolicy::default().capacity_raw_days
     )]
     pub capacity_raw_days: u32,
+    /// Hourly capacity rollups older than this many days are deleted (0 = keep forever).
+    #[arg(
+        long = "capacity-hourly-days",
+        env = "SDASH_CAPACITY_HOURLY_DAYS",
+        default_value_t = RetentionPolicy::default().capacity_hourly_days
+    )]
+    pub capacity_hourly_days: u32,
+    /// Daily capacity rollups older than this many days are deleted (0 = keep forever).
+    #[arg(
+        long = "capacity-daily-days",
+        env = "SDASH_CAPACITY_DAILY_DAYS",
+        default_value_t = RetentionPolicy::default().capacity_daily_days
+    )]
+    pub capacity_daily_days: u32,
+    /// A capacity sample is stored raw only when used or total capacity moved by more than this
+    /// percentage of total capacity since the system's last stored sample (or after
+    /// --capacity-raw-max-gap); the hourly and daily rollups count every sample. 0 stores
+    /// every change.
+    #[arg(long = "capacity-raw-deadband", env = "SDASH_CAPACITY_RAW_DEADBAND", default_value_t = RawSamplePolicy::default().deadband_percent, value_parser = parse_percent)]
+    pub capacity_raw_deadband: f64,
+    /// The deadband in bytes, when larger than the percentage (0 = only the percentage).
+    #[arg(
+        long = "capacity-raw-deadband-bytes",
+        env = "SDASH_CAPACITY_RAW_DEADBAND_BYTES",
+        default_value_t = RawSamplePolicy::default().deadband_bytes
+    )]
+    pub capacity_raw_deadband_bytes: u64,
+    /// A capacity sample is stored raw at least this long after the system's last stored one,
+    /// even inside the deadband (e.g. 6h, 15m; 0 stores every sample). The hourly rollups keep
+    /// every hour's last value whatever this is.
+    #[arg(long = "capacity-raw-max-gap", env = "SDASH_CAPACITY_RAW_MAX_GAP", default_value = defaults::CAPACITY_RAW_MAX_GAP, value_parser = parse_duration)]
+    pub capacity_raw_max_gap: Duration,
     /// Dead letters older than this many days are deleted (0 = keep forever).
     #[arg(
         long = "dead-letter-days",
@@ -173,6 +219,11 @@ impl WriterConfig {
             event_retention_days: retention.event_retention_days,
             events_per_system: retention.events_per_system,
             capacity_raw_days: retention.capacity_raw_days,
+            capacity_hourly_days: retention.capacity_hourly_days,
+            capacity_daily_days: retention.capacity_daily_days,
+            capacity_raw_deadband: RawSamplePolicy::default().deadband_percent,
+            capacity_raw_deadband_bytes: RawSamplePolicy::default().deadband_bytes,
+            capacity_raw_max_gap: default_duration(defaults::CAPACITY_RAW_MAX_GAP),
             dead_letter_days: retention.dead_letter_days,
             retention_batch: retention.batch_rows,
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -200,11 +251,22 @@ impl WriterConfig {
         }
     }
 
+    /// Which capacity samples are stored raw.
+    pub fn raw_sample_policy(&self) -> RawSamplePolicy {
+        RawSamplePolicy {
+            deadband_percent: self.capacity_raw_deadband,
+            deadband_bytes: self.capacity_raw_deadband_bytes,
+            max_gap_ms: i64::try_from(self.capacity_raw_max_gap.as_millis()).unwrap_or(i64::MAX),
+        }
+    }
+
     pub fn retention_policy(&self) -> RetentionPolicy {
         RetentionPolicy {
             event_retention_days: self.event_retention_days,
             events_per_system: self.events_per_system,
             capacity_raw_days: self.capacity_raw_days,
+            capacity_hourly_days: self.capacity_hourly_days,
+            capacity_daily_days: self.capacity_daily_days,
             dead_letter_days: self.dead_letter_days,
             batch_rows: self.retention_batch,
         }
@@ -222,10 +284,23 @@ mod tests {
             defaults::ACK_WAIT,
             defaults::RETENTION_INTERVAL,
             defaults::LOCK_POLL,
+            defaults::CAPACITY_RAW_MAX_GAP,
         ] {
             assert!(parse_duration(text).is_ok(), "{text}");
         }
         assert!(defaults::ADMIN_LISTEN.parse::<SocketAddr>().is_ok());
+    }
+
+    #[test]
+    fn capacity_raw_deadband() {
+        assert_eq!(parse_percent("0.1"), Ok(0.1));
+        assert_eq!(parse_percent(" 2.5% "), Ok(2.5));
+        assert_eq!(parse_percent("0"), Ok(0.0));
+        for bad in ["-1", "101", "NaN", "inf", "a", ""] {
+            assert!(parse_percent(bad).is_err(), "{bad:?}");
+        }
+        let config = WriterConfig::new("nats://x", "sqlite://x");
+        assert_eq!(config.raw_sample_policy(), RawSamplePolicy::default());
     }
 
     #[test]

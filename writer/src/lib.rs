@@ -13,6 +13,7 @@
 
 mod cli;
 pub mod config;
+pub mod import;
 mod lock;
 pub mod metrics;
 mod pipeline;
@@ -28,6 +29,7 @@ pub use metrics::WriterMetrics;
 pub use pipeline::{backoff, run};
 pub use replay::{ReplayOutcome, replay_dead_letters};
 pub use store::{
-    BatchOutcome, DEFAULT_MAX_DELIVER, DeadLetter, DeadLetterReason, Incoming, PreparedBatch,
-    RetentionOutcome, RetentionPolicy, RowCounts, Store, StoreError,
+    BatchOutcome, CommandTally, DEFAULT_MAX_DELIVER, DeadLetter, DeadLetterReason, Incoming,
+    PreparedBatch, RawSamplePolicy, RetentionOutcome, RetentionPolicy, RetentionRun, RowCounts,
+    Store, StoreError,
 };

@@ -28,5 +28,10 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Some(Command::Import(args)) => {
+            let summary = sdash_writer::import::import(&cli.writer, args).await?;
+            print!("{summary}");
+            Ok(())
+        }
     }
 }

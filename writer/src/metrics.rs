@@ -9,6 +9,7 @@ use prometheus_client::registry::Registry;
 use crate::store::{BatchOutcome, RetentionOutcome};
 
 type Labels = [(&'static str, &'static str); 1];
+type CommandLabels = [(&'static str, &'static str); 2];
 
 #[derive(Clone)]
 pub struct WriterMetrics {
@@ -34,6 +35,13 @@ pub struct WriterMetrics {
     pub lock_held: Gauge,
     /// Rows deleted by retention, per kind.
     pub retention_deleted: Family<Labels, Counter>,
+    /// Retention steps run between batches, and their duration in seconds.
+    pub retention_step_seconds: Histogram,
+    /// Capacity samples not newer than what the rollups had counted for their system
+    /// (redelivered or late): not counted again.
+    pub capacity_samples_not_newer: Counter,
+    /// Capacity samples counted in the rollups but not stored raw (inside the deadband).
+    pub capacity_samples_thinned: Counter,
     /// Errors talking to NATS (fetch, ack), each followed by a retry.
     pub nats_errors: Counter,
     /// Derived changes published on `sdash.v1.change.*` and acknowledged by JetStream, per kind.
@@ -46,6 +54,9 @@ pub struct WriterMetrics {
     pub change_publish_failures: Counter,
     /// Derived changes waiting in the outbox to be published (0 while standby).
     pub change_outbox_depth: Gauge,
+    /// Operator commands recorded in `command_audit`, per kind and outcome (applied, refused,
+    /// dispatched, no_collector).
+    pub commands: Family<CommandLabels, Counter>,
 }
 
 impl WriterMetrics {
@@ -62,11 +73,15 @@ impl WriterMetrics {
             dropped: Counter::default(),
             lock_held: Gauge::default(),
             retention_deleted: Family::default(),
+            retention_step_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
+            capacity_samples_not_newer: Counter::default(),
+            capacity_samples_thinned: Counter::default(),
             nats_errors: Counter::default(),
             changes_published: Family::default(),
             changes_duplicate: Counter::default(),
             change_publish_failures: Counter::default(),
             change_outbox_depth: Gauge::default(),
+            commands: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("sdash_writer");
         r.register("batches", "Committed batches", m.batches.clone());
@@ -121,6 +136,21 @@ impl WriterMetrics {
             m.retention_deleted.clone(),
         );
         r.register(
+            "retention_step_seconds",
+            "Duration of a retention step (run between batches)",
+            m.retention_step_seconds.clone(),
+        );
+        r.register(
+            "capacity_samples_not_newer",
+            "Capacity samples not newer than the rollups of their system (redelivered or late): not counted again",
+            m.capacity_samples_not_newer.clone(),
+        );
+        r.register(
+            "capacity_samples_thinned",
+            "Capacity samples counted in the rollups but not stored raw (inside the deadband)",
+            m.capacity_samples_thinned.clone(),
+        );
+        r.register(
             "nats_errors",
             "Errors talking to NATS",
             m.nats_errors.clone(),
@@ -145,6 +175,11 @@ impl WriterMetrics {
             "Derived changes waiting in the outbox to be published",
             m.change_outbox_depth.clone(),
         );
+        r.register(
+            "commands",
+            "Operator commands recorded in the audit, per kind and outcome",
+            m.commands.clone(),
+        );
         m
     }
 
@@ -158,7 +193,16 @@ impl WriterMetrics {
                 self.rows.get_or_create(&[("table", table)]).inc_by(n);
             }
         }
+        for (kind, outcome, n) in outcome.rows.commands.counts() {
+            self.commands
+                .get_or_create(&[("kind", kind), ("outcome", outcome)])
+                .inc_by(n);
+        }
         self.commit_seconds.observe(seconds);
+        self.capacity_samples_not_newer
+            .inc_by(outcome.rows.capacity_samples_not_newer);
+        self.capacity_samples_thinned
+            .inc_by(outcome.rows.capacity_samples_thinned);
     }
 
     pub(crate) fn record_retention(&self, o: &RetentionOutcome) {
@@ -166,6 +210,8 @@ impl WriterMetrics {
             ("events_expired", o.events_expired),
             ("events_over_limit", o.events_over_limit),
             ("capacity_samples", o.capacity_samples_expired),
+            ("capacity_hourly", o.capacity_hourly_expired),
+            ("capacity_daily", o.capacity_daily_expired),
             ("dead_letters", o.dead_letters_expired),
         ] {
             self.retention_deleted

@@ -8,9 +8,6 @@ use common::*;
 use sdash_harness::{Backend, TestDatabase};
 use sdash_proto::*;
 use sdash_writer::{Store, StoreError};
-use std::str::FromStr;
-
-use sqlx::{AssertSqlSafe, Connection};
 
 /// The migration files of `backend`, in order.
 fn migration_files(backend: Backend) -> Vec<(i64, String, String)> {
@@ -43,29 +40,6 @@ fn migration_files(backend: Backend) -> Vec<(i64, String, String)> {
             )
         })
         .collect()
-}
-
-/// Runs `sql` (several statements) on the test database.
-async fn exec(db: &TestDatabase, sql: &str) {
-    let sql = AssertSqlSafe(sql.to_owned());
-    let done = match db.backend {
-        Backend::Sqlite => {
-            let options = sqlx::sqlite::SqliteConnectOptions::from_str(&db.url)
-                .unwrap_or_else(|e| panic!("{e}"))
-                .create_if_missing(true);
-            let mut c = sqlx::SqliteConnection::connect_with(&options)
-                .await
-                .unwrap_or_else(|e| panic!("connect: {e}"));
-            sqlx::raw_sql(sql).execute(&mut c).await.map(drop)
-        }
-        Backend::Postgres => {
-            let mut c = sqlx::PgConnection::connect(&db.url)
-                .await
-                .unwrap_or_else(|e| panic!("connect: {e}"));
-            sqlx::raw_sql(sql).execute(&mut c).await.map(drop)
-        }
-    };
-    done.unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// A database as the writers before the sqlx migrator left it, with all migrations but the
@@ -153,4 +127,130 @@ async fn refused(db: &TestDatabase) {
     }
 }
 
-both_backends!(old_bookkeeping_is_taken_over, a_newer_schema_is_refused);
+/// A database with capacity history in the schema before the capacity tiers (0006): the
+/// migration makes the hourly rollups of the raw samples it still has, marks the daily rows
+/// measured, and the writer then goes on from them without counting a sample twice.
+async fn capacity_tiers_migrate_existing_history(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    exec(
+        &db,
+        "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+    )
+    .await;
+    for (version, name, sql) in migration_files(backend).iter().filter(|f| f.0 < 6) {
+        exec(&db, sql).await;
+        exec(
+            &db,
+            &format!("INSERT INTO schema_migrations VALUES ({version}, '{name}', 1764000000000)"),
+        )
+        .await;
+    }
+    let h = 3_600_000i64;
+    let t0 = 1_764_000_000_000i64 / h * h; // the start of an hour
+    let day = sdash_writer::store::utc_day(t0);
+    // Raw samples as the writer stored them before: one per poll.
+    exec(
+        &db,
+        &format!(
+            "INSERT INTO systems (id, name, vendor, updated_at) VALUES ('m-a', 'm-a', 'pure', 0), ('m-b', 'm-b', 'pure', 0); \
+             INSERT INTO capacity_samples (system_id, observed_at, total_bytes, used_bytes, free_bytes) VALUES \
+             ('m-a', {a1}, 1000, 100, 900), ('m-a', {a2}, 1000, 300, 700), ('m-a', {a3}, 1000, 200, 800), \
+             ('m-a', {a4}, 1000, 250, 750), ('m-b', {b1}, 2000, 50, 1950); \
+             INSERT INTO capacity_daily (system_id, day, samples, used_min, used_max, used_sum, last_at, total_bytes, used_bytes, free_bytes) VALUES \
+             ('m-a', '{day}', 4, 100, 300, 850, {a4}, 1000, 250, 750), ('m-b', '{day}', 1, 50, 50, 50, {b1}, 2000, 50, 1950)",
+            a1 = t0 + 60_000,
+            a2 = t0 + 600_000,
+            a3 = t0 + 1_800_000,
+            a4 = t0 + h + 60_000,
+            b1 = t0 + 300_000,
+        ),
+    )
+    .await;
+    let store = Store::open(&db.url)
+        .await
+        .unwrap_or_else(|e| panic!("open: {e}"));
+    let hourly = || async {
+        rows(
+            &db,
+            "SELECT system_id, CAST(hour AS TEXT), CAST(samples AS TEXT), CAST(used_min AS TEXT), CAST(used_max AS TEXT), \
+             CAST(CAST(used_sum AS BIGINT) AS TEXT), CAST(last_at AS TEXT), CAST(total_bytes AS TEXT), CAST(used_bytes AS TEXT), \
+             CAST(free_bytes AS TEXT) FROM capacity_hourly ORDER BY system_id, hour",
+        )
+        .await
+    };
+    let row = |v: &[&str]| v.iter().map(|s| Some((*s).to_owned())).collect::<Vec<_>>();
+    let (h0, h1) = (t0.to_string(), (t0 + h).to_string());
+    let (a3, a4, b1) = (
+        (t0 + 1_800_000).to_string(),
+        (t0 + h + 60_000).to_string(),
+        (t0 + 300_000).to_string(),
+    );
+    assert_eq!(
+        hourly().await,
+        vec![
+            row(&[
+                "m-a", &h0, "3", "100", "300", "600", &a3, "1000", "200", "800"
+            ]),
+            row(&[
+                "m-a", &h1, "1", "250", "250", "250", &a4, "1000", "250", "750"
+            ]),
+            row(&["m-b", &h0, "1", "50", "50", "50", &b1, "2000", "50", "1950"]),
+        ]
+    );
+    assert_eq!(
+        count(&db, "capacity_daily WHERE source = 'measured'").await,
+        2
+    );
+    // A redelivered old snapshot counts nowhere; a new one adds to its hour and day.
+    let snap = |seq: u64, t: i64, used: u64| {
+        snapshot_msg(
+            seq,
+            "m-a",
+            t,
+            snapshot_body(Status::Online, Health::Ok, &[], Some(used)),
+        )
+    };
+    store
+        .write_batch(&[
+            snap(1, t0 + h + 60_000, 250),
+            snap(2, t0 + h + 120_000, 400),
+        ])
+        .await
+        .unwrap_or_else(|e| panic!("write: {e}"));
+    let a5 = (t0 + h + 120_000).to_string();
+    assert_eq!(
+        hourly().await[1],
+        row(&[
+            "m-a", &h1, "2", "250", "400", "650", &a5, "1000", "400", "600"
+        ])
+    );
+    assert_eq!(
+        rows(
+            &db,
+            "SELECT CAST(samples AS TEXT), CAST(used_max AS TEXT), CAST(CAST(used_sum AS BIGINT) AS TEXT) FROM capacity_daily WHERE system_id = 'm-a'"
+        )
+        .await,
+        vec![row(&["5", "400", "1250"])]
+    );
+    // The raw sample moved by more than the deadband: stored.
+    assert_eq!(
+        count(&db, "capacity_samples WHERE system_id = 'm-a'").await,
+        5
+    );
+    // A day long past changed: readers caching past days are told (pipeline_status).
+    assert!(
+        scalar(
+            &db,
+            "SELECT CAST(capacity_past_version AS TEXT) FROM pipeline_status WHERE id = 1"
+        )
+        .await
+            >= now_ms() - 600_000
+    );
+    store.close().await;
+}
+
+both_backends!(
+    old_bookkeeping_is_taken_over,
+    a_newer_schema_is_refused,
+    capacity_tiers_migrate_existing_history
+);

@@ -9,12 +9,6 @@ use sdash_proto::subjects::Kind;
 use sdash_proto::*;
 use sdash_writer::{Incoming, RetentionPolicy, Store};
 
-async fn open(db: &TestDatabase) -> Store {
-    Store::open(&db.url)
-        .await
-        .unwrap_or_else(|e| panic!("open {}: {e}", db.url))
-}
-
 async fn write(store: &Store, batch: &[Incoming]) -> sdash_writer::BatchOutcome {
     store
         .write_batch(batch)
@@ -66,11 +60,16 @@ async fn same_snapshot_twice_is_one_row(backend: Backend) {
     // Reopening runs no migration twice.
     drop(store);
     let store = open(&db).await;
-    // SQLite has no 0003 (a PostgreSQL-only storage setting); 0004 is the change outbox.
-    let migrations = match backend {
-        Backend::Sqlite => 3,
-        Backend::Postgres => 4,
-    };
+    // SQLite has no 0003 (a PostgreSQL-only storage setting): one per migration file.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(match backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        });
+    let migrations = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .count() as i64;
     assert_eq!(count(&db, "schema_migrations").await, migrations);
     store.close().await;
 }
@@ -352,62 +351,273 @@ async fn transitions_are_recorded(backend: Backend) {
     );
 }
 
+/// A small deterministic generator (xorshift64*), so a failing case replays by its seed.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n.max(1)
+    }
+}
+
+/// `(system, observed_at, used)` of a capacity history: two systems over three days, polled
+/// every 1 to 20 minutes with gaps of hours, mostly creeping inside the deadband (0.1 % of the
+/// 1000-byte total is 1 byte), sometimes jumping.
+fn capacity_history(rng: &mut Rng) -> Vec<(&'static str, i64, u64)> {
+    let mut out = Vec::new();
+    for system in ["cap-7", "cap-13"] {
+        let mut t = T0 + rng.below(3_600_000) as i64;
+        let mut used: u64 = 400;
+        while t < T0 + 3 * 86_400_000 {
+            t += match rng.below(20) {
+                0 => 3_600_000 + rng.below(10_800_000) as i64,
+                _ => 60_000 * (1 + rng.below(20) as i64),
+            };
+            used = match rng.below(6) {
+                0 => (used + rng.below(40)).min(1000),
+                1 => used.saturating_sub(rng.below(40)),
+                2 => (used + 1).min(1000),
+                _ => used,
+            };
+            out.push((system, t, used));
+        }
+    }
+    out.sort_by_key(|s| s.1);
+    out
+}
+
+/// The three tiers as stored, as text.
+async fn tiers(db: &TestDatabase) -> [Vec<Vec<Option<String>>>; 3] {
+    [
+        rows(
+            db,
+            "SELECT system_id, CAST(observed_at AS TEXT), CAST(total_bytes AS TEXT), CAST(used_bytes AS TEXT), \
+             CAST(free_bytes AS TEXT) FROM capacity_samples ORDER BY system_id, observed_at",
+        )
+        .await,
+        rows(
+            db,
+            "SELECT system_id, CAST(hour AS TEXT), CAST(samples AS TEXT), CAST(used_min AS TEXT), CAST(used_max AS TEXT), \
+             CAST(CAST(used_sum AS BIGINT) AS TEXT), CAST(last_at AS TEXT), CAST(total_bytes AS TEXT), \
+             CAST(used_bytes AS TEXT), CAST(free_bytes AS TEXT) FROM capacity_hourly ORDER BY system_id, hour",
+        )
+        .await,
+        rows(
+            db,
+            "SELECT system_id, day, CAST(samples AS TEXT), CAST(used_min AS TEXT), CAST(used_max AS TEXT), \
+             CAST(CAST(used_sum AS BIGINT) AS TEXT), CAST(last_at AS TEXT), CAST(total_bytes AS TEXT), \
+             CAST(used_bytes AS TEXT), CAST(free_bytes AS TEXT), source FROM capacity_daily ORDER BY system_id, day",
+        )
+        .await,
+    ]
+}
+
+/// The rollup property on the real statements: whatever the batches (split anywhere, with
+/// redeliveries of messages already written, messages repeated inside a batch), the raw, hourly
+/// and daily rows are those of delivering each message once, the rollups count every sample
+/// exactly once (min, max, sum, last are the samples'), and raw samples are stored only outside
+/// the deadband or after the maximum gap.
 async fn rollups_equal_raw_aggregates(backend: Backend) {
+    for seed in [7u64, 1_000_003] {
+        let mut rng = Rng(seed);
+        let history = capacity_history(&mut rng);
+        let msgs: Vec<Incoming> = history
+            .iter()
+            .enumerate()
+            .map(|(i, &(system, t, used))| {
+                snapshot_msg(
+                    i as u64 + 1,
+                    system,
+                    t,
+                    snapshot_body(Status::Online, Health::Ok, &[], Some(used)),
+                )
+            })
+            .collect();
+
+        let once = TestDatabase::new(backend).await;
+        let store = open(&once).await;
+        for m in &msgs {
+            write(&store, std::slice::from_ref(m)).await;
+        }
+        store.close().await;
+        let expected = tiers(&once).await;
+
+        let messy = TestDatabase::new(backend).await;
+        let store = open(&messy).await;
+        let mut next = 0;
+        let mut not_newer = 0;
+        while next < msgs.len() {
+            let end = (next + 1 + rng.below(60) as usize).min(msgs.len());
+            let mut batch: Vec<Incoming> = msgs[next..end].to_vec();
+            // Redeliveries of messages already written, and repeats inside the batch.
+            for _ in 0..rng.below(8) {
+                let i = rng.below(end as u64) as usize;
+                let mut again = msgs[i].clone();
+                again.deliveries = 2;
+                batch.push(again);
+            }
+            not_newer += write(&store, &batch).await.rows.capacity_samples_not_newer;
+            if rng.below(4) == 0 {
+                // The whole batch again (its acks were lost).
+                let again = write(&store, &batch).await;
+                assert_eq!(again.rows.capacity_samples, 0);
+                assert_eq!(again.rows.capacity_hourly, 0);
+                assert_eq!(again.rows.capacity_daily, 0);
+            }
+            next = end;
+        }
+        store.close().await;
+        assert!(not_newer > 0, "the redeliveries were not seen");
+        let got = tiers(&messy).await;
+        assert_eq!(got[0], expected[0], "seed {seed}: raw");
+        assert_eq!(got[1], expected[1], "seed {seed}: hourly");
+        assert_eq!(got[2], expected[2], "seed {seed}: daily");
+
+        // The rollups are the samples' own aggregates.
+        let mut hourly: std::collections::BTreeMap<(String, i64), [i64; 5]> = Default::default();
+        let mut daily: std::collections::BTreeMap<(String, String), [i64; 5]> = Default::default();
+        for &(system, t, used) in &history {
+            let u = used as i64;
+            for agg in [
+                hourly
+                    .entry((system.to_owned(), t / 3_600_000 * 3_600_000))
+                    .or_insert([0, i64::MAX, i64::MIN, 0, 0]),
+                daily
+                    .entry((system.to_owned(), sdash_writer::store::utc_day(t)))
+                    .or_insert([0, i64::MAX, i64::MIN, 0, 0]),
+            ] {
+                *agg = [agg[0] + 1, agg[1].min(u), agg[2].max(u), agg[3] + u, t];
+            }
+        }
+        let text = |a: &[i64; 5]| a.iter().map(|v| Some(v.to_string())).collect::<Vec<_>>();
+        let want_hourly: Vec<Vec<Option<String>>> = hourly
+            .iter()
+            .map(|((s, h), a)| {
+                let mut row = vec![Some(s.clone()), Some(h.to_string())];
+                row.extend(text(a));
+                row
+            })
+            .collect();
+        let got_hourly: Vec<Vec<Option<String>>> = got[1].iter().map(|r| r[..7].to_vec()).collect();
+        assert_eq!(got_hourly, want_hourly, "seed {seed}: hourly aggregates");
+        let want_daily: Vec<Vec<Option<String>>> = daily
+            .iter()
+            .map(|((s, d), a)| {
+                let mut row = vec![Some(s.clone()), Some(d.clone())];
+                row.extend(text(a));
+                row
+            })
+            .collect();
+        let got_daily: Vec<Vec<Option<String>>> = got[2].iter().map(|r| r[..7].to_vec()).collect();
+        assert_eq!(got_daily, want_daily, "seed {seed}: daily aggregates");
+        // The last values are the last sample's (used + free = total).
+        assert!(got[1].iter().chain(got[2].iter()).all(|r| {
+            let n = |i: usize| r[i].as_deref().and_then(|v| v.parse::<i64>().ok());
+            n(7) == Some(1000) && n(8).zip(n(9)).map(|(u, f)| u + f) == Some(1000)
+        }));
+
+        // Raw: each system's first sample, then exactly those that moved by more than the
+        // deadband (1 byte) from the last stored one, or came at least the maximum gap after it.
+        let stored: std::collections::HashSet<(String, i64)> = got[0]
+            .iter()
+            .map(|r| {
+                (
+                    r[0].clone().unwrap_or_default(),
+                    r[1].as_deref().and_then(|v| v.parse().ok()).unwrap_or(0),
+                )
+            })
+            .collect();
+        let mut last: std::collections::HashMap<&str, (i64, u64)> = Default::default();
+        for &(system, t, used) in &history {
+            let want = last.get(system).is_none_or(|&(at, u)| {
+                t - at >= sdash_writer::RawSamplePolicy::default().max_gap_ms
+                    || used.abs_diff(u) > 1
+            });
+            assert_eq!(
+                stored.contains(&(system.to_owned(), t)),
+                want,
+                "seed {seed}: raw sample {system} {t} {used}"
+            );
+            if want {
+                last.insert(system, (t, used));
+            }
+        }
+        assert!(
+            stored.len() < history.len() * 3 / 4,
+            "the deadband thinned little: {} of {}",
+            stored.len(),
+            history.len()
+        );
+    }
+}
+
+/// A day imported from the predecessor is replaced by the first sample sdash measures for it
+/// (not added to), and the measured day then merges as usual.
+async fn measured_samples_replace_an_imported_day(backend: Backend) {
     let db = TestDatabase::new(backend).await;
     let store = open(&db).await;
-    // Three days of samples for two systems, every 2 h, in overlapping, redelivered batches.
-    let mut all = Vec::new();
-    let mut seq = 0;
-    for system in ["cap-7", "cap-13"] {
-        for i in 0..36i64 {
-            seq += 1;
-            let used = ((i * 37 + seq as i64 * 11) % 900) as u64;
-            all.push(snapshot_msg(
-                seq,
-                system,
-                T0 + i * 7_200_000,
-                snapshot_body(Status::Online, Health::Ok, &[], Some(used)),
-            ));
-        }
-    }
-    for chunk in all.chunks(10) {
-        write(&store, chunk).await;
-    }
-    for chunk in all.chunks(7) {
-        write(&store, chunk).await;
-    }
-    let day = match backend {
-        Backend::Sqlite => "strftime('%Y-%m-%d', observed_at / 1000, 'unixepoch')",
-        Backend::Postgres => {
-            "to_char(to_timestamp(observed_at / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
-        }
-    };
-    let raw = rows(
+    let day = sdash_writer::store::utc_day(T0);
+    exec(
         &db,
         &format!(
-            "SELECT system_id, {day} AS d, CAST(count(*) AS TEXT), CAST(min(used_bytes) AS TEXT), CAST(max(used_bytes) AS TEXT), \
-             CAST(sum(used_bytes) AS TEXT), CAST(max(observed_at) AS TEXT) FROM capacity_samples GROUP BY system_id, d ORDER BY system_id, d"
+            "INSERT INTO capacity_daily (system_id, day, samples, used_min, used_max, used_sum, last_at, total_bytes, used_bytes, free_bytes, source) \
+             VALUES ('imp-1', '{day}', 1, 900, 900, 900, {}, 5000, 900, 4100, 'imported'), \
+                    ('imp-1', '{}', 1, 800, 800, 800, {}, 5000, 800, 4200, 'imported')",
+            T0 + 3_600_000,
+            sdash_writer::store::utc_day(T0 - 86_400_000),
+            T0 - 86_400_000
         ),
     )
     .await;
-    let daily = rows(
+    for (i, used) in [(0i64, 300u64), (1, 350)] {
+        write(
+            &store,
+            &[snapshot_msg(
+                i as u64 + 1,
+                "imp-1",
+                T0 + i * 60_000,
+                snapshot_body(Status::Online, Health::Ok, &[], Some(used)),
+            )],
+        )
+        .await;
+    }
+    let got = rows(
         &db,
-        "SELECT system_id, day, CAST(samples AS TEXT), CAST(used_min AS TEXT), CAST(used_max AS TEXT), \
-         CAST(CAST(used_sum AS BIGINT) AS TEXT), CAST(last_at AS TEXT) FROM capacity_daily ORDER BY system_id, day",
+        "SELECT day, CAST(samples AS TEXT), CAST(used_min AS TEXT), CAST(used_max AS TEXT), CAST(CAST(used_sum AS BIGINT) AS TEXT), \
+         CAST(total_bytes AS TEXT), CAST(used_bytes AS TEXT), source FROM capacity_daily WHERE system_id = 'imp-1' ORDER BY day",
     )
     .await;
-    assert_eq!(raw.len(), 8, "{raw:?}");
-    assert_eq!(raw, daily);
-    assert_eq!(count(&db, "capacity_samples").await, 72);
-    // The last values are the last sample's.
-    let last = rows(
-        &db,
-        "SELECT CAST(d.used_bytes AS TEXT), CAST(s.used_bytes AS TEXT) FROM capacity_daily d JOIN capacity_samples s \
-         ON s.system_id = d.system_id AND s.observed_at = d.last_at",
-    )
-    .await;
-    assert_eq!(last.len(), 8);
-    assert!(last.iter().all(|r| r[0] == r[1]));
+    let s = |v: &str| Some(v.to_owned());
+    assert_eq!(
+        got,
+        vec![
+            // The day before stays imported.
+            vec![
+                Some(sdash_writer::store::utc_day(T0 - 86_400_000)),
+                s("1"),
+                s("800"),
+                s("800"),
+                s("800"),
+                s("5000"),
+                s("800"),
+                s("imported")
+            ],
+            vec![
+                Some(day),
+                s("2"),
+                s("300"),
+                s("350"),
+                s("650"),
+                s("1000"),
+                s("350"),
+                s("measured")
+            ],
+        ]
+    );
+    store.close().await;
 }
 
 async fn bad_messages_become_dead_letters(backend: Backend) {
@@ -648,6 +858,16 @@ async fn retention_applies_to_every_system(backend: Backend) {
     write(
         &store,
         &[snapshot_msg(
+            seq + 3,
+            "sys-7",
+            now - 401 * day,
+            snapshot_body(Status::Online, Health::Ok, &[], Some(1)),
+        )],
+    )
+    .await;
+    write(
+        &store,
+        &[snapshot_msg(
             seq + 1,
             "sys-7",
             now - 91 * day,
@@ -675,7 +895,11 @@ async fn retention_applies_to_every_system(backend: Backend) {
         .unwrap_or_else(|e| panic!("retention: {e}"));
     assert_eq!(out.events_expired, 30);
     assert_eq!(out.events_over_limit, 201);
-    assert_eq!(out.capacity_samples_expired, 1);
+    assert_eq!(out.capacity_samples_expired, 2);
+    // Hourly rollups go after 400 days, daily ones are kept forever by default.
+    assert_eq!(out.capacity_hourly_expired, 1);
+    assert_eq!(out.capacity_daily_expired, 0);
+    assert_eq!(count(&db, "capacity_hourly").await, 2);
     assert_eq!(count(&db, "events WHERE system_id = 'sys-7'").await, 1000);
     assert_eq!(count(&db, "events WHERE system_id = 'sys-10'").await, 1000);
     assert_eq!(count(&db, "events WHERE system_id = 'sys-13'").await, 40);
@@ -698,7 +922,7 @@ async fn retention_applies_to_every_system(backend: Backend) {
     );
     assert_eq!(
         count(&db, "capacity_daily").await,
-        2,
+        3,
         "rollups outlive raw samples"
     );
     let again = store
@@ -706,11 +930,32 @@ async fn retention_applies_to_every_system(backend: Backend) {
         .await
         .unwrap_or_else(|e| panic!("retention: {e}"));
     assert_eq!(again.total(), 0);
+    // A daily window, in steps as the writer runs them (each at least one statement).
+    let mut run = store.start_retention(&RetentionPolicy {
+        capacity_daily_days: 100,
+        batch_rows: 1,
+        ..policy.clone()
+    });
+    let mut steps = 0;
+    while !run.is_done() {
+        steps += 1;
+        store
+            .retention_step(&mut run, std::time::Duration::ZERO)
+            .await
+            .unwrap_or_else(|e| panic!("retention step: {e}"));
+        assert!(steps < 100_000, "the pass does not end");
+    }
+    assert_eq!(run.deleted.capacity_daily_expired, 1);
+    assert_eq!(run.deleted.total(), 1);
+    assert!(steps > 5, "{steps} steps");
+    assert_eq!(count(&db, "capacity_daily").await, 2);
     // Zero means "keep forever" / "no limit".
     let keep = RetentionPolicy {
         event_retention_days: 0,
         events_per_system: 0,
         capacity_raw_days: 0,
+        capacity_hourly_days: 0,
+        capacity_daily_days: 0,
         dead_letter_days: 0,
         batch_rows: 10,
     };
@@ -729,6 +974,7 @@ both_backends!(
     open_alert_details_follow_the_newest_sighting,
     transitions_are_recorded,
     rollups_equal_raw_aggregates,
+    measured_samples_replace_an_imported_day,
     bad_messages_become_dead_letters,
     far_future_observed_at_is_a_dead_letter,
     inventory_and_collectors_newest_wins,

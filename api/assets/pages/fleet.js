@@ -1,16 +1,24 @@
 // The fleet overview (#/): every system as a card or a table row, grouped by vendor, with
-// filters and totals; snapshots from the live stream update the systems in place.
+// filters and totals; snapshots from the live stream update the systems in place. Acknowledged
+// alerts are shown but do not count (nor colour a card); disabled systems are shown as such and
+// left out of the totals.
 import { VENDORS, VENDOR_NAME, STATUSES } from "../enums.js";
 import { fmtBytes } from "../format.js";
 import { age, badge, capacityBar, h, put, searchBox, select, table, tagsOf } from "../dom.js";
 import { apiAll } from "../api.js";
 import { router, throttle } from "../router.js";
 
+/** The open alerts that count: the unacknowledged ones (the array's count from older servers). */
+function counted(s) {
+  return s.unacknowledged_alerts ?? s.alert_count;
+}
+
 function statusLevel(s) {
+  if (s.disabled) return "st-off";
   if (!s.status) return "";
   if (s.status !== "online") return "st-bad";
   if (s.hardware === "error" || s.cluster === "error") return "st-bad";
-  if (s.hardware === "warning" || s.cluster === "warning" || (s.alert_count || 0) > 0) return "st-warn";
+  if (s.hardware === "warning" || s.cluster === "warning" || (counted(s) || 0) > 0) return "st-warn";
   return "st-ok";
 }
 
@@ -23,7 +31,7 @@ function systemCard(s) {
       "div",
       { class: "card-head" },
       h("div", null, link, h("div", { class: "card-sub" }, s.id, s.model ? ` · ${s.model}` : "")),
-      h("span", { class: "st" }, badge(s.status)),
+      h("span", { class: "st" }, s.disabled ? disabledBadge() : badge(s.status)),
     ),
     h(
       "dl",
@@ -43,11 +51,17 @@ function systemCard(s) {
   );
 }
 
+function disabledBadge() {
+  return h("span", { class: "badge b-none", "data-value": "disabled", title: "enabled = false in the inventory: not polled, not counted" }, "disabled");
+}
+
 function alertCount(s) {
-  const n = s.alert_count;
+  const n = counted(s);
+  const acked = s.acknowledged_alerts || 0;
+  const ackNote = acked ? h("span", { class: "muted acked", "data-acked": acked }, ` +${acked} acknowledged`) : null;
   if (n === null || n === undefined) return h("span", { class: "muted" }, "—");
-  if (n === 0) return h("span", { class: "muted", "data-count": 0 }, "0");
-  return h("a", { href: `#/alerts?system=${encodeURIComponent(s.id)}`, class: "badge b-warn", "data-count": n }, `${n} open`);
+  if (n === 0) return [h("span", { class: "muted", "data-count": 0 }, "0"), ackNote];
+  return [h("a", { href: `#/alerts?system=${encodeURIComponent(s.id)}`, class: "badge b-warn", "data-count": n }, `${n} open`), ackNote];
 }
 
 function systemRow(s) {
@@ -55,7 +69,7 @@ function systemRow(s) {
     "tr",
     { "data-system-id": s.id, class: statusLevel(s) },
     h("td", null, h("a", { href: `#/systems/${s.id}` }, s.name || s.id), h("div", { class: "card-sub" }, s.id)),
-    h("td", { class: "st" }, badge(s.status)),
+    h("td", { class: "st" }, s.disabled ? disabledBadge() : badge(s.status)),
     h("td", { class: "hw" }, badge(s.hardware ?? "unknown")),
     h("td", { class: "cl hide-sm" }, badge(s.cluster ?? "unknown")),
     h("td", { class: "alerts" }, alertCount(s)),
@@ -73,7 +87,14 @@ function applySnapshot(s, env) {
   s.version = b.version ?? s.version;
   s.model = b.model ?? s.model;
   s.error = b.error ?? null;
+  const before = s.alert_count;
   s.alert_count = Array.isArray(b.alerts) ? b.alerts.length : s.alert_count;
+  // Which of the alerts are acknowledged only the API knows: until its next answer, new or
+  // cleared alerts move the unacknowledged count (fleetPage refetches after such a snapshot).
+  if (s.unacknowledged_alerts !== undefined && s.unacknowledged_alerts !== null && before !== s.alert_count) {
+    s.unacknowledged_alerts = Math.max(0, s.unacknowledged_alerts + (s.alert_count || 0) - (before || 0));
+    s.countsMoved = true;
+  }
   if (b.capacity) {
     const c = b.capacity;
     s.capacity = {
@@ -210,12 +231,15 @@ export const fleetPage = {
     const tiles = document.getElementById("fleet-tiles");
     if (!tiles) return;
     const systems = this.systems;
-    const online = systems.filter((s) => s.status === "online").length;
-    const down = systems.filter((s) => s.status && s.status !== "online").length;
-    const alerts = systems.reduce((n, s) => n + (s.alert_count || 0), 0);
+    // Disabled systems are shown, but left out of every total.
+    const counting = systems.filter((s) => !s.disabled);
+    const disabled = systems.length - counting.length;
+    const online = counting.filter((s) => s.status === "online").length;
+    const down = counting.filter((s) => s.status && s.status !== "online").length;
+    const alerts = counting.reduce((n, s) => n + (counted(s) || 0), 0);
     let used = 0;
     let total = 0;
-    for (const s of systems) {
+    for (const s of counting) {
       if (s.capacity && s.capacity.total_bytes) {
         used += s.capacity.used_bytes || 0;
         total += s.capacity.total_bytes;
@@ -223,7 +247,7 @@ export const fleetPage = {
     }
     const tile = (k, v, id) => h("div", { class: "tile", id }, h("div", { class: "k" }, k), h("div", { class: "v" }, v));
     put(tiles, 
-      tile("Systems shown", String(systems.length), "tile-systems"),
+      tile("Systems shown", disabled ? `${systems.length} (${disabled} disabled)` : String(systems.length), "tile-systems"),
       tile("Online", String(online), "tile-online"),
       tile("Not online", String(down), "tile-down"),
       tile("Open alerts", String(alerts), "tile-alerts"),
@@ -245,6 +269,11 @@ export const fleetPage = {
       return;
     }
     if (!applySnapshot(s, env)) return;
+    if (s.countsMoved) {
+      // The writer stores the new alerts; the API then knows which count.
+      s.countsMoved = false;
+      setTimeout(() => this.refetchSoon(ctx), 1500);
+    }
     const st = this.state || {};
     if ((st.status && (s.status || "pending") !== st.status) || st.vendor !== "" && s.vendor !== st.vendor) {
       this.refetchSoon(ctx);
@@ -261,6 +290,13 @@ export const fleetPage = {
 
   on_system(ctx) {
     this.refetchSoon(ctx);
+  },
+
+  // An alert was acknowledged (or taken back): the counts change. The fleet list is cached by
+  // the API and reloaded after the writer's commit, so ask once more a little later.
+  on_alert_updated(ctx) {
+    this.refetchSoon(ctx);
+    setTimeout(() => this.refetchSoon(ctx), 2500);
   },
 
   refetchSoon: throttle(function (ctx) {

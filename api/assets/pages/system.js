@@ -1,12 +1,16 @@
-// One system (#/systems/<id>): its state, capacity chart and forecast, open alerts, components,
-// recent events and status changes.
+// One system (#/systems/<id>): its state, capacity chart and forecast, open alerts (each with
+// its panel to acknowledge, assign and comment), components, recent events and status changes;
+// "Poll now" asks the system's collector for a poll at once.
 import { CATEGORIES, HEALTH_RANK, LEVELS, SEV_RANK, VENDOR_NAME } from "../enums.js";
 import { DAY, dayMs, fmtBytes, fmtTime } from "../format.js";
+
+const TIER_NAMES = { raw: "raw samples", hourly: "hourly rollups", daily: "daily rollups" };
 import { age, badge, capacityBar, h, put, select, table, tagsOf } from "../dom.js";
 import { api } from "../api.js";
 import { router, safe, throttle } from "../router.js";
 import { lineChart } from "../chart.js";
 import { eventsTable } from "./events.js";
+import { AlertPanels, alertState, changeIsAbout, command, notify } from "../actions.js";
 
 const RANGES = [
   ["30d", "30 days", 30],
@@ -38,6 +42,8 @@ export function systemPage(id) {
       }
       if (!ctx.alive()) return;
       this.sys = s;
+      this.panels = new AlertPanels();
+      this.ctx = ctx;
       document.title = `${s.name} · sdash`;
       const setParam = () => router.setParams([["range", this.range[0]], ["level", this.level], ["category", this.category]]);
       put(ctx.main, 
@@ -87,17 +93,61 @@ export function systemPage(id) {
       await Promise.all([this.loadCapacity(ctx), this.loadEvents(ctx, false)]);
     },
 
+    /** "Poll now": one extra poll by the system's collector; a 429 says when to try again. */
+    pollNowButton() {
+      const s = this.sys;
+      const status = h("span", { id: "poll-now-status", class: "muted", role: "status" });
+      const button = h(
+        "button",
+        {
+          type: "button",
+          id: "poll-now",
+          disabled: s.disabled === true,
+          title: s.disabled ? "This system is disabled in the inventory" : "Ask the collector to poll this system now",
+          onclick: async (e) => {
+            const b = e.currentTarget;
+            b.disabled = true;
+            status.textContent = "Asking the collector…";
+            try {
+              await command(`systems/${id}/poll-now`, {});
+              this.pollRequestedAt = Date.now();
+              status.dataset.state = "sent";
+              status.textContent = "Poll requested: the result shows here in a moment.";
+            } catch (err) {
+              if (err.status === 429) {
+                const wait = err.retryAfter ? ` Try again in ${err.retryAfter} s.` : " Try again in a little while.";
+                status.dataset.state = "too-soon";
+                status.textContent = `This system was polled on request a moment ago.${wait}`;
+              } else {
+                status.dataset.state = "failed";
+                status.textContent = "";
+                notify(`Poll now failed: ${err.message}`, true);
+              }
+            } finally {
+              b.disabled = s.disabled === true;
+            }
+          },
+        },
+        "Poll now",
+      );
+      return h("span", { class: "poll-now" }, button, " ", status);
+    },
+
     drawDetail() {
       const s = this.sys;
+      // The poll-now status line survives redraws (a snapshot redraws the head).
+      const oldPoll = document.querySelector("#sys-head .poll-now");
       put(document.getElementById("sys-head"), 
         h(
           "div",
           { class: "sys-head" },
           h("h1", null, s.name),
+          s.disabled ? h("span", { class: "badge b-none", id: "sys-disabled" }, "disabled") : null,
           h("span", { id: "sys-status" }, badge(s.status)),
           h("span", { id: "sys-hardware" }, badge(s.hardware ?? "unknown", "hardware")),
           h("span", { id: "sys-cluster" }, badge(s.cluster ?? "unknown", "cluster")),
           h("span", { class: "muted" }, "last poll ", age(s.last_poll_at_ms)),
+          oldPoll || this.pollNowButton(),
         ),
         s.error ? h("div", { class: "error-box" }, `Last poll: ${s.error}`) : null,
       );
@@ -122,15 +172,52 @@ export function systemPage(id) {
         h("div", null, tagsOf(s)),
       );
       const alerts = s.open_alerts || [];
+      const changed = () => {
+        setTimeout(() => this.reloadDetail(this.ctx), 2000);
+      };
+      const rows = alerts
+        .slice()
+        .sort((a, b) => (SEV_RANK[b.severity] || 0) - (SEV_RANK[a.severity] || 0))
+        .flatMap((a) => {
+          const open = this.panels.isOpen(a.id);
+          const row = h(
+            "tr",
+            { "data-severity": a.severity, "data-alert-id": a.id, "data-acknowledged": a.acknowledged ? "yes" : "no", class: a.acknowledged ? "acked" : null },
+            h("td", null, badge(a.severity)),
+            h("td", { class: "msg" }, a.title),
+            h("td", null, a.component || "—"),
+            h("td", { class: "nowrap" }, fmtTime(a.first_seen_ms)),
+            h(
+              "td",
+              { class: "state" },
+              alertState(a),
+              a.id === undefined
+                ? null
+                : h(
+                    "button",
+                    {
+                      type: "button",
+                      class: "link-btn details-btn",
+                      "aria-expanded": String(open),
+                      onclick: () => {
+                        this.panels.toggle(a.id);
+                        this.drawDetail();
+                      },
+                    },
+                    open ? "Close" : "Act / comment",
+                  ),
+            ),
+          );
+          if (!open) return [row];
+          return [row, h("tr", { class: "detail-row", "data-detail-for": a.id }, h("td", { colspan: 5 }, this.panels.panel({ ...a, system_id: s.id }, changed)))];
+        });
+      const acked = alerts.filter((a) => a.acknowledged).length;
       put(document.getElementById("sys-alerts"), 
         alerts.length
-          ? table(
-              ["Severity", "Title", "Component", "First seen"].map((t) => h("th", { scope: "col" }, t)),
-              alerts
-                .slice()
-                .sort((a, b) => (SEV_RANK[b.severity] || 0) - (SEV_RANK[a.severity] || 0))
-                .map((a) => h("tr", { "data-severity": a.severity }, h("td", null, badge(a.severity)), h("td", { class: "msg" }, a.title), h("td", null, a.component || "—"), h("td", { class: "nowrap" }, fmtTime(a.first_seen_ms)))),
-            )
+          ? [
+              acked ? h("p", { class: "muted", id: "acked-note" }, `${acked} of ${alerts.length} acknowledged: they do not count towards the system's health.`) : null,
+              table(["Severity", "Title", "Component", "First seen", "State"].map((t) => h("th", { scope: "col" }, t)), rows),
+            ]
           : h("p", { class: "muted", id: "no-alerts" }, "No open alerts."),
       );
       const rank = HEALTH_RANK;
@@ -159,15 +246,19 @@ export function systemPage(id) {
       const days = this.range[2];
       const now = Date.now();
       const from = new Date(now - days * DAY).toISOString();
-      const [daily, forecast] = await Promise.all([
-        api(`systems/${id}/capacity`, { resolution: "daily", from }, ctx.ctrl.signal),
+      // The finest storage tier that holds the range (raw samples are kept only when capacity
+      // moved, or every few hours, so a flat system has few of them); the latest poll is a
+      // sample too, so the line reaches it.
+      const [series0, forecast] = await Promise.all([
+        api(`systems/${id}/capacity`, { from }, ctx.ctrl.signal),
         api(`systems/${id}/forecast`, { days: Math.min(90, days), horizon: Math.max(90, Math.min(365, days)) }, ctx.ctrl.signal).catch(() => null),
       ]);
       if (!ctx.alive()) return;
-      let points = (daily.points || []).filter((pt) => pt.total_bytes !== null).map((pt) => ({ x: dayMs(pt.day), used: pt.used_bytes, total: pt.total_bytes }));
-      if (points.length < 2) {
-        const raw = await api(`systems/${id}/capacity`, { resolution: "raw", from }, ctx.ctrl.signal);
-        points = (raw.points || []).filter((pt) => pt.total_bytes !== null).map((pt) => ({ x: pt.at_ms, used: pt.used_bytes, total: pt.total_bytes }));
+      const points = (series0.points || []).filter((pt) => pt.total_bytes !== null).map((pt) => ({ x: pt.at_ms, used: pt.used_bytes, total: pt.total_bytes }));
+      const latest = this.sys;
+      const lastX = points.length ? points[points.length - 1].x : -Infinity;
+      if (latest.capacity && latest.status === "online" && latest.last_poll_at_ms > lastX && latest.last_poll_at_ms >= now - days * DAY) {
+        points.push({ x: latest.last_poll_at_ms, used: latest.capacity.used_bytes, total: latest.capacity.total_bytes });
       }
       const s = this.sys;
       const cap = s.capacity;
@@ -208,6 +299,7 @@ export function systemPage(id) {
         cap ? capacityBar(cap) : h("p", { class: "muted" }, "No capacity reported."),
         fcText,
         h("div", { class: "chart-box" }, chart),
+        h("p", { class: "muted tier", id: "capacity-tier", "data-tier": series0.tier || "" }, `Read from ${TIER_NAMES[series0.tier] || series0.tier || "—"}.`),
         h(
           "ul",
           { class: "legend" },
@@ -245,8 +337,27 @@ export function systemPage(id) {
         /* shown as stale */
       }
     }, 800),
+    /** The system's state and alerts only (after an alert changed). */
+    reloadDetail: throttle(async function (ctx) {
+      if (!ctx || !ctx.alive()) return;
+      try {
+        const s = await api(`systems/${id}`, null, ctx.ctrl.signal);
+        if (!ctx.alive()) return;
+        this.sys = s;
+        this.drawDetail(ctx);
+      } catch (_) {
+        /* shown as stale */
+      }
+    }, 250),
     on_snapshot(ctx, env) {
       if (env.system_id === id) this.reload(ctx);
+    },
+    on_alert_updated(ctx, env) {
+      if (env.system_id !== id) return;
+      this.reloadDetail(ctx);
+      for (const a of (this.sys && this.sys.open_alerts) || []) {
+        if (this.panels.isOpen(a.id) && changeIsAbout(env, { ...a, system_id: id })) this.panels.fetch(a.id, null, () => this.reloadDetail(ctx));
+      }
     },
     on_event(ctx, env) {
       if (env.system_id === id) this.reload(ctx);

@@ -16,7 +16,11 @@ use crate::state::AppState;
 /// The alert columns every alert query selects, read as [`AlertRow`].
 pub const ALERT_COLUMNS: &str = "a.id AS id, a.system_id AS system_id, a.alert_id AS alert_id, a.severity AS severity, \
     a.vendor_severity AS vendor_severity, a.title AS title, a.component AS component, a.opened_at AS opened_at, \
-    a.first_seen AS first_seen, a.last_seen AS last_seen, a.cleared_at AS cleared_at";
+    a.first_seen AS first_seen, a.last_seen AS last_seen, a.cleared_at AS cleared_at, \
+    a.acknowledged_by AS acknowledged_by, a.acknowledged_at AS acknowledged_at, a.assignee AS assignee, \
+    a.assigned_by AS assigned_by, a.assigned_at AS assigned_at, \
+    (SELECT COUNT(*) FROM alert_comments c WHERE c.system_id = a.system_id AND c.alert_id = a.alert_id \
+     AND c.opened_at = a.first_seen) AS comment_count";
 
 crate::row_struct! {
     /// One row of `alerts` ([`ALERT_COLUMNS`]).
@@ -32,6 +36,12 @@ crate::row_struct! {
         first_seen: i64,
         last_seen: i64,
         cleared_at: Option<i64>,
+        acknowledged_by: Option<String>,
+        acknowledged_at: Option<i64>,
+        assignee: Option<String>,
+        assigned_by: Option<String>,
+        assigned_at: Option<i64>,
+        comment_count: i64,
     }
 }
 
@@ -73,6 +83,24 @@ pub struct SystemAlert {
     pub cleared_at: Option<String>,
     /// First snapshot without the alert (ms since the epoch; null while open).
     pub cleared_at_ms: Option<i64>,
+    /// An operator acknowledged this instance: it no longer counts towards the system's health.
+    pub acknowledged: bool,
+    /// Who acknowledged it (the operator token's name).
+    pub acknowledged_by: Option<String>,
+    /// When it was acknowledged.
+    pub acknowledged_at: Option<String>,
+    /// When it was acknowledged (ms since the epoch).
+    pub acknowledged_at_ms: Option<i64>,
+    /// Who it is assigned to (free text).
+    pub assignee: Option<String>,
+    /// Who assigned it.
+    pub assigned_by: Option<String>,
+    /// When it was assigned.
+    pub assigned_at: Option<String>,
+    /// When it was assigned (ms since the epoch).
+    pub assigned_at_ms: Option<i64>,
+    /// Comments in its thread (`GET /api/v1/alerts/{id}` lists them).
+    pub comment_count: i64,
 }
 
 impl From<AlertRow> for SystemAlert {
@@ -94,6 +122,15 @@ impl From<AlertRow> for SystemAlert {
             last_seen_ms: r.last_seen,
             cleared_at: r.cleared_at.map(rfc3339),
             cleared_at_ms: r.cleared_at,
+            acknowledged: r.acknowledged_by.is_some(),
+            acknowledged_by: r.acknowledged_by,
+            acknowledged_at: r.acknowledged_at.map(rfc3339),
+            acknowledged_at_ms: r.acknowledged_at,
+            assignee: r.assignee,
+            assigned_by: r.assigned_by,
+            assigned_at: r.assigned_at.map(rfc3339),
+            assigned_at_ms: r.assigned_at,
+            comment_count: r.comment_count,
         }
     }
 }
@@ -130,13 +167,21 @@ pub async fn alerts(st: &AppState, p: &Params, h: &HeaderMap) -> ApiResult<Respo
         VENDORS,
     )?;
     let system = p.system_id("system")?;
+    let acknowledged = match p.get("acknowledged") {
+        None => None,
+        Some(_) => Some(p.boolean("acknowledged", false)?),
+    };
     let cursor = Keyset::cursor::<i64>(p)?;
-    let mut sql = Sql::new("SELECT ");
-    sql.push(ALERT_COLUMNS).push(
-        ", COALESCE(st.vendor, sy.vendor) AS vendor, COALESCE(CASE WHEN sy.updated_at > 0 THEN sy.name END, st.name, a.system_id) AS system_name \
-         FROM alerts a LEFT JOIN system_state st ON st.system_id = a.system_id \
-         LEFT JOIN systems sy ON sy.id = a.system_id WHERE 1=1",
-    );
+    let mut sql = fleet_alert_query();
+    match acknowledged {
+        Some(true) => {
+            sql.push(" AND a.acknowledged_by IS NOT NULL");
+        }
+        Some(false) => {
+            sql.push(" AND a.acknowledged_by IS NULL");
+        }
+        None => {}
+    }
     match state {
         "open" => {
             sql.push(" AND a.cleared_at IS NULL");
@@ -172,6 +217,96 @@ pub async fn alerts(st: &AppState, p: &Params, h: &HeaderMap) -> ApiResult<Respo
         },
     );
     Ok(json_ok(h, &page))
+}
+
+/// `SELECT` of alerts with their system's name and vendor, ending in `WHERE 1=1`.
+fn fleet_alert_query() -> Sql {
+    let mut sql = Sql::new("SELECT ");
+    sql.push(ALERT_COLUMNS).push(
+        ", COALESCE(st.vendor, sy.vendor) AS vendor, COALESCE(CASE WHEN sy.updated_at > 0 THEN sy.name END, st.name, a.system_id) AS system_name \
+         FROM alerts a LEFT JOIN system_state st ON st.system_id = a.system_id \
+         LEFT JOIN systems sy ON sy.id = a.system_id WHERE 1=1",
+    );
+    sql
+}
+
+/// One comment of an alert instance's thread.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct AlertComment {
+    /// Who wrote it (the operator token's name).
+    pub author: String,
+    /// When it was written.
+    pub at: String,
+    /// When it was written (ms since the epoch).
+    pub at_ms: i64,
+    pub text: String,
+}
+
+/// `GET /api/v1/alerts/{id}`: the alert and its comment thread, oldest first.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct AlertDetail {
+    #[serde(flatten)]
+    pub alert: Alert,
+    pub comments: Vec<AlertComment>,
+}
+
+crate::row_struct! {
+    struct CommentRow {
+        author: String,
+        at: i64,
+        body: String,
+    }
+}
+
+/// `GET /api/v1/alerts/{id}`
+pub async fn detail(st: &AppState, id: Option<&str>, h: &HeaderMap) -> ApiResult<Response> {
+    let id = match id.map(|t| (t, t.parse::<i64>())) {
+        Some((_, Ok(n))) if n > 0 => n,
+        Some((t, _)) => {
+            return Err(ApiError::bad(format!(
+                "invalid alert id {t:?}: expected the id of an alert in GET /api/v1/alerts"
+            )));
+        }
+        None => return Err(ApiError::bad("missing alert id")),
+    };
+    let mut sql = fleet_alert_query();
+    sql.push(" AND a.id = ").bind(id);
+    let Some((a, fleet)) = st
+        .db
+        .fetch_optional_as::<(AlertRow, FleetAlertRow)>(&sql)
+        .await?
+    else {
+        return Err(ApiError::NotFound(format!("alert {id} not found")));
+    };
+    let mut thread = Sql::new("SELECT author, at, body FROM alert_comments WHERE system_id = ");
+    thread
+        .bind(a.system_id.as_str())
+        .push(" AND alert_id = ")
+        .bind(a.alert_id.as_str())
+        .push(" AND opened_at = ")
+        .bind(a.first_seen)
+        .push(" ORDER BY id LIMIT 10000");
+    let comments = st
+        .db
+        .fetch_all_as::<CommentRow>(&thread)
+        .await?
+        .into_iter()
+        .map(|c| AlertComment {
+            author: c.author,
+            at: rfc3339(c.at),
+            at_ms: c.at,
+            text: c.body,
+        })
+        .collect();
+    let body = AlertDetail {
+        alert: Alert {
+            alert: a.into(),
+            system_name: fleet.system_name,
+            vendor: fleet.vendor,
+        },
+        comments,
+    };
+    Ok(json_ok(h, &body))
 }
 
 /// A log event of a system.

@@ -1,5 +1,5 @@
 //! `GET /api/v1/systems/{id}/forecast`: a least-squares line through the daily used capacity and
-//! the dates it reaches 90 % and 100 % of the current total.
+//! the dates it reaches 80 %, 90 % and 100 % of the current total.
 
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -39,6 +39,9 @@ pub struct Forecast {
     pub total_bytes: Option<i64>,
     pub used_bytes: Option<i64>,
     pub used_pct: Option<f64>,
+    /// The day used capacity reaches 80 % (null when it is not heading there).
+    #[schemars(schema_with = "crate::openapi::date_or_null")]
+    pub date_80_pct: Option<String>,
     /// The day used capacity reaches 90 % (null when it is not heading there).
     #[schemars(schema_with = "crate::openapi::date_or_null")]
     pub date_90_pct: Option<String>,
@@ -92,6 +95,81 @@ pub fn least_squares(points: &[(f64, f64)]) -> Option<Fit> {
     })
 }
 
+/// What a line through daily used capacity says: the trend, and the day each share of the total
+/// is reached. The one place both forecasts (a system's, [`forecast`], and a group's in the
+/// capacity summary) are worked out.
+#[derive(Debug, Clone)]
+pub struct Outlook {
+    pub fit: Option<Fit>,
+    pub trend: Trend,
+    /// The total the shares are of (the last point's), when positive.
+    pub total: Option<i64>,
+    pub used_now: Option<i64>,
+    /// The day number of the last point.
+    pub last_x: Option<i64>,
+    pub points_used: usize,
+    today: i64,
+}
+
+impl Outlook {
+    /// Fits `points` (day number, used bytes), in day order, when there are at least
+    /// [`MIN_FORECAST_POINTS`]; `total` and `used_now` are the last point's.
+    pub fn new(
+        points: &[(f64, f64)],
+        total: Option<i64>,
+        used_now: Option<i64>,
+        today: i64,
+    ) -> Outlook {
+        let fit = if points.len() >= MIN_FORECAST_POINTS {
+            least_squares(points)
+        } else {
+            None
+        };
+        let total = total.filter(|t| *t > 0);
+        let last_x = points.last().map(|p| p.0 as i64);
+        let mut trend = Trend::InsufficientData;
+        if let (Some(fit), Some(total), Some(_)) = (&fit, total, last_x) {
+            let eps = (total as f64 * 1e-6).max(1.0);
+            trend = if fit.slope > eps {
+                Trend::Growing
+            } else if fit.slope < -eps {
+                Trend::Shrinking
+            } else {
+                Trend::Flat
+            };
+        }
+        Outlook {
+            fit,
+            trend,
+            total,
+            used_now,
+            last_x,
+            points_used: points.len(),
+            today,
+        }
+    }
+
+    /// The day number used capacity reaches `fraction` of the total: the last point's day when
+    /// it is there already, `None` when it is not heading there (or not within 100 years).
+    pub fn reach(&self, fraction: f64) -> Option<i64> {
+        let (Some(fit), Some(total), Some(last_x)) = (&self.fit, self.total, self.last_x) else {
+            return None;
+        };
+        let target = total as f64 * fraction;
+        if self.used_now.map(|u| u as f64).unwrap_or(0.0) >= target {
+            return Some(last_x);
+        }
+        if self.trend != Trend::Growing {
+            return None;
+        }
+        let x = ((target - fit.intercept) / fit.slope).ceil();
+        if !x.is_finite() || x > (self.today + 36_500) as f64 {
+            return None;
+        }
+        Some((x as i64).max(last_x))
+    }
+}
+
 crate::row_struct! {
     struct ForecastRow {
         day: String,
@@ -137,43 +215,10 @@ pub async fn forecast(st: &AppState, p: &Params, id: &str, h: &HeaderMap) -> Api
     let last = rows.last();
     let total = last.map(|r| r.total_bytes);
     let used_now = last.map(|r| r.used_bytes);
-    let last_x = points.last().map(|p| p.0 as i64);
-    let fit = if points.len() >= MIN_FORECAST_POINTS {
-        least_squares(&points)
-    } else {
-        None
-    };
-    let mut trend = Trend::InsufficientData;
-    let mut date_90_pct = None;
-    let mut date_100_pct = None;
+    let outlook = Outlook::new(&points, total, used_now, today);
     let mut projection = Vec::new();
-    if let (Some(fit), Some(total), Some(last_x)) = (&fit, total.filter(|t| *t > 0), last_x) {
+    if let (Some(fit), Some(total), Some(last_x)) = (&outlook.fit, outlook.total, outlook.last_x) {
         let total_f = total as f64;
-        let eps = (total_f * 1e-6).max(1.0);
-        trend = if fit.slope > eps {
-            Trend::Growing
-        } else if fit.slope < -eps {
-            Trend::Shrinking
-        } else {
-            Trend::Flat
-        };
-        let used_now_f = used_now.map(|u| u as f64).unwrap_or(0.0);
-        let reach = |fraction: f64| -> Option<String> {
-            let target = total_f * fraction;
-            if used_now_f >= target {
-                return Some(day_name(last_x));
-            }
-            if trend != Trend::Growing {
-                return None;
-            }
-            let x = ((target - fit.intercept) / fit.slope).ceil();
-            if !x.is_finite() || x > (today + 36_500) as f64 {
-                return None;
-            }
-            Some(day_name((x as i64).max(last_x)))
-        };
-        date_90_pct = reach(0.9);
-        date_100_pct = reach(1.0);
         let step = if horizon <= 120 { 1 } else { 7 };
         let mut x = last_x;
         while x <= today + horizon {
@@ -186,16 +231,21 @@ pub async fn forecast(st: &AppState, p: &Params, id: &str, h: &HeaderMap) -> Api
             x += step;
         }
     }
+    let (trend, fit) = (outlook.trend, outlook.fit.clone());
+    let date_80_pct = outlook.reach(0.8).map(day_name);
+    let date_90_pct = outlook.reach(0.9).map(day_name);
+    let date_100_pct = outlook.reach(1.0).map(day_name);
     let body = Forecast {
         system_id: id.to_owned(),
         days,
-        points_used: points.len(),
+        points_used: outlook.points_used,
         min_points: MIN_FORECAST_POINTS,
         trend,
         slope_bytes_per_day: fit.as_ref().map(|f| f.slope),
         total_bytes: total,
         used_bytes: used_now,
         used_pct: percent(used_now, total),
+        date_80_pct,
         date_90_pct,
         date_100_pct,
         history,
@@ -215,5 +265,23 @@ mod tests {
         assert!((fit.intercept - 1.0).abs() < 1e-9);
         assert!(least_squares(&[(1.0, 1.0)]).is_none());
         assert!(least_squares(&[(1.0, 1.0), (1.0, 2.0)]).is_none());
+    }
+
+    #[test]
+    fn outlook_reaches_shares_of_the_total() {
+        // 10, 12, 14 of 100 on days 100..=102: +2 a day.
+        let points = [(100.0, 10.0), (101.0, 12.0), (102.0, 14.0)];
+        let o = Outlook::new(&points, Some(100), Some(14), 102);
+        assert_eq!(o.trend, Trend::Growing);
+        // 80 = 10 + 2 (x - 100) at x = 135.
+        assert_eq!(o.reach(0.8), Some(135));
+        assert_eq!(o.reach(1.0), Some(145));
+        // Already there: the last day.
+        assert_eq!(o.reach(0.1), Some(102));
+        // Too few points, or no total: nothing.
+        let few = Outlook::new(&points[..2], Some(100), Some(12), 102);
+        assert_eq!((few.trend, few.reach(0.9)), (Trend::InsufficientData, None));
+        let flat = Outlook::new(&[(1.0, 5.0), (2.0, 5.0), (3.0, 5.0)], Some(100), Some(5), 3);
+        assert_eq!((flat.trend, flat.reach(0.9)), (Trend::Flat, None));
     }
 }

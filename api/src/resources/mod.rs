@@ -3,16 +3,20 @@
 //! Every value from a request is bound, never spliced into SQL.
 //!
 //! - [`systems`]: the fleet list and one system's detail;
-//! - [`capacity`]: capacity series, fleet summary and history; [`forecast`]; [`export`] (CSV);
+//! - [`capacity`]: capacity series, fleet summary and history; [`forecast`]; [`export`] (CSV,
+//!   XLSX); [`history_cache`]: the cached fleet history;
 //! - [`alerts`]: alerts and log events;
-//! - [`status`]: pipeline status and collectors.
+//! - [`status`]: pipeline status and collectors;
+//! - [`commands`]: operator commands (POST, published to the bus), assignees and the audit log.
 //!
 //! [`page`] holds the keyset pagination and the page envelope that the list routes share.
 
 pub mod alerts;
 pub mod capacity;
+pub mod commands;
 pub mod export;
 pub mod forecast;
+pub mod history_cache;
 pub mod page;
 pub mod status;
 pub mod systems;

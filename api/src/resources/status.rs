@@ -109,10 +109,19 @@ pub struct PipelineStatus {
     pub last_stream_seq: Option<i64>,
     pub consumer_pending: Option<i64>,
     pub dead_letters: i64,
+    /// Open, unacknowledged alerts of the counted systems (neither removed nor disabled).
     pub open_alerts: i64,
-    /// Systems (removed ones excepted) per status (`pending`: never polled), and `total`.
+    /// Open alerts an operator acknowledged, of the counted systems.
+    pub acknowledged_alerts: i64,
+    /// Systems (removed and disabled ones excepted) per status (`pending`: never polled), and
+    /// `total`.
     pub systems: BTreeMap<String, i64>,
+    /// Systems disabled in the inventory (not in `systems`).
+    pub systems_disabled: i64,
     pub collectors_live: i64,
+    /// Operator commands are enabled (`--operator-tokens-file` given and NATS configured): the
+    /// dashboard shows its action buttons.
+    pub commands_enabled: bool,
 }
 
 crate::row_struct! {
@@ -148,15 +157,27 @@ pub async fn status(st: &AppState, h: &HeaderMap) -> ApiResult<Response> {
         ))
         .await?;
     let dead_letters = count(st, &Sql::new("SELECT COUNT(*) AS n FROM dead_letters")).await?;
-    let open_alerts = count(
-        st,
-        &Sql::new("SELECT COUNT(*) AS n FROM alerts WHERE cleared_at IS NULL"),
-    )
-    .await?;
     let fleet = st.fleet.get(&st.db).await?;
+    // From the fleet's one count of open alerts, for the systems that count.
+    let sum = |counts: &[crate::fleet::AlertCounts]| -> i64 {
+        fleet
+            .entries
+            .iter()
+            .zip(counts)
+            .filter(|(e, _)| e.counted())
+            .map(|(_, c)| c.iter().map(|n| i64::from(*n)).sum::<i64>())
+            .sum()
+    };
+    let open_alerts = sum(fleet.open_alerts(&st.db).await?);
+    let acknowledged_alerts = sum(fleet.acknowledged_alerts(&st.db).await?);
+    let systems_disabled = fleet
+        .entries
+        .iter()
+        .filter(|e| !e.removed && e.disabled)
+        .count() as i64;
     let mut systems: BTreeMap<String, i64> = BTreeMap::new();
     let mut total = 0;
-    for e in fleet.entries.iter().filter(|e| !e.removed) {
+    for e in fleet.entries.iter().filter(|e| e.counted()) {
         total += 1;
         let status = e.row.status.as_deref().unwrap_or("pending");
         match systems.get_mut(status) {
@@ -183,8 +204,11 @@ pub async fn status(st: &AppState, h: &HeaderMap) -> ApiResult<Response> {
         consumer_pending: pipeline.as_ref().map(|r| r.consumer_pending),
         dead_letters,
         open_alerts,
+        acknowledged_alerts,
         systems,
+        systems_disabled,
         collectors_live,
+        commands_enabled: st.operators.is_some() && st.hub.is_some(),
     };
     Ok(json_ok(h, &body))
 }

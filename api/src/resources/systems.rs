@@ -47,6 +47,8 @@ pub struct System {
     pub tags: Map<String, Value>,
     pub in_inventory: bool,
     pub enabled: Option<bool>,
+    /// Disabled in the inventory (`enabled` false): shown, but left out of every fleet total.
+    pub disabled: bool,
     pub removed: bool,
     pub poll_interval_s: Option<i64>,
     /// Null when never polled.
@@ -57,7 +59,12 @@ pub struct System {
     pub model: Option<String>,
     pub serial: Option<String>,
     pub capacity: Option<Capacity>,
+    /// Alerts the latest snapshot reported (acknowledged or not).
     pub alert_count: Option<i64>,
+    /// Open alerts no operator acknowledged: what colours the system's health.
+    pub unacknowledged_alerts: i64,
+    /// Open alerts an operator acknowledged (known, shown, not counted towards health).
+    pub acknowledged_alerts: i64,
     /// When the latest snapshot was observed.
     pub last_poll_at: Option<String>,
     /// When the latest snapshot was observed (ms since the epoch).
@@ -116,8 +123,11 @@ fn is_stale(observed: Option<i64>, interval: Option<i64>, now: i64) -> bool {
     }
 }
 
+/// A system's open alerts: (unacknowledged, acknowledged).
+type OpenCounts = (i64, i64);
+
 impl System {
-    fn of(e: &Entry, stale: bool) -> System {
+    fn of(e: &Entry, stale: bool, (unacknowledged, acknowledged): OpenCounts) -> System {
         let row = &e.row;
         System {
             id: e.id.clone(),
@@ -128,6 +138,7 @@ impl System {
             tags: e.tags.clone(),
             in_inventory: e.in_inventory,
             enabled: row.enabled,
+            disabled: e.disabled,
             removed: e.removed,
             poll_interval_s: row.interval_s,
             status: row.status.clone(),
@@ -144,6 +155,8 @@ impl System {
                 data_reduction: row.data_reduction,
             }),
             alert_count: row.alert_count,
+            unacknowledged_alerts: unacknowledged,
+            acknowledged_alerts: acknowledged,
             last_poll_at: row.observed_at.map(rfc3339),
             last_poll_at_ms: row.observed_at,
             last_poll_duration_ms: row.poll_ms,
@@ -157,9 +170,9 @@ impl System {
 }
 
 /// The list item, rendered once per loaded fleet; `stale` is set per request by [`Item::write`].
-fn list_item(e: &Entry) -> &Item {
+fn list_item(e: &Entry, alerts: OpenCounts) -> &Item {
     e.item.get_or_init(|| {
-        let mut system = System::of(e, false);
+        let mut system = System::of(e, false, alerts);
         let json = serde_json::to_string(&system).unwrap_or_default();
         system.stale = true;
         let other = serde_json::to_string(&system).unwrap_or_default();
@@ -424,7 +437,19 @@ pub async fn list(st: &AppState, p: &Params, h: &HeaderMap) -> ApiResult<Respons
         None => (envelope.as_str(), ""),
     };
     let now = now();
-    let items: Vec<&Item> = page.iter().map(|e| list_item(e)).collect();
+    let unacknowledged = fleet.open_alerts(&st.db).await?;
+    let acknowledged = fleet.acknowledged_alerts(&st.db).await?;
+    let total = |counts: &[crate::fleet::AlertCounts], i: Option<usize>| -> i64 {
+        i.and_then(|i| counts.get(i))
+            .map_or(0, |c| c.iter().map(|n| i64::from(*n)).sum())
+    };
+    let items: Vec<&Item> = page
+        .iter()
+        .map(|e| {
+            let i = fleet.index_of(&e.id);
+            list_item(e, (total(unacknowledged, i), total(acknowledged, i)))
+        })
+        .collect();
     let mut body =
         Vec::with_capacity(envelope.len() + items.iter().map(|i| i.json.len() + 1).sum::<usize>());
     body.extend_from_slice(head.as_bytes());
@@ -467,23 +492,25 @@ pub async fn detail(st: &AppState, id: &str, h: &HeaderMap) -> ApiResult<Respons
     };
     let components = ComponentsColumn::from_row(&mut row)?.components;
     let entry = Entry::new(SystemRow::from_row(&mut row)?);
-    let system = System::of(
-        &entry,
-        is_stale(entry.row.observed_at, entry.row.interval_s, now()),
-    );
     let mut alerts = Sql::new("SELECT ");
     alerts
         .push(ALERT_COLUMNS)
         .push(" FROM alerts a WHERE a.system_id = ")
         .bind(id)
         .push(" AND a.cleared_at IS NULL ORDER BY a.first_seen DESC, a.id DESC LIMIT 1000");
-    let open_alerts = st
+    let open_alerts: Vec<SystemAlert> = st
         .db
         .fetch_all_as::<AlertRow>(&alerts)
         .await?
         .into_iter()
         .map(SystemAlert::from)
         .collect();
+    let acknowledged = open_alerts.iter().filter(|a| a.acknowledged).count() as i64;
+    let system = System::of(
+        &entry,
+        is_stale(entry.row.observed_at, entry.row.interval_s, now()),
+        (open_alerts.len() as i64 - acknowledged, acknowledged),
+    );
     let mut tr = Sql::new(
         "SELECT at, field, from_value, to_value FROM status_transitions WHERE system_id = ",
     );

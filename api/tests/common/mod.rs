@@ -244,6 +244,7 @@ pub fn snapshot_body(vendor: Vendor, used: u64, total: u64, alerts: Vec<Alert>) 
             used_bytes: used,
             free_bytes: total - used,
             data_reduction: Some(3.5),
+            provisioned_bytes: None,
         }),
         alerts,
         components: vec![Component {
@@ -254,6 +255,9 @@ pub fn snapshot_body(vendor: Vendor, used: u64, total: u64, alerts: Vec<Alert>) 
         }],
         poll_ms: 120,
         error: None,
+        topology: None,
+        pools: Vec::new(),
+        performance: None,
     }
 }
 

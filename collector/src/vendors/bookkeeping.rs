@@ -81,8 +81,13 @@ impl PollContext {
     /// The last step of every poll that reached the system (the shell's, and the fuzz
     /// targets'): a capacity the bus contract refuses ([`sdash_proto::Capacity::is_plausible`]: used far
     /// beyond total, from an array reporting nonsense) is dropped with a degradation, rather
-    /// than have the writer dead-letter the whole snapshot, its status and alerts with it; then
-    /// the degradations become `error` and the poll's duration `poll_ms`.
+    /// than have the writer dead-letter the whole snapshot, its status and alerts with it. A
+    /// capacity of 0 bytes used with a total above 0 (a Pure Evergreen//One array reports its
+    /// usage to Pure1, not on the array) is not shown as 0 %: it is dropped, the poll is
+    /// degraded with a warning event naming the cause, the **cluster** health becomes at least
+    /// `warning` (the array itself is fine; what it reports about its capacity is not) and the
+    /// synthetic alert `sdash:capacity:zero-used` is open while it lasts. Then the degradations
+    /// become `error` and the poll's duration `poll_ms`.
     pub fn finish(&mut self, mut snapshot: Snapshot) -> Snapshot {
         if let Some(c) = snapshot.capacity.take_if(|c| !c.is_plausible()) {
             let reason = format!(
@@ -91,6 +96,25 @@ impl PollContext {
             );
             self.event(Level::Warning, Category::DataQuery, reason.clone());
             self.degradations.push(reason);
+        }
+        if let Some(c) = snapshot
+            .capacity
+            .take_if(|c| c.used_bytes == 0 && c.total_bytes > 0)
+        {
+            let reason = format!(
+                "capacity not shown: the system reports 0 bytes used of {} bytes (an Evergreen//One \
+                 or subscription array reports its usage elsewhere)",
+                c.total_bytes
+            );
+            self.event(Level::Warning, Category::DataQuery, reason.clone());
+            self.degradations.push(reason);
+            snapshot.cluster = snapshot.cluster.worst(Health::Warning);
+            snapshot.alerts.push(super::topology::check_alert(
+                "capacity",
+                "zero-used",
+                format!("Capacity reports 0 bytes used of {} bytes", c.total_bytes),
+                "capacity",
+            ));
         }
         snapshot.error = self.error_text();
         snapshot.poll_ms = self.elapsed_ms();
@@ -134,8 +158,12 @@ impl PollContext {
 /// alerts and the writer clears every alert missing from a newer one, so when the alert query
 /// fails the adapter reports the last known set ("unchanged") instead of none ("all cleared");
 /// the poll is marked degraded by the failed call itself.
+///
+/// The synthetic alerts of the adapters' own checks (a LIF or port down, a NIC without link, see
+/// [`super::topology::check_alert`]) are remembered per check the same way
+/// ([`AlertMemory::resolve_check`]): a failed LIF query keeps the LIF alerts open.
 #[derive(Debug, Default, Clone)]
-pub struct AlertMemory(Vec<Alert>);
+pub struct AlertMemory(Vec<Alert>, Vec<(&'static str, Vec<Alert>)>);
 
 impl AlertMemory {
     /// `fresh` is the alert query's result, `None` when it failed.
@@ -146,6 +174,24 @@ impl AlertMemory {
                 alerts
             }
             None => self.0.clone(),
+        }
+    }
+
+    /// The synthetic alerts of `check`: `fresh` when the check ran, else the last known ones.
+    pub fn resolve_check(&mut self, check: &'static str, fresh: Option<Vec<Alert>>) -> Vec<Alert> {
+        let slot = match self.1.iter().position(|(c, _)| *c == check) {
+            Some(i) => i,
+            None => {
+                self.1.push((check, Vec::new()));
+                self.1.len() - 1
+            }
+        };
+        match fresh {
+            Some(alerts) => {
+                self.1[slot].1.clone_from(&alerts);
+                alerts
+            }
+            None => self.1[slot].1.clone(),
         }
     }
 }

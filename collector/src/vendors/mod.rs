@@ -23,6 +23,7 @@ pub mod pure;
 pub mod session;
 pub mod shell;
 pub mod storagegrid;
+pub mod topology;
 
 use futures::future::BoxFuture;
 use sdash_proto::{EventRecord, Snapshot, Vendor};

@@ -558,6 +558,7 @@ pub fn capacity_change(system: &str, threshold: u8, rising: bool) -> Envelope<Ch
         used_bytes: u64::from(threshold) * 10 + 5,
         free_bytes: 1000 - u64::from(threshold) * 10 - 5,
         data_reduction: None,
+        provisioned_bytes: None,
     });
     e
 }

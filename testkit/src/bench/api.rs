@@ -20,15 +20,15 @@ use super::writer::{
 use super::{AckWindow, Options, Report, Row, http_client, percentile};
 
 /// The API in this process, on a free port, until dropped.
-struct RunningApi {
-    addr: SocketAddr,
+pub(super) struct RunningApi {
+    pub(super) addr: SocketAddr,
     stop: sdash_service::Shutdown,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl RunningApi {
     /// Starts the API as the binary would by default (a 250 ms fleet-list cache, 4 connections).
-    async fn start(database_url: &str) -> anyhow::Result<RunningApi> {
+    pub(super) async fn start(database_url: &str) -> anyhow::Result<RunningApi> {
         RunningApi::start_with(database_url, |_| {}).await
     }
 
@@ -55,7 +55,7 @@ impl RunningApi {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(super) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 }
@@ -97,7 +97,7 @@ async fn background(
 
 /// One prober: publishes a snapshot of its own system observed now, then polls the system's
 /// detail until it shows that `observed_at`; the latencies in ms and the probes that timed out.
-async fn prober(
+pub(super) async fn prober(
     js: jetstream::Context,
     client: reqwest::Client,
     url: String,
@@ -346,14 +346,25 @@ pub(super) async fn seed_fleet(
     systems: usize,
     seq: &mut u64,
 ) -> anyhow::Result<()> {
+    seed_fleet_range(store, backend, 0..systems, seq).await
+}
+
+/// Writes the systems `range` (`arr-00000`, ...) with one snapshot each through the writer's store.
+pub(super) async fn seed_fleet_range(
+    store: &Store,
+    backend: Backend,
+    range: std::ops::Range<usize>,
+    seq: &mut u64,
+) -> anyhow::Result<()> {
     let seeding = Instant::now();
-    for first in (0..systems).step_by(500) {
-        let batch = seed_messages(first, 500.min(systems - first), seq)?;
+    for first in range.clone().step_by(500) {
+        let batch = seed_messages(first, 500.min(range.end - first), seq)?;
         store.write_batch(&batch).await.context("seeding")?;
     }
     println!(
-        "-- {}: seeded {systems} systems in {:.1} s",
+        "-- {}: seeded {} systems in {:.1} s",
         backend_name(backend),
+        range.len(),
         seeding.elapsed().as_secs_f64()
     );
     Ok(())

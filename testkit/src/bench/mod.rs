@@ -14,12 +14,16 @@
 //!   the fleet-list JSON of the same server (warm, and each right after a writer commit).
 //! * [`Scenario::Live`]: 1,000 live-stream (SSE) clients and 64 fleet-list readers against
 //!   10,000 systems while snapshots flow: updates lost, slow clients cut, memory per client.
+//! * [`Scenario::HistoryScale`]: two years of capacity history for 10,000 systems generated into
+//!   the storage tiers: size per system, retention, 2-year chart latency, freshness during a
+//!   large retention pass, next to today's per-poll storage.
 //!
 //! The machine is shared and noisy, so every figure that has a target is a ratio to a baseline
 //! measured in the same run; absolute numbers are printed for context only.
 
 mod api;
 mod collector;
+mod history;
 mod live;
 mod writer;
 
@@ -48,6 +52,9 @@ pub enum Scenario {
     MetricsScrape,
     /// 1,000 live-stream clients and 64 fleet-list readers while snapshots flow.
     Live,
+    /// Years of capacity history for a large fleet in the storage tiers (#15): size, retention,
+    /// chart latency, freshness during a large retention pass. Not part of `all` (it takes long).
+    HistoryScale,
     /// Every scenario in turn.
     All,
 }
@@ -72,6 +79,7 @@ impl Scenario {
             Scenario::ApiLatency => "api-latency",
             Scenario::MetricsScrape => "metrics-scrape",
             Scenario::Live => "live",
+            Scenario::HistoryScale => "history-scale",
             Scenario::All => "all",
         }
     }
@@ -134,6 +142,12 @@ pub struct Options {
     pub duration: Option<Duration>,
     /// Messages per writer-throughput case.
     pub messages: Option<usize>,
+    /// Years of history of history-scale (default 2).
+    pub years: Option<f64>,
+    /// Systems of history-scale's per-poll baseline (default 20).
+    pub baseline_systems: Option<usize>,
+    /// history-scale: the writer's `--capacity-raw-max-gap` the history is generated with (default 1 h).
+    pub raw_max_gap: Option<Duration>,
     /// Whether writer-throughput runs its event case and its snapshot case.
     pub events: bool,
     pub snapshots: bool,
@@ -159,6 +173,9 @@ impl Options {
             clients: None,
             duration: None,
             messages: None,
+            years: None,
+            baseline_systems: None,
+            raw_max_gap: None,
             events: true,
             snapshots: true,
             sim: Program::beside_current_exe("sdash-sim", Program::new("sdash-sim")),
@@ -509,6 +526,7 @@ pub async fn run(scenario: Scenario, options: &Options, command: &str) -> anyhow
             Scenario::ApiLatency => api::latency(options, &mut report).await?,
             Scenario::MetricsScrape => api::metrics_scrape(options, &mut report).await?,
             Scenario::Live => live::live(options, &mut report).await?,
+            Scenario::HistoryScale => history::history_scale(options, &mut report).await?,
             Scenario::All => {}
         }
         report.seconds = started.elapsed().as_secs_f64();

@@ -105,6 +105,7 @@ pub(crate) fn snapshot_record(system: usize, k: usize) -> Snapshot {
             used_bytes: used,
             free_bytes: total - used,
             data_reduction: Some(3.4),
+            provisioned_bytes: None,
         }),
         alerts: (0..2)
             .map(|a| Alert {
@@ -127,6 +128,9 @@ pub(crate) fn snapshot_record(system: usize, k: usize) -> Snapshot {
             .collect(),
         poll_ms: 240,
         error: None,
+        topology: None,
+        pools: Vec::new(),
+        performance: None,
     }
 }
 
@@ -514,7 +518,15 @@ pub(crate) async fn throughput(options: &Options, report: &mut Report) -> anyhow
             .context("writer with --batch-max 1")?;
             let stored = match load {
                 Load::Events => count(&db, "SELECT COUNT(*) FROM events").await?,
-                Load::Snapshots => count(&db, "SELECT COUNT(*) FROM capacity_samples").await?,
+                // Every snapshot is counted in the hourly rollups (raw samples are thinned by
+                // the writer's deadband).
+                Load::Snapshots => {
+                    count(
+                        &db,
+                        "SELECT CAST(COALESCE(SUM(samples), 0) AS BIGINT) FROM capacity_hourly",
+                    )
+                    .await?
+                }
             };
 
             let floor = raw_db.min(raw_bus);

@@ -53,6 +53,15 @@ struct Args {
     /// Messages per writer-throughput case.
     #[arg(long)]
     messages: Option<usize>,
+    /// Years of capacity history history-scale generates (default 2).
+    #[arg(long, env = "SDASH_BENCH_YEARS")]
+    years: Option<f64>,
+    /// Systems of history-scale's per-poll baseline, measured and extrapolated (default 20).
+    #[arg(long, env = "SDASH_BENCH_BASELINE_SYSTEMS")]
+    baseline_systems: Option<usize>,
+    /// history-scale: the writer's --capacity-raw-max-gap to generate raw samples with, seconds (default 3600).
+    #[arg(long, env = "SDASH_BENCH_RAW_MAX_GAP")]
+    raw_max_gap: Option<u64>,
     /// Which writer-throughput loads to run: events, snapshots or both.
     #[arg(long, value_parser = ["events", "snapshots", "both"], default_value = "both")]
     load: String,
@@ -92,6 +101,9 @@ fn main() -> ExitCode {
         options.clients = args.clients;
         options.duration = args.duration.map(Duration::from_secs);
         options.messages = args.messages;
+        options.years = args.years;
+        options.baseline_systems = args.baseline_systems;
+        options.raw_max_gap = args.raw_max_gap.map(Duration::from_secs);
         options.events = args.load != "snapshots";
         options.snapshots = args.load != "events";
         options.pin_cpu = Some(args.pin_cpu);

@@ -62,6 +62,14 @@ struct Args {
     /// Percent of the systems that start near full (above 90 % used).
     #[arg(long, env = "SDASH_SIM_NEAR_FULL_PCT", default_value_t = 10, value_parser = clap::value_parser!(u8).range(0..=100))]
     near_full_pct: u8,
+    /// Write plausible daily capacity history of every system here, in the predecessor
+    /// dashboard's history CSV format, ending yesterday at the capacity each serves now (for
+    /// `sdash-writer import --from-csv`).
+    #[arg(long, env = "SDASH_SIM_HISTORY_OUT")]
+    history_out: Option<PathBuf>,
+    /// Days of history --history-out writes per system.
+    #[arg(long, env = "SDASH_SIM_HISTORY_DAYS", default_value_t = 730, value_parser = clap::value_parser!(u32).range(1..=3660))]
+    history_days: u32,
 }
 
 fn main() -> ExitCode {
@@ -115,6 +123,19 @@ async fn run(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Before the inventory: whoever waits for the inventory file finds the history written.
+    if let Some(path) = &args.history_out {
+        match fleet.write_history_csv(path, args.history_days) {
+            Ok(rows) => println!(
+                "sdash-sim: {rows} days of history written to {}",
+                path.display()
+            ),
+            Err(e) => {
+                eprintln!("sdash-sim: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     if let Some(path) = &args.inventory_out {
         if let Err(e) = fleet.write_inventory(path, &interval) {
             eprintln!("sdash-sim: {e}");

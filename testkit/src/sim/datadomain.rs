@@ -11,6 +11,7 @@
 //! * Lists page with `page`/`size` (and the fleet's `page_cap`) and carry `paging_info`;
 //!   alerts honour `is_active=true`.
 //! * The predecessor's paths that `dd_api.json` does not define answer 404.
+//! * The `nic_no_link` scenario (in both modes) reports the enabled NIC `ethV0` without link.
 
 use sdash_proto::Capacity;
 use serde_json::{Value, json};
@@ -121,7 +122,18 @@ impl DataDomainSim {
             "/api/v1/dd-systems/0/mtree-replications" => parse(REPLICATION),
             "/rest/v1.0/dd-systems/0/networks" => parse(NETWORKS),
             "/rest/v1.0/dd-systems/0/networks/ethMa" => parse(NETWORK_ETHMA),
-            "/rest/v2.0/dd-systems/0/networks/nics" => parse(NICS),
+            "/rest/v2.0/dd-systems/0/networks/nics" => {
+                let mut v = parse(NICS);
+                if system.scenario == Scenario::NicNoLink {
+                    super::ontap::set_where(
+                        &mut v,
+                        |n| n["name"] == "ethV0",
+                        "has_link",
+                        json!(false),
+                    );
+                }
+                v
+            }
             "/rest/v2.0/dd-systems/0/networks/nics/ethMa" => parse(NIC_ETHMA),
             "/rest/v1.0/dd-systems/0/services" => parse(SERVICES),
             _ => return None,
@@ -173,6 +185,7 @@ impl VendorSim for DataDomainSim {
                 used_bytes: 346_346_162_749_440,
                 free_bytes: 203_409_651_138_560,
                 data_reduction: Some(18.4),
+                provisioned_bytes: None,
             },
             Mode::Live => live_capacity(system, now),
         })
@@ -211,7 +224,6 @@ fn live_alerts(system: &SystemState, now: &SimTime, body: &mut Value) {
         })
     };
     match system.scenario {
-        Scenario::Healthy => {}
         Scenario::Degraded => {
             list.insert(
                 0,
@@ -234,6 +246,7 @@ fn live_alerts(system: &SystemState, now: &SimTime, body: &mut Value) {
                 ),
             );
         }
+        _ => {}
     }
 }
 

@@ -16,7 +16,11 @@
 //!   `{"kind":"html500","endpoint":"/drives"}` or `{"kind":"none"}`.
 //!   Also: `POST /control/<system>/scenario` (`{"scenario":"degraded"}`), `GET /control/<system>`
 //!   (state and request counters) and `GET /control/systems`.
-//! * Scenarios ([`Scenario`]): healthy, degraded (a failed PSU and its critical alert), near full.
+//! * Scenarios ([`Scenario`]): healthy, degraded (a failed PSU and its critical alert), near full,
+//!   and the checks of #17: a LIF down, a port down, a NIC without link, a management interface
+//!   down, an Evergreen//One array with 0 used, no performance endpoint (an older version), slow
+//!   performance queries (`{"scenario":"lif_down"}`, `port_down`, `nic_no_link`,
+//!   `mgmt_interface_down`, `evergreen_zero_used`, `no_performance`, `slow_performance`).
 //!
 //! # Adding a vendor
 //!
@@ -42,6 +46,7 @@
 
 mod datadomain;
 mod fleet;
+mod history;
 mod ontap;
 mod pure;
 mod server;
@@ -62,6 +67,7 @@ use serde::{Deserialize, Serialize};
 pub use datadomain::DataDomainSim;
 pub use fleet::{Fleet, SystemInfo};
 pub(crate) use fleet::{Shared, lock};
+pub use history::{HistoryPoint, HistorySystem, display_name};
 pub use ontap::OntapSim;
 pub use pure::PureSim;
 pub use storagegrid::StorageGridSim;
@@ -106,7 +112,25 @@ pub enum Scenario {
     Degraded,
     /// Above 90 % used and a capacity alert.
     NearFull,
+    /// ONTAP: the data LIF `lif_nfs01_a01` is down (also in [`Mode::Fixture`]).
+    LifDown,
+    /// ONTAP: the physical port `e0c` of `cl-prod-a-01` is down (also in [`Mode::Fixture`]).
+    PortDown,
+    /// DataDomain: the enabled NIC `ethV0` has no link (also in [`Mode::Fixture`]).
+    NicNoLink,
+    /// Pure: the management interface `ct1.eth0` is disabled (also in [`Mode::Fixture`]).
+    MgmtInterfaceDown,
+    /// Pure: an Evergreen//One array reporting 0 bytes used with its capacity (also in
+    /// [`Mode::Fixture`]).
+    EvergreenZeroUsed,
+    /// An older API version without the performance endpoint (also in [`Mode::Fixture`]).
+    NoPerformance,
+    /// The performance endpoint answers after [`SLOW_PERFORMANCE`] (also in [`Mode::Fixture`]).
+    SlowPerformance,
 }
+
+/// How long the performance endpoints take in [`Scenario::SlowPerformance`].
+pub const SLOW_PERFORMANCE: Duration = Duration::from_secs(3);
 
 /// A fault injected into one system's answers.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -381,6 +405,7 @@ pub fn live_capacity(system: &SystemState, now: &SimTime) -> Capacity {
         used_bytes: used,
         free_bytes: total - used,
         data_reduction: Some(reduction),
+        provisioned_bytes: None,
     }
 }
 
@@ -452,6 +477,11 @@ pub trait VendorSim: Send + Sync + 'static {
     fn capacity(&self, system: &SystemState, now: &SimTime) -> Option<Capacity>;
     /// An error response in the vendor's error envelope.
     fn error(&self, status: u16, message: &str) -> SimResponse;
+    /// How long to wait before answering `req` (slow endpoints of a scenario); the server sleeps
+    /// without holding the system's lock.
+    fn delay(&self, _system: &SystemState, _req: &SimRequest) -> Option<Duration> {
+        None
+    }
 }
 
 /// The simulator of a vendor. Add a match arm here for a new vendor.

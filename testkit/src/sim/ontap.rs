@@ -12,6 +12,11 @@
 //!   (relative to the cluster, as ONTAP sends it). EMS queries filter on `message.severity`,
 //!   `message.name` (`|` or `,` lists) and `time=>…`.
 //!
+//! * Scenarios of #17 (in both modes): `lif_down` takes the data LIF `lif_nfs01_a01` down,
+//!   `port_down` the port `e0c` of `cl-prod-a-01`; `no_performance` is an ONTAP 9.5 (no cluster
+//!   `metric` or `statistics`: asking for them fails with 262197); `slow_performance` answers
+//!   `/api/cluster?fields=metric` after [`super::SLOW_PERFORMANCE`].
+//!
 //! The timestamp helpers at the bottom are shared with the StorageGRID and DataDomain sims.
 
 use base64::Engine;
@@ -41,6 +46,9 @@ const EMS_RECOVERY: &str =
     include_str!("../../fixtures/ontap/api_support_ems_events.recovery.json");
 const INTERFACES: &str = include_str!("../../fixtures/ontap/api_network_ip_interfaces.json");
 const PORTS: &str = include_str!("../../fixtures/ontap/api_network_ethernet_ports.json");
+const VOLUMES: &str = include_str!("../../fixtures/ontap/api_storage_volumes.json");
+/// The sum of the volumes' `space.size` in `api_storage_volumes.json` (1000 TiB).
+const PROVISIONED: u64 = 1000 * TIB;
 
 const TIB: u64 = 1 << 40;
 
@@ -93,7 +101,18 @@ impl OntapSim {
     ) -> Option<Value> {
         let live = system.mode == Mode::Live;
         let mut body: Value = match path {
-            "/api/cluster" => parse(CLUSTER),
+            "/api/cluster" => {
+                let mut v = parse(CLUSTER);
+                if system.scenario == Scenario::NoPerformance {
+                    // ONTAP 9.5: no cluster `metric` or `statistics` yet (added in 9.6).
+                    if let Some(obj) = v.as_object_mut() {
+                        obj.remove("metric");
+                        obj.remove("statistics");
+                    }
+                    v["version"] = json!({"full": "NetApp Release 9.5P14: Tue Jan 14 02:01:59 UTC 2020", "generation": 9, "major": 5, "minor": 0});
+                }
+                v
+            }
             "/api/cluster/nodes" => {
                 let mut v = parse(NODES);
                 if live && system.scenario == Scenario::Degraded {
@@ -122,6 +141,7 @@ impl OntapSim {
                 v
             }
             "/api/storage/disks" => parse(DISKS),
+            "/api/storage/volumes" => parse(VOLUMES),
             "/api/cluster/peers" => parse(PEERS),
             "/api/snapmirror/relationships" => parse(SNAPMIRROR),
             "/api/cluster/metrocluster" => {
@@ -131,8 +151,30 @@ impl OntapSim {
                     parse(METROCLUSTER_NOT_CONFIGURED)
                 }
             }
-            "/api/network/ip/interfaces" => parse(INTERFACES),
-            "/api/network/ethernet/ports" => parse(PORTS),
+            "/api/network/ip/interfaces" => {
+                let mut v = parse(INTERFACES);
+                if system.scenario == Scenario::LifDown {
+                    set_where(
+                        &mut v,
+                        |r| r["name"] == "lif_nfs01_a01",
+                        "state",
+                        json!("down"),
+                    );
+                }
+                v
+            }
+            "/api/network/ethernet/ports" => {
+                let mut v = parse(PORTS);
+                if system.scenario == Scenario::PortDown {
+                    set_where(
+                        &mut v,
+                        |r| r["name"] == "e0c" && r["node"]["name"] == "cl-prod-a-01",
+                        "state",
+                        json!("down"),
+                    );
+                }
+                v
+            }
             "/api/support/ems/events" => {
                 let mut problems = parse(EMS);
                 let mut recoveries = parse(EMS_RECOVERY);
@@ -195,8 +237,12 @@ impl VendorSim for OntapSim {
             return self.error(404, &format!("API not found: {path}"));
         };
         if let Some(fields) = req.param("fields") {
-            let mut allowed: Vec<String> =
-                extra_fields(path).iter().map(|s| (*s).to_owned()).collect();
+            let old_release = system.scenario == Scenario::NoPerformance;
+            let mut allowed: Vec<String> = extra_fields(path)
+                .iter()
+                .filter(|f| !(old_release && matches!(**f, "metric" | "statistics")))
+                .map(|s| (*s).to_owned())
+                .collect();
             allowed.push("*".into());
             let sample: Vec<&Value> = match body["records"].as_array() {
                 Some(records) => records.iter().collect(),
@@ -242,9 +288,21 @@ impl VendorSim for OntapSim {
                 used_bytes: 346_346_162_749_440,
                 free_bytes: 203_409_651_138_560,
                 data_reduction: Some(2.41),
+                provisioned_bytes: Some(PROVISIONED),
             },
-            Mode::Live => live_capacity(system, now),
+            Mode::Live => Capacity {
+                provisioned_bytes: Some(PROVISIONED),
+                ..live_capacity(system, now)
+            },
         })
+    }
+
+    fn delay(&self, system: &SystemState, req: &SimRequest) -> Option<std::time::Duration> {
+        let metric = req.path.trim_end_matches('/') == "/api/cluster"
+            && req
+                .param("fields")
+                .is_some_and(|f| f.split(',').any(|x| x.trim().starts_with("metric")));
+        (metric && system.scenario == Scenario::SlowPerformance).then_some(super::SLOW_PERFORMANCE)
     }
 
     fn error(&self, status: u16, message: &str) -> SimResponse {
@@ -264,6 +322,23 @@ impl VendorSim for OntapSim {
 
 fn parse(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or(Value::Null)
+}
+
+/// Sets `key` to `value` in every record of a collection (`records`, or `items` for Pure) that
+/// `select` picks. Shared with the other vendor sims.
+pub(crate) fn set_where(
+    body: &mut Value,
+    select: impl Fn(&Value) -> bool,
+    key: &str,
+    value: Value,
+) {
+    for list in ["records", "items", "nics"] {
+        if let Some(records) = body.get_mut(list).and_then(Value::as_array_mut) {
+            for r in records.iter_mut().filter(|r| select(r)) {
+                r[key] = value.clone();
+            }
+        }
+    }
 }
 
 /// Live EMS: a DualPath problem that is raised and cleared every 6 simulated hours (the recovery
@@ -307,7 +382,14 @@ fn live_ems(system: &SystemState, now: &SimTime, problems: &mut Value, recoverie
         })
     };
     match system.scenario {
-        Scenario::Healthy => {}
+        Scenario::Healthy
+        | Scenario::LifDown
+        | Scenario::PortDown
+        | Scenario::NicNoLink
+        | Scenario::MgmtInterfaceDown
+        | Scenario::EvergreenZeroUsed
+        | Scenario::NoPerformance
+        | Scenario::SlowPerformance => {}
         Scenario::Degraded => list.insert(
             0,
             event(

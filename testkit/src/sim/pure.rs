@@ -5,7 +5,7 @@
 //!   `x-auth-token` (401 with the error envelope for a wrong token).
 //! * `POST /api/2.<n>/logout` ends the session (200, no body).
 //! * `GET /api/2.<n>/{arrays, arrays/space, controllers, hardware, drives, alerts,
-//!   array-connections, pods, network-interfaces}` with `x-auth-token`; 401 without a valid
+//!   array-connections, pods, network-interfaces, arrays/performance}` with `x-auth-token`; 401 without a valid
 //!   session. Lists are paged with `limit` (and [`super::SimConfig::page_cap`]) through
 //!   `continuation_token` (body and `x-next-token` header); `filter=<field>='<value>'` is applied
 //!   (other filter syntax answers 400 "Invalid filter."), `total_item_count=true` is honoured.
@@ -13,7 +13,13 @@
 //! Live values: the array is named after the system id; capacity from
 //! [`super::live_capacity`]; hardware all healthy except in the degraded scenario (CH0.PWR1
 //! critical plus its critical alert); near full adds a capacity warning; two or three more
-//! warning/info alerts open and close in 15-minute windows, deterministically per seed.
+//! warning/info alerts open and close in 15-minute windows, deterministically per seed;
+//! performance is the fixture's scaled per system.
+//!
+//! Scenarios of #17 (in both modes): `mgmt_interface_down` disables `ct1.eth0`;
+//! `evergreen_zero_used` reports 0 used (`total_used` and `total_physical`) with the capacity;
+//! `no_performance` answers 404 on `arrays/performance`; `slow_performance` answers it after
+//! [`super::SLOW_PERFORMANCE`].
 
 use std::sync::OnceLock;
 
@@ -36,6 +42,7 @@ struct Fixtures {
     array_connections: Value,
     pods: Value,
     network_interfaces: Value,
+    arrays_performance: Value,
 }
 
 fn fixtures() -> &'static Fixtures {
@@ -62,6 +69,9 @@ fn fixtures() -> &'static Fixtures {
             pods: parse(include_str!("../../fixtures/pure/api_2.26_pods.json")),
             network_interfaces: parse(include_str!(
                 "../../fixtures/pure/api_2.26_network-interfaces.json"
+            )),
+            arrays_performance: parse(include_str!(
+                "../../fixtures/pure/api_2.26_arrays_performance.json"
             )),
         }
     })
@@ -91,23 +101,31 @@ impl PureSim {
             "array-connections" => &f.array_connections,
             "pods" => &f.pods,
             "network-interfaces" => &f.network_interfaces,
+            "arrays/performance" if s.scenario != Scenario::NoPerformance => &f.arrays_performance,
             _ => return None,
         };
         let mut body = fixture.clone();
+        scenario_changes(s, resource, &mut body);
         if s.mode == Mode::Fixture {
             return Some(body);
         }
         let items = body.get_mut("items").and_then(Value::as_array_mut);
         match (resource, items) {
             ("arrays" | "arrays/space", Some(items)) => {
-                let cap = live_capacity(s, now);
+                let cap = pure_live_capacity(s, now);
                 for item in items {
                     item["name"] = json!(s.id);
                     item["capacity"] = json!(cap.total_bytes);
                     if let Some(space) = item.get_mut("space") {
-                        space["total_used"] = json!(cap.used_bytes);
-                        space["total_physical"] = json!(cap.used_bytes);
+                        let used = if s.scenario == Scenario::EvergreenZeroUsed {
+                            0
+                        } else {
+                            cap.used_bytes
+                        };
+                        space["total_used"] = json!(used);
+                        space["total_physical"] = json!(used);
                         space["data_reduction"] = json!(cap.data_reduction);
+                        space["total_provisioned"] = json!(cap.provisioned_bytes);
                     }
                 }
             }
@@ -143,9 +161,62 @@ impl PureSim {
                 }
             }
             ("alerts", Some(_)) => body["items"] = Value::Array(live_alerts(s, now)),
+            ("arrays/performance", Some(items)) => {
+                // The fixture's figures scaled by 0.5..1.5 per system and a slow 10-minute wave.
+                let wave = ((now.elapsed.as_secs() / 600 + s.hash(11)) % 7) as f64 / 14.0;
+                let scale = 0.5 + (s.hash(12) % 100) as f64 / 100.0 + wave - 0.25;
+                for item in items {
+                    item["name"] = json!(s.id);
+                    item["time"] = json!(now.epoch_ms);
+                    for key in [
+                        "reads_per_sec",
+                        "writes_per_sec",
+                        "read_bytes_per_sec",
+                        "write_bytes_per_sec",
+                    ] {
+                        if let Some(v) = item.get(key).and_then(Value::as_f64) {
+                            item[key] = json!((v * scale).round() as u64);
+                        }
+                    }
+                }
+            }
             _ => {}
         }
         Some(body)
+    }
+}
+
+/// [`live_capacity`] with the provisioned bytes a FlashArray reports: 3 to 9 times the total.
+fn pure_live_capacity(s: &SystemState, now: &SimTime) -> Capacity {
+    let cap = live_capacity(s, now);
+    Capacity {
+        provisioned_bytes: Some(cap.total_bytes * (3 + s.hash(13) % 7)),
+        ..cap
+    }
+}
+
+/// The scenario switches that apply in both modes.
+fn scenario_changes(s: &SystemState, resource: &str, body: &mut Value) {
+    let Some(items) = body.get_mut("items").and_then(Value::as_array_mut) else {
+        return;
+    };
+    match (s.scenario, resource) {
+        (Scenario::MgmtInterfaceDown, "network-interfaces") => {
+            for i in items {
+                if i.get("name").and_then(Value::as_str) == Some("ct1.eth0") {
+                    i["enabled"] = json!(false);
+                }
+            }
+        }
+        (Scenario::EvergreenZeroUsed, "arrays/space" | "arrays") => {
+            for item in items {
+                if let Some(space) = item.get_mut("space") {
+                    space["total_used"] = json!(0);
+                    space["total_physical"] = json!(0);
+                }
+            }
+        }
+        _ => {}
     }
 }
 
@@ -282,9 +353,14 @@ impl VendorSim for PureSim {
         }
     }
 
+    fn delay(&self, s: &SystemState, req: &SimRequest) -> Option<std::time::Duration> {
+        (s.scenario == Scenario::SlowPerformance && req.path.ends_with("/arrays/performance"))
+            .then_some(super::SLOW_PERFORMANCE)
+    }
+
     fn capacity(&self, s: &SystemState, now: &SimTime) -> Option<Capacity> {
         match s.mode {
-            Mode::Live => Some(live_capacity(s, now)),
+            Mode::Live => Some(pure_live_capacity(s, now)),
             Mode::Fixture => {
                 let item = fixtures().arrays_space.get("items")?.get(0)?;
                 let total = item.get("capacity")?.as_u64()?;
@@ -295,6 +371,7 @@ impl VendorSim for PureSim {
                     used_bytes: used,
                     free_bytes: total.saturating_sub(used),
                     data_reduction: space.get("data_reduction").and_then(Value::as_f64),
+                    provisioned_bytes: space.get("total_provisioned").and_then(Value::as_u64),
                 })
             }
         }
@@ -318,7 +395,11 @@ fn page(sim: &PureSim, mut body: Value, req: &SimRequest, cap: Option<usize>) ->
         let Some((field, value)) = parse_filter(filter) else {
             return sim.error(400, "Invalid filter.");
         };
-        items.retain(|item| item.get(&field).and_then(Value::as_str) == Some(value.as_str()));
+        // A list field (`services`) matches when it holds the value, as on the array.
+        items.retain(|item| match item.get(&field) {
+            Some(Value::Array(values)) => values.iter().any(|v| v.as_str() == Some(&value)),
+            other => other.and_then(Value::as_str) == Some(value.as_str()),
+        });
     }
     let total = items.len();
     let limit = match req.param("limit").map(str::parse::<usize>) {

@@ -178,6 +178,10 @@ async fn handle(
         headers,
         body,
     };
+    let delay = sim.delay(&lock(system), &request);
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
     let mut resp = {
         let mut s = lock(system);
         sim.handle(&mut s, &now, &request)

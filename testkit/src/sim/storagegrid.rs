@@ -11,6 +11,10 @@
 //!   turns critical; near full: a major low-storage alert).
 //! * Paths the predecessor used that the API does not have (`/grid/nodes`, `/grid/sites`,
 //!   `/grid/storage-usage`, `/grid/storage-nodes`) answer 404.
+//! * The S3 bandwidth queries (`…storagegrid_s3_data_transfers_bytes_{retrieved,ingested}…`)
+//!   answer the `s3_retrieved`/`s3_ingested` fixtures (one `sum` row); in the `no_performance`
+//!   scenario (a grid without these metrics) their result is empty, in `slow_performance` they
+//!   answer after [`super::SLOW_PERFORMANCE`].
 
 use sdash_proto::Capacity;
 use serde_json::{Value, json};
@@ -27,6 +31,10 @@ const PRODUCT_VERSION: &str =
     include_str!("../../fixtures/storagegrid/api_v4_grid_config_product-version.json");
 const ALERTS: &str = include_str!("../../fixtures/storagegrid/api_v4_grid_alerts.json");
 const NODE_HEALTH: &str = include_str!("../../fixtures/storagegrid/api_v4_grid_node-health.json");
+const METRIC_S3_RETRIEVED: &str =
+    include_str!("../../fixtures/storagegrid/api_v4_grid_metric-query.s3_retrieved.json");
+const METRIC_S3_INGESTED: &str =
+    include_str!("../../fixtures/storagegrid/api_v4_grid_metric-query.s3_ingested.json");
 const METRIC_TOTAL: &str =
     include_str!("../../fixtures/storagegrid/api_v4_grid_metric-query.total_space.json");
 const METRIC_DATA: &str =
@@ -125,7 +133,14 @@ impl StorageGridSim {
             }
             "/grid/metric-query" => {
                 let query = req.param("query").unwrap_or("");
+                let old_grid = system.scenario == Scenario::NoPerformance;
                 let mut v = match query {
+                    q if q.contains("s3_data_transfers_bytes_retrieved") && !old_grid => {
+                        parse(METRIC_S3_RETRIEVED)
+                    }
+                    q if q.contains("s3_data_transfers_bytes_ingested") && !old_grid => {
+                        parse(METRIC_S3_INGESTED)
+                    }
                     q if q.contains("total_space_bytes") => parse(METRIC_TOTAL),
                     q if q.contains("usable_space_bytes") => parse(METRIC_USABLE),
                     q if q.contains("data_bytes") => parse(METRIC_DATA),
@@ -133,7 +148,7 @@ impl StorageGridSim {
                         json!({"status": "success", "apiVersion": "4.0", "data": {"resultType": "vector", "result": []}})
                     }
                 };
-                if live {
+                if live && !query.contains("s3_data_transfers") {
                     live_metric(system, now, query, &mut v);
                 }
                 v
@@ -194,6 +209,7 @@ impl VendorSim for StorageGridSim {
                 used_bytes: 346_346_162_749_440,
                 free_bytes: 196_812_581_371_904,
                 data_reduction: None,
+                provisioned_bytes: None,
             },
             Mode::Live => {
                 let c = live_capacity(system, now);
@@ -203,6 +219,14 @@ impl VendorSim for StorageGridSim {
                 }
             }
         })
+    }
+
+    fn delay(&self, system: &SystemState, req: &SimRequest) -> Option<std::time::Duration> {
+        let perf = req.path.ends_with("/grid/metric-query")
+            && req
+                .param("query")
+                .is_some_and(|q| q.contains("s3_data_transfers"));
+        (perf && system.scenario == Scenario::SlowPerformance).then_some(super::SLOW_PERFORMANCE)
     }
 
     fn error(&self, status: u16, message: &str) -> SimResponse {

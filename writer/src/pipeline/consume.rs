@@ -1,5 +1,6 @@
-//! The consume loop of a leading writer: retention when due, the consumer set up (again) when
-//! needed, then one batch after another, each written while the next one is pulled.
+//! The consume loop of a leading writer: retention when due (in short steps between batches),
+//! the consumer set up (again) when needed, then one batch after another, each written while
+//! the next one is pulled.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -15,10 +16,16 @@ use super::consumer::{Consumer, fetch_failed, setup_consumer, still_exists};
 use super::fetch::fetch;
 use super::{Ctx, End, backoff};
 use crate::lock::{WriterLock, sleep_or_stop};
-use crate::store::{RetentionPolicy, Store};
+use crate::store::{RetentionRun, Store};
 
 /// How often an idle writer checks that its consumer still exists.
 const CONSUMER_CHECK: Duration = Duration::from_secs(5);
+
+/// How long one retention step may run before the next batch (the database has one
+/// connection: a batch waits for the step, plus one bounded statement at most).
+const RETENTION_STEP: Duration = Duration::from_millis(50);
+/// The same while no messages come (a step then delays only a message arriving during it).
+const RETENTION_IDLE_STEP: Duration = Duration::from_millis(500);
 
 /// Consumes until shutdown, a lost lock or a fatal database error; fetched messages that will not
 /// be written are released for redelivery.
@@ -34,6 +41,9 @@ pub(super) async fn consume(
     let mut next_retention = Instant::now();
     let mut last_check = Instant::now();
     let policy = ctx.config.retention_policy();
+    // The retention pass in progress, run a step before each batch until it is done.
+    let mut retention: Option<RetentionRun> = None;
+    let mut idle = false;
     // Fetched (and decoded) while the previous batch was written; not acknowledged yet.
     let mut ready: Vec<Message> = Vec::new();
     let mut ready_decoded: Option<Decoded> = None;
@@ -47,9 +57,18 @@ pub(super) async fn consume(
             store.set_fence(None);
             return End::LockLost;
         }
-        if Instant::now() >= next_retention {
+        if retention.is_none() && Instant::now() >= next_retention {
             next_retention = Instant::now() + ctx.config.retention_interval;
-            apply_retention(ctx, store, &policy, &ready).await;
+            retention = Some(store.start_retention(&policy));
+        }
+        if let Some(run) = retention.as_mut() {
+            let budget = match idle && ready.is_empty() {
+                true => RETENTION_IDLE_STEP,
+                false => RETENTION_STEP,
+            };
+            if retention_step(ctx, store, run, budget, &ready).await {
+                retention = None;
+            }
         }
         let Some(c) = consumer.as_ref() else {
             match setup_consumer(ctx, js).await {
@@ -91,6 +110,7 @@ pub(super) async fn consume(
         } else {
             std::mem::take(&mut ready)
         };
+        idle = messages.is_empty();
         if messages.is_empty() {
             // Idle: now and then make sure the consumer still exists.
             if last_check.elapsed() >= CONSUMER_CHECK {
@@ -131,27 +151,35 @@ pub(super) async fn consume(
     }
 }
 
-/// One retention run; a failure is retried at the next interval. Messages fetched ahead
-/// (`ready`) get an in-progress ack if it took long.
-async fn apply_retention(
+/// One step of a retention pass; whether the pass is over (done, or failed: a failure is
+/// retried at the next interval). Messages fetched ahead (`ready`) get an in-progress ack if
+/// it took long.
+async fn retention_step(
     ctx: &Ctx<'_>,
     store: &Store,
-    policy: &RetentionPolicy,
+    run: &mut RetentionRun,
+    budget: Duration,
     ready: &[Message],
-) {
+) -> bool {
     let started = Instant::now();
-    match store.apply_retention(policy).await {
-        Ok(o) => {
-            ctx.metrics.record_retention(&o);
-            if o.total() > 0 {
-                tracing::info!(?o, "retention applied");
+    let over = match store.retention_step(run, budget).await {
+        Ok(step) => {
+            ctx.metrics.record_retention(&step);
+            if run.is_done() && run.deleted.total() > 0 {
+                tracing::info!(deleted = ?run.deleted, "retention applied");
             }
+            run.is_done()
         }
         Err(e) => {
-            tracing::warn!(error = %e, "retention failed; will try again next interval")
+            tracing::warn!(error = %e, "retention failed; will try again next interval");
+            true
         }
-    }
+    };
+    ctx.metrics
+        .retention_step_seconds
+        .observe(started.elapsed().as_secs_f64());
     if !ready.is_empty() && started.elapsed() >= progress_interval(ctx.config) {
         ack_all(ctx, ready, |_| AckKind::Progress).await;
     }
+    over
 }

@@ -190,7 +190,9 @@ async fn open_store(
                     Some(id) => store.with_writer_id(id.clone()),
                     None => store,
                 };
-                let store = store.with_capacity_thresholds(&ctx.config.capacity_thresholds.0);
+                let store = store
+                    .with_capacity_thresholds(&ctx.config.capacity_thresholds.0)
+                    .with_raw_samples(ctx.config.raw_sample_policy());
                 store.set_max_deliver(ctx.config.max_deliver);
                 if let Some(pid) = lock.pg_pid() {
                     store.set_fence(Some(pid));

@@ -1,6 +1,7 @@
 //! Deriving history from a batch's snapshots and the stored state of their systems: the new
 //! latest states, status transitions, alert episodes (opened, seen again, cleared), capacity
-//! samples, the daily rollup of capacity samples, and the changes published on
+//! samples and the capacity tiers (raw samples thinned by a deadband, hourly and daily
+//! rollups, [`capacity`]), and the changes published on
 //! `sdash.v1.change.*` (alert opened or cleared, status and health transitions, capacity
 //! threshold crossings). Pure code, the same for both backends.
 
@@ -9,8 +10,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use sdash_proto::{Alert, ChangeKind, ChangeRecord, Envelope, Severity, Snapshot, Status};
 
 use super::plan::{
-    AlertDetails, AlertEpisode, DailyRow, OpenAlertRow, SampleRow, StateRow, StoredState,
-    SystemContext, TransitionRow, clean, clean_opt, to_i64,
+    AlertDetails, AlertEpisode, DailyRow, HourlyRow, OpenAlertRow, Rollup, SampleRow, StateRow,
+    StoredState, SystemContext, TransitionRow, clean, clean_opt, to_i64,
 };
 
 /// Default capacity thresholds, percent of total capacity (`--capacity-thresholds`).
@@ -133,7 +134,7 @@ pub(crate) fn crossings(
 }
 
 /// The alert an open episode was stored with (for the change that clears it).
-fn stored_alert(alert_id: &str, details: Option<&AlertDetails>) -> Alert {
+pub(crate) fn stored_alert(alert_id: &str, details: Option<&AlertDetails>) -> Alert {
     Alert {
         id: alert_id.to_owned(),
         severity: details
@@ -448,45 +449,158 @@ pub(crate) fn derive(
     out
 }
 
-/// Daily rollups of the samples whose insert actually happened (so a redelivery adds nothing).
-pub(crate) fn rollup(inserted: &[SampleRow]) -> Vec<DailyRow> {
-    // Keyed by the day's number; its text is made once per (system, day).
-    let mut by_day: BTreeMap<(&str, i64), DailyRow> = BTreeMap::new();
-    for s in inserted {
-        let key = (s.system_id.as_str(), s.observed_at.div_euclid(86_400_000));
-        match by_day.get_mut(&key) {
-            Some(d) => {
-                d.samples += 1;
-                d.used_min = d.used_min.min(s.used_bytes);
-                d.used_max = d.used_max.max(s.used_bytes);
-                d.used_sum += s.used_bytes as f64;
-                if s.observed_at >= d.last_at {
-                    d.last_at = s.observed_at;
-                    d.total_bytes = s.total_bytes;
-                    d.used_bytes = s.used_bytes;
-                    d.free_bytes = s.free_bytes;
-                }
-            }
+/// ms in an hour and in a day.
+const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 86_400_000;
+
+/// Which capacity samples are stored raw (`--capacity-raw-deadband`, `--capacity-raw-max-gap`):
+/// a system's first one, one whose used or total capacity moved by more than the deadband from
+/// the last one stored, and one at least `max_gap_ms` after it. The rollups count every sample.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RawSamplePolicy {
+    /// Percent of the last stored sample's total capacity (0.1 = 0.1 %).
+    pub deadband_percent: f64,
+    /// Bytes; the deadband is the larger of the two.
+    pub deadband_bytes: u64,
+    /// ms; 0 stores every sample.
+    pub max_gap_ms: i64,
+}
+
+impl Default for RawSamplePolicy {
+    fn default() -> Self {
+        RawSamplePolicy {
+            deadband_percent: 0.1,
+            deadband_bytes: 0,
+            max_gap_ms: 6 * HOUR_MS,
+        }
+    }
+}
+
+impl RawSamplePolicy {
+    /// Every sample stored raw (the behaviour before the deadband).
+    pub const EVERY_SAMPLE: RawSamplePolicy = RawSamplePolicy {
+        deadband_percent: 0.0,
+        deadband_bytes: 0,
+        max_gap_ms: 0,
+    };
+
+    /// Whether `s` is stored raw after the last stored raw sample `last` (observed_at, used,
+    /// total).
+    fn keeps(&self, last: Option<(i64, i64, i64)>, s: &SampleRow) -> bool {
+        let Some((at, used, total)) = last else {
+            return true;
+        };
+        if s.observed_at.saturating_sub(at) >= self.max_gap_ms {
+            return true;
+        }
+        let percent = if self.deadband_percent.is_finite() {
+            self.deadband_percent.max(0.0)
+        } else {
+            0.0
+        };
+        // f64 to i64 saturates.
+        let band = ((total.max(0) as f64) * percent / 100.0) as i64;
+        let band = band.max(to_i64(self.deadband_bytes));
+        s.used_bytes.abs_diff(used) > band.unsigned_abs()
+            || s.total_bytes.abs_diff(total) > band.unsigned_abs()
+    }
+}
+
+/// What the capacity tiers hold for one system: what the batch's samples are derived against.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct CapacityMark {
+    /// observed_at of the newest sample the rollups counted (the newest hourly row's `last_at`,
+    /// or the newest raw sample's when that is newer): only newer samples are counted, so a
+    /// redelivered (or late) sample is never counted twice.
+    pub counted_through: Option<i64>,
+    /// The newest raw sample `(observed_at, used, total)`: the deadband is measured from it.
+    pub last_raw: Option<(i64, i64, i64)>,
+}
+
+/// The rows a batch's capacity samples make in the three tiers.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct CapacityRows {
+    /// Samples stored raw.
+    pub raw: Vec<SampleRow>,
+    pub hourly: Vec<HourlyRow>,
+    pub daily: Vec<DailyRow>,
+    /// Samples not newer than what the rollups already counted (redelivered or late): ignored.
+    pub not_newer: u64,
+    /// Samples counted in the rollups but not stored raw (inside the deadband).
+    pub thinned: u64,
+}
+
+/// Derives the tiers' rows from a batch's samples (any order) and the systems' marks: each
+/// system's samples newer than its `counted_through`, in time order, go into the hourly and
+/// daily rollups, and those the policy keeps (against the last raw sample, stored or of this
+/// batch) are stored raw. Delivering samples again, or in other batches, derives nothing twice.
+pub(crate) fn capacity(
+    samples: &[SampleRow],
+    marks: &HashMap<String, CapacityMark>,
+    policy: &RawSamplePolicy,
+) -> CapacityRows {
+    let mut out = CapacityRows::default();
+    let mut sorted: Vec<&SampleRow> = samples.iter().collect();
+    sorted.sort_by(|a, b| {
+        (a.system_id.as_str(), a.observed_at).cmp(&(b.system_id.as_str(), b.observed_at))
+    });
+    let mut counted: Vec<&SampleRow> = Vec::with_capacity(sorted.len());
+    let mut system: Option<&str> = None;
+    let mut through: Option<i64> = None;
+    let mut last_raw: Option<(i64, i64, i64)> = None;
+    for s in sorted {
+        if system != Some(s.system_id.as_str()) {
+            system = Some(s.system_id.as_str());
+            let mark = marks.get(&s.system_id);
+            through = mark.and_then(|m| m.counted_through);
+            last_raw = mark.and_then(|m| m.last_raw);
+        }
+        if through.is_some_and(|t| s.observed_at <= t) {
+            out.not_newer += 1;
+            continue;
+        }
+        through = Some(s.observed_at);
+        counted.push(s);
+        if policy.keeps(last_raw, s) {
+            last_raw = Some((s.observed_at, s.used_bytes, s.total_bytes));
+            out.raw.push(s.clone());
+        } else {
+            out.thinned += 1;
+        }
+    }
+    out.hourly = fold(&counted, HOUR_MS)
+        .into_iter()
+        .map(|((system_id, hour), rollup)| HourlyRow {
+            system_id: system_id.to_owned(),
+            hour: hour * HOUR_MS,
+            rollup,
+        })
+        .collect();
+    out.daily = fold(&counted, DAY_MS)
+        .into_iter()
+        .map(|((system_id, day), rollup)| DailyRow {
+            system_id: system_id.to_owned(),
+            day: utc_day(day * DAY_MS),
+            rollup,
+        })
+        .collect();
+    out
+}
+
+/// The rollups of `samples` per (system, period number) for periods of `period_ms`.
+fn fold<'a>(samples: &[&'a SampleRow], period_ms: i64) -> BTreeMap<(&'a str, i64), Rollup> {
+    let mut by: BTreeMap<(&str, i64), Rollup> = BTreeMap::new();
+    for s in samples {
+        let key = (s.system_id.as_str(), s.observed_at.div_euclid(period_ms));
+        let one = Rollup::of(s);
+        match by.get_mut(&key) {
+            Some(d) => d.add(&one),
             None => {
-                by_day.insert(
-                    key,
-                    DailyRow {
-                        system_id: s.system_id.clone(),
-                        day: utc_day(s.observed_at),
-                        samples: 1,
-                        used_min: s.used_bytes,
-                        used_max: s.used_bytes,
-                        used_sum: s.used_bytes as f64,
-                        last_at: s.observed_at,
-                        total_bytes: s.total_bytes,
-                        used_bytes: s.used_bytes,
-                        free_bytes: s.free_bytes,
-                    },
-                );
+                by.insert(key, one);
             }
         }
     }
-    by_day.into_values().collect()
+    by
 }
 
 #[cfg(test)]
@@ -558,6 +672,7 @@ mod tests {
             used_bytes: u,
             free_bytes: 1000 - u,
             data_reduction: None,
+            provisioned_bytes: None,
         });
         Envelope {
             schema: 1,
@@ -705,5 +820,248 @@ mod tests {
         assert_eq!(utc_day(1_764_000_000_000), "2025-11-24");
         assert_eq!(utc_day(951_782_400_000), "2000-02-29");
         assert_eq!(utc_day(-1), "1969-12-31");
+    }
+
+    /// A small deterministic generator (xorshift64*), so every case can be replayed by seed.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n.max(1)
+        }
+    }
+
+    /// What the database holds, modelled with the statements' semantics: raw samples keyed by
+    /// (system, time), rollups merged by adding (min, max, sum, count; the later last wins).
+    #[derive(Debug, Default, PartialEq)]
+    struct Tiers {
+        raw: BTreeMap<(String, i64), SampleRow>,
+        hourly: BTreeMap<(String, i64), HourlyRow>,
+        daily: BTreeMap<(String, String), DailyRow>,
+    }
+
+    impl Tiers {
+        fn marks(&self) -> HashMap<String, CapacityMark> {
+            let mut marks: HashMap<String, CapacityMark> = HashMap::new();
+            for h in self.hourly.values() {
+                let m = marks.entry(h.system_id.clone()).or_default();
+                m.counted_through = m.counted_through.max(Some(h.rollup.last_at));
+            }
+            for r in self.raw.values() {
+                let m = marks.entry(r.system_id.clone()).or_default();
+                m.counted_through = m.counted_through.max(Some(r.observed_at));
+                if m.last_raw.is_none_or(|l| l.0 < r.observed_at) {
+                    m.last_raw = Some((r.observed_at, r.used_bytes, r.total_bytes));
+                }
+            }
+            marks
+        }
+
+        /// One batch: derived against the stored marks, then written.
+        fn write(&mut self, batch: &[SampleRow], policy: &RawSamplePolicy) -> CapacityRows {
+            let rows = capacity(batch, &self.marks(), policy);
+            for r in &rows.raw {
+                self.raw
+                    .entry((r.system_id.clone(), r.observed_at))
+                    .or_insert_with(|| r.clone());
+            }
+            // Merges a batch's rollup rows into the stored ones, as the upserts do.
+            for h in &rows.hourly {
+                self.hourly
+                    .entry((h.system_id.clone(), h.hour))
+                    .and_modify(|o| o.rollup.add(&h.rollup))
+                    .or_insert_with(|| h.clone());
+            }
+            for d in &rows.daily {
+                self.daily
+                    .entry((d.system_id.clone(), d.day.clone()))
+                    .and_modify(|o| o.rollup.add(&d.rollup))
+                    .or_insert_with(|| d.clone());
+            }
+            rows
+        }
+    }
+
+    /// A history of samples of up to three systems in time order: slow growth inside the
+    /// deadband, jumps, a grown total, gaps longer than the maximum.
+    fn history(rng: &mut Rng) -> Vec<SampleRow> {
+        let systems = 1 + rng.below(3);
+        let mut out = Vec::new();
+        for s in 0..systems {
+            let mut t = 1_764_000_000_000 + rng.below(3_600_000) as i64;
+            let mut total: i64 = 1_000_000;
+            let mut used: i64 = rng.below(500_000) as i64;
+            for _ in 0..rng.below(120) {
+                t += match rng.below(10) {
+                    0 => 3_600_000 + rng.below(7_200_000) as i64,
+                    _ => 30_000 + rng.below(600_000) as i64,
+                };
+                used = match rng.below(8) {
+                    0 => (used + rng.below(50_000) as i64).min(total),
+                    1 => (used - rng.below(50_000) as i64).max(0),
+                    _ => (used + rng.below(1500) as i64 - 700).clamp(0, total),
+                };
+                if rng.below(40) == 0 {
+                    total += 500_000;
+                }
+                out.push(SampleRow {
+                    system_id: format!("s{s}"),
+                    observed_at: t,
+                    total_bytes: total,
+                    used_bytes: used,
+                    free_bytes: total - used,
+                });
+            }
+        }
+        out.sort_by_key(|s| s.observed_at);
+        out
+    }
+
+    /// (samples, min, max, sum, last_at, last used) of an hour.
+    type Agg6 = (i64, i64, i64, f64, i64, i64);
+
+    /// The property of the capacity tiers: whatever the batches (split anywhere, with
+    /// redeliveries of samples already written, in any order inside a batch), the raw, hourly
+    /// and daily rows are those of delivering each sample once; the rollups count every sample
+    /// exactly once; and the raw rows follow the deadband and maximum gap.
+    #[test]
+    fn capacity_tiers_ignore_redeliveries_and_batch_splits() {
+        let policy = RawSamplePolicy {
+            deadband_percent: 0.1,
+            deadband_bytes: 0,
+            max_gap_ms: 3_600_000,
+        };
+        for seed in 1..=300u64 {
+            let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+            let all = history(&mut rng);
+            let mut once = Tiers::default();
+            for s in &all {
+                once.write(std::slice::from_ref(s), &policy);
+            }
+            let mut whole = Tiers::default();
+            whole.write(&all, &policy);
+            assert_eq!(once, whole, "seed {seed}: one batch");
+
+            // Random batches: each takes the next few new samples and redelivers some already
+            // written ones (older than the new ones), shuffled.
+            let mut messy = Tiers::default();
+            let mut next = 0;
+            while next < all.len() {
+                let take = 1 + rng.below(20) as usize;
+                let end = (next + take).min(all.len());
+                let mut batch: Vec<SampleRow> = all[next..end].to_vec();
+                for _ in 0..rng.below(6) {
+                    if next > 0 {
+                        let i = rng.below(next as u64) as usize;
+                        batch.push(all[i].clone());
+                    }
+                }
+                for i in (1..batch.len()).rev() {
+                    let j = rng.below(i as u64 + 1) as usize;
+                    batch.swap(i, j);
+                }
+                messy.write(&batch, &policy);
+                // A whole batch delivered again adds nothing: every sample is not newer.
+                let again = messy.write(&batch, &policy);
+                assert!(
+                    again.raw.is_empty() && again.hourly.is_empty(),
+                    "seed {seed}"
+                );
+                assert_eq!(again.not_newer, batch.len() as u64, "seed {seed}");
+                next = end;
+            }
+            assert_eq!(once, messy, "seed {seed}: redelivered, split");
+
+            // Every sample counted once; the rollups are exact.
+            let mut truth: BTreeMap<(String, i64), Agg6> = BTreeMap::new();
+            for s in &all {
+                let e = truth
+                    .entry((s.system_id.clone(), s.observed_at.div_euclid(3_600_000)))
+                    .or_insert((0, i64::MAX, i64::MIN, 0.0, 0, 0));
+                e.0 += 1;
+                e.1 = e.1.min(s.used_bytes);
+                e.2 = e.2.max(s.used_bytes);
+                e.3 += s.used_bytes as f64;
+                e.4 = s.observed_at;
+                e.5 = s.used_bytes;
+            }
+            let got: BTreeMap<(String, i64), Agg6> = once
+                .hourly
+                .values()
+                .map(|h| {
+                    (
+                        (h.system_id.clone(), h.hour / 3_600_000),
+                        (
+                            h.rollup.samples,
+                            h.rollup.used_min,
+                            h.rollup.used_max,
+                            h.rollup.used_sum,
+                            h.rollup.last_at,
+                            h.rollup.used_bytes,
+                        ),
+                    )
+                })
+                .collect();
+            assert_eq!(got, truth, "seed {seed}: hourly");
+            let daily_samples: i64 = once.daily.values().map(|d| d.rollup.samples).sum();
+            assert_eq!(daily_samples, all.len() as i64, "seed {seed}: daily");
+
+            // The raw rows: the first sample of each system, then exactly those outside the
+            // deadband of the previous stored one or at least the maximum gap after it.
+            let mut last: HashMap<&str, (i64, i64, i64)> = HashMap::new();
+            for s in &all {
+                let stored = once.raw.contains_key(&(s.system_id.clone(), s.observed_at));
+                let expect = match last.get(s.system_id.as_str()) {
+                    None => true,
+                    Some(&(at, used, total)) => {
+                        let band = total / 1000;
+                        s.observed_at - at >= 3_600_000
+                            || (s.used_bytes - used).abs() > band
+                            || (s.total_bytes - total).abs() > band
+                    }
+                };
+                assert_eq!(stored, expect, "seed {seed}: raw {s:?}");
+                if stored {
+                    last.insert(&s.system_id, (s.observed_at, s.used_bytes, s.total_bytes));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn raw_sample_policy() {
+        let s = |t: i64, used: i64, total: i64| SampleRow {
+            system_id: "s".into(),
+            observed_at: t,
+            total_bytes: total,
+            used_bytes: used,
+            free_bytes: total - used,
+        };
+        let p = RawSamplePolicy::default();
+        let last = Some((0, 500_000, 1_000_000));
+        assert!(p.keeps(None, &s(0, 1, 10)));
+        // 0.1 % of 1,000,000 is 1,000 bytes: a move of exactly that stays inside.
+        assert!(!p.keeps(last, &s(60_000, 501_000, 1_000_000)));
+        assert!(p.keeps(last, &s(60_000, 501_001, 1_000_000)));
+        assert!(p.keeps(last, &s(60_000, 498_999, 1_000_000)));
+        assert!(p.keeps(last, &s(60_000, 500_000, 1_001_001)));
+        // The maximum gap.
+        assert!(!p.keeps(last, &s(p.max_gap_ms - 1, 500_000, 1_000_000)));
+        assert!(p.keeps(last, &s(p.max_gap_ms, 500_000, 1_000_000)));
+        // A byte deadband larger than the percentage wins.
+        let bytes = RawSamplePolicy {
+            deadband_bytes: 5_000,
+            ..p
+        };
+        assert!(!bytes.keeps(last, &s(60_000, 504_000, 1_000_000)));
+        assert!(bytes.keeps(last, &s(60_000, 505_001, 1_000_000)));
+        // Every sample.
+        assert!(RawSamplePolicy::EVERY_SAMPLE.keeps(last, &s(0, 500_000, 1_000_000)));
     }
 }

@@ -4,36 +4,58 @@
 //! multi-row `VALUES`); the order of the steps, what is derived and what is counted live once in
 //! [`super::write`], [`super::retention`] and [`super::migrate`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 
 use sqlx::migrate::{Migrate, MigrateError, Migrator};
 use sqlx::{Database, Pool, Transaction};
 
 use super::StoreError;
+use super::commands::{AlertStateRow, AuditRow, CommentRow, InstanceRow, KnownSystem};
+use super::derive::{CapacityMark, CapacityRows};
 use super::plan::{
-    AlertEpisode, CollectorRow, DailyRow, DeadRow, EventRow, OpenAlertRow, OutboxRow, SampleRow,
-    StateRow, StoredState, SystemContext, SystemRow, TransitionRow,
+    AlertEpisode, CollectorRow, DeadRow, EventRow, OpenAlertRow, OutboxRow, StateRow, StoredState,
+    SystemContext, SystemRow, TransitionRow,
 };
 use super::sql::Sql;
 
 /// The `ON CONFLICT` clause adding a batch's rollup (`excluded`) to a stored daily row, with the
-/// backend's two-argument `least` and `greatest` functions.
+/// backend's two-argument `least` and `greatest` functions. A stored row that was imported
+/// (`source = 'imported'`) is replaced by the measured rollup instead.
 macro_rules! merge_daily {
     ($least:literal, $greatest:literal) => {
         concat!(
-            "ON CONFLICT (system_id, day) DO UPDATE SET samples = capacity_daily.samples + excluded.samples, ",
-            "used_min = ", $least, "(capacity_daily.used_min, excluded.used_min), ",
-            "used_max = ", $greatest, "(capacity_daily.used_max, excluded.used_max), ",
-            "used_sum = capacity_daily.used_sum + excluded.used_sum, ",
-            "last_at = ", $greatest, "(capacity_daily.last_at, excluded.last_at), ",
-            "total_bytes = CASE WHEN excluded.last_at >= capacity_daily.last_at THEN excluded.total_bytes ELSE capacity_daily.total_bytes END, ",
-            "used_bytes = CASE WHEN excluded.last_at >= capacity_daily.last_at THEN excluded.used_bytes ELSE capacity_daily.used_bytes END, ",
-            "free_bytes = CASE WHEN excluded.last_at >= capacity_daily.last_at THEN excluded.free_bytes ELSE capacity_daily.free_bytes END"
+            "ON CONFLICT (system_id, day) DO UPDATE SET ",
+            "samples = CASE WHEN capacity_daily.source = 'imported' THEN excluded.samples ELSE capacity_daily.samples + excluded.samples END, ",
+            "used_min = CASE WHEN capacity_daily.source = 'imported' THEN excluded.used_min ELSE ", $least, "(capacity_daily.used_min, excluded.used_min) END, ",
+            "used_max = CASE WHEN capacity_daily.source = 'imported' THEN excluded.used_max ELSE ", $greatest, "(capacity_daily.used_max, excluded.used_max) END, ",
+            "used_sum = CASE WHEN capacity_daily.source = 'imported' THEN excluded.used_sum ELSE capacity_daily.used_sum + excluded.used_sum END, ",
+            "last_at = CASE WHEN capacity_daily.source = 'imported' THEN excluded.last_at ELSE ", $greatest, "(capacity_daily.last_at, excluded.last_at) END, ",
+            "total_bytes = CASE WHEN capacity_daily.source = 'imported' OR excluded.last_at >= capacity_daily.last_at THEN excluded.total_bytes ELSE capacity_daily.total_bytes END, ",
+            "used_bytes = CASE WHEN capacity_daily.source = 'imported' OR excluded.last_at >= capacity_daily.last_at THEN excluded.used_bytes ELSE capacity_daily.used_bytes END, ",
+            "free_bytes = CASE WHEN capacity_daily.source = 'imported' OR excluded.last_at >= capacity_daily.last_at THEN excluded.free_bytes ELSE capacity_daily.free_bytes END, ",
+            "source = 'measured'"
         )
     };
 }
 pub(crate) use merge_daily;
+
+/// The `ON CONFLICT` clause adding a batch's rollup (`excluded`) to a stored hourly row.
+macro_rules! merge_hourly {
+    ($least:literal, $greatest:literal) => {
+        concat!(
+            "ON CONFLICT (system_id, hour) DO UPDATE SET samples = capacity_hourly.samples + excluded.samples, ",
+            "used_min = ", $least, "(capacity_hourly.used_min, excluded.used_min), ",
+            "used_max = ", $greatest, "(capacity_hourly.used_max, excluded.used_max), ",
+            "used_sum = capacity_hourly.used_sum + excluded.used_sum, ",
+            "last_at = ", $greatest, "(capacity_hourly.last_at, excluded.last_at), ",
+            "total_bytes = CASE WHEN excluded.last_at >= capacity_hourly.last_at THEN excluded.total_bytes ELSE capacity_hourly.total_bytes END, ",
+            "used_bytes = CASE WHEN excluded.last_at >= capacity_hourly.last_at THEN excluded.used_bytes ELSE capacity_hourly.used_bytes END, ",
+            "free_bytes = CASE WHEN excluded.last_at >= capacity_hourly.last_at THEN excluded.free_bytes ELSE capacity_hourly.free_bytes END"
+        )
+    };
+}
+pub(crate) use merge_hourly;
 
 /// The `SET` list updating a stored alert episode from the batch's row `u`: its details when
 /// the batch saw it, `last_seen` forward, `cleared_at` as derived.
@@ -54,14 +76,15 @@ pub(crate) use update_alert_set;
 
 /// The last known capacity of a stored state `s`, as two columns (used, total): its own, else
 /// (its last snapshot had none, e.g. while unreachable) the newest capacity sample's, so that
-/// an outage does not make the next sample look like a system's first.
+/// an outage does not make the next sample look like a system's first. (Ordered like the key,
+/// so that PostgreSQL reads the system's key range rather than scanning `observed_at` backwards.)
 macro_rules! last_capacity {
     () => {
         concat!(
             "CASE WHEN s.total_bytes IS NULL THEN (SELECT c.used_bytes FROM capacity_samples c ",
-            "WHERE c.system_id = s.system_id ORDER BY c.observed_at DESC LIMIT 1) ELSE s.used_bytes END, ",
+            "WHERE c.system_id = s.system_id ORDER BY c.system_id DESC, c.observed_at DESC LIMIT 1) ELSE s.used_bytes END, ",
             "CASE WHEN s.total_bytes IS NULL THEN (SELECT c.total_bytes FROM capacity_samples c ",
-            "WHERE c.system_id = s.system_id ORDER BY c.observed_at DESC LIMIT 1) ELSE s.total_bytes END"
+            "WHERE c.system_id = s.system_id ORDER BY c.system_id DESC, c.observed_at DESC LIMIT 1) ELSE s.total_bytes END"
         )
     };
 }
@@ -77,12 +100,12 @@ pub(crate) struct Stored {
     pub open_alerts: Vec<OpenAlertRow>,
 }
 
-/// What inserting a batch's capacity samples did.
-pub(crate) enum SamplesWritten {
-    /// Every sample was new, and the rollups of all of them were added: the daily rows written.
-    All { daily: u64 },
-    /// Some samples were already stored; no rollup was written. These are the ones inserted.
-    Some(Vec<SampleRow>),
+/// Rows a batch's capacity tiers wrote.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct CapacityWritten {
+    pub raw: u64,
+    pub hourly: u64,
+    pub daily: u64,
 }
 
 /// The statements that differ between PostgreSQL and SQLite. Every write method gets a non-empty
@@ -164,17 +187,27 @@ pub(crate) trait Dialect {
         c: &mut Conn<Self>,
         rows: &[AlertEpisode],
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
-    /// Inserts the samples (a stored one is skipped) and, when all of them were new, adds
-    /// `rollups` (theirs) to the daily rows.
-    fn insert_samples(
+    /// What the capacity tiers hold for each of these systems (those with neither a rollup nor
+    /// a raw sample are left out).
+    fn read_capacity_marks(
         c: &mut Conn<Self>,
-        samples: &[SampleRow],
-        rollups: &[DailyRow],
-    ) -> impl Future<Output = Result<SamplesWritten, StoreError>> + Send;
-    /// Adds rollups to the daily rows.
-    fn upsert_daily(
+        system_ids: &[&str],
+    ) -> impl Future<Output = Result<HashMap<String, CapacityMark>, StoreError>> + Send;
+    /// Writes a batch's capacity tiers: inserts the raw samples (a stored one is skipped) and
+    /// adds the rollups to the hourly and daily rows (an imported daily row is replaced).
+    fn write_capacity(
         c: &mut Conn<Self>,
-        rows: &[DailyRow],
+        rows: &CapacityRows,
+    ) -> impl Future<Output = Result<CapacityWritten, StoreError>> + Send;
+    /// Imported days (`source = 'imported'`); a stored day, measured or imported, is kept.
+    fn insert_imported_days(
+        c: &mut Conn<Self>,
+        rows: &[super::history::ImportedDayRow],
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// Imported events with their `keep` flag; a stored event id is skipped.
+    fn insert_imported_events(
+        c: &mut Conn<Self>,
+        rows: &[super::history::ImportedEventRow],
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
     /// The routing context (inventory name, tags) of those of these systems that have a
     /// `systems` row.
@@ -186,6 +219,43 @@ pub(crate) trait Dialect {
     fn insert_changes(
         c: &mut Conn<Self>,
         rows: &[OutboxRow],
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Operator commands (`super::commands`): which of these command ids `command_audit` has.
+    fn audited_commands(
+        c: &mut Conn<Self>,
+        ids: &[&str],
+    ) -> impl Future<Output = Result<HashSet<String>, StoreError>> + Send;
+    /// Those of these systems that have a `systems` or `system_state` row, with their vendor
+    /// and reported name (rows decoded by `commands::known_systems`).
+    fn command_systems(
+        c: &mut Conn<Self>,
+        system_ids: &[&str],
+    ) -> impl Future<Output = Result<HashMap<String, KnownSystem>, StoreError>> + Send;
+    /// The `alerts` rows of these instances `(system_id, alert_id, first_seen)`, open or not.
+    fn alert_instances(
+        c: &mut Conn<Self>,
+        keys: &[(&str, &str, i64)],
+    ) -> impl Future<Output = Result<Vec<InstanceRow>, StoreError>> + Send;
+    /// Sets the operator state of `alerts` rows (by id).
+    fn set_alert_states(
+        c: &mut Conn<Self>,
+        rows: &[AlertStateRow],
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// Appends comments, in the order given (a stored command id is skipped).
+    fn insert_alert_comments(
+        c: &mut Conn<Self>,
+        rows: &[CommentRow],
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// Adds names to `assignees` (unique in `rows`), or moves their `last_used_at` forward.
+    fn upsert_assignees(
+        c: &mut Conn<Self>,
+        rows: &[(String, i64)],
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// Records commands in `command_audit` (a stored command id is skipped).
+    fn insert_command_audit(
+        c: &mut Conn<Self>,
+        rows: &[AuditRow],
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// A `DELETE` of at most `$1` rows of `table` that match `condition` (which binds `$2 …`),

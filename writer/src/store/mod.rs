@@ -13,9 +13,11 @@ use std::time::Duration;
 
 use sdash_service::Secret;
 
+mod commands;
 pub mod dead_letter;
 mod derive;
 mod dialect;
+mod history;
 mod migrate;
 mod outbox;
 pub(crate) mod pg;
@@ -25,9 +27,11 @@ mod sql;
 pub mod sqlite;
 mod write;
 
+pub use commands::CommandTally;
 pub use dead_letter::{DeadLetter, DeadLetterReason};
-pub use derive::{DEFAULT_CAPACITY_THRESHOLDS, utc_day};
+pub use derive::{DEFAULT_CAPACITY_THRESHOLDS, RawSamplePolicy, utc_day};
 pub use outbox::PendingChange;
+pub use retention::RetentionRun;
 
 /// One message as received from JetStream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,28 +52,47 @@ pub struct RowCounts {
     pub collectors: u64,
     pub system_state: u64,
     pub capacity_samples: u64,
+    pub capacity_hourly: u64,
     pub capacity_daily: u64,
     pub alerts: u64,
     pub status_transitions: u64,
     pub dead_letters: u64,
     /// Derived changes stored in the outbox (to be published on `sdash.v1.change.*`).
     pub change_outbox: u64,
+    /// Operator commands recorded (one row each, applied or not).
+    pub command_audit: u64,
+    /// Comments appended to alert instances.
+    pub alert_comments: u64,
+    /// Names added to, refreshed in or deleted from the assignee list.
+    pub assignees: u64,
+    /// The commands recorded, per kind and outcome (not a table).
+    pub commands: CommandTally,
+    /// Capacity samples not newer than what the rollups had counted for their system
+    /// (redelivered, or late): neither counted again nor stored (not a table).
+    pub capacity_samples_not_newer: u64,
+    /// Capacity samples counted in the rollups but not stored raw, inside the deadband (not a
+    /// table).
+    pub capacity_samples_thinned: u64,
 }
 
 impl RowCounts {
     /// `(table, rows)` pairs, for metrics.
-    pub fn by_table(&self) -> [(&'static str, u64); 10] {
+    pub fn by_table(&self) -> [(&'static str, u64); 14] {
         [
             ("events", self.events),
             ("systems", self.systems),
             ("collectors", self.collectors),
             ("system_state", self.system_state),
             ("capacity_samples", self.capacity_samples),
+            ("capacity_hourly", self.capacity_hourly),
             ("capacity_daily", self.capacity_daily),
             ("alerts", self.alerts),
             ("status_transitions", self.status_transitions),
             ("dead_letters", self.dead_letters),
             ("change_outbox", self.change_outbox),
+            ("command_audit", self.command_audit),
+            ("alert_comments", self.alert_comments),
+            ("assignees", self.assignees),
         ]
     }
 
@@ -79,11 +102,18 @@ impl RowCounts {
         self.collectors += o.collectors;
         self.system_state += o.system_state;
         self.capacity_samples += o.capacity_samples;
+        self.capacity_hourly += o.capacity_hourly;
         self.capacity_daily += o.capacity_daily;
+        self.capacity_samples_not_newer += o.capacity_samples_not_newer;
+        self.capacity_samples_thinned += o.capacity_samples_thinned;
         self.alerts += o.alerts;
         self.status_transitions += o.status_transitions;
         self.dead_letters += o.dead_letters;
         self.change_outbox += o.change_outbox;
+        self.command_audit += o.command_audit;
+        self.alert_comments += o.alert_comments;
+        self.assignees += o.assignees;
+        self.commands.add(&o.commands);
     }
 }
 
@@ -121,8 +151,12 @@ pub struct RetentionPolicy {
     pub event_retention_days: u32,
     /// Only the newest this many events are kept per system (0 = no count limit).
     pub events_per_system: u64,
-    /// Raw capacity samples older than this many days are deleted (daily rollups stay).
+    /// Raw capacity samples older than this many days are deleted (the rollups stay).
     pub capacity_raw_days: u32,
+    /// Hourly capacity rollups older than this many days are deleted.
+    pub capacity_hourly_days: u32,
+    /// Daily capacity rollups older than this many days are deleted (default 0: kept forever).
+    pub capacity_daily_days: u32,
     /// Dead letters older than this many days are deleted.
     pub dead_letter_days: u32,
     /// Rows deleted per statement (small, so the writer is never blocked for long).
@@ -135,6 +169,8 @@ impl Default for RetentionPolicy {
             event_retention_days: 30,
             events_per_system: 1000,
             capacity_raw_days: 90,
+            capacity_hourly_days: 400,
+            capacity_daily_days: 0,
             dead_letter_days: 30,
             batch_rows: 5000,
         }
@@ -147,16 +183,31 @@ pub struct RetentionOutcome {
     pub events_expired: u64,
     pub events_over_limit: u64,
     pub capacity_samples_expired: u64,
+    pub capacity_hourly_expired: u64,
+    pub capacity_daily_expired: u64,
     pub dead_letters_expired: u64,
     /// Systems whose event count was over the limit.
     pub systems_trimmed: u64,
 }
 
 impl RetentionOutcome {
+    /// Adds another step's deletions.
+    pub fn add(&mut self, o: &RetentionOutcome) {
+        self.events_expired += o.events_expired;
+        self.events_over_limit += o.events_over_limit;
+        self.capacity_samples_expired += o.capacity_samples_expired;
+        self.capacity_hourly_expired += o.capacity_hourly_expired;
+        self.capacity_daily_expired += o.capacity_daily_expired;
+        self.dead_letters_expired += o.dead_letters_expired;
+        self.systems_trimmed += o.systems_trimmed;
+    }
+
     pub fn total(&self) -> u64 {
         self.events_expired
             + self.events_over_limit
             + self.capacity_samples_expired
+            + self.capacity_hourly_expired
+            + self.capacity_daily_expired
             + self.dead_letters_expired
     }
 }
@@ -256,6 +307,8 @@ pub struct Store {
     consumer_pending: AtomicI64,
     /// Percentages of total capacity whose crossing is a change, ascending.
     capacity_thresholds: Vec<u8>,
+    /// Which capacity samples are stored raw.
+    raw_samples: RawSamplePolicy,
 }
 
 /// Default for `--max-deliver`.
@@ -292,6 +345,7 @@ impl Store {
             fence_pid: AtomicI32::new(0),
             consumer_pending: AtomicI64::new(0),
             capacity_thresholds: DEFAULT_CAPACITY_THRESHOLDS.to_vec(),
+            raw_samples: RawSamplePolicy::default(),
         })
     }
 
@@ -312,6 +366,12 @@ impl Store {
         t.sort_unstable();
         t.dedup();
         self.capacity_thresholds = t;
+        self
+    }
+
+    /// Sets which capacity samples are stored raw (default [`RawSamplePolicy::default`]).
+    pub fn with_raw_samples(mut self, policy: RawSamplePolicy) -> Store {
+        self.raw_samples = policy;
         self
     }
 
@@ -407,6 +467,7 @@ impl Store {
             consumer_pending: self.consumer_pending.load(Ordering::Relaxed),
             now: sdash_proto::now_ms(),
             capacity_thresholds: &self.capacity_thresholds,
+            raw_samples: &self.raw_samples,
         };
         on_backend!(self, pool, D => write::write::<D>(pool, plan, &meta).await)
     }
@@ -456,25 +517,51 @@ impl Store {
 
     /// Deletes, in statements of `policy.batch_rows` rows: events older than the retention
     /// window, events beyond the per-system limit (for every system; the newest are kept), raw
-    /// capacity samples older than their window, and old dead letters.
+    /// capacity samples, hourly and daily rollups older than their windows, and old dead
+    /// letters. The whole pass at once; the writer runs it in steps ([`Store::retention_step`]).
     pub async fn apply_retention(
         &self,
         policy: &RetentionPolicy,
     ) -> Result<RetentionOutcome, StoreError> {
+        let mut run = self.start_retention(policy);
+        while !run.is_done() {
+            // Steps of a second: each commits, so no transaction grows with the pass.
+            self.retention_step(&mut run, Duration::from_secs(1))
+                .await?;
+        }
+        Ok(run.deleted)
+    }
+
+    /// A retention pass with `policy`'s windows as of now, to be run in steps.
+    pub fn start_retention(&self, policy: &RetentionPolicy) -> RetentionRun {
         let now = sdash_proto::now_ms();
         // 0 days = keep forever.
         let before = |days: u32| match days {
             0 => i64::MIN,
             d => now - i64::from(d) * 86_400_000,
         };
-        let cut = retention::Cutoffs {
+        RetentionRun::new(retention::Cutoffs {
             events_before: before(policy.event_retention_days),
             samples_before: before(policy.capacity_raw_days),
+            hourly_before: before(policy.capacity_hourly_days),
+            daily_before: match policy.capacity_daily_days {
+                0 => None,
+                d => Some(utc_day(now - i64::from(d) * 86_400_000)),
+            },
             dead_letters_before: before(policy.dead_letter_days),
             keep_per_system: plan::to_i64(policy.events_per_system),
             batch: i64::from(policy.batch_rows.max(1)),
-        };
-        on_backend!(self, pool, D => retention::apply::<D>(pool, &cut).await)
+        })
+    }
+
+    /// Runs a retention pass on for about `budget` (at least one bounded statement), then
+    /// returns what this step deleted; `run.is_done()` once the pass is over.
+    pub async fn retention_step(
+        &self,
+        run: &mut RetentionRun,
+        budget: Duration,
+    ) -> Result<RetentionOutcome, StoreError> {
+        on_backend!(self, pool, D => retention::step::<D>(pool, run, budget).await)
     }
 
     /// Closes the connection.
@@ -489,6 +576,7 @@ pub(crate) struct CommitMeta<'a> {
     pub consumer_pending: i64,
     pub now: i64,
     pub capacity_thresholds: &'a [u8],
+    pub raw_samples: &'a RawSamplePolicy,
 }
 
 fn default_writer_id() -> String {

@@ -13,12 +13,16 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgPool, Row, Transaction};
 
 use super::StoreError;
+use super::commands::{
+    AlertStateRow, AuditRow, CommentRow, InstanceRow, KnownSystem, instance_columns,
+};
+use super::derive::{CapacityMark, CapacityRows};
 use super::dialect::{
-    Dialect, SamplesWritten, Stored, last_capacity, merge_daily, update_alert_set,
+    CapacityWritten, Dialect, Stored, last_capacity, merge_daily, merge_hourly, update_alert_set,
 };
 use super::plan::{
     AlertDetails, AlertEpisode, CollectorRow, DailyRow, DeadRow, EventRow, OpenAlertRow, OutboxRow,
-    SampleRow, StateRow, StoredState, SystemContext, SystemRow, TransitionRow,
+    Rollup, StateRow, StoredState, SystemContext, SystemRow, TransitionRow,
 };
 
 /// Serializes the conversion of old migration bookkeeping (two processes starting at once).
@@ -121,17 +125,23 @@ macro_rules! daily_arrays {
 
 type Query<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
+/// Binds the 8 rollup columns after the key (`samples` … `free_bytes`) of hourly or daily rows.
+fn bind_rollups<'q, T>(q: Query<'q>, rows: &[T], of: impl Fn(&T) -> &Rollup) -> Query<'q> {
+    q.bind(col(rows, |r| of(r).samples))
+        .bind(col(rows, |r| of(r).used_min))
+        .bind(col(rows, |r| of(r).used_max))
+        .bind(col(rows, |r| of(r).used_sum))
+        .bind(col(rows, |r| of(r).last_at))
+        .bind(col(rows, |r| of(r).total_bytes))
+        .bind(col(rows, |r| of(r).used_bytes))
+        .bind(col(rows, |r| of(r).free_bytes))
+}
+
 fn bind_daily<'q>(q: Query<'q>, d: &[DailyRow]) -> Query<'q> {
-    q.bind(col(d, |r| r.system_id.as_str()))
-        .bind(col(d, |r| r.day.as_str()))
-        .bind(col(d, |r| r.samples))
-        .bind(col(d, |r| r.used_min))
-        .bind(col(d, |r| r.used_max))
-        .bind(col(d, |r| r.used_sum))
-        .bind(col(d, |r| r.last_at))
-        .bind(col(d, |r| r.total_bytes))
-        .bind(col(d, |r| r.used_bytes))
-        .bind(col(d, |r| r.free_bytes))
+    let q = q
+        .bind(col(d, |r| r.system_id.as_str()))
+        .bind(col(d, |r| r.day.as_str()));
+    bind_rollups(q, d, |r| &r.rollup)
 }
 
 /// The PostgreSQL [`Dialect`].
@@ -330,6 +340,143 @@ impl Dialect for Postgres {
         .rows_affected())
     }
 
+    // Operator commands (`super::commands`).
+
+    async fn audited_commands(
+        c: &mut PgConnection,
+        ids: &[&str],
+    ) -> Result<HashSet<String>, StoreError> {
+        let rows =
+            sqlx::query("SELECT command_id FROM command_audit WHERE command_id = ANY($1::text[])")
+                .bind(ids)
+                .fetch_all(c)
+                .await?;
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?)
+    }
+
+    async fn command_systems(
+        c: &mut PgConnection,
+        ids: &[&str],
+    ) -> Result<HashMap<String, KnownSystem>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT u.id, (SELECT vendor FROM systems WHERE id = u.id), \
+             (SELECT vendor FROM system_state WHERE system_id = u.id), \
+             (SELECT name FROM system_state WHERE system_id = u.id) \
+             FROM UNNEST($1::text[]) AS u(id)",
+        )
+        .bind(ids)
+        .fetch_all(c)
+        .await?;
+        super::commands::known_systems(&rows)
+    }
+
+    async fn alert_instances(
+        c: &mut PgConnection,
+        k: &[(&str, &str, i64)],
+    ) -> Result<Vec<InstanceRow>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            instance_columns!(),
+            " FROM alerts a JOIN UNNEST($1::text[], $2::text[], $3::bigint[]) AS u(s, k, f) \
+             ON a.system_id = u.s AND a.alert_id = u.k AND a.first_seen = u.f"
+        ))
+        .bind(col(k, |r| r.0))
+        .bind(col(k, |r| r.1))
+        .bind(col(k, |r| r.2))
+        .fetch_all(c)
+        .await?;
+        super::commands::instance_rows(&rows)
+    }
+
+    async fn set_alert_states(
+        c: &mut PgConnection,
+        a: &[AlertStateRow],
+    ) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
+            "UPDATE alerts SET acknowledged_by = u.ab, acknowledged_at = u.aa, assignee = u.asg, \
+             assigned_by = u.asb, assigned_at = u.asa \
+             FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::bigint[]) \
+             AS u(id, ab, aa, asg, asb, asa) WHERE alerts.id = u.id",
+        )
+        .bind(col(a, |r| r.id))
+        .bind(col(a, |r| r.state.acknowledged_by.as_deref()))
+        .bind(col(a, |r| r.state.acknowledged_at))
+        .bind(col(a, |r| r.state.assignee.as_deref()))
+        .bind(col(a, |r| r.state.assigned_by.as_deref()))
+        .bind(col(a, |r| r.state.assigned_at))
+        .execute(c)
+        .await?
+        .rows_affected())
+    }
+
+    async fn insert_alert_comments(
+        c: &mut PgConnection,
+        m: &[CommentRow],
+    ) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
+            "INSERT INTO alert_comments (command_id, system_id, alert_id, opened_at, author, at, body) \
+             SELECT i, s, k, o, w, t, b FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::bigint[], $7::text[]) \
+             WITH ORDINALITY AS u(i, s, k, o, w, t, b, n) ORDER BY n \
+             ON CONFLICT (command_id) DO NOTHING",
+        )
+        .bind(col(m, |r| r.command_id.as_str()))
+        .bind(col(m, |r| r.system_id.as_str()))
+        .bind(col(m, |r| r.alert_id.as_str()))
+        .bind(col(m, |r| r.opened_at))
+        .bind(col(m, |r| r.author.as_str()))
+        .bind(col(m, |r| r.at))
+        .bind(col(m, |r| r.body.as_str()))
+        .execute(c)
+        .await?
+        .rows_affected())
+    }
+
+    async fn upsert_assignees(
+        c: &mut PgConnection,
+        n: &[(String, i64)],
+    ) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
+            "INSERT INTO assignees (name, last_used_at) SELECT * FROM UNNEST($1::text[], $2::bigint[]) \
+             ON CONFLICT (name) DO UPDATE SET last_used_at = GREATEST(assignees.last_used_at, EXCLUDED.last_used_at)",
+        )
+        .bind(col(n, |r| r.0.as_str()))
+        .bind(col(n, |r| r.1))
+        .execute(c)
+        .await?
+        .rows_affected())
+    }
+
+    async fn insert_command_audit(c: &mut PgConnection, a: &[AuditRow]) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
+            "INSERT INTO command_audit (command_id, kind, system_id, actor, alert_id, alert_opened_at, assignee, comment, \
+             issued_at, recorded_at, publisher, outcome, reason) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[], \
+             $9::bigint[], $10::bigint[], $11::text[], $12::text[], $13::text[]) \
+             ON CONFLICT (command_id) DO NOTHING",
+        )
+        .bind(col(a, |r| r.command_id.as_str()))
+        .bind(col(a, |r| r.kind))
+        .bind(col(a, |r| r.system_id.as_str()))
+        .bind(col(a, |r| r.actor.as_str()))
+        .bind(col(a, |r| r.alert_id.as_deref()))
+        .bind(col(a, |r| r.alert_opened_at))
+        .bind(col(a, |r| r.assignee.as_deref()))
+        .bind(col(a, |r| r.comment.as_deref()))
+        .bind(col(a, |r| r.issued_at))
+        .bind(col(a, |r| r.recorded_at))
+        .bind(col(a, |r| r.publisher.as_str()))
+        .bind(col(a, |r| r.outcome))
+        .bind(col(a, |r| r.reason))
+        .execute(c)
+        .await?
+        .rows_affected())
+    }
+
+    // End of operator commands.
+
     async fn insert_minimal_systems(
         c: &mut PgConnection,
         m: &[(String, &'static str)],
@@ -477,70 +624,128 @@ impl Dialect for Postgres {
         .rows_affected())
     }
 
-    /// One statement: the samples, and the rollups only if every sample was inserted; otherwise
-    /// it returns the keys of the samples it did insert. Nothing else is read back.
-    async fn insert_samples(
+    async fn read_capacity_marks(
         c: &mut PgConnection,
-        s: &[SampleRow],
-        rollups: &[DailyRow],
-    ) -> Result<SamplesWritten, StoreError> {
+        ids: &[&str],
+    ) -> Result<HashMap<String, CapacityMark>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT u.id, h.last_at, r.observed_at, r.used_bytes, r.total_bytes FROM UNNEST($1::text[]) AS u(id) \
+             LEFT JOIN LATERAL (SELECT last_at FROM capacity_hourly WHERE system_id = u.id ORDER BY system_id DESC, hour DESC LIMIT 1) h ON true \
+             LEFT JOIN LATERAL (SELECT observed_at, used_bytes, total_bytes FROM capacity_samples WHERE system_id = u.id \
+               ORDER BY system_id DESC, observed_at DESC LIMIT 1) r ON true \
+             WHERE h.last_at IS NOT NULL OR r.observed_at IS NOT NULL",
+        )
+        .bind(ids)
+        .fetch_all(c)
+        .await?;
+        let mut marks = HashMap::with_capacity(rows.len());
+        for r in rows {
+            let hourly: Option<i64> = r.try_get(1)?;
+            let at: Option<i64> = r.try_get(2)?;
+            let used: Option<i64> = r.try_get(3)?;
+            let total: Option<i64> = r.try_get(4)?;
+            marks.insert(
+                r.try_get(0)?,
+                CapacityMark {
+                    counted_through: hourly.max(at),
+                    last_raw: at.zip(used).zip(total).map(|((a, u), t)| (a, u, t)),
+                },
+            );
+        }
+        Ok(marks)
+    }
+
+    /// One statement for the three tiers.
+    async fn write_capacity(
+        c: &mut PgConnection,
+        rows: &CapacityRows,
+    ) -> Result<CapacityWritten, StoreError> {
         let q = sqlx::query(concat!(
-            "WITH ins AS ( \
+            "WITH raw AS ( \
                INSERT INTO capacity_samples (system_id, observed_at, total_bytes, used_bytes, free_bytes) \
                SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[]) \
-               ON CONFLICT (system_id, observed_at) DO NOTHING \
-               RETURNING system_id, observed_at \
-             ), n AS (SELECT count(*) = cardinality($1::text[]) AS all_new FROM ins), \
-             up AS ( \
+               ON CONFLICT (system_id, observed_at) DO NOTHING RETURNING 1 \
+             ), hourly AS ( \
+               INSERT INTO capacity_hourly (system_id, hour, samples, used_min, used_max, used_sum, last_at, total_bytes, used_bytes, free_bytes) \
+               SELECT * FROM UNNEST($6::text[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::float8[], $12::bigint[], \
+                 $13::bigint[], $14::bigint[], $15::bigint[]) ",
+            merge_hourly!("LEAST", "GREATEST"),
+            " RETURNING 1 \
+             ), daily AS ( \
                INSERT INTO capacity_daily (system_id, day, samples, used_min, used_max, used_sum, last_at, total_bytes, used_bytes, free_bytes) \
-               SELECT u.* FROM ",
-            daily_arrays!(6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-            " AS u, n WHERE n.all_new ",
+               SELECT * FROM ",
+            daily_arrays!(16, 17, 18, 19, 20, 21, 22, 23, 24, 25),
+            " ",
             merge_daily!("LEAST", "GREATEST"),
             " RETURNING 1 \
              ) \
-             SELECT n.all_new, (SELECT count(*) FROM up), \
-               (SELECT array_agg(system_id) FROM ins WHERE NOT n.all_new), \
-               (SELECT array_agg(observed_at) FROM ins WHERE NOT n.all_new) \
-             FROM n",
-        ))
-        .bind(col(s, |r| r.system_id.as_str()))
-        .bind(col(s, |r| r.observed_at))
-        .bind(col(s, |r| r.total_bytes))
-        .bind(col(s, |r| r.used_bytes))
-        .bind(col(s, |r| r.free_bytes));
-        let row = bind_daily(q, rollups).fetch_one(c).await?;
-        if row.try_get::<bool, _>(0)? {
-            let daily: i64 = row.try_get(1)?;
-            return Ok(SamplesWritten::All {
-                daily: daily.max(0) as u64,
-            });
-        }
-        let systems: Option<Vec<String>> = row.try_get(2)?;
-        let times: Option<Vec<i64>> = row.try_get(3)?;
-        let new: HashSet<(&str, i64)> = systems
-            .iter()
-            .flatten()
-            .map(String::as_str)
-            .zip(times.into_iter().flatten())
-            .collect();
-        Ok(SamplesWritten::Some(
-            s.iter()
-                .filter(|r| new.contains(&(r.system_id.as_str(), r.observed_at)))
-                .cloned()
-                .collect(),
-        ))
+             SELECT (SELECT count(*) FROM raw), (SELECT count(*) FROM hourly), (SELECT count(*) FROM daily)",
+        ));
+        let (s, h) = (&rows.raw, &rows.hourly);
+        let q = q
+            .bind(col(s, |r| r.system_id.as_str()))
+            .bind(col(s, |r| r.observed_at))
+            .bind(col(s, |r| r.total_bytes))
+            .bind(col(s, |r| r.used_bytes))
+            .bind(col(s, |r| r.free_bytes))
+            .bind(col(h, |r| r.system_id.as_str()))
+            .bind(col(h, |r| r.hour));
+        let q = bind_rollups(q, h, |r| &r.rollup);
+        let row = bind_daily(q, &rows.daily).fetch_one(c).await?;
+        let n =
+            |i: usize| -> Result<u64, StoreError> { Ok(row.try_get::<i64, _>(i)?.max(0) as u64) };
+        Ok(CapacityWritten {
+            raw: n(0)?,
+            hourly: n(1)?,
+            daily: n(2)?,
+        })
     }
 
-    async fn upsert_daily(c: &mut PgConnection, d: &[DailyRow]) -> Result<u64, StoreError> {
-        let q = sqlx::query(concat!(
-            "INSERT INTO capacity_daily (system_id, day, samples, used_min, used_max, used_sum, last_at, total_bytes, used_bytes, free_bytes) \
-             SELECT * FROM ",
-            daily_arrays!(1, 2, 3, 4, 5, 6, 7, 8, 9, 10),
-            " ",
-            merge_daily!("LEAST", "GREATEST"),
-        ));
-        Ok(bind_daily(q, d).execute(c).await?.rows_affected())
+    async fn insert_imported_days(
+        c: &mut PgConnection,
+        d: &[super::history::ImportedDayRow],
+    ) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
+            "INSERT INTO capacity_daily (system_id, day, samples, used_min, used_max, used_sum, last_at, total_bytes, used_bytes, free_bytes, source) \
+             SELECT u.system_id, u.day, 1, u.used, u.used, u.used, u.last_at, u.total, u.used, u.free, 'imported' \
+             FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[]) AS u(system_id, day, last_at, total, used, free) \
+             ON CONFLICT (system_id, day) DO NOTHING",
+        )
+        .bind(col(d, |r| r.system_id.as_str()))
+        .bind(col(d, |r| r.day.as_str()))
+        .bind(col(d, |r| r.last_at))
+        .bind(col(d, |r| r.total_bytes))
+        .bind(col(d, |r| r.used_bytes))
+        .bind(col(d, |r| r.free_bytes))
+        .execute(c)
+        .await?
+        .rows_affected())
+    }
+
+    async fn insert_imported_events(
+        c: &mut PgConnection,
+        e: &[super::history::ImportedEventRow],
+    ) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
+            "INSERT INTO events (event_id, system_id, collector_id, observed_at, level, level_rank, category, message, details, http_status, endpoint, keep) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::smallint[], $7::text[], $8::text[], $9::text[], $10::int[], $11::text[], $12::bool[]) \
+             ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(col(e, |r| r.row.event_id.as_str()))
+        .bind(col(e, |r| r.row.system_id.as_str()))
+        .bind(col(e, |r| r.row.collector_id.as_str()))
+        .bind(col(e, |r| r.row.observed_at))
+        .bind(col(e, |r| r.row.level))
+        .bind(col(e, |r| r.row.level_rank))
+        .bind(col(e, |r| r.row.category))
+        .bind(col(e, |r| r.row.message.as_str()))
+        .bind(col(e, |r| r.row.details.as_deref()))
+        .bind(col(e, |r| r.row.http_status))
+        .bind(col(e, |r| r.row.endpoint.as_deref()))
+        .bind(col(e, |r| r.keep))
+        .execute(c)
+        .await?
+        .rows_affected())
     }
 
     fn delete_some(table: &str, condition: &str) -> String {

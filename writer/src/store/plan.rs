@@ -8,6 +8,7 @@ use sdash_proto::codec::{MAX_PAYLOAD_BYTES, decode_record};
 use sdash_proto::{Envelope, Record, Snapshot};
 
 use super::Incoming;
+use super::commands::CommandRow;
 use super::dead_letter::DeadLetterReason;
 
 /// u64 to the i64 of a BIGINT column, saturating.
@@ -201,10 +202,10 @@ pub(crate) struct SampleRow {
     pub free_bytes: i64,
 }
 
-#[derive(Debug, Clone)]
-pub(crate) struct DailyRow {
-    pub system_id: String,
-    pub day: String,
+/// A rollup of samples: count, min, max and sum of used, and the last sample's values (the
+/// columns `capacity_hourly` and `capacity_daily` share after their key).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Rollup {
     pub samples: i64,
     pub used_min: i64,
     pub used_max: i64,
@@ -213,6 +214,54 @@ pub(crate) struct DailyRow {
     pub total_bytes: i64,
     pub used_bytes: i64,
     pub free_bytes: i64,
+}
+
+impl Rollup {
+    /// The rollup of one sample.
+    pub fn of(s: &SampleRow) -> Rollup {
+        Rollup {
+            samples: 1,
+            used_min: s.used_bytes,
+            used_max: s.used_bytes,
+            used_sum: s.used_bytes as f64,
+            last_at: s.observed_at,
+            total_bytes: s.total_bytes,
+            used_bytes: s.used_bytes,
+            free_bytes: s.free_bytes,
+        }
+    }
+
+    /// Adds `other` (what the upserts do): counts and sums add, min and max widen, the later
+    /// (or equally late) last sample wins.
+    pub fn add(&mut self, other: &Rollup) {
+        self.samples += other.samples;
+        self.used_min = self.used_min.min(other.used_min);
+        self.used_max = self.used_max.max(other.used_max);
+        self.used_sum += other.used_sum;
+        if other.last_at >= self.last_at {
+            self.last_at = other.last_at;
+            self.total_bytes = other.total_bytes;
+            self.used_bytes = other.used_bytes;
+            self.free_bytes = other.free_bytes;
+        }
+    }
+}
+
+/// One `capacity_daily` row: the rollup of a system's samples in one UTC day.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct DailyRow {
+    pub system_id: String,
+    pub day: String,
+    pub rollup: Rollup,
+}
+
+/// One `capacity_hourly` row: the rollup of a system's samples in one UTC hour.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct HourlyRow {
+    pub system_id: String,
+    /// ms since the epoch, the start of the UTC hour.
+    pub hour: i64,
+    pub rollup: Rollup,
 }
 
 /// A batch, decoded and sorted by kind.
@@ -224,6 +273,10 @@ pub(crate) struct Plan {
     pub collectors: Vec<CollectorRow>,
     /// Snapshots by system id, each list in observed_at order, duplicates (same event id) removed.
     pub snapshots: BTreeMap<String, Vec<Envelope<Snapshot>>>,
+    /// Operator commands in stream order, duplicates (same event id) removed.
+    pub commands: Vec<CommandRow>,
+    /// Imported history (`sdash.v1.history.*`).
+    pub history: super::history::HistoryRows,
     pub last_stream_seq: Option<i64>,
     pub redelivered: u64,
 }
@@ -231,6 +284,7 @@ pub(crate) struct Plan {
 pub(crate) fn plan(batch: &[Incoming], max_deliver: u64, now: i64) -> Plan {
     let mut plan = Plan::default();
     let mut seen_snapshots: HashSet<String> = HashSet::new();
+    let mut seen_commands: HashSet<String> = HashSet::new();
     let mut newest_system: HashMap<String, usize> = HashMap::new();
     let mut newest_collector: HashMap<String, usize> = HashMap::new();
     for inc in batch {
@@ -324,8 +378,14 @@ pub(crate) fn plan(batch: &[Incoming], max_deliver: u64, now: i64) -> Plan {
             // The writer's own derived changes (published from its outbox after the commit that
             // stored them) pass through its consumer too: they are acknowledged, not stored.
             Ok(Record::Change(_)) => {}
-            // Operator commands: applied by the alert-state step (#14, being written).
-            Ok(Record::Command(_)) => {}
+            // Operator commands: applied and audited after the snapshots (`super::commands`),
+            // in stream order; a command id seen twice in the batch is planned once.
+            Ok(Record::Command(e)) => {
+                if seen_commands.insert(e.event_id.clone()) {
+                    plan.commands.push(CommandRow::of(e));
+                }
+            }
+            Ok(Record::History(e)) => plan.history.add(&e),
             Ok(Record::Snapshot(e)) => {
                 if seen_snapshots.insert(e.event_id.clone()) {
                     plan.snapshots

@@ -14,12 +14,16 @@ use sqlx::sqlite::{
 use sqlx::{AssertSqlSafe, Row, SqliteConnection, SqlitePool, Transaction};
 
 use super::StoreError;
+use super::commands::{
+    AlertStateRow, AuditRow, CommentRow, InstanceRow, KnownSystem, instance_columns,
+};
+use super::derive::{CapacityMark, CapacityRows};
 use super::dialect::{
-    Dialect, SamplesWritten, Stored, last_capacity, merge_daily, update_alert_set,
+    CapacityWritten, Dialect, Stored, last_capacity, merge_daily, merge_hourly, update_alert_set,
 };
 use super::plan::{
-    AlertDetails, AlertEpisode, CollectorRow, DailyRow, DeadRow, EventRow, OpenAlertRow, OutboxRow,
-    SampleRow, StateRow, StoredState, SystemContext, SystemRow, TransitionRow,
+    AlertDetails, AlertEpisode, CollectorRow, DeadRow, EventRow, OpenAlertRow, OutboxRow, Rollup,
+    StateRow, StoredState, SystemContext, SystemRow, TransitionRow,
 };
 
 type Query<'q> = sqlx::query::Query<'q, sqlx::Sqlite, SqliteArguments>;
@@ -98,6 +102,37 @@ async fn insert_many<'r, R>(
     Ok(total)
 }
 
+fn encode_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Db(sqlx::Error::Encode(Box::new(e))))
+}
+
+/// Binds the 8 rollup columns after the key (`samples` … `free_bytes`) of an hourly or daily row.
+fn bind_rollup<'q>(q: Query<'q>, r: &Rollup) -> Query<'q> {
+    q.bind(r.samples)
+        .bind(r.used_min)
+        .bind(r.used_max)
+        .bind(r.used_sum)
+        .bind(r.last_at)
+        .bind(r.total_bytes)
+        .bind(r.used_bytes)
+        .bind(r.free_bytes)
+}
+
+/// Binds the 11 `events` columns of one row (`insert_events`, `insert_imported_events`).
+fn bind_event<'q>(q: Query<'q>, r: &EventRow) -> Query<'q> {
+    q.bind(r.event_id.as_str())
+        .bind(r.system_id.as_str())
+        .bind(r.collector_id.as_str())
+        .bind(r.observed_at)
+        .bind(r.level)
+        .bind(r.level_rank)
+        .bind(r.category)
+        .bind(r.message.as_str())
+        .bind(r.details.as_deref())
+        .bind(r.http_status)
+        .bind(r.endpoint.as_deref())
+}
+
 fn decode_error(e: serde_json::Error) -> StoreError {
     StoreError::Db(sqlx::Error::Decode(Box::new(e)))
 }
@@ -152,19 +187,7 @@ impl Dialect for Sqlite {
             11,
             "ON CONFLICT (event_id) DO NOTHING",
             rows,
-            |q, r| {
-                q.bind(r.event_id.as_str())
-                    .bind(r.system_id.as_str())
-                    .bind(r.collector_id.as_str())
-                    .bind(r.observed_at)
-                    .bind(r.level)
-                    .bind(r.level_rank)
-                    .bind(r.category)
-                    .bind(r.message.as_str())
-                    .bind(r.details.as_deref())
-                    .bind(r.http_status)
-                    .bind(r.endpoint.as_deref())
-            },
+            bind_event,
         )
         .await
     }
@@ -230,8 +253,7 @@ impl Dialect for Sqlite {
     /// alerts come with their details, so that one seen again unchanged is only touched.
     async fn read_stored(c: &mut SqliteConnection, ids: &[&str]) -> Result<Stored, StoreError> {
         // System ids are `[a-z0-9_-]{1,64}` (validated on decode); one JSON array binds them all.
-        let ids = serde_json::to_string(ids)
-            .map_err(|e| StoreError::Db(sqlx::Error::Encode(Box::new(e))))?;
+        let ids = encode_json(ids)?;
         let state_json: String = sqlx::query(concat!(
             "SELECT json_group_array(json_array(system_id, observed_at, status, hardware, cluster, last_online_at, ",
             last_capacity!(),
@@ -303,8 +325,7 @@ impl Dialect for Sqlite {
         c: &mut SqliteConnection,
         ids: &[&str],
     ) -> Result<HashMap<String, SystemContext>, StoreError> {
-        let ids = serde_json::to_string(ids)
-            .map_err(|e| StoreError::Db(sqlx::Error::Encode(Box::new(e))))?;
+        let ids = encode_json(ids)?;
         let rows = sqlx::query(
             "SELECT id, CASE WHEN updated_at > 0 THEN name END, tags FROM systems \
              WHERE id IN (SELECT value FROM json_each(?))",
@@ -336,6 +357,154 @@ impl Dialect for Sqlite {
         )
         .await
     }
+
+    // Operator commands (`super::commands`).
+
+    async fn audited_commands(
+        c: &mut SqliteConnection,
+        ids: &[&str],
+    ) -> Result<HashSet<String>, StoreError> {
+        let ids = encode_json(ids)?;
+        let rows = sqlx::query(
+            "SELECT command_id FROM command_audit WHERE command_id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(ids.as_str())
+        .fetch_all(&mut *c)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?)
+    }
+
+    async fn command_systems(
+        c: &mut SqliteConnection,
+        ids: &[&str],
+    ) -> Result<HashMap<String, KnownSystem>, StoreError> {
+        let ids = encode_json(ids)?;
+        let rows = sqlx::query(
+            "SELECT u.value, (SELECT vendor FROM systems WHERE id = u.value), \
+             (SELECT vendor FROM system_state WHERE system_id = u.value), \
+             (SELECT name FROM system_state WHERE system_id = u.value) \
+             FROM json_each(?) u",
+        )
+        .bind(ids.as_str())
+        .fetch_all(&mut *c)
+        .await?;
+        super::commands::known_systems(&rows)
+    }
+
+    async fn alert_instances(
+        c: &mut SqliteConnection,
+        keys: &[(&str, &str, i64)],
+    ) -> Result<Vec<InstanceRow>, StoreError> {
+        let keys = encode_json(keys)?;
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            instance_columns!(),
+            " FROM alerts a JOIN (SELECT json_extract(value, '$[0]') AS s, json_extract(value, '$[1]') AS k, \
+             json_extract(value, '$[2]') AS f FROM json_each(?)) u \
+             ON a.system_id = u.s AND a.alert_id = u.k AND a.first_seen = u.f"
+        ))
+        .bind(keys.as_str())
+        .fetch_all(&mut *c)
+        .await?;
+        super::commands::instance_rows(&rows)
+    }
+
+    async fn set_alert_states(
+        c: &mut SqliteConnection,
+        rows: &[AlertStateRow],
+    ) -> Result<u64, StoreError> {
+        insert_many(
+            c,
+            "WITH u(id, ab, aa, asg, asb, asa) AS (VALUES",
+            6,
+            ") UPDATE alerts SET acknowledged_by = u.ab, acknowledged_at = u.aa, assignee = u.asg, \
+             assigned_by = u.asb, assigned_at = u.asa FROM u WHERE alerts.id = u.id",
+            rows,
+            |q, r| {
+                q.bind(r.id)
+                    .bind(r.state.acknowledged_by.as_deref())
+                    .bind(r.state.acknowledged_at)
+                    .bind(r.state.assignee.as_deref())
+                    .bind(r.state.assigned_by.as_deref())
+                    .bind(r.state.assigned_at)
+            },
+        )
+        .await
+    }
+
+    /// The multi-row `VALUES` keep their order, and so the thread's `id` order.
+    async fn insert_alert_comments(
+        c: &mut SqliteConnection,
+        rows: &[CommentRow],
+    ) -> Result<u64, StoreError> {
+        insert_many(
+            c,
+            "INSERT INTO alert_comments (command_id, system_id, alert_id, opened_at, author, at, body) VALUES",
+            7,
+            "ON CONFLICT (command_id) DO NOTHING",
+            rows,
+            |q, r| {
+                q.bind(r.command_id.as_str())
+                    .bind(r.system_id.as_str())
+                    .bind(r.alert_id.as_str())
+                    .bind(r.opened_at)
+                    .bind(r.author.as_str())
+                    .bind(r.at)
+                    .bind(r.body.as_str())
+            },
+        )
+        .await
+    }
+
+    async fn upsert_assignees(
+        c: &mut SqliteConnection,
+        rows: &[(String, i64)],
+    ) -> Result<u64, StoreError> {
+        insert_many(
+            c,
+            "INSERT INTO assignees (name, last_used_at) VALUES",
+            2,
+            "ON CONFLICT (name) DO UPDATE SET last_used_at = max(assignees.last_used_at, excluded.last_used_at)",
+            rows,
+            |q, (name, at)| q.bind(name.as_str()).bind(*at),
+        )
+        .await
+    }
+
+    async fn insert_command_audit(
+        c: &mut SqliteConnection,
+        rows: &[AuditRow],
+    ) -> Result<u64, StoreError> {
+        insert_many(
+            c,
+            "INSERT INTO command_audit (command_id, kind, system_id, actor, alert_id, alert_opened_at, assignee, comment, \
+             issued_at, recorded_at, publisher, outcome, reason) VALUES",
+            13,
+            "ON CONFLICT (command_id) DO NOTHING",
+            rows,
+            |q, r| {
+                q.bind(r.command_id.as_str())
+                    .bind(r.kind)
+                    .bind(r.system_id.as_str())
+                    .bind(r.actor.as_str())
+                    .bind(r.alert_id.as_deref())
+                    .bind(r.alert_opened_at)
+                    .bind(r.assignee.as_deref())
+                    .bind(r.comment.as_deref())
+                    .bind(r.issued_at)
+                    .bind(r.recorded_at)
+                    .bind(r.publisher.as_str())
+                    .bind(r.outcome)
+                    .bind(r.reason)
+            },
+        )
+        .await
+    }
+
+    // End of operator commands.
 
     async fn insert_minimal_systems(
         c: &mut SqliteConnection,
@@ -511,93 +680,112 @@ impl Dialect for Sqlite {
         .await
     }
 
-    /// Normally every sample is new: the insert then reports as many rows as it was given and
-    /// nothing is read back. When some were already stored (a redelivery, a replayed outbox),
-    /// the chunk is rolled back to a savepoint and inserted again with `RETURNING`, which names
-    /// the new ones.
-    async fn insert_samples(
+    /// One JSON row (see [`Sqlite::read_stored`]).
+    async fn read_capacity_marks(
         c: &mut SqliteConnection,
-        samples: &[SampleRow],
-        rollups: &[DailyRow],
-    ) -> Result<SamplesWritten, StoreError> {
-        const HEAD: &str = "INSERT INTO capacity_samples (system_id, observed_at, total_bytes, used_bytes, free_bytes) VALUES";
-        const SKIP: &str = "ON CONFLICT (system_id, observed_at) DO NOTHING";
-        fn bound<'q>(sql: String, chunk: &'q [SampleRow]) -> Query<'q> {
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for r in chunk {
-                q = q
-                    .bind(r.system_id.as_str())
-                    .bind(r.observed_at)
-                    .bind(r.total_bytes)
-                    .bind(r.used_bytes)
-                    .bind(r.free_bytes);
-            }
-            q
-        }
-        // The samples inserted, once one was found already stored (`None` while all are new).
-        let mut inserted: Option<Vec<SampleRow>> = None;
-        let step = chunk_rows(5);
-        for (i, chunk) in samples.chunks(step).enumerate() {
-            sqlx::query("SAVEPOINT samples").execute(&mut *c).await?;
-            let n = bound(multi_row_sql(HEAD, 5, chunk.len(), SKIP), chunk)
-                .execute(&mut *c)
-                .await?
-                .rows_affected();
-            if n == chunk.len() as u64 {
-                if let Some(inserted) = &mut inserted {
-                    inserted.extend_from_slice(chunk);
-                }
-            } else {
-                sqlx::query("ROLLBACK TO samples").execute(&mut *c).await?;
-                let sql = multi_row_sql(
-                    HEAD,
-                    5,
-                    chunk.len(),
-                    &format!("{SKIP} RETURNING system_id, observed_at"),
-                );
-                let new: HashSet<(String, i64)> = bound(sql, chunk)
-                    .fetch_all(&mut *c)
-                    .await?
-                    .iter()
-                    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-                    .collect::<Result<_, sqlx::Error>>()?;
-                let inserted = inserted.get_or_insert_with(|| samples[..i * step].to_vec());
-                inserted.extend(
-                    chunk
-                        .iter()
-                        .filter(|r| new.contains(&(r.system_id.clone(), r.observed_at)))
-                        .cloned(),
-                );
-            }
-            sqlx::query("RELEASE samples").execute(&mut *c).await?;
-        }
-        match inserted {
-            Some(inserted) => Ok(SamplesWritten::Some(inserted)),
-            None => Ok(SamplesWritten::All {
-                daily: Self::upsert_daily(c, rollups).await?,
-            }),
-        }
+        ids: &[&str],
+    ) -> Result<HashMap<String, CapacityMark>, StoreError> {
+        let ids = encode_json(ids)?;
+        let json: String = sqlx::query(
+            "SELECT json_group_array(json_array(j.value, \
+               (SELECT h.last_at FROM capacity_hourly h WHERE h.system_id = j.value ORDER BY h.system_id DESC, h.hour DESC LIMIT 1), \
+               r.observed_at, r.used_bytes, r.total_bytes)) \
+             FROM json_each(?) j LEFT JOIN capacity_samples r ON r.rowid = \
+               (SELECT c.rowid FROM capacity_samples c WHERE c.system_id = j.value ORDER BY c.system_id DESC, c.observed_at DESC LIMIT 1)",
+        )
+        .bind(ids.as_str())
+        .fetch_one(&mut *c)
+        .await?
+        .try_get(0)?;
+        type MarkTuple = (String, Option<i64>, Option<i64>, Option<i64>, Option<i64>);
+        let rows: Vec<MarkTuple> = serde_json::from_str(&json).map_err(decode_error)?;
+        Ok(rows
+            .into_iter()
+            .filter(|r| r.1.is_some() || r.2.is_some())
+            .map(|(id, hourly, at, used, total)| {
+                let mark = CapacityMark {
+                    counted_through: hourly.max(at),
+                    last_raw: at.zip(used).zip(total).map(|((a, u), t)| (a, u, t)),
+                };
+                (id, mark)
+            })
+            .collect())
     }
 
-    async fn upsert_daily(c: &mut SqliteConnection, rows: &[DailyRow]) -> Result<u64, StoreError> {
-        insert_many(
+    async fn write_capacity(
+        c: &mut SqliteConnection,
+        rows: &CapacityRows,
+    ) -> Result<CapacityWritten, StoreError> {
+        let raw = insert_many(
             c,
-            "INSERT INTO capacity_daily (system_id, day, samples, used_min, used_max, used_sum, last_at, total_bytes, used_bytes, free_bytes) VALUES",
-            10,
-            merge_daily!("min", "max"),
-            rows,
+            "INSERT INTO capacity_samples (system_id, observed_at, total_bytes, used_bytes, free_bytes) VALUES",
+            5,
+            "ON CONFLICT (system_id, observed_at) DO NOTHING",
+            &rows.raw,
             |q, r| {
                 q.bind(r.system_id.as_str())
-                    .bind(r.day.as_str())
-                    .bind(r.samples)
-                    .bind(r.used_min)
-                    .bind(r.used_max)
-                    .bind(r.used_sum)
-                    .bind(r.last_at)
+                    .bind(r.observed_at)
                     .bind(r.total_bytes)
                     .bind(r.used_bytes)
                     .bind(r.free_bytes)
             },
+        )
+        .await?;
+        let hourly = insert_many(
+            c,
+            "INSERT INTO capacity_hourly (system_id, hour, samples, used_min, used_max, used_sum, last_at, total_bytes, used_bytes, free_bytes) VALUES",
+            10,
+            merge_hourly!("min", "max"),
+            &rows.hourly,
+            |q, r| bind_rollup(q.bind(r.system_id.as_str()).bind(r.hour), &r.rollup),
+        )
+        .await?;
+        let daily = insert_many(
+            c,
+            "INSERT INTO capacity_daily (system_id, day, samples, used_min, used_max, used_sum, last_at, total_bytes, used_bytes, free_bytes) VALUES",
+            10,
+            merge_daily!("min", "max"),
+            &rows.daily,
+            |q, r| bind_rollup(q.bind(r.system_id.as_str()).bind(r.day.as_str()), &r.rollup),
+        )
+        .await?;
+        Ok(CapacityWritten { raw, hourly, daily })
+    }
+
+    async fn insert_imported_days(
+        c: &mut SqliteConnection,
+        rows: &[super::history::ImportedDayRow],
+    ) -> Result<u64, StoreError> {
+        insert_many(
+            c,
+            "INSERT INTO capacity_daily (system_id, day, samples, used_min, used_max, used_sum, last_at, total_bytes, used_bytes, free_bytes, source) \
+             SELECT column1, column2, 1, column3, column3, column3, column4, column5, column3, column6, 'imported' FROM (VALUES",
+            6,
+            ") WHERE true ON CONFLICT (system_id, day) DO NOTHING",
+            rows,
+            |q, r| {
+                q.bind(r.system_id.as_str())
+                    .bind(r.day.as_str())
+                    .bind(r.used_bytes)
+                    .bind(r.last_at)
+                    .bind(r.total_bytes)
+                    .bind(r.free_bytes)
+            },
+        )
+        .await
+    }
+
+    async fn insert_imported_events(
+        c: &mut SqliteConnection,
+        rows: &[super::history::ImportedEventRow],
+    ) -> Result<u64, StoreError> {
+        insert_many(
+            c,
+            "INSERT INTO events (event_id, system_id, collector_id, observed_at, level, level_rank, category, message, details, http_status, endpoint, keep) VALUES",
+            12,
+            "ON CONFLICT (event_id) DO NOTHING",
+            rows,
+            |q, e| bind_event(q, &e.row).bind(e.keep),
         )
         .await
     }

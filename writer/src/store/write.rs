@@ -8,11 +8,11 @@ use std::collections::BTreeMap;
 use sdash_proto::{Envelope, Snapshot};
 use sqlx::{Pool, SqlSafeStr};
 
-use super::dialect::{Conn, Dialect, SamplesWritten};
-use super::plan::{AlertEpisode, Plan};
+use super::dialect::{Conn, Dialect};
+use super::plan::{AlertEpisode, Plan, SampleRow};
 use super::sql::{Bind, Sql};
 use super::{CommitMeta, RowCounts, StoreError};
-use super::{derive, outbox};
+use super::{commands, derive, outbox};
 
 /// Writes `plan` in one transaction.
 pub(crate) async fn write<D: Dialect>(
@@ -55,6 +55,13 @@ async fn write_in<D: Dialect>(
     }
     if !plan.snapshots.is_empty() {
         write_snapshots::<D>(c, &plan.snapshots, meta, &mut rows).await?;
+    }
+    // After the snapshots: an alert opened in this batch can be acknowledged in it.
+    if !plan.commands.is_empty() {
+        commands::write::<D>(c, &plan.commands, meta, &mut rows).await?;
+    }
+    if !plan.history.is_empty() {
+        super::history::write::<D>(c, &plan.history, meta.now, &mut rows).await?;
     }
     if let Some(seq) = plan.last_stream_seq {
         D::Db::execute(
@@ -120,30 +127,72 @@ async fn write_snapshots<D: Dialect>(
         rows.alerts += D::insert_alerts(c, &d.alert_inserts).await?;
     }
     if !d.samples.is_empty() {
-        // Normally every sample is new and its rollup goes with it in the same step; after a
-        // redelivery only the rollup of the samples really inserted is added.
-        let rollups = derive::rollup(&d.samples);
-        match D::insert_samples(c, &d.samples, &rollups).await? {
-            SamplesWritten::All { daily } => {
-                rows.capacity_samples += d.samples.len() as u64;
-                rows.capacity_daily += daily;
-            }
-            SamplesWritten::Some(inserted) => {
-                rows.capacity_samples += inserted.len() as u64;
-                if !inserted.is_empty() {
-                    rows.capacity_daily += D::upsert_daily(c, &derive::rollup(&inserted)).await?;
-                }
-            }
-        }
+        write_capacity::<D>(c, &d.samples, meta, rows).await?;
     }
-    if !d.changes.is_empty() {
-        // Only the systems that changed need their routing context (most batches have none).
-        let mut changed: Vec<&str> = d.changes.iter().map(|c| c.system_id.as_str()).collect();
-        changed.dedup();
-        let contexts = D::read_system_context(c, &changed).await?;
-        derive::add_context(&mut d.changes, &contexts);
-        let outbox = outbox::rows(std::mem::take(&mut d.changes), meta.writer_id, meta.now)?;
-        rows.change_outbox += D::insert_changes(c, &outbox).await?;
+    write_changes::<D>(c, &mut d.changes, meta, rows).await
+}
+
+/// The change records of a batch into `change_outbox`, with the routing context of the systems
+/// that changed (only those need it; most batches have no changes).
+pub(crate) async fn write_changes<D: Dialect>(
+    c: &mut Conn<D>,
+    changes: &mut Vec<derive::Change>,
+    meta: &CommitMeta<'_>,
+    rows: &mut RowCounts,
+) -> Result<(), StoreError> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let mut changed: Vec<&str> = changes.iter().map(|c| c.system_id.as_str()).collect();
+    changed.sort_unstable();
+    changed.dedup();
+    let contexts = D::read_system_context(c, &changed).await?;
+    derive::add_context(changes, &contexts);
+    let outbox = outbox::rows(std::mem::take(changes), meta.writer_id, meta.now)?;
+    rows.change_outbox += D::insert_changes(c, &outbox).await?;
+    Ok(())
+}
+
+/// The capacity tiers ([`derive::capacity`]): against what the tiers hold for the batch's
+/// systems, the samples newer than what the rollups counted go into the hourly and daily rows,
+/// and those outside the deadband (or after the maximum gap) are stored raw.
+async fn write_capacity<D: Dialect>(
+    c: &mut Conn<D>,
+    samples: &[SampleRow],
+    meta: &CommitMeta<'_>,
+    rows: &mut RowCounts,
+) -> Result<(), StoreError> {
+    let mut ids: Vec<&str> = samples.iter().map(|s| s.system_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let marks = D::read_capacity_marks(c, &ids).await?;
+    let tiers = derive::capacity(samples, &marks, meta.raw_samples);
+    rows.capacity_samples_not_newer += tiers.not_newer;
+    rows.capacity_samples_thinned += tiers.thinned;
+    if tiers.raw.is_empty() && tiers.hourly.is_empty() {
+        return Ok(());
+    }
+    let written = D::write_capacity(c, &tiers).await?;
+    rows.capacity_samples += written.raw;
+    rows.capacity_hourly += written.hourly;
+    rows.capacity_daily += written.daily;
+    // A day before yesterday changed (a late snapshot): readers that cache past days reload.
+    // The marker is the commit time, or one more than before when that is not later (two
+    // commits in one millisecond still move it).
+    let yesterday = derive::utc_day(meta.now - 86_400_000);
+    if tiers.daily.iter().any(|d| d.day < yesterday) {
+        // An upsert: the first batch ever comes before the commit's pipeline_status row (whose
+        // upsert then leaves this column alone).
+        D::Db::execute(
+            c,
+            "INSERT INTO pipeline_status (id, writer_id, last_commit_at, last_stream_seq, capacity_past_version) \
+             VALUES (1, $1, $2, 0, $2) ON CONFLICT (id) DO UPDATE SET capacity_past_version = \
+             CASE WHEN excluded.capacity_past_version > pipeline_status.capacity_past_version \
+             THEN excluded.capacity_past_version ELSE pipeline_status.capacity_past_version + 1 END"
+                .into_sql_str(),
+            &[Bind::Text(meta.writer_id), Bind::Int(meta.now)],
+        )
+        .await?;
     }
     Ok(())
 }

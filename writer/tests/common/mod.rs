@@ -81,6 +81,7 @@ pub fn snapshot_body(
         used_bytes: u,
         free_bytes: 1000 - u,
         data_reduction: None,
+        provisioned_bytes: None,
     });
     body
 }
@@ -175,6 +176,56 @@ pub async fn count(db: &TestDatabase, table_and_where: &str) -> i64 {
         &format!("SELECT CAST(count(*) AS TEXT) FROM {table_and_where}"),
     )
     .await
+}
+
+/// Runs each of `statements` (one or several SQL statements each) on a database of either
+/// backend, as another program (an import, an older writer) would; a SQLite file is created if
+/// it does not exist yet.
+pub async fn exec_all<S: AsRef<str>>(backend: Backend, url: &str, statements: &[S]) {
+    match backend {
+        Backend::Sqlite => {
+            let options = url
+                .parse::<sqlx::sqlite::SqliteConnectOptions>()
+                .unwrap_or_else(|e| panic!("{e}"))
+                .create_if_missing(true);
+            let mut c = sqlx::SqliteConnection::connect_with(&options)
+                .await
+                .unwrap_or_else(|e| panic!("connect: {e}"));
+            for s in statements {
+                let s = s.as_ref();
+                sqlx::raw_sql(AssertSqlSafe(s.to_owned()))
+                    .execute(&mut c)
+                    .await
+                    .unwrap_or_else(|e| panic!("{s}: {e}"));
+            }
+            let _ = c.close().await;
+        }
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(url)
+                .await
+                .unwrap_or_else(|e| panic!("connect: {e}"));
+            for s in statements {
+                let s = s.as_ref();
+                sqlx::raw_sql(AssertSqlSafe(s.to_owned()))
+                    .execute(&mut c)
+                    .await
+                    .unwrap_or_else(|e| panic!("{s}: {e}"));
+            }
+            let _ = c.close().await;
+        }
+    }
+}
+
+/// Runs `sql` (one or several statements) on the test database.
+pub async fn exec(db: &TestDatabase, sql: &str) {
+    exec_all(db.backend, &db.url, &[sql]).await
+}
+
+/// Opens the store on the test database (running its migrations).
+pub async fn open(db: &TestDatabase) -> sdash_writer::Store {
+    sdash_writer::Store::open(&db.url)
+        .await
+        .unwrap_or_else(|e| panic!("open {}: {e}", db.url))
 }
 
 /// Publishes to JetStream with `Nats-Msg-Id` = `id`, retrying the same id until a PubAck comes.

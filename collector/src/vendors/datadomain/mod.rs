@@ -15,7 +15,13 @@
 //! | `GET /rest/v1.0/dd-systems/0/alerts?is_active=true` (paged) | open alerts, hardware alerts | no |
 //! | `GET /api/v1/dd-systems/0/storage/disks` (paged) | failed disks | no |
 //! | `GET /api/v1/dd-systems/0/ha` (only when `type == HA`) | HA state → cluster health | no |
-//! | `GET /api/v1/dd-systems/0/mtree-replications` (paged) | replication → cluster health | no |
+//! | `GET /api/v1/dd-systems/0/mtree-replications` (paged) | replication → cluster health, partners | no |
+//! | `GET /rest/v2.0/dd-systems/0/networks/nics` (paged) | NIC link check, management addresses ([`deep`]) | no |
+//!
+//! Topology and tiers: see [`deep`]; DNS names of the management addresses are looked up on
+//! topology polls (the first, every 10th, a new version). Performance is not read: the stats
+//! endpoints of the DD REST API were not verified against `dd_api.json` (left for later), so
+//! `performance` stays absent.
 //!
 //! Paging: `page` (0-based) and `size`, until `paging_info.total_entries` rows were read or a page
 //! comes back short or empty.
@@ -40,6 +46,7 @@
 //! Files: this one (calls, session, paging, the adapter), [`model`] (response shapes), [`rules`]
 //! (normalization rules).
 
+pub mod deep;
 pub mod model;
 pub mod rules;
 #[cfg(test)]
@@ -55,10 +62,11 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::bookkeeping::{AlertMemory, PollContext, online_snapshot};
-use super::components::worst_health;
+use super::components::{HealthPart, fold_check, fold_components};
 use super::paging::{Page, PageSource, paginate};
 use super::session::{Session, session_call};
 use super::shell::{Poll, Shell, UserPassword, VendorAdapter};
+use super::topology::{TopologyState, management_url};
 use crate::http::{HttpClient, HttpError, Method, Request};
 
 pub const AUTH_PATH: &str = "/rest/v1.0/auth";
@@ -67,6 +75,7 @@ pub const ALERTS_PATH: &str = "/rest/v1.0/dd-systems/0/alerts";
 pub const DISKS_PATH: &str = "/api/v1/dd-systems/0/storage/disks";
 pub const HA_PATH: &str = "/api/v1/dd-systems/0/ha";
 pub const REPLICATION_PATH: &str = "/api/v1/dd-systems/0/mtree-replications";
+pub const NICS_PATH: &str = "/rest/v2.0/dd-systems/0/networks/nics";
 /// DataDomain `paging_info` (`page` is 0-based; ask with `page` and `size`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct DdPagingInfo {
@@ -111,6 +120,13 @@ impl DdList for DiskList {
     }
 }
 
+impl DdList for NicList {
+    type Item = Nic;
+    fn split(self) -> (Vec<Nic>, Option<DdPagingInfo>) {
+        (self.nics, self.paging_info)
+    }
+}
+
 impl DdList for ReplicationList {
     type Item = ReplContext;
     fn split(self) -> (Vec<ReplContext>, Option<DdPagingInfo>) {
@@ -128,9 +144,11 @@ pub const PAGE_SIZE: u64 = 100;
 /// The DataDomain adapter of one system.
 pub type DataDomainAdapter = Shell<DataDomain>;
 
-/// DataDomain's part of the adapter: nothing beyond the shell's `X-DD-AUTH-TOKEN` session.
+/// DataDomain's part of the adapter: the topology cadence (the session is the shell's).
 #[derive(Debug, Default)]
-pub struct DataDomain;
+pub struct DataDomain {
+    topology: TopologyState,
+}
 
 impl VendorAdapter for DataDomain {
     const VENDOR: Vendor = Vendor::Datadomain;
@@ -157,14 +175,26 @@ impl VendorAdapter for DataDomain {
         let replications = api
             .try_list::<ReplicationList>(ctx, REPLICATION_PATH, &[])
             .await;
+        let nics = api.try_list::<NicList>(ctx, NICS_PATH, &[]).await;
+        let topology_due = self.topology.due(non_empty(&system.version).as_deref());
         let responses = Responses {
             system,
             alerts,
             disks,
             ha,
             replications,
+            nics,
+            management_url: management_url(poll.http.base_url(), Some(443)),
         };
-        Ok(snapshot(responses, ctx, poll.alerts))
+        let mut snapshot = snapshot(responses, ctx, poll.alerts);
+        if let Some(fresh) = snapshot.topology.take() {
+            snapshot.topology = Some(self.topology.resolve(topology_due, fresh).await);
+        }
+        Ok(snapshot)
+    }
+
+    fn after_outage(&mut self) {
+        self.topology.invalidate();
     }
 
     /// `DELETE /rest/v1.0/auth`.
@@ -186,6 +216,9 @@ pub struct Responses {
     pub disks: Option<Vec<DdDisk>>,
     pub ha: Option<HaSysInfo>,
     pub replications: Option<Vec<ReplContext>>,
+    pub nics: Option<Vec<Nic>>,
+    /// DD System Manager: the API host on port 443.
+    pub management_url: Option<String>,
 }
 
 /// The snapshot from what a poll read, by the rules of the module docs; degradations go into
@@ -199,6 +232,7 @@ pub fn snapshot(responses: Responses, ctx: &mut PollContext, alerts: &mut AlertM
         model: non_empty(&system.model),
         serial: non_empty(&system.serialno),
         capacity: capacity(&system),
+        pools: deep::pools(&system),
         ..online_snapshot(Vendor::Datadomain)
     };
     if snapshot.capacity.is_none() {
@@ -214,20 +248,27 @@ pub fn snapshot(responses: Responses, ctx: &mut PollContext, alerts: &mut AlertM
     });
     snapshot.alerts = alerts.resolve(fresh);
     if let Some(disks) = responses.disks {
-        let comps = disk_components(&disks);
-        snapshot.hardware = snapshot.hardware.worst(worst_health(&comps));
-        snapshot.components.extend(comps);
+        fold_components(&mut snapshot, HealthPart::Hardware, disk_components(&disks));
     }
-    if let Some(ha) = responses.ha {
-        let comps = ha_components(&ha);
-        snapshot.cluster = snapshot.cluster.worst(worst_health(&comps));
-        snapshot.components.extend(comps);
+    let nics = responses.nics.as_deref().map(deep::nic_check);
+    fold_check(&mut snapshot, HealthPart::Hardware, alerts, "nic", nics);
+    if let Some(ha) = &responses.ha {
+        fold_components(&mut snapshot, HealthPart::Cluster, ha_components(ha));
     }
-    if let Some(contexts) = responses.replications {
-        let comps = replication_components(&contexts);
-        snapshot.cluster = snapshot.cluster.worst(worst_health(&comps));
-        snapshot.components.extend(comps);
+    if let Some(contexts) = &responses.replications {
+        fold_components(
+            &mut snapshot,
+            HealthPart::Cluster,
+            replication_components(contexts),
+        );
     }
+    snapshot.topology = Some(deep::topology(
+        &system,
+        responses.ha.as_ref(),
+        responses.nics.as_deref(),
+        responses.replications.as_deref(),
+        responses.management_url,
+    ));
     snapshot
 }
 

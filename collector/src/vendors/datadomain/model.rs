@@ -16,6 +16,35 @@ pub struct SystemInfo {
     pub model: String,
     pub physical_capacity: CapacityInfo,
     pub compression_factor: Option<f64>,
+    /// Per tier (`active`, `cloud`, `total`).
+    pub capacity_usage_details: Vec<TierUsage>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct TierUsage {
+    pub tier: String,
+    pub physical_capacity: CapacityInfo,
+}
+
+/// `GET /rest/v2.0/dd-systems/0/networks/nics`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct NicList {
+    pub nics: Vec<Nic>,
+    pub paging_info: Option<DdPagingInfo>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Nic {
+    pub name: String,
+    pub address: String,
+    pub enabled: Option<bool>,
+    pub up_state: Option<bool>,
+    pub has_link: Option<bool>,
+    #[serde(rename = "virtual")]
+    pub is_virtual: Option<bool>,
 }
 
 impl SystemInfo {
@@ -97,6 +126,7 @@ pub struct HaPeer {
     #[serde(rename = "nodeName")]
     pub node_name: String,
     pub state: String,
+    pub serialno: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -122,6 +152,8 @@ pub struct ReplContext {
     pub destination_host: String,
     #[serde(rename = "errorMessage")]
     pub error_message: String,
+    #[serde(rename = "connHost")]
+    pub conn_host: String,
 }
 
 /// The `serviceStatus` envelope `{details, code}`, bare or wrapped in `service_status`.

@@ -21,6 +21,7 @@ pub fn capacity(system: &SystemInfo) -> Option<Capacity> {
         data_reduction: system
             .compression_factor
             .filter(|f| f.is_finite() && *f > 0.0),
+        provisioned_bytes: None,
     })
 }
 

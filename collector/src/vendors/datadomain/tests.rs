@@ -24,7 +24,8 @@ fn system_capacity_and_identity() {
             total_bytes: 500 * TIB,
             used_bytes: 346_346_162_749_440,
             free_bytes: 203_409_651_138_560,
-            data_reduction: Some(18.4)
+            data_reduction: Some(18.4),
+            provisioned_bytes: None,
         })
     );
     assert_eq!(capacity(&SystemInfo::default()), None);

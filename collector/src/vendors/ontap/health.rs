@@ -119,6 +119,7 @@ pub fn aggregate_capacity(aggregates: &[Aggregate]) -> Option<Capacity> {
         used_bytes: used,
         free_bytes: free,
         data_reduction,
+        provisioned_bytes: None,
     })
 }
 

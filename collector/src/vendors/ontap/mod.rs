@@ -15,6 +15,16 @@
 //! | `GET /api/cluster/peers?fields=name,uuid,status` | cluster peer availability | no |
 //! | `GET /api/snapmirror/relationships?fields=…` | replication health | no |
 //! | `GET /api/cluster/metrocluster` | MetroCluster state (only when configured) | no |
+//! | `GET /api/network/ip/interfaces?fields=name,state,enabled,svm.name,location.node.name,location.port.name` | LIF check ([`network`]) | no |
+//! | `GET /api/network/ethernet/ports?fields=name,node.name,state,type,enabled` | port check ([`network`]) | no |
+//! | `GET /api/cluster?fields=management_interfaces` | management addresses (topology polls only: the first, every 10th, a new version) | no |
+//! | `GET /api/storage/volumes?fields=space.size` | provisioned bytes = the sum of the volumes' sizes (topology polls only; kept in between) | no |
+//!
+//! | `GET /api/cluster?fields=metric` | performance ([`topology`]); bounded by [`PERFORMANCE_TIMEOUT`] | no, and never a degradation |
+//!
+//! A release without the cluster `metric` (before 9.6; 400/262197) reports no performance, which
+//! is not a degradation; it is not asked again until the next outage (an upgrade). A slow or
+//! failing metric query is a warning event and no performance.
 //!
 //! Collections are followed through `_links.next.href` until it is absent. A failing
 //! non-essential call degrades the snapshot (`error` set, a warning event naming the endpoint,
@@ -58,15 +68,17 @@
 pub mod ems;
 pub mod health;
 pub mod model;
+pub mod network;
 #[cfg(test)]
 mod tests;
+pub mod topology;
 
 use std::marker::PhantomData;
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use sdash_proto::{Category, Component, Health, Level, Snapshot, Vendor};
+use sdash_proto::{Category, Health, Level, Snapshot, Vendor};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
@@ -74,11 +86,18 @@ use time::OffsetDateTime;
 pub use ems::*;
 pub use health::*;
 pub use model::*;
+pub use network::*;
+pub use topology::{performance, pools, provisioned_bytes, topology};
 
 use super::bookkeeping::{AlertMemory, PollContext, online_snapshot};
+#[cfg(test)]
 use super::components::worst_health;
+use super::components::{HealthPart, fold_check, fold_components};
 use super::paging::{Page, PageSource, paginate};
 use super::shell::{Poll, Shell, UserPassword, VendorAdapter};
+use super::topology::{
+    PERFORMANCE_TIMEOUT, PerfOutcome, TopologyState, management_url, performance_call,
+};
 use crate::http::{HttpClient, HttpError, percent_decode};
 
 /// EMS look-back window: events older than 96 hours are not open problems any more.
@@ -86,6 +105,14 @@ pub const EMS_WINDOW: Duration = Duration::from_secs(96 * 3600);
 
 /// Paths and queries (fields named explicitly; every name exists in the ONTAP 9 model).
 pub const CLUSTER_PATH: &str = "/api/cluster?fields=name,uuid,version";
+/// The cluster's performance `metric` (ONTAP 9.6+).
+pub const METRIC_PATH: &str = "/api/cluster?fields=metric";
+/// The management addresses, asked on topology polls.
+pub const CLUSTER_MANAGEMENT_PATH: &str = "/api/cluster?fields=management_interfaces";
+pub const INTERFACES_PATH: &str = "/api/network/ip/interfaces?fields=name,state,enabled,svm.name,location.node.name,location.port.name";
+pub const PORTS_PATH: &str = "/api/network/ethernet/ports?fields=name,node.name,state,type,enabled";
+/// The volumes' provisioned sizes, asked on topology polls.
+pub const VOLUMES_PATH: &str = "/api/storage/volumes?fields=space.size";
 pub const NODES_PATH: &str = "/api/cluster/nodes?fields=name,uuid,state,model,serial_number,version,ha,\
 controller.failed_power_supply.count,controller.failed_fan.count,controller.over_temperature";
 /// The node query for releases that reject one of the [`NODES_PATH`] fields (400/262197).
@@ -110,6 +137,11 @@ pub struct Ontap {
     frozen_now_ms: Option<i64>,
     /// The EMS look-back window.
     pub ems_window: Duration,
+    /// Whether the release knows the cluster `metric` (false after a 262197 for it).
+    metric: bool,
+    topology: TopologyState,
+    /// The sum of the volumes' sizes from the last topology poll.
+    provisioned: Option<u64>,
 }
 
 impl Default for Ontap {
@@ -117,6 +149,9 @@ impl Default for Ontap {
         Ontap {
             frozen_now_ms: None,
             ems_window: EMS_WINDOW,
+            metric: true,
+            topology: TopologyState::default(),
+            provisioned: None,
         }
     }
 }
@@ -148,7 +183,25 @@ impl VendorAdapter for Ontap {
             authorization: &authorization,
         };
 
-        let cluster: ClusterInfo = api.get(CLUSTER_PATH).await?;
+        let mut cluster: ClusterInfo = api.get(CLUSTER_PATH).await?;
+        if self.metric {
+            let limit = PERFORMANCE_TIMEOUT.min(poll.config.timeout);
+            let call = api.get::<ClusterInfo>(METRIC_PATH);
+            match performance_call(ctx, "/api/cluster", limit, call, is_invalid_field).await {
+                PerfOutcome::Value(m) => cluster.metric = m.metric,
+                PerfOutcome::Unsupported => self.metric = false,
+                PerfOutcome::Failed => {}
+            }
+        }
+        let topology_due = self.topology.due(cluster.version().as_deref());
+        if topology_due
+            && let Some(m) = ctx.keep(api.get::<ClusterInfo>(CLUSTER_MANAGEMENT_PATH).await)
+        {
+            cluster.management_interfaces = m.management_interfaces;
+        }
+        if topology_due && let Some(v) = ctx.keep(api.collect::<Volume>(VOLUMES_PATH).await) {
+            self.provisioned = Some(provisioned_bytes(&v));
+        }
         let nodes = match api.collect::<Node>(NODES_PATH).await {
             Err(e) if is_invalid_field(&e) => {
                 // An older release without one of the controller/HA fields: node states still
@@ -186,14 +239,25 @@ impl VendorAdapter for Ontap {
             peers: ctx.keep(api.collect::<Peer>(PEERS_PATH).await),
             snapmirror: ctx.keep(api.collect::<SnapMirror>(SNAPMIRROR_PATH).await),
             metrocluster: ctx.keep(api.get::<MetroCluster>(METROCLUSTER_PATH).await),
+            interfaces: ctx.keep(api.collect::<IpInterface>(INTERFACES_PATH).await),
+            ports: ctx.keep(api.collect::<Port>(PORTS_PATH).await),
+            management_url: management_url(poll.http.base_url(), None),
         };
-        Ok(snapshot(
-            responses,
-            now_ms,
-            self.ems_window,
-            ctx,
-            poll.alerts,
-        ))
+        let mut snapshot = snapshot(responses, now_ms, self.ems_window, ctx, poll.alerts);
+        if let Some(c) = snapshot.capacity.as_mut() {
+            c.provisioned_bytes = self.provisioned;
+        }
+        if let Some(fresh) = snapshot.topology.take() {
+            snapshot.topology = Some(self.topology.resolve(topology_due, fresh).await);
+        }
+        Ok(snapshot)
+    }
+
+    fn after_outage(&mut self) {
+        // The cluster may come back upgraded (with the metric) or changed.
+        self.metric = true;
+        self.topology.invalidate();
+        self.provisioned = None;
     }
 }
 
@@ -211,6 +275,10 @@ pub struct Responses {
     pub peers: Option<Vec<Peer>>,
     pub snapmirror: Option<Vec<SnapMirror>>,
     pub metrocluster: Option<MetroCluster>,
+    pub interfaces: Option<Vec<IpInterface>>,
+    pub ports: Option<Vec<Port>>,
+    /// The web UI (System Manager) of the cluster: its API base URL.
+    pub management_url: Option<String>,
 }
 
 /// The snapshot from what a poll read at `now_ms` with the EMS look-back `ems_window`, by the
@@ -231,13 +299,16 @@ pub fn snapshot(
     };
 
     // Hardware: nodes, aggregates, disks.
-    if let Some(nodes) = responses.nodes {
-        snapshot.model = nodes_model(&nodes);
-        let comps: Vec<Component> = nodes.iter().map(node_component).collect();
-        snapshot.hardware = snapshot.hardware.worst(worst_health(&comps));
-        snapshot.components.extend(comps);
+    if let Some(nodes) = &responses.nodes {
+        snapshot.model = nodes_model(nodes);
+        fold_components(
+            &mut snapshot,
+            HealthPart::Hardware,
+            nodes.iter().map(node_component).collect(),
+        );
     }
     if let Some(aggs) = responses.aggregates {
+        snapshot.pools = pools(&aggs);
         snapshot.capacity = aggregate_capacity(&aggs);
         if snapshot.capacity.is_none() {
             ctx.degrade_with(
@@ -245,14 +316,14 @@ pub fn snapshot(
                 "no aggregates listed, capacity unknown",
             );
         }
-        let comps = aggregate_components(&aggs);
-        snapshot.hardware = snapshot.hardware.worst(worst_health(&comps));
-        snapshot.components.extend(comps);
+        fold_components(
+            &mut snapshot,
+            HealthPart::Hardware,
+            aggregate_components(&aggs),
+        );
     }
     if let Some(disks) = responses.disks {
-        let comps = disk_components(&disks);
-        snapshot.hardware = snapshot.hardware.worst(worst_health(&comps));
-        snapshot.components.extend(comps);
+        fold_components(&mut snapshot, HealthPart::Hardware, disk_components(&disks));
     }
 
     let recoveries = responses.recoveries;
@@ -271,24 +342,39 @@ pub fn snapshot(
     // Without the problems query the open alerts are unknown: keep the last known set.
     snapshot.alerts = alerts.resolve(fresh);
 
+    // Network checks: LIFs (cluster health) and ports (hardware health); a failed query keeps
+    // the check's last alerts.
+    let lifs = responses.interfaces.map(|l| lif_checks(&l));
+    let ports = responses.ports.map(|p| port_checks(&p));
+    fold_check(&mut snapshot, HealthPart::Cluster, alerts, "lif", lifs);
+    fold_check(&mut snapshot, HealthPart::Hardware, alerts, "port", ports);
+    snapshot.performance = performance(&cluster);
+
     // Cluster: peers, SnapMirror, MetroCluster.
-    if let Some(peers) = responses.peers {
-        let comps = peer_components(&peers);
-        snapshot.cluster = snapshot.cluster.worst(worst_health(&comps));
-        snapshot.components.extend(comps);
+    if let Some(peers) = &responses.peers {
+        fold_components(&mut snapshot, HealthPart::Cluster, peer_components(peers));
     }
     if let Some(rels) = responses.snapmirror {
-        let comps = snapmirror_components(&rels);
-        snapshot.cluster = snapshot.cluster.worst(worst_health(&comps));
-        snapshot.components.extend(comps);
+        fold_components(
+            &mut snapshot,
+            HealthPart::Cluster,
+            snapmirror_components(&rels),
+        );
     }
-    if let Some(mc) = responses.metrocluster {
+    if let Some(mc) = &responses.metrocluster {
         snapshot.cluster = snapshot.cluster.worst(Health::Ok);
-        if let Some(c) = metrocluster_component(&mc) {
+        if let Some(c) = metrocluster_component(mc) {
             snapshot.cluster = snapshot.cluster.worst(c.status);
             snapshot.components.push(c);
         }
     }
+    snapshot.topology = Some(topology(
+        &cluster,
+        responses.nodes.as_deref(),
+        responses.peers.as_deref(),
+        responses.metrocluster.as_ref(),
+        responses.management_url,
+    ));
     snapshot
 }
 

@@ -23,6 +23,88 @@ pub struct ClusterInfo {
     pub name: String,
     pub uuid: String,
     pub version: Version,
+    /// Asked only on topology polls (`fields=…,management_interfaces`).
+    pub management_interfaces: Vec<ManagementInterface>,
+    /// The cluster's performance over the last sample interval (ONTAP 9.6+; asked with
+    /// `fields=…,metric`, absent on releases without it).
+    pub metric: Option<ClusterMetric>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ManagementInterface {
+    pub name: String,
+    pub ip: IpInfo,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct IpInfo {
+    pub address: String,
+}
+
+/// `metric` of `/api/cluster`: `iops` (ops/s), `latency` (µs), `throughput` (bytes/s).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ClusterMetric {
+    pub status: String,
+    pub iops: ReadWrite,
+    pub latency: ReadWrite,
+    pub throughput: ReadWrite,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ReadWrite {
+    pub read: Option<f64>,
+    pub write: Option<f64>,
+}
+
+/// One LIF of `/api/network/ip/interfaces`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct IpInterface {
+    pub name: String,
+    pub state: String,
+    pub enabled: Option<bool>,
+    /// Absent for cluster-scoped LIFs.
+    pub svm: Named,
+    pub location: LifLocation,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct LifLocation {
+    pub node: Named,
+    pub port: Named,
+}
+
+/// One volume of `/api/storage/volumes?fields=space.size`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Volume {
+    pub name: String,
+    pub space: VolumeSpace,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct VolumeSpace {
+    /// The volume's provisioned size, bytes.
+    pub size: u64,
+}
+
+/// One port of `/api/network/ethernet/ports`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Port {
+    pub name: String,
+    pub node: Named,
+    pub state: String,
+    /// physical, lag, vlan, pvlan.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub enabled: Option<bool>,
 }
 
 impl ClusterInfo {
@@ -32,7 +114,7 @@ impl ClusterInfo {
     }
 }
 
-fn short_version(full: &str) -> Option<String> {
+pub(crate) fn short_version(full: &str) -> Option<String> {
     let text = full.split(':').next().unwrap_or("").trim();
     (!text.is_empty()).then(|| text.to_owned())
 }

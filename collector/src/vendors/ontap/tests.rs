@@ -40,7 +40,8 @@ fn aggregates_sum_to_two_times_250_tib() {
             total_bytes: total,
             used_bytes: used,
             free_bytes: total - used,
-            data_reduction: Some(2.41)
+            data_reduction: Some(2.41),
+            provisioned_bytes: None,
         })
     );
     assert_eq!(used * 100 / total, 63);

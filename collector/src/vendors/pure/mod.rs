@@ -21,7 +21,12 @@
 //! | `GET /api/<v>/hardware` | hardware components, chassis serial | no |
 //! | `GET /api/<v>/drives` | drives | no |
 //! | `GET /api/<v>/alerts?filter=state='open'` | open alerts | no |
-//! | `GET /api/<v>/array-connections`, `GET /api/<v>/pods` | replication / ActiveCluster health | no |
+//! | `GET /api/<v>/array-connections`, `GET /api/<v>/pods` | replication / ActiveCluster health, topology | no |
+//! | `GET /api/<v>/network-interfaces?filter=services='management'` | management interface check, management addresses ([`deep`]) | no |
+//! | `GET /api/<v>/arrays/performance` | performance ([`deep`]); bounded by [`PERFORMANCE_TIMEOUT`], a 404 is "no endpoint" | no, and never a degradation |
+//!
+//! Topology, pools, provisioned bytes and the management check: see [`deep`]. DNS names of the
+//! management addresses are looked up on topology polls (the first, every 10th, a new version).
 //!
 //! An essential call that fails fails the poll (status from the error: `unreachable`,
 //! `auth_failed` or `error`). A non-essential call that fails *degrades* the snapshot: the status
@@ -64,6 +69,7 @@
 //! Files: this one (calls, session, paging envelope, the adapter), [`model`] (response shapes),
 //! [`rules`] (normalization rules).
 
+pub mod deep;
 pub mod model;
 pub mod rules;
 #[cfg(test)]
@@ -79,9 +85,13 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::bookkeeping::{AlertMemory, PollContext, online_snapshot};
+use super::components::{HealthPart, fold_check};
 use super::paging::{Page, PageSource, paginate};
 use super::session::{Session, session_call};
 use super::shell::{Poll, ReadCredentials, Shell, VendorAdapter};
+use super::topology::{
+    PERFORMANCE_TIMEOUT, PerfOutcome, TopologyState, management_url, performance_call,
+};
 use crate::http::{HttpClient, HttpError, Request, Response};
 use crate::inventory::{CredentialKind, Credentials, SystemConfig};
 use rules::hardware_kind;
@@ -96,6 +106,9 @@ pub type PureAdapter = Shell<Pure>;
 #[derive(Debug, Default)]
 pub struct Pure {
     version: Option<String>,
+    topology: TopologyState,
+    /// False after `/arrays/performance` answered 404 (until the next outage).
+    no_performance: bool,
 }
 
 /// Pure needs its API token only to log in, and rereads it at each login (the file may have been
@@ -147,12 +160,49 @@ impl VendorAdapter for Pure {
                 .await?,
             connections: api.optional(ctx, "/array-connections", &[]).await?,
             pods: api.optional(ctx, "/pods", &[]).await?,
+            interfaces: api
+                .optional(
+                    ctx,
+                    "/network-interfaces",
+                    &[("filter", "services='management'")],
+                )
+                .await?,
+            performance: None,
+            management_url: management_url(poll.http.base_url(), None),
         };
-        Ok(snapshot(responses, &api.version, ctx, poll.alerts))
+        let mut responses = responses;
+        if !self.no_performance {
+            let limit = PERFORMANCE_TIMEOUT.min(poll.config.timeout);
+            let endpoint = api.path("/arrays/performance");
+            // `list` borrows the poll's context (session renewal events), so the outcome's own
+            // events are collected apart and added afterwards.
+            let mut scratch = PollContext::new();
+            let call = api.list::<ArrayPerformanceItem>(ctx, "/arrays/performance", &[]);
+            let outcome = performance_call(&mut scratch, &endpoint, limit, call, |e| {
+                matches!(e, HttpError::Status { status: 404, .. })
+            })
+            .await;
+            for event in scratch.into_events() {
+                ctx.push(event);
+            }
+            match outcome {
+                PerfOutcome::Value(items) => responses.performance = items.into_iter().next(),
+                PerfOutcome::Unsupported => self.no_performance = true,
+                PerfOutcome::Failed => {}
+            }
+        }
+        let topology_due = self.topology.due(responses.array.version.as_deref());
+        let mut snapshot = snapshot(responses, &api.version, ctx, poll.alerts);
+        if let Some(fresh) = snapshot.topology.take() {
+            snapshot.topology = Some(self.topology.resolve(topology_due, fresh).await);
+        }
+        Ok(snapshot)
     }
 
     fn after_outage(&mut self) {
         self.version = None;
+        self.no_performance = false;
+        self.topology.invalidate();
     }
 
     /// `POST /api/<v>/logout`, once a version was chosen.
@@ -177,6 +227,11 @@ pub struct Responses {
     pub alerts: Option<Vec<AlertItem>>,
     pub connections: Option<Vec<ConnectionItem>>,
     pub pods: Option<Vec<PodItem>>,
+    pub interfaces: Option<Vec<NetworkInterfaceItem>>,
+    /// The first item of `/arrays/performance`; `None` without one.
+    pub performance: Option<ArrayPerformanceItem>,
+    /// The array's web UI: its API base URL.
+    pub management_url: Option<String>,
 }
 
 /// The array a poll is about: the first item of `/arrays`; none is a protocol error.
@@ -208,10 +263,13 @@ pub fn snapshot(
         ..online_snapshot(Vendor::Pure)
     };
 
-    // Capacity.
+    // Capacity and the space pools.
     if let Some(space) = responses.space {
         match space.into_iter().next() {
-            Some(item) => snapshot.capacity = capacity(&item),
+            Some(item) => {
+                snapshot.capacity = capacity(&item);
+                snapshot.pools = deep::pools(&item);
+            }
             None => ctx.degrade_with(&path("/arrays/space"), "no capacity in the response"),
         }
         if snapshot.capacity.is_none() {
@@ -222,7 +280,8 @@ pub fn snapshot(
     // Hardware: controllers, hardware, drives.
     let mut hardware = Health::Ok;
     let mut missing_part = false;
-    match responses.controllers {
+    let controllers = responses.controllers;
+    match &controllers {
         Some(controllers) => {
             for c in controllers
                 .iter()
@@ -311,13 +370,25 @@ pub fn snapshot(
     });
     snapshot.alerts = alerts.resolve(fresh);
 
+    // Management interfaces (hardware health); a failed query keeps the check's last alerts.
+    let mgmt = responses.interfaces.as_deref().map(deep::management_check);
+    fold_check(&mut snapshot, HealthPart::Hardware, alerts, "mgmt", mgmt);
+
     // Replication / ActiveCluster.
-    if let (Some(connections), Some(pods)) = (responses.connections, responses.pods) {
-        let (health, components) = cluster_health(&connections, &pods);
+    if let (Some(connections), Some(pods)) = (&responses.connections, &responses.pods) {
+        let (health, components) = cluster_health(connections, pods);
         snapshot.cluster = health;
         snapshot.components.extend(components);
     }
 
+    snapshot.performance = responses.performance.as_ref().map(deep::performance);
+    snapshot.topology = Some(deep::topology(
+        controllers.as_deref(),
+        responses.connections.as_deref(),
+        responses.pods.as_deref(),
+        responses.interfaces.as_deref(),
+        responses.management_url,
+    ));
     snapshot
 }
 

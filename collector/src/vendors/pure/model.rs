@@ -27,7 +27,7 @@ pub struct SpaceItem {
     pub space: Option<Space>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 pub struct Space {
     #[serde(default)]
     pub total_used: Option<u64>,
@@ -35,6 +35,56 @@ pub struct Space {
     pub total_physical: Option<u64>,
     #[serde(default)]
     pub data_reduction: Option<f64>,
+    /// Provisioned size of all volumes, bytes.
+    #[serde(default)]
+    pub total_provisioned: Option<u64>,
+    // The space breakdown (bytes): the array's space pools.
+    #[serde(default)]
+    pub unique: Option<u64>,
+    #[serde(default)]
+    pub snapshots: Option<u64>,
+    #[serde(default)]
+    pub shared: Option<u64>,
+    #[serde(default)]
+    pub system: Option<u64>,
+    #[serde(default)]
+    pub replication: Option<u64>,
+}
+
+/// One item of `GET /api/<v>/network-interfaces?filter=services='management'`.
+#[derive(Debug, Deserialize)]
+pub struct NetworkInterfaceItem {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    #[serde(default)]
+    pub services: Option<Vec<String>>,
+    #[serde(default)]
+    pub eth: Option<Eth>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Eth {
+    #[serde(default)]
+    pub address: Option<String>,
+}
+
+/// One item of `GET /api/<v>/arrays/performance`: rates per second and µs per operation.
+#[derive(Debug, Deserialize)]
+pub struct ArrayPerformanceItem {
+    #[serde(default)]
+    pub reads_per_sec: Option<f64>,
+    #[serde(default)]
+    pub writes_per_sec: Option<f64>,
+    #[serde(default)]
+    pub usec_per_read_op: Option<f64>,
+    #[serde(default)]
+    pub usec_per_write_op: Option<f64>,
+    #[serde(default)]
+    pub read_bytes_per_sec: Option<f64>,
+    #[serde(default)]
+    pub write_bytes_per_sec: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -49,6 +99,8 @@ pub struct ControllerItem {
     pub model: Option<String>,
     #[serde(default)]
     pub r#type: Option<String>,
+    #[serde(default)]
+    pub version: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -27,6 +27,7 @@ pub fn capacity(item: &SpaceItem) -> Option<Capacity> {
         used_bytes: used,
         free_bytes: total.saturating_sub(used),
         data_reduction: space.data_reduction,
+        provisioned_bytes: space.total_provisioned,
     })
 }
 

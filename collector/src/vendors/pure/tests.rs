@@ -27,6 +27,7 @@ fn health_rules() {
         mode: Some(mode.into()),
         model: None,
         r#type: None,
+        version: None,
     };
     assert_eq!(controller_health(&c("ready", "primary")), Health::Ok);
     assert_eq!(
@@ -48,6 +49,7 @@ fn capacity_prefers_total_used() {
             total_used: used,
             total_physical: physical,
             data_reduction: None,
+            ..Space::default()
         }),
     };
     assert_eq!(

@@ -16,7 +16,10 @@
 //! | `GET /api/v4/grid/health/topology` (until it answered, at most 3 polls) | the grid's name (the root's `name`); deprecated in v4, so its failure is not even a degradation | no |
 //! | `GET /api/v4/grid/node-health` | nodes (components), hardware and site health | no |
 //! | `GET /api/v4/grid/alerts?include=active` | open alerts | no |
-//! | `GET /api/v4/grid/metric-query?query=storagegrid_storage_utilization_{total_space,data,usable_space}_bytes` | capacity | no |
+//! | `GET /api/v4/grid/metric-query?query=storagegrid_storage_utilization_{total_space,data,usable_space}_bytes` | capacity, site pools | no |
+//! | `GET /api/v4/grid/metric-query?query=sum(rate(storagegrid_s3_data_transfers_bytes_{retrieved,ingested}[5m]))` | performance ([`deep`]); bounded by [`PERFORMANCE_TIMEOUT`] | no, and never a degradation |
+//!
+//! Topology, site pools and performance: see [`deep`].
 //!
 //! Health rules:
 //!
@@ -35,6 +38,7 @@
 //! Files: this one (calls, session, the adapter), [`model`] (response shapes), [`rules`]
 //! (normalization rules).
 
+pub mod deep;
 pub mod model;
 pub mod rules;
 #[cfg(test)]
@@ -54,6 +58,9 @@ use super::bookkeeping::{AlertMemory, PollContext, online_snapshot};
 use super::components::worst_health;
 use super::session::{Session, session_call};
 use super::shell::{Poll, Shell, UserPassword, VendorAdapter};
+use super::topology::{
+    PERFORMANCE_TIMEOUT, PerfOutcome, TopologyState, management_url, performance_call,
+};
 use crate::http::{HttpClient, HttpError, Method, Request, Response};
 
 /// Prometheus metric names used for capacity.
@@ -114,6 +121,7 @@ pub struct StorageGrid {
     grid_name: Option<String>,
     /// Attempts left at reading the grid name (the topology call is deprecated in v4 and may go).
     grid_name_tries: u8,
+    topology: TopologyState,
 }
 
 /// How many polls try to read the grid's name before giving up on it.
@@ -221,6 +229,36 @@ impl VendorAdapter for StorageGrid {
             },
             _ => None,
         };
+        // Performance: two bandwidth queries, each bounded; an empty result is no value.
+        let limit = PERFORMANCE_TIMEOUT.min(poll.config.timeout);
+        let endpoint = api_path(version, "/grid/metric-query");
+        let mut bandwidth = Vec::new();
+        for query in [deep::QUERY_READ_BYTES, deep::QUERY_WRITE_BYTES] {
+            let mut scratch = PollContext::new();
+            let path = metric_rest(&promql(query));
+            let call = api.get::<MetricData>(ctx, &path);
+            let outcome = performance_call(&mut scratch, &endpoint, limit, call, |_| false).await;
+            for event in scratch.into_events() {
+                ctx.push(event);
+            }
+            match outcome {
+                PerfOutcome::Value(v) => bandwidth.push(Some(v)),
+                PerfOutcome::Unsupported | PerfOutcome::Failed => {
+                    // One slow or failed query: do not wait for the other.
+                    bandwidth.clear();
+                    break;
+                }
+            }
+        }
+        let mut bandwidth = bandwidth.into_iter();
+        let read_bytes = bandwidth.next().flatten();
+        let write_bytes = bandwidth.next().flatten();
+        let topology_due = self.topology.due(
+            product_version
+                .as_ref()
+                .map(|v| v.product_version.as_str())
+                .filter(|v| !v.is_empty()),
+        );
         let responses = Responses {
             health,
             product_version,
@@ -230,12 +268,20 @@ impl VendorAdapter for StorageGrid {
             total,
             data,
             usable,
+            read_bytes,
+            write_bytes,
+            management_url: management_url(poll.http.base_url(), None),
         };
-        Ok(snapshot(responses, version, ctx, poll.alerts))
+        let mut snapshot = snapshot(responses, version, ctx, poll.alerts);
+        if let Some(fresh) = snapshot.topology.take() {
+            snapshot.topology = Some(self.topology.resolve(topology_due, fresh).await);
+        }
+        Ok(snapshot)
     }
 
     fn after_outage(&mut self) {
         self.version = None;
+        self.topology.invalidate();
     }
 
     /// `DELETE /api/v{n}/authorize`.
@@ -261,6 +307,11 @@ pub struct Responses {
     pub total: Option<MetricData>,
     pub data: Option<MetricData>,
     pub usable: Option<MetricData>,
+    /// The bandwidth queries ([`deep::QUERY_READ_BYTES`], [`deep::QUERY_WRITE_BYTES`]).
+    pub read_bytes: Option<MetricData>,
+    pub write_bytes: Option<MetricData>,
+    /// The Grid Manager: the API base URL.
+    pub management_url: Option<String>,
 }
 
 /// The snapshot from what a poll read with API `version`, by the rules of the module docs;
@@ -292,6 +343,15 @@ pub fn snapshot(
     }
     let fresh = responses.alerts.map(|list| rules::alerts(&list));
     snapshot.alerts = alerts.resolve(fresh);
+    snapshot.performance = deep::performance(
+        responses.read_bytes.as_ref(),
+        responses.write_bytes.as_ref(),
+    );
+    snapshot.topology = Some(deep::topology(
+        nodes.as_deref(),
+        snapshot.version.as_deref(),
+        responses.management_url,
+    ));
 
     if let (Some(total), Some(data)) = (responses.total, responses.data) {
         if total.result.is_empty() {
@@ -314,6 +374,7 @@ pub fn snapshot(
                 );
             }
             snapshot.capacity = Some(capacity(&total, &data, responses.usable.as_ref()));
+            snapshot.pools = deep::site_pools(&total, &data, responses.usable.as_ref());
         }
     }
     snapshot
@@ -337,6 +398,7 @@ impl Default for StorageGrid {
             version: None,
             grid_name: None,
             grid_name_tries: GRID_NAME_TRIES,
+            topology: TopologyState::default(),
         }
     }
 }
@@ -356,6 +418,19 @@ pub fn envelope_data<T: DeserializeOwned>(response: &Response) -> Result<T, Http
 /// The metric query of one metric, with a server-side timeout of 30 s.
 fn metric_rest(metric: &str) -> String {
     format!("/grid/metric-query?query={metric}&timeout=30s")
+}
+
+/// A PromQL expression percent-encoded for the query string.
+fn promql(query: &str) -> String {
+    let mut out = String::new();
+    for b in query.bytes() {
+        if b.is_ascii_alphanumeric() || b"_-.".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// One poll's view of the API: client, session and credentials.

@@ -132,6 +132,7 @@ pub fn capacity(total: &MetricData, data: &MetricData, usable: Option<&MetricDat
         used_bytes,
         free_bytes,
         data_reduction: None,
+        provisioned_bytes: None,
     }
 }
 
