@@ -28,12 +28,23 @@ const BOB_TOKEN: &str = "op-token-bob-91c2";
 async fn operators_act_in_one_browser_and_another_sees_it_live() {
     sdash_testkit::install_crypto_provider();
     let tools = ensure_chromium();
-    if let Err(e) = run(&tools).await {
+    if let Err(e) = run(&tools, Backend::Sqlite).await {
         panic!("{e:#}");
     }
 }
 
-async fn run(tools: &Tools) -> anyhow::Result<()> {
+/// The same on PostgreSQL: the writer's command step and the API's reads of the alert state
+/// are per backend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_act_in_one_browser_and_another_sees_it_live_on_postgres() {
+    sdash_testkit::install_crypto_provider();
+    let tools = ensure_chromium();
+    if let Err(e) = run(&tools, Backend::Postgres).await {
+        panic!("{e:#}");
+    }
+}
+
+async fn run(tools: &Tools, backend: Backend) -> anyhow::Result<()> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()?;
@@ -52,7 +63,7 @@ async fn run(tools: &Tools) -> anyhow::Result<()> {
     )?;
     let pipeline = Pipeline::start_with_api(
         PipelineOptions {
-            backend: Backend::Sqlite,
+            backend,
             sim,
             interval: "1h".into(),
             collectors: 1,
