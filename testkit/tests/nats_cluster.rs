@@ -267,6 +267,10 @@ impl Deployment {
 
         let mut writer_config = sdash_writer::WriterConfig::new(&cluster.urls(), &db.url);
         writer_config.stream.replicas = 3;
+        // Every capacity sample stored raw (no deadband, no gap), so that the oracle can compare
+        // the raw samples with the stream's snapshots one for one.
+        writer_config.capacity_raw_deadband = 0.0;
+        writer_config.capacity_raw_max_gap = Duration::ZERO;
         let writer_stop = Shutdown::new();
         let writer = tokio::spawn(sdash_writer::run(writer_config, writer_stop.clone()));
 
