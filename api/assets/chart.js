@@ -1,9 +1,12 @@
-// A small SVG line chart for time series of bytes: no dependencies, themed by CSS classes.
+// A small SVG line chart for time series (bytes, rates, latencies): no dependencies, themed by
+// CSS classes.
 
 const NS = "http://www.w3.org/2000/svg";
-const H = 280;
 const M = { left: 76, right: 18, top: 14, bottom: 30 };
 const DAY = 86400000;
+const MINUTE = 60000;
+// Steps of time-of-day ticks for spans under two days.
+const CLOCK_STEPS = [5, 10, 15, 30, 60, 120, 180, 360, 720].map((m) => m * MINUTE);
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
 function el(tag, attrs, ...children) {
@@ -40,9 +43,26 @@ function decimalTicks(max, exact) {
   return { ticks, top };
 }
 
+function pad2(n) {
+  return String(n).padStart(2, "0");
+}
+
+/** "14:30" in the browser's time zone, like the page's other times. */
+function clock(t) {
+  const d = new Date(t);
+  return `${pad2(d.getHours())}:${pad2(d.getMinutes())}`;
+}
+
 function xTicks(min, max, most) {
   const span = max - min;
   const out = [];
+  if (span < 2 * DAY) {
+    // Round local times: align on the time zone's offset (constant enough within two days).
+    const step = CLOCK_STEPS.find((s) => span / s <= most) || CLOCK_STEPS[CLOCK_STEPS.length - 1];
+    const off = new Date(min).getTimezoneOffset() * MINUTE;
+    for (let t = Math.ceil((min - off) / step) * step + off; t <= max; t += step) out.push([t, clock(t)]);
+    return out;
+  }
   if (span <= 62 * DAY) {
     const step = Math.max(1, Math.ceil(span / DAY / most)) * DAY;
     let t = Math.ceil(min / DAY) * DAY;
@@ -75,8 +95,12 @@ function xTicks(min, max, most) {
 
 /**
  * lineChart({series: [{label, cls, points: [{x: ms, y: bytes}], area, noDots, dash, aux}], yFormat,
- *            markers: [{y, label, cls}], xMin, xMax, yMax, yTicks, today, ariaLabel, id, width}) -> <svg>
- * `width` is the width the chart will be shown at (CSS pixels), so its text keeps its size.
+ *            markers: [{y, label, cls}], xMin, xMax, yMax, yTicks, today, ariaLabel, id, width,
+ *            height, minSpan, xFormat, emptyText}) -> <svg>
+ * `width` is the width the chart will be shown at (CSS pixels), so its text keeps its size;
+ * `height` its height in the same pixels (280). The x axis spans at least `minSpan` ms (a day),
+ * with dates, or times of day under two days; `xFormat` names a point's x in its tooltip (its
+ * UTC day). Each series' group carries its newest value in data-last.
  * `dash` draws a series dashed; `aux` series (e.g. the total beside a used line) are drawn but
  * not counted in the svg's data-series (which counts the main lines with points; data-aux counts
  * the others). `yMax` sets the top of the axis (e.g. 100 for percentages); `yTicks: "decimal"`
@@ -84,6 +108,9 @@ function xTicks(min, max, most) {
  */
 export function lineChart(opts) {
   const W = Math.round(Math.max(300, Math.min(1600, opts.width || 800)));
+  const H = Math.round(Math.max(120, Math.min(600, opts.height || 280)));
+  const minSpan = Number.isFinite(opts.minSpan) && opts.minSpan > 0 ? opts.minSpan : DAY;
+  const xFmt = opts.xFormat || ((x) => new Date(x).toISOString().slice(0, 10));
   const series = (opts.series || []).map((s) => ({ ...s, points: (s.points || []).filter((p) => Number.isFinite(p.x) && p.y !== null && p.y !== undefined) }));
   const fmt = opts.yFormat || String;
   const all = series.flatMap((s) => s.points);
@@ -94,7 +121,7 @@ export function lineChart(opts) {
   svg.dataset.series = String(series.filter((s) => s.points.length && !s.aux).length);
   svg.dataset.aux = String(series.filter((s) => s.points.length && s.aux).length);
   if (!all.length) {
-    svg.append(el("text", { x: W / 2, y: H / 2, "text-anchor": "middle", class: "empty-text" }, "No capacity data in this range yet"));
+    svg.append(el("text", { x: W / 2, y: H / 2, "text-anchor": "middle", class: "empty-text" }, opts.emptyText || "No capacity data in this range yet"));
     return svg;
   }
   let xmin = Math.min(...all.map((p) => p.x));
@@ -102,9 +129,10 @@ export function lineChart(opts) {
   if (Number.isFinite(opts.xMin)) xmin = Math.min(xmin, opts.xMin);
   if (Number.isFinite(opts.xMax)) xmax = Math.max(xmax, opts.xMax);
   if (Number.isFinite(opts.today)) xmax = Math.max(xmax, opts.today);
-  if (xmax - xmin < DAY) {
-    xmin -= DAY / 2;
-    xmax += DAY / 2;
+  if (xmax - xmin < minSpan) {
+    const pad = (minSpan - (xmax - xmin)) / 2;
+    xmin -= pad;
+    xmax += pad;
   }
   const markers = opts.markers || [];
   const ymaxData = Math.max(...all.map((p) => p.y), ...markers.map((m) => m.y));
@@ -141,7 +169,7 @@ export function lineChart(opts) {
   series.forEach((s) => {
     const pts = s.points.slice().sort((a, b) => a.x - b.x);
     if (!pts.length) return;
-    const g = el("g", { class: "series-group", "data-label": s.label, "data-points": pts.length, "data-aux": s.aux ? "true" : null });
+    const g = el("g", { class: "series-group", "data-label": s.label, "data-points": pts.length, "data-last": pts[pts.length - 1].y, "data-aux": s.aux ? "true" : null });
     const d = pts.map((p, i) => `${i ? "L" : "M"}${r(sx(p.x))},${r(sy(p.y))}`).join(" ");
     if (s.area && pts.length > 1) {
       const base = r(sy(0));
@@ -151,8 +179,7 @@ export function lineChart(opts) {
     if (!s.noDots && pts.length <= 400) {
       const rad = pts.length > 120 ? 1.6 : 2.6;
       for (const p of pts) {
-        const day = new Date(p.x).toISOString().slice(0, 10);
-        g.append(el("circle", { class: `pt ${s.cls}`, cx: r(sx(p.x)), cy: r(sy(p.y)), r: rad }, el("title", null, `${s.label} ${day}: ${fmt(p.y)}`)));
+        g.append(el("circle", { class: `pt ${s.cls}`, cx: r(sx(p.x)), cy: r(sy(p.y)), r: rad }, el("title", null, `${s.label} ${xFmt(p.x)}: ${fmt(p.y)}`)));
       }
     }
     svg.append(g);

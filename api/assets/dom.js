@@ -1,6 +1,7 @@
 // Shared DOM helpers: building elements (never from HTML strings) and the widgets every page
 // uses (badges, capacity bars, ages, filter fields, tables).
 import { fmtAge, fmtBytes, fmtPct, fmtTime } from "./format.js";
+import { CLUSTER_TYPE_NAME } from "./enums.js";
 
 /** Builds an element: h("a", {href: "#/", class: "x", onclick: fn}, "text", child, [more]). */
 export function h(tag, attrs, ...children) {
@@ -40,6 +41,12 @@ export function healthClass(v) {
 export function badge(value, label) {
   const text = value === null || value === undefined ? "pending" : String(value).replace("_", " ");
   return h("span", { class: `badge ${healthClass(value)}`, dataset: { value: value ?? "pending" } }, label ? `${label}: ${text}` : text);
+}
+
+/** A system's cluster type as a label (a dash while its topology is not known). */
+export function clusterTypeBadge(type, attrs) {
+  if (!type) return h("span", { class: "muted", "data-value": "", ...attrs }, "—");
+  return h("span", { class: "badge b-info ctype", "data-value": type, ...attrs }, CLUSTER_TYPE_NAME[type] || type);
 }
 
 export function capacityBar(cap) {

@@ -20,3 +20,13 @@ export const LEVELS = ["debug", "info", "warning", "error", "critical"];
 export const CATEGORIES = ["connection", "authentication", "api_call", "data_query", "health"];
 /** Component health, in the order components are listed (worst first). */
 export const HEALTH_RANK = { error: 0, warning: 1, unknown: 2, ok: 3 };
+/** Cluster types (a system's topology) and their names, as the fleet filter offers them. */
+export const CLUSTER_TYPES = [
+  ["ha", "HA pair"],
+  ["metrocluster", "MetroCluster"],
+  ["active-cluster", "ActiveCluster"],
+  ["local", "Local (one node)"],
+  ["multi-site", "Multi-site"],
+  ["single-site", "Single site"],
+];
+export const CLUSTER_TYPE_NAME = Object.fromEntries(CLUSTER_TYPES);

@@ -47,3 +47,28 @@ export function dayMs(day) {
 export function isoDay(ms) {
   return new Date(ms).toISOString().slice(0, 10);
 }
+
+/** An operation rate: 950, 12.3 k, 1.25 M (IOPS). */
+export function fmtCount(n) {
+  if (n === null || n === undefined || !Number.isFinite(Number(n))) return "—";
+  const v = Math.abs(Number(n));
+  const [div, unit] = v >= 1e9 ? [1e9, " G"] : v >= 1e6 ? [1e6, " M"] : v >= 1e4 ? [1e3, " k"] : [1, ""];
+  const x = Number(n) / div;
+  const digits = div === 1 ? (v < 10 && v % 1 ? 1 : 0) : Math.abs(x) < 10 ? 2 : Math.abs(x) < 100 ? 1 : 0;
+  return `${x.toFixed(digits)}${unit}`;
+}
+
+/** A latency given in microseconds: 310 µs, 1.25 ms, 2.10 s. */
+export function fmtMicros(us) {
+  if (us === null || us === undefined || !Number.isFinite(Number(us))) return "—";
+  const v = Number(us);
+  if (Math.abs(v) < 1000) return `${v < 10 && v % 1 ? v.toFixed(1) : Math.round(v)} µs`;
+  if (Math.abs(v) < 1e6) return `${(v / 1000).toFixed(v < 1e4 ? 2 : 1)} ms`;
+  return `${(v / 1e6).toFixed(2)} s`;
+}
+
+/** Bytes per second in binary units: 1.61 GiB/s. */
+export function fmtRate(n) {
+  const b = fmtBytes(n);
+  return b === "—" ? b : `${b}/s`;
+}

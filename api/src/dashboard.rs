@@ -56,6 +56,7 @@ const ASSETS: &[Asset] = &[
     asset!("pages/fleet.js", JAVASCRIPT),
     asset!("pages/alerts.js", JAVASCRIPT),
     asset!("pages/system.js", JAVASCRIPT),
+    asset!("pages/system_deep.js", JAVASCRIPT),
     asset!("pages/capacity.js", JAVASCRIPT),
     asset!("pages/events.js", JAVASCRIPT),
     // A classic script, run before the first paint.

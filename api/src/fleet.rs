@@ -24,7 +24,9 @@ pub const SYSTEM_COLUMNS: &str = "ids.id AS id, sy.name AS inv_name, sy.vendor A
     st.model AS model, st.serial AS serial, st.total_bytes AS total_bytes, st.used_bytes AS used_bytes, \
     st.free_bytes AS free_bytes, st.data_reduction AS data_reduction, st.alert_count AS alert_count, \
     st.observed_at AS observed_at, st.poll_ms AS poll_ms, st.error AS error, \
-    st.last_online_at AS last_online_at, st.collector_id AS collector_id";
+    st.last_online_at AS last_online_at, st.collector_id AS collector_id, \
+    st.provisioned_bytes AS provisioned_bytes, st.cluster_type AS cluster_type, \
+    st.topology AS topology, st.pools AS pools, st.performance AS performance";
 
 /// Every system id known from the inventory or from a snapshot, joined to both.
 pub const SYSTEM_FROM: &str = " FROM (SELECT id FROM systems UNION SELECT system_id AS id FROM system_state) ids \
@@ -61,6 +63,14 @@ crate::row_struct! {
         pub error: Option<String>,
         pub last_online_at: Option<i64>,
         pub collector_id: Option<String>,
+        pub provisioned_bytes: Option<i64>,
+        pub cluster_type: Option<String>,
+        /// JSON of `sdash_proto::Topology`; [`Entry::new`] keeps only its management URL.
+        pub topology: Option<String>,
+        /// JSON array of `sdash_proto::Pool`, parsed into [`Entry::pools`].
+        pub pools: Option<String>,
+        /// JSON of `sdash_proto::Performance`, parsed into [`Entry::performance`].
+        pub performance: Option<String>,
     }
 }
 
@@ -79,6 +89,13 @@ pub struct Entry {
     pub tags: Map<String, Value>,
     /// Lower-case id, name and address, for free-text search.
     pub search: String,
+    /// The URL of the array's web UI, from its stored topology (the list shows it; the rest of
+    /// the topology only the detail reads, [`crate::resources::deep::topology`]).
+    pub management_url: Option<String>,
+    /// Capacity per pool of the latest snapshot (the detail and the fleet metrics show them).
+    pub pools: Vec<sdash_proto::Pool>,
+    /// Performance of the latest snapshot, when the array reported it.
+    pub performance: Option<sdash_proto::Performance>,
     /// The list item's JSON, rendered on first use and kept while this fleet is current.
     pub item: OnceLock<Item>,
 }
@@ -123,8 +140,27 @@ pub fn tag_text(tags: &Map<String, Value>, key: &str) -> Option<String> {
     })
 }
 
+/// The web UI's URL of a stored topology.
+#[derive(serde::Deserialize)]
+struct ManagementUrl {
+    #[serde(default)]
+    management_url: Option<String>,
+}
+
+/// A stored JSON column (written by the writer from the bus types), or `None` when it is
+/// missing or not what it should be.
+fn parse_json<T: serde::de::DeserializeOwned>(text: Option<String>) -> Option<T> {
+    text.and_then(|t| serde_json::from_str(&t).ok())
+}
+
 impl Entry {
-    pub fn new(row: SystemRow) -> Entry {
+    /// The entry of `row`; its JSON columns are parsed and dropped from the row (the entries of
+    /// a 10,000-system fleet keep only what their readers use).
+    pub fn new(mut row: SystemRow) -> Entry {
+        let management_url =
+            parse_json::<ManagementUrl>(row.topology.take()).and_then(|t| t.management_url);
+        let pools = parse_json(row.pools.take()).unwrap_or_default();
+        let performance = parse_json(row.performance.take());
         let id = row.id.clone();
         // The writer adds a stub inventory row (updated_at 0) for systems it only saw snapshots of.
         let in_inventory = row.inv_updated_at.is_some_and(|t| t > 0);
@@ -146,6 +182,9 @@ impl Entry {
             in_inventory,
             tags,
             search,
+            management_url,
+            pools,
+            performance,
             row,
             item: OnceLock::new(),
         }

@@ -23,6 +23,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use sdash_proto::Performance;
+
 use crate::fleet::{AlertCounts, Entry, Fleet};
 use crate::http::ApiError;
 use crate::routes::{HEALTHS, SEVERITIES, STATUSES};
@@ -105,7 +107,7 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Label names the metrics set themselves; a tag label never takes one of them.
 const FIXED_LABELS: &[&str] = &[
-    "system", "vendor", "status", "health", "severity", "name", "model", "version",
+    "system", "vendor", "status", "health", "severity", "name", "model", "version", "pool",
 ];
 
 /// A `--metrics-tag-labels` list that cannot become labels.
@@ -198,7 +200,7 @@ fn push_seconds(out: &mut String, ms: i64) {
 #[derive(Clone, Copy)]
 enum Value {
     Int(i64),
-    Ratio(f64),
+    Float(f64),
     /// Milliseconds, written as seconds.
     Millis(i64),
 }
@@ -209,7 +211,7 @@ impl Value {
             Value::Int(v) => {
                 let _ = write!(out, "{v}");
             }
-            Value::Ratio(v) => {
+            Value::Float(v) => {
                 let _ = write!(out, "{v}");
             }
             Value::Millis(ms) => push_seconds(out, ms),
@@ -227,8 +229,46 @@ pub struct Rendered {
 }
 
 /// Lines of the fixed text per system, for sizing the buffer: info, up, statuses, healths,
-/// capacity, reduction, severities and the timestamp.
-const LINES_PER_SYSTEM: usize = 3 + STATUSES.len() + 2 * HEALTHS.len() + 4 + SEVERITIES.len();
+/// capacity (with provisioned), reduction, performance, severities and the timestamp (and two
+/// per pool, counted apart).
+const LINES_PER_SYSTEM: usize =
+    3 + STATUSES.len() + 2 * HEALTHS.len() + 5 + PERFORMANCE.len() + SEVERITIES.len();
+
+/// The performance families: name, help, and the value from the snapshot's performance
+/// (latency converted from µs to seconds, the Prometheus base unit).
+type PerformanceFamily = (&'static str, &'static str, fn(&Performance) -> Option<f64>);
+const PERFORMANCE: [PerformanceFamily; 6] = [
+    (
+        "sdash_system_performance_read_iops",
+        "Read operations per second of the latest poll, when the array reports them.",
+        |p| p.read_iops,
+    ),
+    (
+        "sdash_system_performance_write_iops",
+        "Write operations per second of the latest poll, when the array reports them.",
+        |p| p.write_iops,
+    ),
+    (
+        "sdash_system_performance_read_latency_seconds",
+        "Average read latency of the latest poll, when the array reports it.",
+        |p| p.read_latency_us.map(|us| us / 1e6),
+    ),
+    (
+        "sdash_system_performance_write_latency_seconds",
+        "Average write latency of the latest poll, when the array reports it.",
+        |p| p.write_latency_us.map(|us| us / 1e6),
+    ),
+    (
+        "sdash_system_performance_read_bytes_per_second",
+        "Read bandwidth of the latest poll, when the array reports it.",
+        |p| p.read_bytes_per_s.map(|b| b as f64),
+    ),
+    (
+        "sdash_system_performance_write_bytes_per_second",
+        "Write bandwidth of the latest poll, when the array reports it.",
+        |p| p.write_bytes_per_s.map(|b| b as f64),
+    ),
+];
 
 /// Writes the HELP and TYPE lines of a gauge family.
 fn family(out: &mut String, name: &str, help: &str) {
@@ -276,9 +316,13 @@ pub fn render(entries: &[Entry], open_alerts: &[AlertCounts], tags: &TagLabels) 
         })
         .collect();
     let label_bytes: usize = labels.iter().map(String::len).sum();
+    let pool_lines: usize = 2 * systems.iter().map(|(_, e)| e.pools.len()).sum::<usize>();
     // Per line: the label set, a metric name (< 48), an extra label and a value (< 32).
-    let mut out =
-        String::with_capacity(LINES_PER_SYSTEM * (label_bytes + systems.len() * 80) + 4096);
+    let mut out = String::with_capacity(
+        LINES_PER_SYSTEM * (label_bytes + systems.len() * 80)
+            + pool_lines * (label_bytes / systems.len().max(1) + 120)
+            + 4096,
+    );
     let each = |out: &mut String, name: &str, help: &str, f: &dyn Fn(&mut String, &str, &Entry)| {
         family(out, name, help);
         for ((_, e), l) in systems.iter().zip(&labels) {
@@ -379,17 +423,56 @@ pub fn render(entries: &[Entry], open_alerts: &[AlertCounts], tags: &TagLabels) 
             |e: &Entry| e.row.free_bytes.map(Value::Int),
         ),
         (
+            "sdash_system_capacity_provisioned_bytes",
+            "Provisioned (thin, promised to hosts) capacity of the latest poll, where the vendor reports it.",
+            |e: &Entry| e.row.provisioned_bytes.map(Value::Int),
+        ),
+        (
             "sdash_system_data_reduction_ratio",
             "Data reduction the system reports (logical / physical), when it reports one.",
             |e: &Entry| {
                 e.row
                     .data_reduction
                     .filter(|v| v.is_finite())
-                    .map(Value::Ratio)
+                    .map(Value::Float)
             },
         ),
     ] {
         each_present(&mut out, name, help, value);
+    }
+    for (name, help, value) in PERFORMANCE {
+        each(&mut out, name, help, &|out, l, e| {
+            if let Some(v) = e
+                .performance
+                .as_ref()
+                .and_then(value)
+                .filter(|v| v.is_finite())
+            {
+                sample(out, name, l, None);
+                Value::Float(v).push(out);
+                out.push('\n');
+            }
+        });
+    }
+    for (name, help, value) in [
+        (
+            "sdash_system_pool_total_bytes",
+            "Capacity of each pool of the latest poll (aggregate, site, storage pool, tier or space category; pool=\"<kind>:<name>\").",
+            (|p: &sdash_proto::Pool| p.total_bytes) as fn(&sdash_proto::Pool) -> u64,
+        ),
+        (
+            "sdash_system_pool_used_bytes",
+            "Used capacity of each pool of the latest poll (pool=\"<kind>:<name>\").",
+            |p: &sdash_proto::Pool| p.used_bytes,
+        ),
+    ] {
+        each(&mut out, name, help, &|out, l, e| {
+            for p in &e.pools {
+                let key = crate::resources::deep::pool_key(p.kind.as_str(), &p.name);
+                sample(out, name, l, Some(("pool", &key)));
+                let _ = writeln!(out, "{}", value(p));
+            }
+        });
     }
     family(
         &mut out,
@@ -483,7 +566,14 @@ mod tests {
             r.used_bytes = Some(600);
             r.free_bytes = Some(400);
             r.data_reduction = Some(3.5);
+            r.provisioned_bytes = Some(5000);
             r.last_online_at = Some(1_700_000_000_250);
+            r.performance = Some(
+                r#"{"read_iops":1500.5,"write_iops":700.0,"read_latency_us":250.0,"write_latency_us":null,"read_bytes_per_s":1048576,"write_bytes_per_s":524288}"#.into(),
+            );
+            r.pools = Some(
+                r#"[{"kind":"space","name":"unique","total_bytes":1000,"used_bytes":450,"free_bytes":null},{"kind":"space","name":"snap\"s","total_bytes":1000,"used_bytes":150}]"#.into(),
+            );
         });
         let pending = entry("nas-2", |r| {
             r.inv_vendor = Some("ontap".into());
@@ -607,9 +697,69 @@ mod tests {
             &[format!("sdash_system_capacity_free_bytes{{{fa}}} 400")],
         );
         fam(
+            "sdash_system_capacity_provisioned_bytes",
+            "Provisioned (thin, promised to hosts) capacity of the latest poll, where the vendor reports it.",
+            &[format!(
+                "sdash_system_capacity_provisioned_bytes{{{fa}}} 5000"
+            )],
+        );
+        fam(
             "sdash_system_data_reduction_ratio",
             "Data reduction the system reports (logical / physical), when it reports one.",
             &[format!("sdash_system_data_reduction_ratio{{{fa}}} 3.5")],
+        );
+        fam(
+            "sdash_system_performance_read_iops",
+            "Read operations per second of the latest poll, when the array reports them.",
+            &[format!("sdash_system_performance_read_iops{{{fa}}} 1500.5")],
+        );
+        fam(
+            "sdash_system_performance_write_iops",
+            "Write operations per second of the latest poll, when the array reports them.",
+            &[format!("sdash_system_performance_write_iops{{{fa}}} 700")],
+        );
+        fam(
+            "sdash_system_performance_read_latency_seconds",
+            "Average read latency of the latest poll, when the array reports it.",
+            &[format!(
+                "sdash_system_performance_read_latency_seconds{{{fa}}} 0.00025"
+            )],
+        );
+        // Not reported: no sample.
+        fam(
+            "sdash_system_performance_write_latency_seconds",
+            "Average write latency of the latest poll, when the array reports it.",
+            &[],
+        );
+        fam(
+            "sdash_system_performance_read_bytes_per_second",
+            "Read bandwidth of the latest poll, when the array reports it.",
+            &[format!(
+                "sdash_system_performance_read_bytes_per_second{{{fa}}} 1048576"
+            )],
+        );
+        fam(
+            "sdash_system_performance_write_bytes_per_second",
+            "Write bandwidth of the latest poll, when the array reports it.",
+            &[format!(
+                "sdash_system_performance_write_bytes_per_second{{{fa}}} 524288"
+            )],
+        );
+        fam(
+            "sdash_system_pool_total_bytes",
+            "Capacity of each pool of the latest poll (aggregate, site, storage pool, tier or space category; pool=\"<kind>:<name>\").",
+            &[
+                format!(r#"sdash_system_pool_total_bytes{{{fa},pool="space:unique"}} 1000"#),
+                format!(r#"sdash_system_pool_total_bytes{{{fa},pool="space:snap\"s"}} 1000"#),
+            ],
+        );
+        fam(
+            "sdash_system_pool_used_bytes",
+            "Used capacity of each pool of the latest poll (pool=\"<kind>:<name>\").",
+            &[
+                format!(r#"sdash_system_pool_used_bytes{{{fa},pool="space:unique"}} 450"#),
+                format!(r#"sdash_system_pool_used_bytes{{{fa},pool="space:snap\"s"}} 150"#),
+            ],
         );
         fam(
             "sdash_system_alerts_open",

@@ -11,12 +11,13 @@ use crate::http::{CommandsUnavailableBody, ErrorBody};
 use crate::resources::alerts::{AlertDetail, AlertList, EventList};
 use crate::resources::capacity::{CapacityHistory, CapacitySeries, CapacitySummary};
 use crate::resources::commands::{AssigneeList, AuditEntryList, CommandsAccepted};
+use crate::resources::deep::{PerformanceSeries, PoolHistory};
 use crate::resources::forecast::Forecast;
 use crate::resources::status::{CollectorList, PipelineStatus};
 use crate::resources::systems::{SystemDetail, SystemList};
 use crate::routes::{
-    ACCESS_TOKEN_PARAM, LEVELS, ParamKind, RESOLUTIONS, ROUTES, RouteId, SEVERITIES, TIERS,
-    VENDORS, XLSX,
+    ACCESS_TOKEN_PARAM, CLUSTER_TYPES, LEVELS, ParamKind, RESOLUTIONS, ROUTES, RouteId, SEVERITIES,
+    TIERS, VENDORS, XLSX,
 };
 
 /// The generator of the document's schemas: OpenAPI 3.0 dialect (`nullable`, definitions under
@@ -38,6 +39,8 @@ pub fn response_schema(route: RouteId, generator: &mut SchemaGenerator) -> Optio
         RouteId::Systems => of::<SystemList>(generator),
         RouteId::System => of::<SystemDetail>(generator),
         RouteId::SystemCapacity => of::<CapacitySeries>(generator),
+        RouteId::SystemPerformance => of::<PerformanceSeries>(generator),
+        RouteId::SystemPools => of::<PoolHistory>(generator),
         RouteId::SystemForecast => of::<Forecast>(generator),
         RouteId::SystemEvents | RouteId::Events => of::<EventList>(generator),
         RouteId::CapacitySummary => of::<CapacitySummary>(generator),
@@ -110,6 +113,16 @@ fn string_enum(values: &[&str], nullable: bool) -> Schema {
 /// Schema of a vendor name, or null.
 pub fn vendor_or_null(_: &mut SchemaGenerator) -> Schema {
     string_enum(VENDORS, true)
+}
+
+/// Schema of a cluster type (`sdash_proto::ClusterType`), or null.
+pub fn cluster_type_or_null(_: &mut SchemaGenerator) -> Schema {
+    string_enum(CLUSTER_TYPES, true)
+}
+
+/// Schema of a pool's kind (`sdash_proto::PoolKind`).
+pub fn pool_kind(_: &mut SchemaGenerator) -> Schema {
+    string_enum(&sdash_proto::PoolKind::ALL.map(|k| k.as_str()), false)
 }
 
 /// Schema of an alert severity.

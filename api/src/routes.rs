@@ -8,6 +8,8 @@ pub enum RouteId {
     Systems,
     System,
     SystemCapacity,
+    SystemPerformance,
+    SystemPools,
     SystemForecast,
     SystemEvents,
     CapacitySummary,
@@ -194,6 +196,18 @@ pub const RESOLUTIONS: &[&str] = &["auto", "raw", "hourly", "daily"];
 /// What `resolution=` asks the fleet history for: `auto` (hourly rollups for a range of at most
 /// 2 days, else daily), `hourly` (at most 31 days) or `daily`.
 pub const HISTORY_RESOLUTIONS: &[&str] = &["auto", "hourly", "daily"];
+/// What `tier=` asks the pool history for: `auto` (the finest rollups that cover the range),
+/// `hourly` or `daily` (pools have no raw tier).
+pub const POOL_RESOLUTIONS: &[&str] = &["auto", "hourly", "daily"];
+/// `sdash_proto::ClusterType` names (a test keeps them equal).
+pub const CLUSTER_TYPES: &[&str] = &[
+    "ha",
+    "metrocluster",
+    "active-cluster",
+    "local",
+    "multi-site",
+    "single-site",
+];
 /// The storage tiers of capacity history, finest first (what a series says it was read from).
 pub const TIERS: &[&str] = &["raw", "hourly", "daily"];
 /// Named ranges (`range=`), ending at `to`; `all` starts at the first day with data.
@@ -382,6 +396,9 @@ const UNTIL: ParamSpec = ParamSpec {
     repeat: false,
 };
 
+/// The tier choice of a per-system series with raw samples (capacity, performance).
+const SERIES_TIER: &str = "`auto` (default): the finest tier that holds the whole range (raw samples, else hourly rollups, else daily rollups; raw gives way to hourly when more than 20,000 samples match); or `raw`, `hourly` (UTC hours), `daily` (UTC days) explicitly.";
+
 pub const ROUTES: &[RouteSpec] = &[
     RouteSpec {
         id: RouteId::Systems,
@@ -407,6 +424,16 @@ pub const ROUTES: &[RouteSpec] = &[
                 },
                 description: "Only these hardware healths (comma separated).",
                 example: "ok",
+                repeat: true,
+            },
+            ParamSpec {
+                name: "cluster_type",
+                kind: ParamKind::Enum {
+                    values: CLUSTER_TYPES,
+                    list: true,
+                },
+                description: "Only these cluster types (comma separated); systems whose topology was never read have none and never match.",
+                example: "ha",
                 repeat: true,
             },
             ParamSpec {
@@ -468,13 +495,57 @@ pub const ROUTES: &[RouteSpec] = &[
                     values: RESOLUTIONS,
                     list: false,
                 },
-                description: "`auto` (default): the finest tier that holds the whole range (raw samples, else hourly rollups, else daily rollups; raw gives way to hourly when more than 20,000 samples match); or `raw`, `hourly` (UTC hours), `daily` (UTC days) explicitly.",
+                description: SERIES_TIER,
                 example: "daily",
                 repeat: false,
             },
         ],
         content: "application/json",
         schema: Some("CapacitySeries"),
+    },
+    RouteSpec {
+        id: RouteId::SystemPerformance,
+        path: "/api/v1/systems/{id}/performance",
+        summary: "Array performance history of one system (read/write IOPS, latency in µs, bytes/s) from the finest storage tier that covers the range: raw samples, else hourly, else daily rollups (their points carry the averages of their samples); `tier` says which.",
+        params: &[
+            FROM,
+            TO,
+            RANGE,
+            ParamSpec {
+                name: "tier",
+                kind: ParamKind::Enum {
+                    values: RESOLUTIONS,
+                    list: false,
+                },
+                description: SERIES_TIER,
+                example: "daily",
+                repeat: false,
+            },
+        ],
+        content: "application/json",
+        schema: Some("PerformanceSeries"),
+    },
+    RouteSpec {
+        id: RouteId::SystemPools,
+        path: "/api/v1/systems/{id}/pools",
+        summary: "Capacity history of each pool of one system (aggregates, sites, storage pools, tiers, space categories): the last sample of each hour or day, from the finest rollups that cover the range; `tier` says which.",
+        params: &[
+            FROM,
+            TO,
+            RANGE,
+            ParamSpec {
+                name: "tier",
+                kind: ParamKind::Enum {
+                    values: POOL_RESOLUTIONS,
+                    list: false,
+                },
+                description: "`auto` (default): hourly rollups when they hold the whole range, else daily rollups; or `hourly` (UTC hours), `daily` (UTC days) explicitly.",
+                example: "daily",
+                repeat: false,
+            },
+        ],
+        content: "application/json",
+        schema: Some("PoolHistory"),
     },
     RouteSpec {
         id: RouteId::SystemForecast,
@@ -678,7 +749,7 @@ pub const ROUTES: &[RouteSpec] = &[
     RouteSpec {
         id: RouteId::FleetMetrics,
         path: "/metrics/fleet",
-        summary: "Fleet metrics for Prometheus (text format 0.0.4): every system's status, health, capacity, open alerts and poll freshness, labelled by system, vendor and the --metrics-tag-labels tags; served from the fleet cache. Takes the bearer token like /api/ routes.",
+        summary: "Fleet metrics for Prometheus (text format 0.0.4): every system's status, health, capacity (provisioned and per pool), performance, open alerts and poll freshness, labelled by system, vendor and the --metrics-tag-labels tags; served from the fleet cache. Takes the bearer token like /api/ routes.",
         params: &[],
         content: "text/plain",
         schema: None,
@@ -867,13 +938,14 @@ mod tests {
 
     #[test]
     fn enum_lists_match_the_proto_types() {
-        use sdash_proto::{Category, Health, Level, Severity, Status, Vendor};
+        use sdash_proto::{Category, ClusterType, Health, Level, Severity, Status, Vendor};
         assert_eq!(VENDORS, Vendor::ALL.map(|v| v.as_str()));
         assert_eq!(&STATUSES[..4], Status::ALL.map(|v| v.as_str()));
         assert_eq!(HEALTHS, Health::ALL.map(|v| v.as_str()));
         assert_eq!(SEVERITIES, Severity::ALL.map(|v| v.as_str()));
         assert_eq!(LEVELS, Level::ALL.map(|v| v.as_str()));
         assert_eq!(CATEGORIES, Category::ALL.map(|v| v.as_str()));
+        assert_eq!(CLUSTER_TYPES, ClusterType::ALL.map(|v| v.as_str()));
         assert_eq!(
             COMMAND_KINDS,
             sdash_proto::CommandKind::ALL.map(|v| v.as_str())

@@ -13,7 +13,7 @@ use warp::{Buf, Filter};
 use crate::auth::{Identity, identify};
 use crate::http::{ApiError, Params, cached};
 use crate::resources::{
-    alerts, capacity, commands, export, forecast, status, system_path_id, systems,
+    alerts, capacity, commands, deep, export, forecast, status, system_path_id, systems,
 };
 use crate::routes::{self, RouteId, RouteSpec};
 use crate::state::AppState;
@@ -217,6 +217,8 @@ async fn dispatch(
         RouteId::Systems => systems::list(st, p, h).await,
         RouteId::System => systems::detail(st, &system_path_id(id)?, h).await,
         RouteId::SystemCapacity => capacity::series(st, p, &system_path_id(id)?, h).await,
+        RouteId::SystemPerformance => deep::performance(st, p, &system_path_id(id)?, h).await,
+        RouteId::SystemPools => deep::pools(st, p, &system_path_id(id)?, h).await,
         RouteId::SystemForecast => forecast::forecast(st, p, &system_path_id(id)?, h).await,
         RouteId::SystemEvents => alerts::events(st, p, id, h).await,
         RouteId::CapacitySummary => capacity::summary(st, p, h).await,

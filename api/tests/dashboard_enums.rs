@@ -1,8 +1,8 @@
-//! The dashboard's lists of statuses, severities, levels, categories, vendors and health values
-//! (`api/assets/enums.js`) against the enums of `sdash-proto` they mirror: a variant added to
+//! The dashboard's lists of statuses, severities, levels, categories, vendors, health values and
+//! cluster types (`api/assets/enums.js`) against the enums of `sdash-proto` they mirror: a variant added to
 //! proto, or a value mistyped in the dashboard, fails here.
 
-use sdash_proto::{Category, Health, Level, Severity, Status, Vendor};
+use sdash_proto::{Category, ClusterType, Health, Level, Severity, Status, Vendor};
 
 const ENUMS_JS: &str = include_str!("../assets/enums.js");
 
@@ -132,4 +132,19 @@ fn health_values_match_proto() {
     let proto = serde_names(&variants!(Health: Ok, Warning, Error, Unknown));
     let keys: Vec<String> = ranks("HEALTH_RANK").into_iter().map(|(k, _)| k).collect();
     assert_eq!(sorted(keys), sorted(proto));
+}
+
+#[test]
+fn cluster_types_match_proto() {
+    let proto = serde_names(&variants!(
+        ClusterType: Ha,
+        Metrocluster,
+        ActiveCluster,
+        Local,
+        MultiSite,
+        SingleSite
+    ));
+    // CLUSTER_TYPES is a list of [id, display name] pairs, offered by the fleet filter.
+    let ids: Vec<String> = strings("CLUSTER_TYPES").into_iter().step_by(2).collect();
+    assert_eq!(ids, proto);
 }

@@ -314,6 +314,34 @@ async fn responses_match_the_document(backend: Backend) {
         if day == 5 {
             body.status = Status::Unreachable;
         }
+        // The deeper state (#17): topology, pools (one without free bytes), performance.
+        if let Some(c) = body.capacity.as_mut() {
+            c.provisioned_bytes = Some(300 * GIB);
+        }
+        body.topology = Some(topology(
+            sdash_proto::ClusterType::Ha,
+            "https://fa-prod-01.example.net/",
+        ));
+        body.pools = vec![
+            pool(
+                sdash_proto::PoolKind::Space,
+                "unique",
+                5 * GIB,
+                100 * GIB,
+                None,
+            ),
+            pool(
+                sdash_proto::PoolKind::Space,
+                "snapshots",
+                GIB,
+                100 * GIB,
+                Some(99 * GIB),
+            ),
+        ];
+        body.performance = Some(performance(
+            [Some(100.0), Some(50.0), Some(300.0), Some(400.0)],
+            [Some(1 << 20), Some(1 << 19)],
+        ));
         records.push(snapshot("fa-prod-01", now - day as i64 * DAY_MS, body));
     }
     for at in [now - 1000, now] {
@@ -409,6 +437,10 @@ async fn responses_match_the_document(backend: Backend) {
         if route.id == RouteId::SystemCapacity {
             urls.push(format!("{path}?resolution=daily"));
             urls.push(format!("{path}?resolution=hourly"));
+        }
+        if route.id == RouteId::SystemPerformance || route.id == RouteId::SystemPools {
+            urls.push(format!("{path}?tier=daily"));
+            urls.push(format!("{path}?tier=hourly"));
         }
         if route.id == RouteId::CapacitySummary || route.id == RouteId::CapacityHistory {
             urls.push(format!("{path}?group_by=environment"));

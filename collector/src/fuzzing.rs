@@ -216,6 +216,8 @@ pub fn storagegrid(data: &[u8]) -> Result<Snapshot, HttpError> {
         usable,
         read_bytes: storagegrid::envelope_data(&answers.next(&metric_path)).ok(),
         write_bytes: storagegrid::envelope_data(&answers.next(&metric_path)).ok(),
+        ilm_pools: storagegrid::envelope_data(&answers.next(&path(storagegrid::ILM_POOLS_REST)))
+            .ok(),
         management_url: Some("https://fuzz.example/".into()),
     };
     let snapshot = storagegrid::snapshot(responses, version, &mut ctx, &mut AlertMemory::default());
@@ -265,6 +267,11 @@ pub fn datadomain(data: &[u8]) -> Result<Snapshot, HttpError> {
         ha,
         replications,
         nics,
+        performance: list::<datadomain::PerformanceList>(
+            &mut answers,
+            datadomain::PERFORMANCE_PATH,
+        )
+        .ok(),
         management_url: Some("https://fuzz.example/".into()),
     };
     let snapshot = datadomain::snapshot(responses, &mut ctx, &mut AlertMemory::default());

@@ -1,6 +1,7 @@
 //! sdash-collector: polls storage arrays and publishes normalized results to NATS JetStream.
 //!
 //! * [`inventory`]: the TOML inventory and secret references.
+//! * [`dns`]: a small DNS stub client (PTR, A, AAAA) for the DNS names of management addresses.
 //! * [`http`]: the HTTP client, TLS and the classification of failures.
 //! * [`vendors`]: one adapter per vendor inside a shared shell, behind [`vendors::Adapter`];
 //!   [`vendors::REGISTRY`] lists them.
@@ -12,6 +13,7 @@
 //! * [`app`]: the command line, `run` and `probe`; [`metrics`]: the collector's Prometheus metrics.
 
 pub mod app;
+pub mod dns;
 pub mod double_polls;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -363,14 +363,90 @@ async fn fixtures_give_topology_nics_and_tiers() {
             free_bytes: Some(203_409_651_138_560),
         }]
     );
-    // DataDomain reports no provisioned bytes, and performance is not read: both absent, and
-    // the system is online.
+    // DataDomain reports no provisioned bytes: absent, and the system is online.
     assert_eq!(
         snap.capacity.as_ref().and_then(|c| c.provisioned_bytes),
         None
     );
-    assert_eq!(snap.performance, None);
     assert_eq!(snap.status, Status::Online);
+}
+
+/// The newest sample of `api_v3_dd-systems_0_stats_performance.json` (collectionEpoch
+/// 1795161300): IOPS = sequential + random, latency weighted by IOPS (ms → µs).
+fn fixture_performance() -> sdash_proto::Performance {
+    sdash_proto::Performance {
+        read_iops: Some(1500.0),
+        write_iops: Some(4000.0),
+        // (1.5 ms × 1200 + 6.0 ms × 300) / 1500; (2.0 ms × 3800 + 4.0 ms × 200) / 4000
+        read_latency_us: Some(2400.0),
+        write_latency_us: Some(2100.0),
+        read_bytes_per_s: Some(734_003_200),
+        write_bytes_per_s: Some(1_572_864_000),
+    }
+}
+
+#[tokio::test]
+async fn fixtures_give_the_performance_of_the_newest_sample() {
+    let s = setup(Mode::Fixture, None).await;
+    let mut adapter = s.adapter();
+    let out = adapter.poll().await;
+    assert_eq!(out.snapshot.error, None, "{:?}", out.events);
+    assert_eq!(out.snapshot.performance, Some(fixture_performance()));
+    // Every poll reads it (topology is the slower cadence, performance is not).
+    let out = adapter.poll().await;
+    assert_eq!(out.snapshot.performance, Some(fixture_performance()));
+    let stats = s.fleet.stats(&s.id()).expect("stats");
+    assert_eq!(
+        stats.requests.get("/api/v3/dd-systems/0/stats/performance"),
+        Some(&2)
+    );
+}
+
+#[tokio::test]
+async fn live_performance_is_read_within_the_window_of_the_arrays_clock() {
+    let s = setup(Mode::Live, None).await;
+    let out = s.adapter().poll().await;
+    assert_eq!(out.snapshot.error, None, "{:?}", out.events);
+    // The live samples are the fixture's moved to the simulated clock: the window by the
+    // array's `Date` still holds the newest one.
+    assert_eq!(out.snapshot.performance, Some(fixture_performance()));
+}
+
+#[tokio::test]
+async fn a_dd_os_without_the_performance_endpoint_or_a_slow_one_has_no_performance() {
+    let s = setup(Mode::Fixture, None).await;
+    let mut adapter = s.adapter();
+    s.fleet.set_scenario(&s.id(), Scenario::NoPerformance);
+    for _ in 0..2 {
+        let out = adapter.poll().await;
+        assert_eq!(out.snapshot.status, Status::Online);
+        assert_eq!(out.snapshot.error, None, "{:?}", out.events);
+        assert_eq!(out.snapshot.performance, None);
+        assert_eq!(out.snapshot.capacity, Some(fixture_capacity()));
+        assert_eq!(out.snapshot.pools.len(), 1);
+    }
+    // A 404 means "no such endpoint on this DD OS": not asked again.
+    let stats = s.fleet.stats(&s.id()).expect("stats");
+    assert_eq!(
+        stats.requests.get("/api/v3/dd-systems/0/stats/performance"),
+        Some(&1)
+    );
+
+    let s = setup(Mode::Fixture, None).await;
+    s.fleet.set_scenario(&s.id(), Scenario::SlowPerformance);
+    let out = s.adapter().poll().await;
+    assert_eq!(out.snapshot.status, Status::Online);
+    assert_eq!(out.snapshot.error, None, "{:?}", out.events);
+    assert_eq!(out.snapshot.performance, None);
+    assert_eq!(out.snapshot.capacity, Some(fixture_capacity()));
+    assert!(out.snapshot.poll_ms < 2900, "{} ms", out.snapshot.poll_ms);
+    assert!(
+        out.events
+            .iter()
+            .any(|e| e.endpoint.as_deref() == Some("/api/v3/dd-systems/0/stats/performance")),
+        "{:?}",
+        out.events
+    );
 }
 
 #[tokio::test]

@@ -320,8 +320,25 @@ async fn fixtures_give_topology_site_pools_and_bandwidth() {
                 used_bytes: 172_760_764_514_304,
                 free_bytes: Some(98_818_607_546_368),
             },
+            // `api_v4_private_ilm-pools.json`: every site, then the Frankfurt site; the Berlin
+            // pool is limited to a storage grade, which the metrics cannot attribute.
+            Pool {
+                kind: PoolKind::StoragePool,
+                name: "All Storage Nodes".into(),
+                total_bytes: 549_755_813_888_000,
+                used_bytes: 346_346_162_749_440,
+                free_bytes: Some(196_812_581_371_904),
+            },
+            Pool {
+                kind: PoolKind::StoragePool,
+                name: "Frankfurt".into(),
+                total_bytes: 274_877_906_944_000,
+                used_bytes: 173_585_398_235_136,
+                free_bytes: Some(97_993_973_825_536),
+            },
         ]
     );
+    // StorageGRID reports no provisioned bytes.
     assert_eq!(
         snap.capacity.as_ref().and_then(|c| c.provisioned_bytes),
         None
@@ -344,7 +361,7 @@ async fn a_grid_without_the_bandwidth_metrics_or_slow_ones_has_no_performance() 
     assert_eq!(out.snapshot.status, Status::Online);
     assert_eq!(out.snapshot.error, None, "{:?}", out.events);
     assert_eq!(out.snapshot.performance, None);
-    assert_eq!(out.snapshot.pools.len(), 2);
+    assert_eq!(out.snapshot.pools.len(), 4);
 
     s.fleet.set_scenario(&s.id(), Scenario::SlowPerformance);
     let out = s.adapter().poll().await;
@@ -352,4 +369,43 @@ async fn a_grid_without_the_bandwidth_metrics_or_slow_ones_has_no_performance() 
     assert_eq!(out.snapshot.error, None, "{:?}", out.events);
     assert_eq!(out.snapshot.performance, None);
     assert!(out.snapshot.poll_ms < 2900, "{} ms", out.snapshot.poll_ms);
+}
+
+#[tokio::test]
+async fn storage_pools_are_read_at_the_topology_cadence_and_kept_in_between() {
+    use sdash_proto::PoolKind;
+    let s = setup(Mode::Fixture).await;
+    let mut adapter = s.adapter();
+    for _ in 0..3 {
+        let out = adapter.poll().await;
+        assert_eq!(out.snapshot.error, None, "{:?}", out.events);
+        let names: Vec<&str> = out
+            .snapshot
+            .pools
+            .iter()
+            .filter(|p| p.kind == PoolKind::StoragePool)
+            .map(|p| p.name.as_str())
+            .collect();
+        assert_eq!(names, vec!["All Storage Nodes", "Frankfurt"]);
+    }
+    let stats = s.fleet.stats(&s.id()).expect("stats");
+    assert_eq!(stats.requests.get("/api/v4/private/ilm-pools"), Some(&1));
+}
+
+#[tokio::test]
+async fn a_grid_without_the_storage_pools_call_has_site_pools_only() {
+    use sdash_proto::PoolKind;
+    let s = setup(Mode::Fixture).await;
+    s.fleet
+        .set_fault_on(&s.id(), "/private/ilm-pools", Fault::Status { code: 404 });
+    let mut adapter = s.adapter();
+    for _ in 0..2 {
+        let out = adapter.poll().await;
+        assert_eq!(out.snapshot.status, Status::Online);
+        assert_eq!(out.snapshot.error, None, "{:?}", out.events);
+        assert_eq!(out.snapshot.capacity, Some(fixture_capacity()));
+        let kinds: Vec<PoolKind> = out.snapshot.pools.iter().map(|p| p.kind).collect();
+        assert_eq!(kinds, vec![PoolKind::Site, PoolKind::Site]);
+        assert!(out.snapshot.performance.is_some());
+    }
 }

@@ -1947,6 +1947,12 @@ fn fleet_metric_families() -> BTreeSet<String> {
         data_reduction: Some(3.5),
         observed_at: Some(1_700_000_000_000),
         last_online_at: Some(1_700_000_000_000),
+        provisioned_bytes: Some(500),
+        pools: Some(r#"[{"kind":"aggregate","name":"aggr1","total_bytes":100,"used_bytes":60}]"#.into()),
+        performance: Some(
+            r#"{"read_iops":1,"write_iops":2,"read_latency_us":3,"write_latency_us":4,"read_bytes_per_s":5,"write_bytes_per_s":6}"#
+                .into(),
+        ),
         ..Default::default()
     };
     let entries = [sdash_api::fleet::Entry::new(row)];
@@ -2216,13 +2222,22 @@ fn grafana_dashboard_is_valid_and_uses_exported_metrics() {
             exprs.push((title.clone(), expr.to_owned()));
         }
     }
-    // Fleet, capacity, alerts and freshness each have panels.
+    // Fleet, capacity, alerts, freshness and performance each have panels.
     let rows: Vec<&str> = panels
         .iter()
         .filter(|p| p["type"] == "row")
         .filter_map(|p| p["title"].as_str())
         .collect();
-    assert_eq!(rows, ["Fleet", "Capacity", "Alerts", "Freshness"]);
+    assert_eq!(
+        rows,
+        [
+            "Fleet",
+            "Capacity",
+            "Alerts",
+            "Freshness",
+            "Performance and pools"
+        ]
+    );
     let exported = fleet_metric_families();
     let mut used = BTreeSet::new();
     for (title, expr) in &exprs {

@@ -134,20 +134,30 @@ pub struct WriterConfig {
         default_value_t = RetentionPolicy::default().capacity_raw_days
     )]
     pub capacity_raw_days: u32,
-    /// Hourly capacity rollups older than this many days are deleted (0 = keep forever).
+    /// Hourly capacity rollups older than this many days are deleted, and so are the hourly
+    /// pool and performance rollups (0 = keep forever).
     #[arg(
         long = "capacity-hourly-days",
         env = "SDASH_CAPACITY_HOURLY_DAYS",
         default_value_t = RetentionPolicy::default().capacity_hourly_days
     )]
     pub capacity_hourly_days: u32,
-    /// Daily capacity rollups older than this many days are deleted (0 = keep forever).
+    /// Daily capacity rollups older than this many days are deleted, and so are the daily pool
+    /// and performance rollups (0 = keep forever).
     #[arg(
         long = "capacity-daily-days",
         env = "SDASH_CAPACITY_DAILY_DAYS",
         default_value_t = RetentionPolicy::default().capacity_daily_days
     )]
     pub capacity_daily_days: u32,
+    /// Raw performance samples (one per poll) older than this many days are deleted (the
+    /// hourly and daily rollups are kept; 0 = keep forever).
+    #[arg(
+        long = "performance-raw-days",
+        env = "SDASH_PERFORMANCE_RAW_DAYS",
+        default_value_t = RetentionPolicy::default().performance_raw_days
+    )]
+    pub performance_raw_days: u32,
     /// A capacity sample is stored raw only when used or total capacity moved by more than this
     /// percentage of total capacity since the system's last stored sample (or after
     /// --capacity-raw-max-gap); the hourly and daily rollups count every sample. 0 stores
@@ -221,6 +231,7 @@ impl WriterConfig {
             capacity_raw_days: retention.capacity_raw_days,
             capacity_hourly_days: retention.capacity_hourly_days,
             capacity_daily_days: retention.capacity_daily_days,
+            performance_raw_days: retention.performance_raw_days,
             capacity_raw_deadband: RawSamplePolicy::default().deadband_percent,
             capacity_raw_deadband_bytes: RawSamplePolicy::default().deadband_bytes,
             capacity_raw_max_gap: default_duration(defaults::CAPACITY_RAW_MAX_GAP),
@@ -267,6 +278,7 @@ impl WriterConfig {
             capacity_raw_days: self.capacity_raw_days,
             capacity_hourly_days: self.capacity_hourly_days,
             capacity_daily_days: self.capacity_daily_days,
+            performance_raw_days: self.performance_raw_days,
             dead_letter_days: self.dead_letter_days,
             batch_rows: self.retention_batch,
         }

@@ -212,6 +212,11 @@ impl WriterMetrics {
             ("capacity_samples", o.capacity_samples_expired),
             ("capacity_hourly", o.capacity_hourly_expired),
             ("capacity_daily", o.capacity_daily_expired),
+            ("performance_samples", o.performance_samples_expired),
+            ("pool_hourly", o.pool_hourly_expired),
+            ("pool_daily", o.pool_daily_expired),
+            ("performance_hourly", o.performance_hourly_expired),
+            ("performance_daily", o.performance_daily_expired),
             ("dead_letters", o.dead_letters_expired),
         ] {
             self.retention_deleted

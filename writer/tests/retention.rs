@@ -12,9 +12,36 @@ use sdash_proto::*;
 use sdash_service::Shutdown;
 use sdash_writer::{Store, WriterConfig};
 
-/// 200,000 raw samples of 100 systems, older than the raw window: a pass of seconds with a
-/// few rows per statement.
+/// 200,000 raw capacity samples of 100 systems, older than the raw window: a pass of seconds
+/// with a few rows per statement; and 20,000 raw performance samples and 20,000 hourly pool
+/// rollups of those systems, older than their windows.
 async fn old_samples(db: &TestDatabase, before: i64) {
+    let hours_before = before - 301 * 86_400_000;
+    let deep = match db.backend {
+        Backend::Sqlite => format!(
+            "WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i < 99), \
+             n(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM n WHERE k < 199) \
+             INSERT INTO performance_samples (system_id, observed_at, read_iops) \
+             SELECT printf('old-%03d', i), {before} - k * 60000, 1.0 FROM s, n; \
+             WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i < 99), \
+             n(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM n WHERE k < 99), p(pool) AS (VALUES ('aggregate:a'), ('aggregate:b')) \
+             INSERT INTO pool_hourly (system_id, hour, pool, samples, used_min, used_max, used_sum, last_at, total_bytes, used_bytes) \
+             SELECT printf('old-%03d', i), {hours_before} - k * 3600000, pool, 1, 5, 5, 5, {hours_before} - k * 3600000, 10, 5 FROM s, n, p; \
+             WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i < 99) \
+             INSERT INTO systems (id, name, vendor, updated_at) SELECT printf('old-%03d', i), printf('old-%03d', i), 'pure', 1 FROM s"
+        ),
+        Backend::Postgres => format!(
+            "INSERT INTO performance_samples (system_id, observed_at, read_iops) \
+             SELECT format('old-%s', lpad(i::text, 3, '0')), {before} - k * 60000::bigint, 1.0 \
+             FROM generate_series(0, 99) i, generate_series(0, 199) k; \
+             INSERT INTO pool_hourly (system_id, hour, pool, samples, used_min, used_max, used_sum, last_at, total_bytes, used_bytes) \
+             SELECT format('old-%s', lpad(i::text, 3, '0')), {hours_before} - k * 3600000::bigint, p, 1, 5, 5, 5, {hours_before} - k * 3600000::bigint, 10, 5 \
+             FROM generate_series(0, 99) i, generate_series(0, 99) k, (VALUES ('aggregate:a'), ('aggregate:b')) v(p); \
+             INSERT INTO systems (id, name, vendor, updated_at) \
+             SELECT format('old-%s', lpad(i::text, 3, '0')), format('old-%s', lpad(i::text, 3, '0')), 'pure', 1 FROM generate_series(0, 99) i"
+        ),
+    };
+    exec(db, &deep).await;
     let sql = match db.backend {
         Backend::Sqlite => format!(
             "WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i < 99), \
@@ -41,6 +68,13 @@ async fn a_large_retention_pass_does_not_hold_up_ingestion(backend: Backend) {
     old_samples(&db, now - 100 * 86_400_000).await;
     let old = "capacity_samples WHERE system_id LIKE 'old-%'";
     assert_eq!(count(&db, old).await, 200_000);
+    let old_deep = [
+        "performance_samples WHERE system_id LIKE 'old-%'",
+        "pool_hourly WHERE system_id LIKE 'old-%'",
+    ];
+    for table in old_deep {
+        assert_eq!(count(&db, table).await, 20_000, "{table}");
+    }
 
     let mut config = WriterConfig::new(&nats.url(), &db.url);
     config.batch_timeout = Duration::from_millis(20);
@@ -105,6 +139,16 @@ async fn a_large_retention_pass_does_not_hold_up_ingestion(backend: Backend) {
         "the retention pass did not end: {} old samples left",
         count(&db, old).await
     );
+    for table in old_deep {
+        assert!(
+            wait_for(Duration::from_secs(60), || async {
+                (count(&db, table).await == 0).then_some(())
+            })
+            .await
+            .is_some(),
+            "the retention pass did not empty {table}"
+        );
+    }
     assert_eq!(
         scalar(
             &db,

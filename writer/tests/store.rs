@@ -956,6 +956,7 @@ async fn retention_applies_to_every_system(backend: Backend) {
         capacity_raw_days: 0,
         capacity_hourly_days: 0,
         capacity_daily_days: 0,
+        performance_raw_days: 0,
         dead_letter_days: 0,
         batch_rows: 10,
     };
@@ -965,6 +966,446 @@ async fn retention_applies_to_every_system(backend: Backend) {
         .unwrap_or_else(|e| panic!("retention: {e}"));
     assert_eq!(none.total(), 0);
     assert_eq!(count(&db, "events").await, 2040);
+}
+
+/// A snapshot with everything #17 added: provisioned capacity, topology, pools, performance.
+fn deep_body(
+    used: u64,
+    pools: &[(PoolKind, &str, u64)],
+    performance: Option<Performance>,
+) -> Snapshot {
+    let mut body = snapshot_body(Status::Online, Health::Ok, &[], Some(used));
+    if let Some(c) = body.capacity.as_mut() {
+        c.provisioned_bytes = Some(5000 + used);
+    }
+    body.topology = Some(Topology {
+        cluster_type: Some(ClusterType::ActiveCluster),
+        nodes: vec![TopologyNode {
+            name: "ct0".into(),
+            model: Some("FA-X70R4".into()),
+            serial: Some("PCT0".into()),
+            state: Some("ready".into()),
+            version: Some("6.7.3".into()),
+        }],
+        site_count: Some(2),
+        management_addresses: vec!["10.0.0.5".into()],
+        dns_names: vec!["fa-prod-01.example.net".into()],
+        partners: vec![Partner {
+            name: "fa-dr-01".into(),
+            kind: "sync-replication".into(),
+            state: Some("connected".into()),
+        }],
+        management_url: Some("https://10.0.0.5".into()),
+    });
+    body.pools = pools
+        .iter()
+        .map(|&(kind, name, used)| Pool {
+            kind,
+            name: name.into(),
+            total_bytes: 10_000,
+            used_bytes: used,
+            free_bytes: Some(10_000 - used),
+        })
+        .collect();
+    body.performance = performance;
+    body
+}
+
+/// The latest state keeps what the newest snapshot says of topology, pools, performance and
+/// provisioned capacity (absent ones too); an older snapshot changes none of it.
+async fn deep_state_newest_wins(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = open(&db).await;
+    let perf = Performance {
+        read_iops: Some(1200.5),
+        write_iops: Some(300.0),
+        read_latency_us: Some(250.25),
+        write_latency_us: None,
+        read_bytes_per_s: Some(52_428_800),
+        write_bytes_per_s: Some(1_048_576),
+    };
+    let body = deep_body(
+        400,
+        &[
+            (PoolKind::Aggregate, "aggr1", 300),
+            (PoolKind::Space, "snapshots", 20),
+        ],
+        Some(perf.clone()),
+    );
+    write(&store, &[snapshot_msg(1, "deep-1", T0, body.clone())]).await;
+    let state = || async {
+        rows(
+            &db,
+            "SELECT CAST(provisioned_bytes AS TEXT), cluster_type, topology, pools, performance FROM system_state",
+        )
+        .await
+        .remove(0)
+    };
+    let got = state().await;
+    assert_eq!(got[0].as_deref(), Some("5400"));
+    assert_eq!(got[1].as_deref(), Some("active-cluster"));
+    let json = |i: usize| {
+        got[i]
+            .clone()
+            .unwrap_or_else(|| panic!("column {i} is NULL"))
+    };
+    let topology: Topology = serde_json::from_str(&json(2)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(Some(topology), body.topology);
+    let pools: Vec<Pool> = serde_json::from_str(&json(3)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(pools, body.pools);
+    let performance: Performance = serde_json::from_str(&json(4)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(performance, perf);
+
+    // An older snapshot with other values changes nothing.
+    let older = deep_body(100, &[(PoolKind::Aggregate, "aggr9", 1)], None);
+    write(&store, &[snapshot_msg(2, "deep-1", T0 - 60_000, older)]).await;
+    assert_eq!(state().await, got);
+
+    // A newer one without them: what it says (no topology, no pools, no performance).
+    let mut bare = snapshot_body(Status::Online, Health::Ok, &[], Some(450));
+    bare.topology = None;
+    write(&store, &[snapshot_msg(3, "deep-1", T0 + 60_000, bare)]).await;
+    assert_eq!(
+        state().await,
+        vec![None, None, None, Some("[]".into()), None]
+    );
+    store.close().await;
+}
+
+/// `(system, observed_at, pools (name, used), performance metrics)` of a history of two systems
+/// over two days, polled every 1 to 20 minutes with gaps of hours; a pool is sometimes missing,
+/// read latency never reported, other metrics sometimes not. Metric values are whole numbers.
+type DeepSample = (
+    &'static str,
+    i64,
+    Vec<(&'static str, u64)>,
+    [Option<i64>; 6],
+);
+
+fn deep_history(rng: &mut Rng) -> Vec<DeepSample> {
+    let mut out = Vec::new();
+    for system in ["deep-7", "deep-13"] {
+        let mut t = T0 + rng.below(3_600_000) as i64;
+        while t < T0 + 2 * 86_400_000 {
+            t += match rng.below(20) {
+                0 => 3_600_000 + rng.below(10_800_000) as i64,
+                _ => 60_000 * (1 + rng.below(20) as i64),
+            };
+            let mut pools = vec![("aggr1", rng.below(10_000))];
+            if rng.below(6) != 0 {
+                pools.push(("aggr2", rng.below(10_000)));
+            }
+            let metric =
+                |rng: &mut Rng, p: u64| (rng.below(p) != 0).then(|| rng.below(100_000) as i64);
+            let perf = [
+                metric(rng, 8),
+                metric(rng, 4),
+                None,
+                metric(rng, 4),
+                metric(rng, 8),
+                metric(rng, 3),
+            ];
+            out.push((system, t, pools, perf));
+        }
+    }
+    out.sort_by_key(|s| s.1);
+    out
+}
+
+fn deep_msg(seq: u64, s: &DeepSample) -> Incoming {
+    let pools: Vec<(PoolKind, &str, u64)> =
+        s.2.iter()
+            .map(|&(name, used)| (PoolKind::Aggregate, name, used))
+            .collect();
+    let m = |i: usize| s.3[i].map(|v| v as f64);
+    let u = |i: usize| s.3[i].map(|v| v as u64);
+    let perf = Performance {
+        read_iops: m(0),
+        write_iops: m(1),
+        read_latency_us: m(2),
+        write_latency_us: m(3),
+        read_bytes_per_s: u(4),
+        write_bytes_per_s: u(5),
+    };
+    snapshot_msg(seq, s.0, s.1, deep_body(400, &pools, Some(perf)))
+}
+
+/// The pool and performance tiers as stored, as text (sums and maxima of whole numbers as
+/// integers).
+async fn deep_tiers(db: &TestDatabase) -> [Vec<Vec<Option<String>>>; 5] {
+    let pool = |table: &str, period: &str| {
+        format!(
+            "SELECT system_id, pool, CAST({period} AS TEXT), CAST(samples AS TEXT), CAST(used_min AS TEXT), \
+             CAST(used_max AS TEXT), CAST(CAST(used_sum AS BIGINT) AS TEXT), CAST(last_at AS TEXT), \
+             CAST(total_bytes AS TEXT), CAST(used_bytes AS TEXT) FROM {table} ORDER BY system_id, pool, {period}"
+        )
+    };
+    let perf = |table: &str, period: &str| {
+        let metrics: Vec<String> = sdash_writer::store::PERFORMANCE_METRICS
+            .iter()
+            .map(|m| {
+                format!(
+                    "CAST({m}_n AS TEXT), CAST(CAST({m}_sum AS BIGINT) AS TEXT), CAST(CAST({m}_max AS BIGINT) AS TEXT)"
+                )
+            })
+            .collect();
+        format!(
+            "SELECT system_id, CAST({period} AS TEXT), CAST(samples AS TEXT), CAST(last_at AS TEXT), {} \
+             FROM {table} ORDER BY system_id, {period}",
+            metrics.join(", ")
+        )
+    };
+    let raw: Vec<String> = sdash_writer::store::PERFORMANCE_METRICS
+        .iter()
+        .map(|m| format!("CAST(CAST({m} AS BIGINT) AS TEXT)"))
+        .collect();
+    [
+        rows(db, &pool("pool_hourly", "hour")).await,
+        rows(db, &pool("pool_daily", "day")).await,
+        rows(
+            db,
+            &format!(
+                "SELECT system_id, CAST(observed_at AS TEXT), {} FROM performance_samples ORDER BY system_id, observed_at",
+                raw.join(", ")
+            ),
+        )
+        .await,
+        rows(db, &perf("performance_hourly", "hour")).await,
+        rows(db, &perf("performance_daily", "day")).await,
+    ]
+}
+
+/// The pool and performance tiers on the real statements: whatever the batches (split
+/// anywhere, with redeliveries, repeats inside a batch, a batch written twice), their rows are
+/// those of delivering each snapshot once and hold the samples' own aggregates; a late
+/// snapshot (older than one counted) counts nowhere.
+async fn pool_and_performance_tiers_equal_their_samples(backend: Backend) {
+    let mut rng = Rng(99);
+    let history = deep_history(&mut rng);
+    let msgs: Vec<Incoming> = history
+        .iter()
+        .enumerate()
+        .map(|(i, s)| deep_msg(i as u64 + 1, s))
+        .collect();
+
+    let once = TestDatabase::new(backend).await;
+    let store = open(&once).await;
+    let mut counted = sdash_writer::RowCounts::default();
+    for m in &msgs {
+        let rows = write(&store, std::slice::from_ref(m)).await.rows;
+        counted.performance_samples += rows.performance_samples;
+        counted.pool_hourly += rows.pool_hourly;
+    }
+    store.close().await;
+    let expected = deep_tiers(&once).await;
+    assert_eq!(counted.performance_samples, history.len() as u64);
+    assert!(counted.pool_hourly >= expected[0].len() as u64);
+
+    let messy = TestDatabase::new(backend).await;
+    let store = open(&messy).await;
+    let mut next = 0;
+    while next < msgs.len() {
+        let end = (next + 1 + rng.below(60) as usize).min(msgs.len());
+        let mut batch: Vec<Incoming> = msgs[next..end].to_vec();
+        for _ in 0..rng.below(8) {
+            let mut again = msgs[rng.below(end as u64) as usize].clone();
+            again.deliveries = 2;
+            batch.push(again);
+        }
+        let first = write(&store, &batch).await.rows;
+        assert!(first.pool_hourly > 0 && first.pool_daily > 0 && first.performance_hourly > 0);
+        let again = write(&store, &batch).await.rows;
+        assert_eq!(
+            (
+                again.pool_hourly,
+                again.pool_daily,
+                again.performance_samples,
+                again.performance_hourly,
+                again.performance_daily
+            ),
+            (0, 0, 0, 0, 0),
+            "a batch written again counted"
+        );
+        next = end;
+    }
+    let got = deep_tiers(&messy).await;
+    for (i, table) in [
+        "pool_hourly",
+        "pool_daily",
+        "performance_samples",
+        "performance_hourly",
+        "performance_daily",
+    ]
+    .iter()
+    .enumerate()
+    {
+        assert_eq!(got[i], expected[i], "{table}");
+    }
+
+    // The samples' own aggregates.
+    let text = |v: i64| Some(v.to_string());
+    let mut pools: std::collections::BTreeMap<(String, String, String), [i64; 7]> =
+        Default::default();
+    let mut perf: std::collections::BTreeMap<(String, String), Vec<Option<i64>>> =
+        Default::default();
+    for (system, t, list, metrics) in &history {
+        let hour = t / 3_600_000 * 3_600_000;
+        for period in [hour.to_string(), sdash_writer::store::utc_day(*t)] {
+            for &(name, used) in list {
+                let u = used as i64;
+                let a = pools
+                    .entry((
+                        system.to_string(),
+                        format!("aggregate:{name}"),
+                        period.clone(),
+                    ))
+                    .or_insert([0, i64::MAX, i64::MIN, 0, 0, 0, 0]);
+                *a = [a[0] + 1, a[1].min(u), a[2].max(u), a[3] + u, *t, 10_000, u];
+            }
+            // samples, last_at, then per metric n, sum, max.
+            let a = perf.entry((system.to_string(), period)).or_insert_with(|| {
+                [
+                    [Some(0), Some(0)].as_slice(),
+                    &[Some(0), Some(0), None].repeat(6),
+                ]
+                .concat()
+            });
+            a[0] = a[0].map(|n| n + 1);
+            a[1] = Some(*t);
+            for (i, m) in metrics.iter().enumerate() {
+                if let Some(v) = m {
+                    let at = 2 + i * 3;
+                    a[at] = a[at].map(|n| n + 1);
+                    a[at + 1] = a[at + 1].map(|s| s + v);
+                    a[at + 2] = Some(a[at + 2].map_or(*v, |x| x.max(*v)));
+                }
+            }
+        }
+    }
+    let want_pools: Vec<Vec<Option<String>>> = pools
+        .iter()
+        .map(|((s, p, period), a)| {
+            let mut row = vec![Some(s.clone()), Some(p.clone()), Some(period.clone())];
+            row.extend(a.iter().map(|&v| text(v)));
+            row
+        })
+        .collect();
+    let mut got_pools = got[0].clone();
+    got_pools.extend(got[1].iter().cloned());
+    got_pools.sort();
+    let mut want_pools = want_pools;
+    want_pools.sort();
+    assert_eq!(got_pools, want_pools, "pool aggregates");
+    let mut want_perf: Vec<Vec<Option<String>>> = perf
+        .iter()
+        .map(|((s, period), a)| {
+            let mut row = vec![Some(s.clone()), Some(period.clone())];
+            row.extend(a.iter().map(|v| v.map(|v| v.to_string())));
+            row
+        })
+        .collect();
+    want_perf.sort();
+    let mut got_perf = got[3].clone();
+    got_perf.extend(got[4].iter().cloned());
+    got_perf.sort();
+    assert_eq!(got_perf, want_perf, "performance aggregates");
+    // Read latency was never reported: no count, no maximum.
+    assert!(
+        got[3]
+            .iter()
+            .all(|r| r[10].as_deref() == Some("0") && r[12].is_none())
+    );
+    assert_eq!(got[2].len(), history.len());
+
+    // A late snapshot of a time never seen, older than what was counted: ignored everywhere.
+    let (system, t, _, _) = &history[history.len() / 2];
+    let late = deep_msg(
+        10_000,
+        &(
+            system,
+            t + 1,
+            vec![("aggr1", 1), ("aggr3", 1)],
+            [Some(1); 6],
+        ),
+    );
+    let rows = write(&store, &[late]).await.rows;
+    assert_eq!(
+        (
+            rows.pool_hourly,
+            rows.pool_daily,
+            rows.performance_samples,
+            rows.performance_hourly
+        ),
+        (0, 0, 0, 0)
+    );
+    assert_eq!(deep_tiers(&messy).await, got);
+    store.close().await;
+}
+
+/// Raw performance samples go after --performance-raw-days, the pool and performance rollups
+/// with the capacity windows (hourly: 400 days, daily: when set).
+async fn retention_prunes_pool_and_performance_tiers(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = open(&db).await;
+    let now = now_ms();
+    let day = 86_400_000;
+    let perf = Some(Performance {
+        read_iops: Some(10.0),
+        ..Performance::default()
+    });
+    let pools = [
+        (PoolKind::Aggregate, "aggr1", 10),
+        (PoolKind::Aggregate, "aggr2", 20),
+    ];
+    for (seq, age) in [(1u64, 401 * day), (2, 30 * day), (3, 8 * day), (4, 1000)] {
+        write(
+            &store,
+            &[snapshot_msg(
+                seq,
+                "ret-1",
+                now - age,
+                deep_body(100, &pools, perf.clone()),
+            )],
+        )
+        .await;
+    }
+    assert_eq!(count(&db, "performance_samples").await, 4);
+    assert_eq!(count(&db, "pool_hourly").await, 8);
+    let policy = RetentionPolicy {
+        batch_rows: 1,
+        ..RetentionPolicy::default()
+    };
+    let out = store
+        .apply_retention(&policy)
+        .await
+        .unwrap_or_else(|e| panic!("retention: {e}"));
+    assert_eq!(out.performance_samples_expired, 3);
+    assert_eq!(out.pool_hourly_expired, 2);
+    assert_eq!(out.performance_hourly_expired, 1);
+    assert_eq!(
+        (out.pool_daily_expired, out.performance_daily_expired),
+        (0, 0)
+    );
+    assert_eq!(count(&db, "performance_samples").await, 1);
+    assert_eq!(count(&db, "pool_hourly").await, 6);
+    assert_eq!(count(&db, "performance_hourly").await, 3);
+    assert_eq!(count(&db, "pool_daily").await, 8);
+    let out = store
+        .apply_retention(&RetentionPolicy {
+            capacity_daily_days: 100,
+            performance_raw_days: 0,
+            ..policy.clone()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("retention: {e}"));
+    assert_eq!(
+        (out.pool_daily_expired, out.performance_daily_expired),
+        (2, 1)
+    );
+    assert_eq!(out.performance_samples_expired, 0);
+    assert_eq!(count(&db, "pool_daily").await, 6);
+    assert_eq!(count(&db, "performance_daily").await, 3);
+    store.close().await;
 }
 
 both_backends!(
@@ -979,4 +1420,7 @@ both_backends!(
     far_future_observed_at_is_a_dead_letter,
     inventory_and_collectors_newest_wins,
     retention_applies_to_every_system,
+    deep_state_newest_wins,
+    pool_and_performance_tiers_equal_their_samples,
+    retention_prunes_pool_and_performance_tiers,
 );

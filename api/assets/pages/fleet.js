@@ -1,10 +1,10 @@
 // The fleet overview (#/): every system as a card or a table row, grouped by vendor, with
-// filters and totals; snapshots from the live stream update the systems in place. Acknowledged
-// alerts are shown but do not count (nor colour a card); disabled systems are shown as such and
-// left out of the totals.
-import { VENDORS, VENDOR_NAME, STATUSES } from "../enums.js";
+// filters (vendor, status, cluster type, tag, text) and totals; snapshots from the live stream
+// update the systems in place. Acknowledged alerts are shown but do not count (nor colour a
+// card); disabled systems are shown as such and left out of the totals.
+import { CLUSTER_TYPES, VENDORS, VENDOR_NAME, STATUSES } from "../enums.js";
 import { fmtBytes } from "../format.js";
-import { age, badge, capacityBar, h, put, searchBox, select, table, tagsOf } from "../dom.js";
+import { age, badge, capacityBar, clusterTypeBadge, h, put, searchBox, select, table, tagsOf } from "../dom.js";
 import { apiAll } from "../api.js";
 import { router, throttle } from "../router.js";
 
@@ -40,6 +40,8 @@ function systemCard(s) {
       h("dd", { class: "hw" }, badge(s.hardware ?? "unknown")),
       h("dt", null, "Cluster"),
       h("dd", { class: "cl" }, badge(s.cluster ?? "unknown")),
+      h("dt", null, "Cluster type"),
+      h("dd", { class: "ct" }, clusterTypeBadge(s.cluster_type)),
       h("dt", null, "Open alerts"),
       h("dd", { class: "alerts" }, alertCount(s)),
       h("dt", null, "Last poll"),
@@ -72,6 +74,7 @@ function systemRow(s) {
     h("td", { class: "st" }, s.disabled ? disabledBadge() : badge(s.status)),
     h("td", { class: "hw" }, badge(s.hardware ?? "unknown")),
     h("td", { class: "cl hide-sm" }, badge(s.cluster ?? "unknown")),
+    h("td", { class: "ct hide-sm" }, clusterTypeBadge(s.cluster_type)),
     h("td", { class: "alerts" }, alertCount(s)),
     h("td", null, capacityBar(s.capacity)),
     h("td", { class: "hide-sm" }, age(s.last_poll_at_ms)),
@@ -87,6 +90,10 @@ function applySnapshot(s, env) {
   s.version = b.version ?? s.version;
   s.model = b.model ?? s.model;
   s.error = b.error ?? null;
+  if (b.topology) {
+    s.cluster_type = b.topology.cluster_type ?? s.cluster_type;
+    s.management_url = b.topology.management_url ?? s.management_url;
+  }
   const before = s.alert_count;
   s.alert_count = Array.isArray(b.alerts) ? b.alerts.length : s.alert_count;
   // Which of the alerts are acknowledged only the API knows: until its next answer, new or
@@ -120,6 +127,7 @@ export const fleetPage = {
     const state = {
       vendor: p.get("vendor") || "",
       status: p.get("status") || "",
+      cluster_type: p.get("cluster_type") || "",
       tag: p.get("tag") || "",
       q: p.get("q") || "",
     };
@@ -157,6 +165,7 @@ export const fleetPage = {
           state.status,
           (v) => update("status", v),
         ),
+        select("Cluster type", "cluster_type", [["", "Any cluster type"], ...CLUSTER_TYPES], state.cluster_type, (v) => update("cluster_type", v)),
         searchBox("Tag (key:value)", "tag", state.tag, "environment:production", (v) => update("tag", v)),
         searchBox("Search", "q", state.q, "id, name or address", (v) => update("q", v)),
         h("span", { class: "spacer" }),
@@ -170,7 +179,7 @@ export const fleetPage = {
 
   async load(ctx, state) {
     const gen = (this.loadGen = (this.loadGen || 0) + 1);
-    const params = { vendor: state.vendor, status: state.status, q: state.q, limit: 1000, sort: "name" };
+    const params = { vendor: state.vendor, status: state.status, cluster_type: state.cluster_type, q: state.q, limit: 1000, sort: "name" };
     if (state.tag) params.tag = state.tag.includes(":") ? state.tag : `${state.tag}:`;
     const body = document.getElementById("fleet-body");
     let list;
@@ -210,8 +219,8 @@ export const fleetPage = {
         const content =
           ctx.view === "table"
             ? table(
-                ["System", "Status", "Hardware", "Cluster", "Alerts", "Capacity", "Last poll"].map((t, i) =>
-                  h("th", { scope: "col", class: i === 3 || i === 6 ? "hide-sm" : null }, t),
+                ["System", "Status", "Hardware", "Cluster", "Type", "Alerts", "Capacity", "Last poll"].map((t, i) =>
+                  h("th", { scope: "col", class: i === 3 || i === 4 || i === 7 ? "hide-sm" : null }, t),
                 ),
                 list.map(systemRow),
               )
@@ -275,7 +284,7 @@ export const fleetPage = {
       setTimeout(() => this.refetchSoon(ctx), 1500);
     }
     const st = this.state || {};
-    if ((st.status && (s.status || "pending") !== st.status) || st.vendor !== "" && s.vendor !== st.vendor) {
+    if ((st.status && (s.status || "pending") !== st.status) || (st.vendor && s.vendor !== st.vendor) || (st.cluster_type && s.cluster_type !== st.cluster_type)) {
       this.refetchSoon(ctx);
       return;
     }

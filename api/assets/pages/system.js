@@ -1,16 +1,18 @@
-// One system (#/systems/<id>): its state, capacity chart and forecast, open alerts (each with
-// its panel to acknowledge, assign and comment), components, recent events and status changes;
-// "Poll now" asks the system's collector for a poll at once.
+// One system (#/systems/<id>): its state, capacity chart and forecast, provisioned capacity, open
+// alerts (each with its panel to acknowledge, assign and comment), performance charts, capacity
+// per pool, topology and network (system_deep.js), components, recent events and status changes;
+// "Poll now" asks the system's collector for a poll at once, and a link opens the array's own UI.
 import { CATEGORIES, HEALTH_RANK, LEVELS, SEV_RANK, VENDOR_NAME } from "../enums.js";
 import { DAY, dayMs, fmtBytes, fmtTime } from "../format.js";
 
 const TIER_NAMES = { raw: "raw samples", hourly: "hourly rollups", daily: "daily rollups" };
-import { age, badge, capacityBar, h, put, select, table, tagsOf } from "../dom.js";
+import { age, badge, capacityBar, clusterTypeBadge, h, put, select, table, tagsOf } from "../dom.js";
 import { api } from "../api.js";
 import { router, safe, throttle } from "../router.js";
 import { lineChart } from "../chart.js";
 import { eventsTable } from "./events.js";
 import { AlertPanels, alertState, changeIsAbout, command, notify } from "../actions.js";
+import { PERF_RANGES, drawNetwork, drawTopology, loadPerformance, loadPools, provisionedLine, webUiLink } from "./system_deep.js";
 
 const RANGES = [
   ["30d", "30 days", 30],
@@ -29,6 +31,7 @@ export function systemPage(id) {
       this.range = RANGES.find((r) => r[0] === p.get("range")) || RANGES[1];
       this.level = p.get("level") || "";
       this.category = p.get("category") || "";
+      this.perfRange = PERF_RANGES.find((r) => r[0] === p.get("perf")) || PERF_RANGES[2];
       put(ctx.main, h("p", { class: "crumb" }, h("a", { href: "#/" }, "Fleet"), " / ", id), h("p", { class: "loading" }, "Loading…"));
       let s;
       try {
@@ -45,7 +48,7 @@ export function systemPage(id) {
       this.panels = new AlertPanels();
       this.ctx = ctx;
       document.title = `${s.name} · sdash`;
-      const setParam = () => router.setParams([["range", this.range[0]], ["level", this.level], ["category", this.category]]);
+      const setParam = () => router.setParams([["range", this.range[0]], ["perf", this.perfRange[0]], ["level", this.level], ["category", this.category]]);
       put(ctx.main, 
         h("p", { class: "crumb" }, h("a", { href: "#/" }, "Fleet"), " / ", VENDOR_NAME[s.vendor] || s.vendor || "", " / ", s.id),
         h("div", { id: "sys-head" }),
@@ -59,13 +62,31 @@ export function systemPage(id) {
             h("div", { class: "toolbar" }, select("Range", "range", RANGES.map((r) => [r[0], r[1]]), this.range[0], (v) => {
               this.range = RANGES.find((r) => r[0] === v) || RANGES[1];
               setParam();
-              safe(ctx, this.loadCapacity(ctx));
+              safe(ctx, Promise.all([this.loadCapacity(ctx), this.loadPools(ctx)]));
             })),
             h("div", { id: "sys-capacity" }, h("p", { class: "loading" }, "Loading capacity…")),
           ),
           h("section", { class: "panel", "aria-labelledby": "info-h" }, h("h2", { id: "info-h" }, "System"), h("div", { id: "sys-info" })),
         ),
         h("section", { class: "panel", "aria-labelledby": "al-h" }, h("h2", { id: "al-h" }, "Open alerts"), h("div", { id: "sys-alerts" })),
+        h(
+          "section",
+          { class: "panel", "aria-labelledby": "perf-h" },
+          h("h2", { id: "perf-h" }, "Performance"),
+          h("div", { class: "toolbar" }, select("Range", "perf", PERF_RANGES.map((r) => [r[0], r[1]]), this.perfRange[0], (v) => {
+            this.perfRange = PERF_RANGES.find((r) => r[0] === v) || PERF_RANGES[2];
+            setParam();
+            safe(ctx, this.loadPerformance(ctx));
+          })),
+          h("div", { id: "sys-performance" }, h("p", { class: "loading" }, "Loading performance…")),
+        ),
+        h("section", { class: "panel", "aria-labelledby": "pools-h" }, h("h2", { id: "pools-h" }, "Capacity per pool"), h("div", { id: "sys-pools" }, h("p", { class: "loading" }, "Loading pools…"))),
+        h(
+          "div",
+          { class: "grid2 even" },
+          h("section", { class: "panel", "aria-labelledby": "topo-h" }, h("h2", { id: "topo-h" }, "Topology"), h("div", { id: "sys-topology" })),
+          h("section", { class: "panel", "aria-labelledby": "net-h" }, h("h2", { id: "net-h" }, "Network"), h("div", { id: "sys-network" })),
+        ),
         h("section", { class: "panel", "aria-labelledby": "co-h" }, h("h2", { id: "co-h" }, "Components"), h("div", { id: "sys-components" })),
         h(
           "section",
@@ -90,7 +111,20 @@ export function systemPage(id) {
         h("section", { class: "panel", "aria-labelledby": "tr-h" }, h("h2", { id: "tr-h" }, "Status changes"), h("div", { id: "sys-transitions" })),
       );
       this.drawDetail(ctx);
-      await Promise.all([this.loadCapacity(ctx), this.loadEvents(ctx, false)]);
+      await this.loadAll(ctx);
+    },
+
+    /** Everything drawn from series of their own (after a new poll, or on first render). */
+    loadAll(ctx) {
+      return Promise.all([this.loadCapacity(ctx), this.loadPerformance(ctx), this.loadPools(ctx), this.loadEvents(ctx, false)]);
+    },
+
+    loadPerformance(ctx) {
+      return loadPerformance(ctx, document.getElementById("sys-performance"), this.sys, this.perfRange);
+    },
+
+    loadPools(ctx) {
+      return loadPools(ctx, document.getElementById("sys-pools"), this.sys, this.range[2], this.range[1]);
     },
 
     /** "Poll now": one extra poll by the system's collector; a 429 says when to try again. */
@@ -146,8 +180,10 @@ export function systemPage(id) {
           h("span", { id: "sys-status" }, badge(s.status)),
           h("span", { id: "sys-hardware" }, badge(s.hardware ?? "unknown", "hardware")),
           h("span", { id: "sys-cluster" }, badge(s.cluster ?? "unknown", "cluster")),
+          s.cluster_type ? h("span", { id: "sys-cluster-type" }, clusterTypeBadge(s.cluster_type)) : null,
           h("span", { class: "muted" }, "last poll ", age(s.last_poll_at_ms)),
           oldPoll || this.pollNowButton(),
+          webUiLink(s, { id: "mgmt-link", class: "btn" }, "Open web UI ↗"),
         ),
         s.error ? h("div", { class: "error-box" }, `Last poll: ${s.error}`) : null,
       );
@@ -168,9 +204,12 @@ export function systemPage(id) {
           row("Last online", s.last_online_at_ms ? fmtTime(s.last_online_at_ms) : null),
           row("Collector", s.collector_id),
           row("Data reduction", s.capacity && s.capacity.data_reduction ? `${s.capacity.data_reduction.toFixed(1)} : 1` : null),
+          row("Provisioned", s.capacity && s.capacity.provisioned_bytes !== null && s.capacity.provisioned_bytes !== undefined ? fmtBytes(s.capacity.provisioned_bytes) : null),
         ),
         h("div", null, tagsOf(s)),
       );
+      drawTopology(document.getElementById("sys-topology"), s);
+      drawNetwork(document.getElementById("sys-network"), s);
       const alerts = s.open_alerts || [];
       const changed = () => {
         setTimeout(() => this.reloadDetail(this.ctx), 2000);
@@ -297,6 +336,7 @@ export function systemPage(id) {
       });
       put(box, 
         cap ? capacityBar(cap) : h("p", { class: "muted" }, "No capacity reported."),
+        provisionedLine(cap),
         fcText,
         h("div", { class: "chart-box" }, chart),
         h("p", { class: "muted tier", id: "capacity-tier", "data-tier": series0.tier || "" }, `Read from ${TIER_NAMES[series0.tier] || series0.tier || "—"}.`),
@@ -332,7 +372,7 @@ export function systemPage(id) {
         if (!ctx.alive()) return;
         this.sys = s;
         this.drawDetail(ctx);
-        await Promise.all([this.loadCapacity(ctx), this.loadEvents(ctx, false)]);
+        await this.loadAll(ctx);
       } catch (_) {
         /* shown as stale */
       }

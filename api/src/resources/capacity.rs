@@ -10,16 +10,14 @@ use warp::http::HeaderMap;
 use warp::reply::Response;
 
 use super::forecast::{Outlook, Trend};
-use super::history_cache::{GroupKey, Grouping, Tally, View, day_number};
-use super::{DAY_MS, day_name, day_of, now, require_system, rfc3339};
+use super::history_cache::{GroupKey, Grouping, Tally, View};
+use super::tiers::{self, HOUR_MS, MAX_RAW_POINTS};
+use super::{DAY_MS, day_name, day_of, now, rfc3339};
 use crate::db::Sql;
 use crate::http::{ApiError, ApiResult, Params, json_ok, percent};
 use crate::routes::{RESOLUTIONS, WEEK_VALUES};
 use crate::state::AppState;
 
-/// Most raw capacity samples one request returns.
-const MAX_RAW_POINTS: i64 = 20_000;
-const HOUR_MS: i64 = 3_600_000;
 /// Label of the systems without a tag.
 const NONE_LABEL: &str = "(none)";
 
@@ -156,104 +154,12 @@ crate::row_struct! {
     }
 }
 
-crate::row_struct! {
-    /// What each tier holds of one system: the first raw sample and hourly rollup it still has
-    /// (retention removes the oldest), and the first hourly and daily rollup in a range.
-    struct FirstRows {
-        raw_min: Option<i64>,
-        hourly_min: Option<i64>,
-        hourly_first: Option<i64>,
-        daily_first: Option<String>,
-    }
-}
-
-impl FirstRows {
-    fn daily_ms(&self) -> Option<i64> {
-        self.daily_first
-            .as_deref()
-            .and_then(day_number)
-            .map(|d| d * DAY_MS)
-    }
-
-    /// Whether the raw samples hold the range from `from`: it starts within what raw still
-    /// holds, or no rollup in the range has an earlier hour (hourly) or day (daily) than the
-    /// first raw sample (nothing older was pruned, nor imported). Raw samples are thinned (a
-    /// deadband and a maximum gap), so the first one of a range may come after its first hourly
-    /// rollup: what counts is where raw starts, not where the range's first sample is.
-    fn raw_covers(&self, from: i64) -> bool {
-        self.raw_min.is_some_and(|r| {
-            from >= r
-                || (self
-                    .hourly_first
-                    .is_none_or(|h| h >= r.div_euclid(HOUR_MS) * HOUR_MS)
-                    && self
-                        .daily_ms()
-                        .is_none_or(|d| d >= r.div_euclid(DAY_MS) * DAY_MS))
-        })
-    }
-
-    /// Whether the hourly rollups hold the range from `from` (the same rule against daily).
-    fn hourly_covers(&self, from: i64) -> bool {
-        self.hourly_min.is_some_and(|h| {
-            from >= h
-                || self
-                    .daily_ms()
-                    .is_none_or(|d| d >= h.div_euclid(DAY_MS) * DAY_MS)
-        })
-    }
-
-    /// The finest tier that holds the range from `from`: raw, else hourly, else daily; raw when
-    /// no tier has anything in it.
-    fn finest(&self, from: i64) -> &'static str {
-        if self.raw_covers(from) || (self.hourly_first.is_none() && self.daily_first.is_none()) {
-            "raw"
-        } else if self.hourly_covers(from) {
-            "hourly"
-        } else {
-            "daily"
-        }
-    }
-
-    /// The first data of any tier (for `range=all`: ask with `from` 0).
-    fn earliest(&self) -> Option<i64> {
-        [self.raw_min, self.hourly_min, self.daily_ms()]
-            .into_iter()
-            .flatten()
-            .min()
-    }
-}
-
-/// What the tiers of system `id` hold, the rollups within `[from, to]`.
-async fn first_rows(st: &AppState, id: &str, from: i64, to: i64) -> ApiResult<FirstRows> {
-    let mut sql =
-        Sql::new("SELECT (SELECT MIN(observed_at) FROM capacity_samples WHERE system_id = ");
-    sql.bind(id)
-        .push(") AS raw_min, (SELECT MIN(hour) FROM capacity_hourly WHERE system_id = ")
-        .bind(id)
-        .push(") AS hourly_min, (SELECT MIN(hour) FROM capacity_hourly WHERE system_id = ")
-        .bind(id)
-        .push(" AND hour >= ")
-        .bind(from.div_euclid(HOUR_MS) * HOUR_MS)
-        .push(" AND hour <= ")
-        .bind(to)
-        .push(") AS hourly_first, (SELECT MIN(day) FROM capacity_daily WHERE system_id = ")
-        .bind(id)
-        .push(" AND day >= ")
-        .bind(day_of(from))
-        .push(" AND day <= ")
-        .bind(day_of(to))
-        .push(") AS daily_first");
-    Ok(st
-        .db
-        .fetch_optional_as::<FirstRows>(&sql)
-        .await?
-        .unwrap_or(FirstRows {
-            raw_min: None,
-            hourly_min: None,
-            hourly_first: None,
-            daily_first: None,
-        }))
-}
+/// The capacity tiers (`resolution=`).
+const TABLES: tiers::Tables = tiers::Tables {
+    raw: Some("capacity_samples"),
+    hourly: "capacity_hourly",
+    daily: "capacity_daily",
+};
 
 fn rollup_point(
     at: i64,
@@ -375,30 +281,11 @@ async fn tier_points(
 
 /// `GET /api/v1/systems/{id}/capacity`
 pub async fn series(st: &AppState, p: &Params, id: &str, h: &HeaderMap) -> ApiResult<Response> {
-    let requested = p.one_of("resolution", RESOLUTIONS, "auto")?;
-    require_system(st, id).await?;
-    let (from, to) = request_range(p, 30, async {
-        Ok(first_rows(st, id, 0, now().max(p.time("to")?.unwrap_or(0)))
-            .await?
-            .earliest())
-    })
-    .await?;
-    let mut tier = requested;
-    let mut first = None;
-    if requested == "auto" {
-        let f = first_rows(st, id, from, to).await?;
-        tier = f.finest(from);
-        first = Some(f);
-    }
-    let (mut points, mut truncated) = tier_points(st, id, tier, from, to).await?;
-    // Too many raw samples do not cover the range: the hourly rollups do, when they hold it.
-    if let Some(f) = first
-        && truncated
-        && f.hourly_covers(from)
-    {
-        tier = "hourly";
-        (points, truncated) = tier_points(st, id, tier, from, to).await?;
-    }
+    let choice = tiers::choose(st, p, id, &TABLES, ("resolution", RESOLUTIONS), 30).await?;
+    let (requested, from, to) = (choice.requested, choice.from, choice.to);
+    let (tier, points, truncated) = choice
+        .read(|tier| tier_points(st, id, tier, from, to))
+        .await?;
     let body = CapacitySeries {
         system_id: id.to_owned(),
         resolution: tier.to_owned(),
@@ -1120,66 +1007,5 @@ mod tests {
         assert_eq!(avg[0].tally.total, 1000);
         assert_eq!(avg[1].tally.used, 115);
         assert_eq!(bucket(&days, None).len(), 9);
-    }
-
-    #[test]
-    fn tiers_by_what_each_holds() {
-        let f = |raw: Option<i64>,
-                 hourly_min: Option<i64>,
-                 hourly: Option<i64>,
-                 daily: Option<&str>| FirstRows {
-            raw_min: raw,
-            hourly_min,
-            hourly_first: hourly,
-            daily_first: daily.map(str::to_owned),
-        };
-        let day = day_number("2026-03-10").unwrap_or(0) * DAY_MS;
-        let from = day + 5 * HOUR_MS + 30 * 60_000;
-        // The range starts within what raw holds, although (thinned) its first sample in the
-        // range comes after the range's first hourly rollup.
-        let thinned = f(
-            Some(day - 80 * DAY_MS),
-            Some(day - 80 * DAY_MS),
-            Some(day + 5 * HOUR_MS),
-            Some("2026-03-10"),
-        );
-        assert_eq!(thinned.finest(from), "raw");
-        // Everything starts inside the range, on the same day: raw holds it.
-        assert_eq!(
-            f(
-                Some(day + 7 * HOUR_MS),
-                Some(day + 7 * HOUR_MS),
-                Some(day + 7 * HOUR_MS),
-                Some("2026-03-10")
-            )
-            .finest(from),
-            "raw"
-        );
-        // Hourly rollups from before the first raw sample: raw was pruned.
-        let pruned = f(
-            Some(day + 9 * HOUR_MS),
-            Some(day - 30 * DAY_MS),
-            Some(day + 5 * HOUR_MS),
-            Some("2026-03-10"),
-        );
-        assert_eq!(pruned.finest(from), "hourly");
-        // Daily rollups from an earlier day (imported, or hourly pruned too).
-        let old = f(
-            Some(day + 9 * HOUR_MS),
-            Some(day + 9 * HOUR_MS),
-            Some(day + 9 * HOUR_MS),
-            Some("2026-03-01"),
-        );
-        assert_eq!(old.finest(day - 20 * DAY_MS), "daily");
-        assert_eq!(
-            f(None, None, None, Some("2026-03-09")).finest(from - DAY_MS),
-            "daily"
-        );
-        assert_eq!(
-            f(None, Some(day), Some(day), Some("2026-03-10")).finest(from),
-            "hourly"
-        );
-        assert_eq!(f(None, None, None, None).finest(from), "raw");
-        assert_eq!(old.earliest(), Some(day - 9 * DAY_MS));
     }
 }

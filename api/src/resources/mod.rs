@@ -2,24 +2,28 @@
 //! its typed responses (which the OpenAPI document is generated from, see [`crate::openapi`]).
 //! Every value from a request is bound, never spliced into SQL.
 //!
-//! - [`systems`]: the fleet list and one system's detail;
+//! - [`systems`]: the fleet list and one system's detail; [`deep`]: its topology, pools and
+//!   performance, and their history;
 //! - [`capacity`]: capacity series, fleet summary and history; [`forecast`]; [`export`] (CSV,
 //!   XLSX); [`history_cache`]: the cached fleet history;
 //! - [`alerts`]: alerts and log events;
 //! - [`status`]: pipeline status and collectors;
 //! - [`commands`]: operator commands (POST, published to the bus), assignees and the audit log.
 //!
-//! [`page`] holds the keyset pagination and the page envelope that the list routes share.
+//! [`page`] holds the keyset pagination and the page envelope that the list routes share;
+//! [`tiers`] the choice of storage tier that the per-system series share.
 
 pub mod alerts;
 pub mod capacity;
 pub mod commands;
+pub mod deep;
 pub mod export;
 pub mod forecast;
 pub mod history_cache;
 pub mod page;
 pub mod status;
 pub mod systems;
+pub mod tiers;
 
 use crate::db::Sql;
 use crate::http::{ApiError, ApiResult, Params};

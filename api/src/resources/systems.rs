@@ -12,6 +12,7 @@ use warp::http::HeaderMap;
 use warp::reply::Response;
 
 use super::alerts::{ALERT_COLUMNS, AlertRow, SystemAlert};
+use super::deep::{PerformanceNow, PoolState, Topology};
 use super::page::Page;
 use super::{limit_param, now, rfc3339};
 use crate::db::{FromRow, Sql};
@@ -19,7 +20,7 @@ use crate::fleet::{Entry, Item, SYSTEM_COLUMNS, SYSTEM_FROM, SystemRow};
 use crate::http::{
     ApiError, ApiResult, Params, cached, decode_cursor, encode_cursor, json_ok, percent,
 };
-use crate::routes::{HEALTHS, STATUSES, SYSTEM_SORTS, VENDORS};
+use crate::routes::{CLUSTER_TYPES, HEALTHS, STATUSES, SYSTEM_SORTS, VENDORS};
 use crate::state::AppState;
 
 /// Latest capacity of a system.
@@ -30,6 +31,8 @@ pub struct Capacity {
     pub free_bytes: Option<i64>,
     pub used_pct: Option<f64>,
     pub data_reduction: Option<f64>,
+    /// Provisioned (thin, promised to hosts) bytes, where the vendor reports them.
+    pub provisioned_bytes: Option<i64>,
 }
 
 /// A system with its latest state: an item of `GET /api/v1/systems`.
@@ -58,6 +61,12 @@ pub struct System {
     pub version: Option<String>,
     pub model: Option<String>,
     pub serial: Option<String>,
+    /// How the system is clustered (its topology's `cluster_type`); null until the topology
+    /// was read.
+    #[schemars(schema_with = "crate::openapi::cluster_type_or_null")]
+    pub cluster_type: Option<String>,
+    /// The URL of the array's own web UI (from its topology).
+    pub management_url: Option<String>,
     pub capacity: Option<Capacity>,
     /// Alerts the latest snapshot reported (acknowledged or not).
     pub alert_count: Option<i64>,
@@ -110,6 +119,12 @@ pub struct SystemDetail {
     pub open_alerts: Vec<SystemAlert>,
     /// The 20 most recent, newest first.
     pub transitions: Vec<Transition>,
+    /// Nodes, sites, addresses, DNS names and partners; null until the topology was read.
+    pub topology: Option<Topology>,
+    /// Capacity per pool of the latest snapshot (`[]` when the vendor has none).
+    pub pools: Vec<PoolState>,
+    /// Array performance of the latest snapshot; null when the array has no endpoint for it.
+    pub performance: Option<PerformanceNow>,
 }
 
 /// The fleet list; its items' schema is [`System`] (the items are spliced in as rendered text).
@@ -147,12 +162,15 @@ impl System {
             version: row.version.clone(),
             model: row.model.clone(),
             serial: row.serial.clone(),
+            cluster_type: row.cluster_type.clone(),
+            management_url: e.management_url.clone(),
             capacity: row.total_bytes.map(|total| Capacity {
                 total_bytes: total,
                 used_bytes: row.used_bytes,
                 free_bytes: row.free_bytes,
                 used_pct: percent(row.used_bytes, Some(total)),
                 data_reduction: row.data_reduction,
+                provisioned_bytes: row.provisioned_bytes,
             }),
             alert_count: row.alert_count,
             unacknowledged_alerts: unacknowledged,
@@ -325,6 +343,11 @@ pub async fn list(st: &AppState, p: &Params, h: &HeaderMap) -> ApiResult<Respons
         |s| sdash_proto::Health::parse(s).map(|h| h.as_str()),
         HEALTHS,
     )?;
+    let cluster_types = p.enums(
+        "cluster_type",
+        |c| sdash_proto::ClusterType::parse(c).map(|c| c.as_str()),
+        CLUSTER_TYPES,
+    )?;
     let tags = tag_filters(p)?;
     let q = p
         .get("q")
@@ -403,6 +426,13 @@ pub async fn list(st: &AppState, p: &Params, h: &HeaderMap) -> ApiResult<Respons
                     .hardware
                     .as_deref()
                     .is_some_and(|v| hardware.contains(&v))
+        })
+        .filter(|e| {
+            cluster_types.is_empty()
+                || e.row
+                    .cluster_type
+                    .as_deref()
+                    .is_some_and(|c| cluster_types.contains(&c))
         })
         .filter(|e| {
             tags.iter()
@@ -491,7 +521,9 @@ pub async fn detail(st: &AppState, id: &str, h: &HeaderMap) -> ApiResult<Respons
         return Err(ApiError::NotFound(format!("system {id:?} not found")));
     };
     let components = ComponentsColumn::from_row(&mut row)?.components;
-    let entry = Entry::new(SystemRow::from_row(&mut row)?);
+    let system_row = SystemRow::from_row(&mut row)?;
+    let topology = super::deep::topology(system_row.topology.as_deref());
+    let entry = Entry::new(system_row);
     let mut alerts = Sql::new("SELECT ");
     alerts
         .push(ALERT_COLUMNS)
@@ -535,6 +567,13 @@ pub async fn detail(st: &AppState, id: &str, h: &HeaderMap) -> ApiResult<Respons
             .unwrap_or_default(),
         open_alerts,
         transitions,
+        topology,
+        pools: entry.pools.iter().map(PoolState::from).collect(),
+        performance: entry
+            .performance
+            .as_ref()
+            .zip(entry.row.observed_at)
+            .map(|(p, at)| PerformanceNow::of(p, at)),
     };
     Ok(json_ok(h, &body))
 }

@@ -323,3 +323,52 @@ pub fn ids(list: &Value) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// A topology with a node, a partner and a web UI (every field of the API's `Topology` set).
+pub fn topology(cluster_type: ClusterType, url: &str) -> Topology {
+    Topology {
+        cluster_type: Some(cluster_type),
+        nodes: vec![TopologyNode {
+            name: "ct0".into(),
+            model: Some("FA-X70R4".into()),
+            serial: Some("CT0SERIAL".into()),
+            state: Some("ready".into()),
+            version: Some("6.7.3".into()),
+        }],
+        site_count: Some(2),
+        management_addresses: vec!["10.0.0.10".into()],
+        dns_names: vec!["array.example.net".into()],
+        partners: vec![Partner {
+            name: "fa-dr-01".into(),
+            kind: "sync-replication".into(),
+            state: Some("connected".into()),
+        }],
+        management_url: Some(url.into()),
+    }
+}
+
+/// A pool of `kind`.
+pub fn pool(kind: PoolKind, name: &str, used: u64, total: u64, free: Option<u64>) -> Pool {
+    Pool {
+        kind,
+        name: name.into(),
+        total_bytes: total,
+        used_bytes: used,
+        free_bytes: free,
+    }
+}
+
+/// Performance with the six metrics in [`Performance`] order (latencies in µs).
+pub fn performance(
+    [read_iops, write_iops, read_latency_us, write_latency_us]: [Option<f64>; 4],
+    [read_bytes_per_s, write_bytes_per_s]: [Option<u64>; 2],
+) -> Performance {
+    Performance {
+        read_iops,
+        write_iops,
+        read_latency_us,
+        write_latency_us,
+        read_bytes_per_s,
+        write_bytes_per_s,
+    }
+}

@@ -10,17 +10,22 @@
 //! * [`check_alert`]: the synthetic alert of a check that found something down (a LIF, a port, a
 //!   NIC, a management interface); its id starts with `sdash:` and stays the same while the thing
 //!   stays down, so the writer opens one alert instance and clears it when the thing comes back.
-//! * [`dns_names`]: reverse lookup of each management address, kept only when the name resolves
-//!   forward to the same address, bounded by [`DNS_TIMEOUT`]; results are cached in the
-//!   [`TopologyState`] and refreshed with it.
+//! * [`dns_names`]: reverse lookup of each management address (the hosts file, then PTR records
+//!   from the nameservers of resolv.conf through [`crate::dns`]), a name kept only when it
+//!   resolves forward to the same address, all bounded by [`DNS_TIMEOUT`]; results are cached in
+//!   the [`TopologyState`] and refreshed with it.
 
 use std::future::Future;
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use sdash_proto::{Alert, Category, Level, Severity, Topology};
 
 use super::bookkeeping::PollContext;
+use crate::dns::{self, ResolverConfig};
 use crate::http::HttpError;
 
 /// The longest a performance query may take (bounded by the system's own timeout too): a slow
@@ -153,7 +158,8 @@ impl TopologyState {
     pub async fn resolve(&mut self, due: bool, mut fresh: Topology) -> Topology {
         if due {
             if fresh.dns_names.is_empty() && !fresh.management_addresses.is_empty() {
-                self.dns = lookup_all(&fresh.management_addresses, DNS_TIMEOUT).await;
+                let sources = NameSources::system().await;
+                self.dns = lookup_all(&sources, &fresh.management_addresses, DNS_TIMEOUT).await;
                 fresh.dns_names = names_of(&self.dns, &fresh.management_addresses);
             }
             self.store(&fresh);
@@ -181,54 +187,137 @@ fn names_of(cache: &[(String, Vec<String>)], addresses: &[String]) -> Vec<String
     out
 }
 
+/// Where the names of management addresses come from (see [`dns_names`]).
+#[derive(Debug, Clone)]
+pub struct NameSources {
+    /// Read first for reverse names (`/etc/hosts`).
+    pub hosts_file: PathBuf,
+    /// Asked next for PTR records; `None`: the hosts file only.
+    pub dns: Option<ResolverConfig>,
+    /// How a reverse name is confirmed.
+    pub forward: Forward,
+}
+
+/// The forward half of the lookup: the names must resolve back to the address.
+#[derive(Debug, Clone)]
+pub enum Forward {
+    /// The system resolver (`getaddrinfo` through tokio: hosts file, DNS, nsswitch).
+    System,
+    /// A and AAAA queries to these nameservers only.
+    Dns(ResolverConfig),
+}
+
+impl NameSources {
+    /// The system's: `/etc/hosts`, the nameservers of `/etc/resolv.conf` (read now) and the
+    /// system resolver for confirmation.
+    pub async fn system() -> Self {
+        NameSources {
+            hosts_file: PathBuf::from(HOSTS_FILE),
+            dns: Some(ResolverConfig::system().await),
+            forward: Forward::System,
+        }
+    }
+}
+
+/// The system's hosts file.
+pub const HOSTS_FILE: &str = "/etc/hosts";
+
 /// The DNS names of `addresses` (forward-confirmed reverse lookup), in address order without
 /// duplicates, within `timeout` in all; an address without a confirmed name adds nothing.
-pub async fn dns_names(addresses: &[String], timeout: Duration) -> Vec<String> {
-    let found = lookup_all(addresses, timeout).await;
+pub async fn dns_names(
+    sources: &NameSources,
+    addresses: &[String],
+    timeout: Duration,
+) -> Vec<String> {
+    let found = lookup_all(sources, addresses, timeout).await;
     names_of(&found, addresses)
 }
 
-async fn lookup_all(addresses: &[String], timeout: Duration) -> Vec<(String, Vec<String>)> {
-    let work = async {
-        let mut out = Vec::new();
-        for a in addresses {
-            let Ok(ip) = a.parse::<IpAddr>() else {
-                continue;
-            };
-            let names = confirmed_names(ip).await;
-            out.push((a.clone(), names));
-        }
-        out
-    };
-    tokio::time::timeout(timeout, work)
+/// The confirmed names of each address. The addresses are looked up at once, each step bounded
+/// by the shared deadline, so a silent nameserver costs `timeout` once and keeps what was found
+/// before it (the hosts file's names, other addresses' names).
+async fn lookup_all(
+    sources: &NameSources,
+    addresses: &[String],
+    timeout: Duration,
+) -> Vec<(String, Vec<String>)> {
+    let deadline = Instant::now() + timeout;
+    let hosts = tokio::fs::read_to_string(&sources.hosts_file)
         .await
-        .unwrap_or_default()
+        .unwrap_or_default();
+    let hosts = hosts.as_str();
+    let lookups = addresses.iter().filter_map(|a| {
+        let ip = a.parse::<IpAddr>().ok()?;
+        Some(async move {
+            let names = confirmed_names(sources, hosts, ip, deadline).await;
+            (a.clone(), names)
+        })
+    });
+    futures::future::join_all(lookups).await
 }
 
-/// The reverse names of `ip` that resolve forward to `ip` again.
-async fn confirmed_names(ip: IpAddr) -> Vec<String> {
-    let mut out = Vec::new();
-    for name in reverse_names(ip).await {
-        let confirmed = match tokio::net::lookup_host((name.as_str(), 0)).await {
-            Ok(mut addrs) => addrs.any(|sa| sa.ip() == ip),
-            Err(_) => false,
+/// The reverse names of `ip` (hosts file first, then PTR records) that resolve forward to `ip`.
+/// The hosts file's names are confirmed while the PTR query runs, so a slow nameserver does not
+/// take their time.
+async fn confirmed_names(
+    sources: &NameSources,
+    hosts: &str,
+    ip: IpAddr,
+    deadline: Instant,
+) -> Vec<String> {
+    let from_hosts = hosts_names(hosts, ip);
+    let from_dns = async {
+        let Some(config) = &sources.dns else {
+            return Vec::new();
         };
-        if confirmed && !out.contains(&name) {
-            out.push(name);
-        }
-    }
+        let Ok(Ok(names)) =
+            tokio::time::timeout_at(deadline, dns::reverse_lookup(config, ip, deadline)).await
+        else {
+            return Vec::new();
+        };
+        let fresh = names
+            .into_iter()
+            .filter(|n| !from_hosts.iter().any(|h| h.eq_ignore_ascii_case(n)))
+            .collect();
+        confirm(sources, fresh, ip, deadline).await
+    };
+    let (mut out, more) =
+        futures::join!(confirm(sources, from_hosts.clone(), ip, deadline), from_dns);
+    out.extend(more);
     out
 }
 
-/// Reverse names of `ip` from the hosts file (`/etc/hosts`). The collector has no resolver
-/// library with PTR queries (the standard library and tokio only resolve forward, and a
-/// `getnameinfo` binding needs `unsafe`), so names published only as DNS PTR records are not
-/// found; see the module docs.
-async fn reverse_names(ip: IpAddr) -> Vec<String> {
-    let Ok(text) = tokio::fs::read_to_string("/etc/hosts").await else {
-        return Vec::new();
-    };
-    hosts_names(&text, ip)
+/// The `names` (in order) that resolve to `ip` before `deadline`.
+async fn confirm(
+    sources: &NameSources,
+    names: Vec<String>,
+    ip: IpAddr,
+    deadline: Instant,
+) -> Vec<String> {
+    let checks = names.into_iter().map(|name| async move {
+        let confirmed =
+            tokio::time::timeout_at(deadline, resolves_to(&sources.forward, &name, ip, deadline))
+                .await
+                .unwrap_or(false);
+        confirmed.then_some(name)
+    });
+    futures::future::join_all(checks)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+async fn resolves_to(forward: &Forward, name: &str, ip: IpAddr, deadline: Instant) -> bool {
+    match forward {
+        Forward::System => match tokio::net::lookup_host((name, 0)).await {
+            Ok(mut addrs) => addrs.any(|sa| sa.ip() == ip),
+            Err(_) => false,
+        },
+        Forward::Dns(config) => dns::forward_lookup(config, name, deadline)
+            .await
+            .is_ok_and(|addrs| addrs.contains(&ip)),
+    }
 }
 
 /// The names a hosts file gives `ip` (first the canonical name, then the aliases).
@@ -353,8 +442,15 @@ mod tests {
 
     #[tokio::test]
     async fn localhost_is_forward_confirmed() {
-        let names = dns_names(&["127.0.0.1".into(), "not-an-ip".into()], DNS_TIMEOUT).await;
-        let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+        // The hosts file only, confirmed by the system resolver (no DNS traffic from a unit test).
+        let sources = NameSources {
+            hosts_file: PathBuf::from(HOSTS_FILE),
+            dns: None,
+            forward: Forward::System,
+        };
+        let addresses = ["127.0.0.1".into(), "not-an-ip".into()];
+        let names = dns_names(&sources, &addresses, DNS_TIMEOUT).await;
+        let hosts = std::fs::read_to_string(HOSTS_FILE).unwrap_or_default();
         let expected = hosts_names(&hosts, "127.0.0.1".parse().expect("ip"));
         // Every name found is one the hosts file gives 127.0.0.1 and resolves back to it.
         assert!(names.iter().all(|n| expected.contains(n)), "{names:?}");

@@ -12,6 +12,12 @@
 //!   alerts honour `is_active=true`.
 //! * The predecessor's paths that `dd_api.json` does not define answer 404.
 //! * The `nic_no_link` scenario (in both modes) reports the enabled NIC `ethV0` without link.
+//! * `GET /api/v3/dd-systems/0/stats/performance` (schema `SystemPerformance`) serves the
+//!   fixture's samples, keeping those the `filter=collection_epoch=(<start>,<end>)` asks for;
+//!   in the `no_performance` scenario (an older DD OS) it answers 404, in `slow_performance`
+//!   after [`super::SLOW_PERFORMANCE`].
+//! * Every answer carries the array's clock in its `Date` header: the fixture time
+//!   ([`FIXTURE_T0_MS`]) in [`Mode::Fixture`], the simulated clock in [`Mode::Live`].
 
 use sdash_proto::Capacity;
 use serde_json::{Value, json};
@@ -40,6 +46,9 @@ const NIC_ETHMA: &str =
     include_str!("../../fixtures/datadomain/rest_v2.0_dd-systems_0_networks_nics_ethMa.json");
 const SERVICES: &str =
     include_str!("../../fixtures/datadomain/rest_v1.0_dd-systems_0_services.json");
+const PERFORMANCE: &str =
+    include_str!("../../fixtures/datadomain/api_v3_dd-systems_0_stats_performance.json");
+const PERFORMANCE_PATH: &str = "/api/v3/dd-systems/0/stats/performance";
 
 const TIB: u64 = 1 << 40;
 
@@ -136,6 +145,7 @@ impl DataDomainSim {
             }
             "/rest/v2.0/dd-systems/0/networks/nics/ethMa" => parse(NIC_ETHMA),
             "/rest/v1.0/dd-systems/0/services" => parse(SERVICES),
+            PERFORMANCE_PATH if system.scenario != Scenario::NoPerformance => parse(PERFORMANCE),
             _ => return None,
         };
         if live {
@@ -147,6 +157,48 @@ impl DataDomainSim {
 
 impl VendorSim for DataDomainSim {
     fn handle(&self, system: &mut SystemState, now: &SimTime, req: &SimRequest) -> SimResponse {
+        let clock_ms = match system.mode {
+            Mode::Fixture => FIXTURE_T0_MS,
+            Mode::Live => now.epoch_ms,
+        };
+        let response = self.answer(system, now, req);
+        match http_date(clock_ms) {
+            Some(date) => response.with_header("date", &date),
+            None => response,
+        }
+    }
+
+    fn capacity(&self, system: &SystemState, now: &SimTime) -> Option<Capacity> {
+        Some(match system.mode {
+            Mode::Fixture => Capacity {
+                total_bytes: 500 * TIB,
+                used_bytes: 346_346_162_749_440,
+                free_bytes: 203_409_651_138_560,
+                data_reduction: Some(18.4),
+                provisioned_bytes: None,
+            },
+            Mode::Live => live_capacity(system, now),
+        })
+    }
+
+    fn delay(&self, system: &SystemState, req: &SimRequest) -> Option<std::time::Duration> {
+        (system.scenario == Scenario::SlowPerformance
+            && req.path.trim_end_matches('/') == PERFORMANCE_PATH)
+            .then_some(super::SLOW_PERFORMANCE)
+    }
+
+    fn error(&self, status: u16, message: &str) -> SimResponse {
+        let code = match status {
+            401 => 5023,
+            404 => 5404,
+            _ => 5000 + i64::from(status),
+        };
+        SimResponse::json(status, &json!({"details": message, "code": code}))
+    }
+}
+
+impl DataDomainSim {
+    fn answer(&self, system: &mut SystemState, now: &SimTime, req: &SimRequest) -> SimResponse {
         let path = req.path.trim_end_matches('/');
         if path == "/rest/v1.0/auth" {
             return self.auth(system, req);
@@ -170,34 +222,45 @@ impl VendorSim for DataDomainSim {
         {
             list.retain(|a| a["status"] == "active");
         }
-        for key in ["alert_list", "diskInfo", "contexts"] {
+        if path == PERFORMANCE_PATH {
+            filter_epochs(&mut body, req);
+        }
+        for key in ["alert_list", "diskInfo", "contexts", "statsPerformance"] {
             if body.get(key).is_some() {
                 page(&mut body, key, system, req);
             }
         }
         SimResponse::json(200, &body)
     }
+}
 
-    fn capacity(&self, system: &SystemState, now: &SimTime) -> Option<Capacity> {
-        Some(match system.mode {
-            Mode::Fixture => Capacity {
-                total_bytes: 500 * TIB,
-                used_bytes: 346_346_162_749_440,
-                free_bytes: 203_409_651_138_560,
-                data_reduction: Some(18.4),
-                provisioned_bytes: None,
-            },
-            Mode::Live => live_capacity(system, now),
-        })
-    }
+/// An HTTP `Date` (IMF-fixdate) of epoch milliseconds.
+fn http_date(epoch_ms: i64) -> Option<String> {
+    let t = time::OffsetDateTime::from_unix_timestamp(epoch_ms.div_euclid(1000)).ok()?;
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    t.format(format).ok()
+}
 
-    fn error(&self, status: u16, message: &str) -> SimResponse {
-        let code = match status {
-            401 => 5023,
-            404 => 5404,
-            _ => 5000 + i64::from(status),
-        };
-        SimResponse::json(status, &json!({"details": message, "code": code}))
+/// Keeps the performance samples within `filter=collection_epoch=(<start>,<end>)` (either bound
+/// may be empty); a filter not of that form keeps everything, as the default `0` does.
+fn filter_epochs(body: &mut Value, req: &SimRequest) {
+    let Some(range) = req.param("filter").and_then(|f| {
+        let (key, value) = f.split_once('=')?;
+        (key.trim() == "collection_epoch").then_some(())?;
+        let inner = value.trim().strip_prefix('(')?.strip_suffix(')')?;
+        let (start, end) = inner.split_once(',')?;
+        let bound = |b: &str| b.trim().parse::<i64>().ok();
+        Some((bound(start), bound(end)))
+    }) else {
+        return;
+    };
+    if let Some(samples) = body["statsPerformance"].as_array_mut() {
+        samples.retain(|s| {
+            let epoch = s["collectionEpoch"].as_i64().unwrap_or(0);
+            range.0.is_none_or(|start| epoch >= start) && range.1.is_none_or(|end| epoch <= end)
+        });
     }
 }
 

@@ -15,6 +15,10 @@
 //!   answer the `s3_retrieved`/`s3_ingested` fixtures (one `sum` row); in the `no_performance`
 //!   scenario (a grid without these metrics) their result is empty, in `slow_performance` they
 //!   answer after [`super::SLOW_PERFORMANCE`].
+//! * `GET /api/v{3,4}/private/ilm-pools` (a private call, shaped as NetApp's Ansible collection
+//!   reads it: `data[].{id, name, displayName, disks[].{siteId, grade, group}, archives}`)
+//!   serves three pools: every site, the Frankfurt site, and a Berlin pool limited to a storage
+//!   grade. A grid without it is a `status` 404 fault on that endpoint.
 
 use sdash_proto::Capacity;
 use serde_json::{Value, json};
@@ -42,6 +46,7 @@ const METRIC_DATA: &str =
 const METRIC_USABLE: &str =
     include_str!("../../fixtures/storagegrid/api_v4_grid_metric-query.usable_space.json");
 const SERVICE_IDS: &str = include_str!("../../fixtures/storagegrid/api_v4_grid_service-ids.json");
+const ILM_POOLS: &str = include_str!("../../fixtures/storagegrid/api_v4_private_ilm-pools.json");
 
 const TIB: u64 = 1 << 40;
 /// Token lifetime announced at login (the spec example).
@@ -104,6 +109,7 @@ impl StorageGridSim {
             "/grid/health/topology" => parse(TOPOLOGY),
             "/grid/config/product-version" => parse(PRODUCT_VERSION),
             "/grid/service-ids" => parse(SERVICE_IDS),
+            "/private/ilm-pools" => parse(ILM_POOLS),
             "/grid/node-health" => {
                 let mut v = parse(NODE_HEALTH);
                 if live && let Some(nodes) = v["data"].as_array_mut() {

@@ -1,17 +1,21 @@
 //! Deriving history from a batch's snapshots and the stored state of their systems: the new
 //! latest states, status transitions, alert episodes (opened, seen again, cleared), capacity
 //! samples and the capacity tiers (raw samples thinned by a deadband, hourly and daily
-//! rollups, [`capacity`]), and the changes published on
+//! rollups, [`capacity`]), the pool and performance tiers ([`tiers`], the same rules), and the
+//! changes published on
 //! `sdash.v1.change.*` (alert opened or cleared, status and health transitions, capacity
 //! threshold crossings). Pure code, the same for both backends.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use sdash_proto::{Alert, ChangeKind, ChangeRecord, Envelope, Severity, Snapshot, Status};
+use sdash_proto::{
+    Alert, ChangeKind, ChangeRecord, Envelope, Performance, Severity, Snapshot, Status,
+};
 
 use super::plan::{
-    AlertDetails, AlertEpisode, DailyRow, HourlyRow, OpenAlertRow, Rollup, SampleRow, StateRow,
-    StoredState, SystemContext, TransitionRow, clean, clean_opt, to_i64,
+    AlertDetails, AlertEpisode, Merge, OpenAlertRow, PerformanceRollup, PerformanceSample, PoolKey,
+    PoolSample, Rollup, SampleRow, StateRow, StoredState, SystemContext, TierRow, TransitionRow,
+    clean, clean_opt, to_i64,
 };
 
 /// Default capacity thresholds, percent of total capacity (`--capacity-thresholds`).
@@ -46,6 +50,9 @@ pub(crate) struct Derived {
     pub alert_updates: Vec<AlertEpisode>,
     pub alert_inserts: Vec<AlertEpisode>,
     pub samples: Vec<SampleRow>,
+    /// Every snapshot's pools, and its performance when it reported any metric.
+    pub pools: Vec<PoolSample>,
+    pub performance: Vec<PerformanceSample>,
     /// Minimal `systems` rows `(id, vendor)` for systems seen in snapshots.
     pub minimal_systems: Vec<(String, &'static str)>,
     /// What changed, in the order it happened per system (its context added by [`add_context`]).
@@ -162,6 +169,25 @@ pub(crate) fn add_context(changes: &mut [Change], contexts: &HashMap<String, Sys
     }
 }
 
+/// JSON of a part of a snapshot, as stored in `system_state`.
+fn json<T: serde::Serialize + ?Sized>(value: &T) -> Option<String> {
+    serde_json::to_string(value).ok().map(|j| clean(&j))
+}
+
+/// The metrics of a snapshot's performance, in the order of `PERFORMANCE_METRICS`; a value
+/// that is not a finite number counts as not reported.
+fn performance_metrics(p: &Performance) -> [Option<f64>; 6] {
+    [
+        p.read_iops,
+        p.write_iops,
+        p.read_latency_us,
+        p.write_latency_us,
+        p.read_bytes_per_s.map(|v| v as f64),
+        p.write_bytes_per_s.map(|v| v as f64),
+    ]
+    .map(|m| m.filter(|v| v.is_finite()))
+}
+
 fn state_row(e: &Envelope<Snapshot>, last_online_at: Option<i64>) -> StateRow {
     let s = &e.body;
     let cap = s.capacity.as_ref();
@@ -188,12 +214,22 @@ fn state_row(e: &Envelope<Snapshot>, last_online_at: Option<i64>) -> StateRow {
         poll_ms: to_i64(s.poll_ms),
         error: clean_opt(&s.error),
         last_online_at,
+        provisioned_bytes: cap.and_then(|c| c.provisioned_bytes).map(to_i64),
+        cluster_type: s
+            .topology
+            .as_ref()
+            .and_then(|t| t.cluster_type)
+            .map(|c| c.as_str()),
+        topology: s.topology.as_ref().and_then(json),
+        pools: json(&s.pools).unwrap_or_else(|| "[]".into()),
+        performance: s.performance.as_ref().and_then(json),
     }
 }
 
 /// Derives history. Rules:
 /// * a snapshot not newer than the stored state (a replay, a redelivery, a late arrival) changes
-///   no state and no history; it still contributes its capacity sample and `last_online_at`;
+///   no state and no history; it still contributes its capacity, pool and performance samples
+///   (which the tiers count only when newer than what they counted) and `last_online_at`;
 /// * transitions are recorded for status, hardware and cluster (from NULL for a new system);
 /// * alerts are derived only from `online` snapshots (an unreachable system's empty alert list
 ///   says nothing about its alerts): new ids open an episode, present ones move `last_seen`,
@@ -286,6 +322,30 @@ pub(crate) fn derive(
                     used_bytes: to_i64(c.used_bytes),
                     free_bytes: to_i64(c.free_bytes),
                 });
+            }
+            // A pool named twice at one time, or a second snapshot at the same time, is not
+            // newer than the first: the tiers count one ([`tiers`]).
+            for p in &snap.body.pools {
+                out.pools.push(PoolSample {
+                    key: PoolKey {
+                        system_id: system_id.clone(),
+                        pool: clean(&format!("{}:{}", p.kind.as_str(), p.name)),
+                    },
+                    observed_at: t,
+                    total_bytes: to_i64(p.total_bytes),
+                    used_bytes: to_i64(p.used_bytes),
+                });
+            }
+            if let Some(p) = &snap.body.performance {
+                let metrics = performance_metrics(p);
+                // Without any metric it says nothing (the state still shows what came).
+                if metrics.iter().any(Option::is_some) {
+                    out.performance.push(PerformanceSample {
+                        system_id: system_id.clone(),
+                        observed_at: t,
+                        metrics,
+                    });
+                }
             }
             if snap.body.status == Status::Online {
                 last_online = Some(last_online.map_or(t, |l| l.max(t)));
@@ -517,50 +577,159 @@ pub(crate) struct CapacityMark {
     pub last_raw: Option<(i64, i64, i64)>,
 }
 
-/// The rows a batch's capacity samples make in the three tiers.
-#[derive(Debug, Default, PartialEq)]
-pub(crate) struct CapacityRows {
+/// A sample the rollup tiers count: of a series (`key`: a system's capacity or performance, or
+/// one pool of a system), at a time, rolling up into `Rollup`.
+pub(crate) trait TierSample: Clone {
+    type Key: Ord + Clone + std::fmt::Debug + Send + Sync + 'static;
+    type Rollup: Merge + Clone + PartialEq + std::fmt::Debug + Send + Sync + 'static;
+    fn key(&self) -> &Self::Key;
+    /// The system of the series: how far the tiers counted is read per system.
+    fn system_id(&self) -> &str;
+    fn at(&self) -> i64;
+    fn rollup(&self) -> Self::Rollup;
+}
+
+/// A sample of a series per system (`key` = the system id), rolling up by `$rollup::of`.
+macro_rules! system_series {
+    ($sample:ty, $rollup:ident) => {
+        impl TierSample for $sample {
+            type Key = String;
+            type Rollup = $rollup;
+            fn key(&self) -> &String {
+                &self.system_id
+            }
+            fn system_id(&self) -> &str {
+                &self.system_id
+            }
+            fn at(&self) -> i64 {
+                self.observed_at
+            }
+            fn rollup(&self) -> $rollup {
+                $rollup::of(self)
+            }
+        }
+    };
+}
+
+system_series!(SampleRow, Rollup);
+system_series!(PerformanceSample, PerformanceRollup);
+
+impl TierSample for PoolSample {
+    type Key = PoolKey;
+    type Rollup = Rollup;
+    fn key(&self) -> &PoolKey {
+        &self.key
+    }
+    fn system_id(&self) -> &str {
+        &self.key.system_id
+    }
+    fn at(&self) -> i64 {
+        self.observed_at
+    }
+    /// `free_bytes` is not stored for pools.
+    fn rollup(&self) -> Rollup {
+        let free = self.total_bytes.saturating_sub(self.used_bytes);
+        Rollup::one(self.observed_at, self.total_bytes, self.used_bytes, free)
+    }
+}
+
+/// The rows a batch's samples of one kind make in its tiers.
+#[derive(Debug, PartialEq)]
+pub(crate) struct TierRows<S: TierSample> {
     /// Samples stored raw.
-    pub raw: Vec<SampleRow>,
-    pub hourly: Vec<HourlyRow>,
-    pub daily: Vec<DailyRow>,
+    pub raw: Vec<S>,
+    pub hourly: Vec<TierRow<S::Key, i64, S::Rollup>>,
+    pub daily: Vec<TierRow<S::Key, String, S::Rollup>>,
     /// Samples not newer than what the rollups already counted (redelivered or late): ignored.
     pub not_newer: u64,
-    /// Samples counted in the rollups but not stored raw (inside the deadband).
+    /// Samples counted in the rollups but not stored raw (capacity: inside the deadband).
     pub thinned: u64,
 }
 
-/// Derives the tiers' rows from a batch's samples (any order) and the systems' marks: each
-/// system's samples newer than its `counted_through`, in time order, go into the hourly and
-/// daily rollups, and those the policy keeps (against the last raw sample, stored or of this
-/// batch) are stored raw. Delivering samples again, or in other batches, derives nothing twice.
+impl<S: TierSample> Default for TierRows<S> {
+    fn default() -> Self {
+        TierRows {
+            raw: Vec::new(),
+            hourly: Vec::new(),
+            daily: Vec::new(),
+            not_newer: 0,
+            thinned: 0,
+        }
+    }
+}
+
+/// The rows of the three capacity tiers.
+pub(crate) type CapacityRows = TierRows<SampleRow>;
+
+/// The rule of every tier: of a batch's samples (any order), each series' samples newer than
+/// how far its system's rollups counted (`counted_through`), and newer than the series' previous
+/// one, in (series, time) order; and how many were not. Delivering samples again, or in other
+/// batches, so counts nothing twice; a late sample (older than one counted) is never counted.
+fn newer<S: TierSample>(
+    samples: &[S],
+    counted_through: impl Fn(&str) -> Option<i64>,
+) -> (Vec<&S>, u64) {
+    let mut sorted: Vec<&S> = samples.iter().collect();
+    sorted.sort_by(|a, b| (a.key(), a.at()).cmp(&(b.key(), b.at())));
+    let mut counted: Vec<&S> = Vec::with_capacity(sorted.len());
+    let mut not_newer = 0;
+    let mut series: Option<&S::Key> = None;
+    let mut through: Option<i64> = None;
+    for s in sorted {
+        if series != Some(s.key()) {
+            series = Some(s.key());
+            through = counted_through(s.system_id());
+        }
+        if through.is_some_and(|t| s.at() <= t) {
+            not_newer += 1;
+            continue;
+        }
+        through = Some(s.at());
+        counted.push(s);
+    }
+    (counted, not_newer)
+}
+
+/// Adds the hourly and daily rollups of `counted` to `out`.
+fn roll_up<S: TierSample>(counted: &[&S], out: &mut TierRows<S>) {
+    out.hourly = fold(counted, HOUR_MS)
+        .into_iter()
+        .map(|((key, hour), rollup)| TierRow {
+            key: key.clone(),
+            period: hour * HOUR_MS,
+            rollup,
+        })
+        .collect();
+    out.daily = fold(counted, DAY_MS)
+        .into_iter()
+        .map(|((key, day), rollup)| TierRow {
+            key: key.clone(),
+            period: utc_day(day * DAY_MS),
+            rollup,
+        })
+        .collect();
+}
+
+/// Derives the capacity tiers' rows from a batch's samples and the systems' marks: the samples
+/// [`newer`] than `counted_through` go into the hourly and daily rollups, and those the policy
+/// keeps (against the last raw sample, stored or of this batch) are stored raw.
 pub(crate) fn capacity(
     samples: &[SampleRow],
     marks: &HashMap<String, CapacityMark>,
     policy: &RawSamplePolicy,
 ) -> CapacityRows {
-    let mut out = CapacityRows::default();
-    let mut sorted: Vec<&SampleRow> = samples.iter().collect();
-    sorted.sort_by(|a, b| {
-        (a.system_id.as_str(), a.observed_at).cmp(&(b.system_id.as_str(), b.observed_at))
-    });
-    let mut counted: Vec<&SampleRow> = Vec::with_capacity(sorted.len());
+    let (counted, not_newer) = newer(samples, |id| marks.get(id).and_then(|m| m.counted_through));
+    let mut out = CapacityRows {
+        not_newer,
+        ..CapacityRows::default()
+    };
     let mut system: Option<&str> = None;
-    let mut through: Option<i64> = None;
     let mut last_raw: Option<(i64, i64, i64)> = None;
-    for s in sorted {
+    for &s in &counted {
         if system != Some(s.system_id.as_str()) {
             system = Some(s.system_id.as_str());
-            let mark = marks.get(&s.system_id);
-            through = mark.and_then(|m| m.counted_through);
-            last_raw = mark.and_then(|m| m.last_raw);
+            last_raw = marks.get(&s.system_id).and_then(|m| m.last_raw);
         }
-        if through.is_some_and(|t| s.observed_at <= t) {
-            out.not_newer += 1;
-            continue;
-        }
-        through = Some(s.observed_at);
-        counted.push(s);
         if policy.keeps(last_raw, s) {
             last_raw = Some((s.observed_at, s.used_bytes, s.total_bytes));
             out.raw.push(s.clone());
@@ -568,31 +737,39 @@ pub(crate) fn capacity(
             out.thinned += 1;
         }
     }
-    out.hourly = fold(&counted, HOUR_MS)
-        .into_iter()
-        .map(|((system_id, hour), rollup)| HourlyRow {
-            system_id: system_id.to_owned(),
-            hour: hour * HOUR_MS,
-            rollup,
-        })
-        .collect();
-    out.daily = fold(&counted, DAY_MS)
-        .into_iter()
-        .map(|((system_id, day), rollup)| DailyRow {
-            system_id: system_id.to_owned(),
-            day: utc_day(day * DAY_MS),
-            rollup,
-        })
-        .collect();
+    roll_up(&counted, &mut out);
     out
 }
 
-/// The rollups of `samples` per (system, period number) for periods of `period_ms`.
-fn fold<'a>(samples: &[&'a SampleRow], period_ms: i64) -> BTreeMap<(&'a str, i64), Rollup> {
-    let mut by: BTreeMap<(&str, i64), Rollup> = BTreeMap::new();
-    for s in samples {
-        let key = (s.system_id.as_str(), s.observed_at.div_euclid(period_ms));
-        let one = Rollup::of(s);
+/// Derives the pool or performance tiers' rows from a batch's samples, like [`capacity`]
+/// without a deadband: `counted_through` is the newest `last_at` of each system's hourly
+/// rollups; every counted sample is stored raw when the kind has a raw tier (`raw`).
+pub(crate) fn tiers<S: TierSample>(
+    samples: &[S],
+    counted_through: &HashMap<String, i64>,
+    raw: bool,
+) -> TierRows<S> {
+    let (counted, not_newer) = newer(samples, |id| counted_through.get(id).copied());
+    let mut out = TierRows {
+        not_newer,
+        ..TierRows::default()
+    };
+    if raw {
+        out.raw = counted.iter().map(|&s| s.clone()).collect();
+    }
+    roll_up(&counted, &mut out);
+    out
+}
+
+/// The rollups of `samples` per (series, period number) for periods of `period_ms`.
+fn fold<'a, S: TierSample>(
+    samples: &[&'a S],
+    period_ms: i64,
+) -> BTreeMap<(&'a S::Key, i64), S::Rollup> {
+    let mut by: BTreeMap<(&S::Key, i64), S::Rollup> = BTreeMap::new();
+    for &s in samples {
+        let key = (s.key(), s.at().div_euclid(period_ms));
+        let one = s.rollup();
         match by.get_mut(&key) {
             Some(d) => d.add(&one),
             None => {
@@ -837,21 +1014,94 @@ mod tests {
         }
     }
 
-    /// What the database holds, modelled with the statements' semantics: raw samples keyed by
-    /// (system, time), rollups merged by adding (min, max, sum, count; the later last wins).
-    #[derive(Debug, Default, PartialEq)]
-    struct Tiers {
-        raw: BTreeMap<(String, i64), SampleRow>,
-        hourly: BTreeMap<(String, i64), HourlyRow>,
-        daily: BTreeMap<(String, String), DailyRow>,
+    /// What the database holds of one kind's tiers, modelled with the statements' semantics:
+    /// raw samples keyed by (series, time), a stored one kept; rollups merged by adding (min,
+    /// max, sum, count; the later last wins).
+    #[derive(Debug, PartialEq)]
+    struct Tiers<S: TierSample> {
+        raw: BTreeMap<(S::Key, i64), S>,
+        hourly: BTreeMap<(S::Key, i64), S::Rollup>,
+        daily: BTreeMap<(S::Key, String), S::Rollup>,
     }
 
-    impl Tiers {
+    impl<S: TierSample> Default for Tiers<S> {
+        fn default() -> Self {
+            Tiers {
+                raw: BTreeMap::new(),
+                hourly: BTreeMap::new(),
+                daily: BTreeMap::new(),
+            }
+        }
+    }
+
+    impl<S: TierSample> Tiers<S> {
+        /// Merges a batch's rows into the stored ones, as the statements do.
+        fn merge(&mut self, rows: &TierRows<S>) {
+            for r in &rows.raw {
+                self.raw
+                    .entry((r.key().clone(), r.at()))
+                    .or_insert_with(|| r.clone());
+            }
+            for h in &rows.hourly {
+                self.hourly
+                    .entry((h.key.clone(), h.period))
+                    .and_modify(|o| o.add(&h.rollup))
+                    .or_insert_with(|| h.rollup.clone());
+            }
+            for d in &rows.daily {
+                self.daily
+                    .entry((d.key.clone(), d.period.clone()))
+                    .and_modify(|o| o.add(&d.rollup))
+                    .or_insert_with(|| d.rollup.clone());
+            }
+        }
+
+        /// The newest `last_at` of each system's hourly rows (`Dialect::read_counted_through`).
+        fn counted_through(&self) -> HashMap<String, i64>
+        where
+            S: Sample,
+        {
+            let mut out: HashMap<String, i64> = HashMap::new();
+            for (key, r) in &self.hourly {
+                let at = out
+                    .entry(S::system_of(&key.0).to_owned())
+                    .or_insert(i64::MIN);
+                *at = (*at).max(S::last_of(r));
+            }
+            out
+        }
+    }
+
+    /// The system of a series key (the model reads marks per system, as the database does).
+    trait Sample: TierSample + PartialEq + std::fmt::Debug {
+        fn system_of(key: &Self::Key) -> &str;
+        fn last_of(rollup: &Self::Rollup) -> i64;
+    }
+
+    impl Sample for PoolSample {
+        fn system_of(key: &PoolKey) -> &str {
+            &key.system_id
+        }
+        fn last_of(rollup: &Rollup) -> i64 {
+            rollup.last_at
+        }
+    }
+
+    impl Sample for PerformanceSample {
+        fn system_of(key: &String) -> &str {
+            key
+        }
+        fn last_of(rollup: &PerformanceRollup) -> i64 {
+            rollup.last_at
+        }
+    }
+
+    impl Tiers<SampleRow> {
         fn marks(&self) -> HashMap<String, CapacityMark> {
             let mut marks: HashMap<String, CapacityMark> = HashMap::new();
-            for h in self.hourly.values() {
-                let m = marks.entry(h.system_id.clone()).or_default();
-                m.counted_through = m.counted_through.max(Some(h.rollup.last_at));
+            for ((system, _), h) in &self.hourly {
+                let m = marks.entry(system.clone()).or_default();
+                m.counted_through = m.counted_through.max(Some(h.last_at));
             }
             for r in self.raw.values() {
                 let m = marks.entry(r.system_id.clone()).or_default();
@@ -866,24 +1116,7 @@ mod tests {
         /// One batch: derived against the stored marks, then written.
         fn write(&mut self, batch: &[SampleRow], policy: &RawSamplePolicy) -> CapacityRows {
             let rows = capacity(batch, &self.marks(), policy);
-            for r in &rows.raw {
-                self.raw
-                    .entry((r.system_id.clone(), r.observed_at))
-                    .or_insert_with(|| r.clone());
-            }
-            // Merges a batch's rollup rows into the stored ones, as the upserts do.
-            for h in &rows.hourly {
-                self.hourly
-                    .entry((h.system_id.clone(), h.hour))
-                    .and_modify(|o| o.rollup.add(&h.rollup))
-                    .or_insert_with(|| h.clone());
-            }
-            for d in &rows.daily {
-                self.daily
-                    .entry((d.system_id.clone(), d.day.clone()))
-                    .and_modify(|o| o.rollup.add(&d.rollup))
-                    .or_insert_with(|| d.clone());
-            }
+            self.merge(&rows);
             rows
         }
     }
@@ -940,17 +1173,17 @@ mod tests {
         for seed in 1..=300u64 {
             let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
             let all = history(&mut rng);
-            let mut once = Tiers::default();
+            let mut once = Tiers::<SampleRow>::default();
             for s in &all {
                 once.write(std::slice::from_ref(s), &policy);
             }
-            let mut whole = Tiers::default();
+            let mut whole = Tiers::<SampleRow>::default();
             whole.write(&all, &policy);
             assert_eq!(once, whole, "seed {seed}: one batch");
 
             // Random batches: each takes the next few new samples and redelivers some already
             // written ones (older than the new ones), shuffled.
-            let mut messy = Tiers::default();
+            let mut messy = Tiers::<SampleRow>::default();
             let mut next = 0;
             while next < all.len() {
                 let take = 1 + rng.below(20) as usize;
@@ -993,23 +1226,23 @@ mod tests {
             }
             let got: BTreeMap<(String, i64), Agg6> = once
                 .hourly
-                .values()
-                .map(|h| {
+                .iter()
+                .map(|((system, hour), h)| {
                     (
-                        (h.system_id.clone(), h.hour / 3_600_000),
+                        (system.clone(), hour / 3_600_000),
                         (
-                            h.rollup.samples,
-                            h.rollup.used_min,
-                            h.rollup.used_max,
-                            h.rollup.used_sum,
-                            h.rollup.last_at,
-                            h.rollup.used_bytes,
+                            h.samples,
+                            h.used_min,
+                            h.used_max,
+                            h.used_sum,
+                            h.last_at,
+                            h.used_bytes,
                         ),
                     )
                 })
                 .collect();
             assert_eq!(got, truth, "seed {seed}: hourly");
-            let daily_samples: i64 = once.daily.values().map(|d| d.rollup.samples).sum();
+            let daily_samples: i64 = once.daily.values().map(|d| d.samples).sum();
             assert_eq!(daily_samples, all.len() as i64, "seed {seed}: daily");
 
             // The raw rows: the first sample of each system, then exactly those outside the
@@ -1032,6 +1265,247 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Snapshots of up to three systems in time order, each with its pools (one sometimes
+    /// missing, one sometimes listed twice) and its performance (some metrics absent); gaps of
+    /// hours. Metric values are multiples of 1/4, so that sums are exact in any order.
+    fn deep_history(rng: &mut Rng) -> (Vec<Vec<PoolSample>>, Vec<Vec<PerformanceSample>>) {
+        let (mut pools, mut performance) = (Vec::new(), Vec::new());
+        for s in 0..1 + rng.below(3) {
+            let system_id = format!("s{s}");
+            let mut t = 1_764_000_000_000 + rng.below(3_600_000) as i64;
+            for _ in 0..rng.below(80) {
+                t += match rng.below(10) {
+                    0 => 3_600_000 + rng.below(30_000_000) as i64,
+                    _ => 30_000 + rng.below(900_000) as i64,
+                };
+                let mut snap: Vec<PoolSample> = Vec::new();
+                for pool in ["aggregate:a1", "aggregate:a2", "site:dc1"] {
+                    if rng.below(8) != 0 {
+                        snap.push(PoolSample {
+                            key: PoolKey {
+                                system_id: system_id.clone(),
+                                pool: pool.into(),
+                            },
+                            observed_at: t,
+                            total_bytes: 1_000_000 + rng.below(3) as i64,
+                            used_bytes: rng.below(1_000_000) as i64,
+                        });
+                    }
+                }
+                if rng.below(10) == 0
+                    && let Some(first) = snap.first().cloned()
+                {
+                    snap.push(first);
+                }
+                pools.push(snap);
+                let metrics =
+                    [0; 6].map(|_| (rng.below(4) != 0).then(|| rng.below(40_000) as f64 / 4.0));
+                performance.push(vec![PerformanceSample {
+                    system_id: system_id.clone(),
+                    observed_at: t,
+                    metrics,
+                }]);
+            }
+        }
+        // The systems' snapshots interleaved in time order (a snapshot without pools is empty).
+        pools.sort_by_key(|s: &Vec<PoolSample>| s.first().map_or(0, |p| p.observed_at));
+        performance.sort_by_key(|s: &Vec<PerformanceSample>| s[0].observed_at);
+        (pools, performance)
+    }
+
+    /// The rollups of exactly `samples` (distinct, in time order per series), as the tiers
+    /// should hold them.
+    fn rollups_of<S: TierSample>(samples: &[S], raw: bool) -> Tiers<S> {
+        let mut want = Tiers::default();
+        for s in samples {
+            let one = TierRows {
+                raw: if raw { vec![s.clone()] } else { Vec::new() },
+                hourly: vec![TierRow {
+                    key: s.key().clone(),
+                    period: s.at().div_euclid(HOUR_MS) * HOUR_MS,
+                    rollup: s.rollup(),
+                }],
+                daily: vec![TierRow {
+                    key: s.key().clone(),
+                    period: utc_day(s.at()),
+                    rollup: s.rollup(),
+                }],
+                not_newer: 0,
+                thinned: 0,
+            };
+            want.merge(&one);
+        }
+        want
+    }
+
+    /// The property of the pool and performance tiers, with the marks read per system as the
+    /// database gives them: whatever the batches (split between any snapshots, with
+    /// redeliveries of snapshots already written, shuffled), the tiers hold every distinct
+    /// sample counted exactly once; a batch delivered again adds nothing; and a snapshot
+    /// delivered late (after a newer one of its system was written) is ignored, never counted
+    /// twice, whatever came before. Returns how many late samples were ignored.
+    fn tiers_count_each_sample_once<S: Sample>(
+        seed: u64,
+        rng: &mut Rng,
+        snaps: &[Vec<S>],
+        raw: bool,
+    ) -> usize {
+        let write = |tiers: &mut Tiers<S>, batch: &[S]| {
+            let rows = super::tiers(batch, &tiers.counted_through(), raw);
+            tiers.merge(&rows);
+            rows
+        };
+        // Every distinct sample, in time order per series (the repeats of a pool are equal).
+        let mut distinct: Vec<S> = Vec::new();
+        let mut seen: std::collections::BTreeSet<(S::Key, i64)> = Default::default();
+        for s in snaps.iter().flatten() {
+            if seen.insert((s.key().clone(), s.at())) {
+                distinct.push(s.clone());
+            }
+        }
+        let want = rollups_of(&distinct, raw);
+
+        let mut once = Tiers::default();
+        for snap in snaps {
+            write(&mut once, snap);
+        }
+        assert_eq!(once, want, "seed {seed}: one snapshot per batch");
+        let mut whole = Tiers::default();
+        write(&mut whole, &snaps.concat());
+        assert_eq!(whole, want, "seed {seed}: one batch");
+
+        let mut messy = Tiers::default();
+        let mut next = 0;
+        while next < snaps.len() {
+            let end = (next + 1 + rng.below(12) as usize).min(snaps.len());
+            let mut batch: Vec<Vec<S>> = snaps[next..end].to_vec();
+            for _ in 0..rng.below(5) {
+                batch.push(snaps[rng.below(end as u64) as usize].clone());
+            }
+            for i in (1..batch.len()).rev() {
+                batch.swap(i, rng.below(i as u64 + 1) as usize);
+            }
+            let batch = batch.concat();
+            write(&mut messy, &batch);
+            let again = write(&mut messy, &batch);
+            assert!(
+                again.raw.is_empty() && again.hourly.is_empty() && again.daily.is_empty(),
+                "seed {seed}: a batch delivered again counted"
+            );
+            assert_eq!(again.not_newer, batch.len() as u64, "seed {seed}");
+            next = end;
+        }
+        assert_eq!(messy, want, "seed {seed}: redelivered, split, shuffled");
+
+        // Late snapshots: some are held back and delivered a few batches later. Each batch
+        // counts exactly its samples newer than what its systems' tiers counted before it.
+        let mut late = Tiers::default();
+        let mut held: Vec<(usize, &Vec<S>)> = Vec::new();
+        let mut counted: Vec<S> = Vec::new();
+        let mut mark: HashMap<String, i64> = HashMap::new();
+        let mut ignored = 0;
+        let mut i = 0;
+        let mut round = 0;
+        while i < snaps.len() || !held.is_empty() {
+            round += 1;
+            let mut batch: Vec<&Vec<S>> = Vec::new();
+            let end = (i + 1 + rng.below(6) as usize).min(snaps.len());
+            for snap in &snaps[i..end] {
+                match rng.below(5) {
+                    0 => held.push((round + 1 + rng.below(3) as usize, snap)),
+                    _ => batch.push(snap),
+                }
+            }
+            i = end;
+            let (due, wait): (Vec<_>, Vec<_>) = held
+                .into_iter()
+                .partition(|(at, _)| *at <= round || i >= snaps.len());
+            held = wait;
+            batch.extend(due.into_iter().map(|(_, snap)| snap));
+            let batch: Vec<S> = batch.into_iter().flatten().cloned().collect();
+            let mut fresh: Vec<S> = Vec::new();
+            let mut in_batch: std::collections::BTreeSet<(S::Key, i64)> = Default::default();
+            for s in &batch {
+                let newer = mark.get(s.system_id()).is_none_or(|&m| s.at() > m);
+                if newer && in_batch.insert((s.key().clone(), s.at())) {
+                    fresh.push(s.clone());
+                }
+            }
+            for s in &fresh {
+                let m = mark.entry(s.system_id().to_owned()).or_insert(i64::MIN);
+                *m = (*m).max(s.at());
+            }
+            let rows = write(&mut late, &batch);
+            assert_eq!(
+                rows.not_newer,
+                (batch.len() - fresh.len()) as u64,
+                "seed {seed}"
+            );
+            ignored += batch.len() - fresh.len();
+            counted.extend(fresh);
+        }
+        let mut by_series = counted.clone();
+        by_series.sort_by(|a, b| (a.key(), a.at()).cmp(&(b.key(), b.at())));
+        assert_eq!(
+            late,
+            rollups_of(&by_series, raw),
+            "seed {seed}: late snapshots"
+        );
+        ignored
+    }
+
+    #[test]
+    fn pool_and_performance_tiers_count_each_sample_once() {
+        let (mut pools_ignored, mut performance_ignored) = (0, 0);
+        for seed in 1..=200u64 {
+            let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+            let (pools, performance) = deep_history(&mut rng);
+            pools_ignored += tiers_count_each_sample_once(seed, &mut rng, &pools, false);
+            performance_ignored += tiers_count_each_sample_once(seed, &mut rng, &performance, true);
+        }
+        // The late deliveries did come after newer snapshots.
+        assert!(
+            pools_ignored > 100 && performance_ignored > 50,
+            "{pools_ignored} {performance_ignored}"
+        );
+    }
+
+    #[test]
+    fn performance_rollups() {
+        let s = |t: i64, m: [Option<f64>; 6]| PerformanceSample {
+            system_id: "s".into(),
+            observed_at: t,
+            metrics: m,
+        };
+        let mut r = PerformanceRollup::of(&s(20, [Some(4.0), None, Some(1.5), None, None, None]));
+        r.add(&PerformanceRollup::of(&s(
+            10,
+            [Some(6.0), None, None, Some(2.0), None, None],
+        )));
+        assert_eq!(
+            r,
+            PerformanceRollup {
+                samples: 2,
+                last_at: 20,
+                n: [2, 0, 1, 1, 0, 0],
+                sum: [10.0, 0.0, 1.5, 2.0, 0.0, 0.0],
+                max: [Some(6.0), None, Some(1.5), Some(2.0), None, None],
+            }
+        );
+        let mut p = Performance {
+            read_iops: Some(f64::NAN),
+            write_iops: Some(f64::INFINITY),
+            read_bytes_per_s: Some(7),
+            ..Performance::default()
+        };
+        assert_eq!(
+            performance_metrics(&p),
+            [None, None, None, None, Some(7.0), None]
+        );
+        p.read_iops = Some(1.0);
+        assert_eq!(performance_metrics(&p)[0], Some(1.0));
     }
 
     #[test]

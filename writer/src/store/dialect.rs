@@ -18,6 +18,7 @@ use super::plan::{
     SystemContext, SystemRow, TransitionRow,
 };
 use super::sql::Sql;
+use super::tables::Table;
 
 /// The `ON CONFLICT` clause adding a batch's rollup (`excluded`) to a stored daily row, with the
 /// backend's two-argument `least` and `greatest` functions. A stored row that was imported
@@ -39,23 +40,6 @@ macro_rules! merge_daily {
     };
 }
 pub(crate) use merge_daily;
-
-/// The `ON CONFLICT` clause adding a batch's rollup (`excluded`) to a stored hourly row.
-macro_rules! merge_hourly {
-    ($least:literal, $greatest:literal) => {
-        concat!(
-            "ON CONFLICT (system_id, hour) DO UPDATE SET samples = capacity_hourly.samples + excluded.samples, ",
-            "used_min = ", $least, "(capacity_hourly.used_min, excluded.used_min), ",
-            "used_max = ", $greatest, "(capacity_hourly.used_max, excluded.used_max), ",
-            "used_sum = capacity_hourly.used_sum + excluded.used_sum, ",
-            "last_at = ", $greatest, "(capacity_hourly.last_at, excluded.last_at), ",
-            "total_bytes = CASE WHEN excluded.last_at >= capacity_hourly.last_at THEN excluded.total_bytes ELSE capacity_hourly.total_bytes END, ",
-            "used_bytes = CASE WHEN excluded.last_at >= capacity_hourly.last_at THEN excluded.used_bytes ELSE capacity_hourly.used_bytes END, ",
-            "free_bytes = CASE WHEN excluded.last_at >= capacity_hourly.last_at THEN excluded.free_bytes ELSE capacity_hourly.free_bytes END"
-        )
-    };
-}
-pub(crate) use merge_hourly;
 
 /// The `SET` list updating a stored alert episode from the batch's row `u`: its details when
 /// the batch saw it, `last_seen` forward, `cleared_at` as derived.
@@ -100,9 +84,9 @@ pub(crate) struct Stored {
     pub open_alerts: Vec<OpenAlertRow>,
 }
 
-/// Rows a batch's capacity tiers wrote.
+/// Rows a batch wrote in the tiers of one kind (capacity, pools, performance).
 #[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct CapacityWritten {
+pub(crate) struct TiersWritten {
     pub raw: u64,
     pub hourly: u64,
     pub daily: u64,
@@ -198,7 +182,21 @@ pub(crate) trait Dialect {
     fn write_capacity(
         c: &mut Conn<Self>,
         rows: &CapacityRows,
-    ) -> impl Future<Output = Result<CapacityWritten, StoreError>> + Send;
+    ) -> impl Future<Output = Result<TiersWritten, StoreError>> + Send;
+    /// Inserts rows of a rollup tier table, each merged into a stored row of the same key by
+    /// the table's rules ([`Table::on_conflict`]).
+    fn upsert_rows<R: Sync + 'static>(
+        c: &mut Conn<Self>,
+        table: &'static Table<R>,
+        rows: &[R],
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// The newest `last_at` of each of these systems in an hourly rollup table keyed
+    /// `(system_id, hour, …)` (`tables::newest_last_at`); systems without a row are left out.
+    fn read_counted_through(
+        c: &mut Conn<Self>,
+        hourly_table: &'static str,
+        system_ids: &[&str],
+    ) -> impl Future<Output = Result<HashMap<String, i64>, StoreError>> + Send;
     /// Imported days (`source = 'imported'`); a stored day, measured or imported, is kept.
     fn insert_imported_days(
         c: &mut Conn<Self>,

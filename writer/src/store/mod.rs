@@ -25,12 +25,14 @@ mod plan;
 mod retention;
 mod sql;
 pub mod sqlite;
+mod tables;
 mod write;
 
 pub use commands::CommandTally;
 pub use dead_letter::{DeadLetter, DeadLetterReason};
 pub use derive::{DEFAULT_CAPACITY_THRESHOLDS, RawSamplePolicy, utc_day};
 pub use outbox::PendingChange;
+pub use plan::PERFORMANCE_METRICS;
 pub use retention::RetentionRun;
 
 /// One message as received from JetStream.
@@ -54,6 +56,11 @@ pub struct RowCounts {
     pub capacity_samples: u64,
     pub capacity_hourly: u64,
     pub capacity_daily: u64,
+    pub pool_hourly: u64,
+    pub pool_daily: u64,
+    pub performance_samples: u64,
+    pub performance_hourly: u64,
+    pub performance_daily: u64,
     pub alerts: u64,
     pub status_transitions: u64,
     pub dead_letters: u64,
@@ -77,7 +84,7 @@ pub struct RowCounts {
 
 impl RowCounts {
     /// `(table, rows)` pairs, for metrics.
-    pub fn by_table(&self) -> [(&'static str, u64); 14] {
+    pub fn by_table(&self) -> [(&'static str, u64); 19] {
         [
             ("events", self.events),
             ("systems", self.systems),
@@ -86,6 +93,11 @@ impl RowCounts {
             ("capacity_samples", self.capacity_samples),
             ("capacity_hourly", self.capacity_hourly),
             ("capacity_daily", self.capacity_daily),
+            ("pool_hourly", self.pool_hourly),
+            ("pool_daily", self.pool_daily),
+            ("performance_samples", self.performance_samples),
+            ("performance_hourly", self.performance_hourly),
+            ("performance_daily", self.performance_daily),
             ("alerts", self.alerts),
             ("status_transitions", self.status_transitions),
             ("dead_letters", self.dead_letters),
@@ -104,6 +116,11 @@ impl RowCounts {
         self.capacity_samples += o.capacity_samples;
         self.capacity_hourly += o.capacity_hourly;
         self.capacity_daily += o.capacity_daily;
+        self.pool_hourly += o.pool_hourly;
+        self.pool_daily += o.pool_daily;
+        self.performance_samples += o.performance_samples;
+        self.performance_hourly += o.performance_hourly;
+        self.performance_daily += o.performance_daily;
         self.capacity_samples_not_newer += o.capacity_samples_not_newer;
         self.capacity_samples_thinned += o.capacity_samples_thinned;
         self.alerts += o.alerts;
@@ -153,10 +170,14 @@ pub struct RetentionPolicy {
     pub events_per_system: u64,
     /// Raw capacity samples older than this many days are deleted (the rollups stay).
     pub capacity_raw_days: u32,
-    /// Hourly capacity rollups older than this many days are deleted.
+    /// Hourly capacity rollups older than this many days are deleted; so are the hourly pool
+    /// and performance rollups.
     pub capacity_hourly_days: u32,
-    /// Daily capacity rollups older than this many days are deleted (default 0: kept forever).
+    /// Daily capacity rollups older than this many days are deleted (default 0: kept forever);
+    /// so are the daily pool and performance rollups.
     pub capacity_daily_days: u32,
+    /// Raw performance samples older than this many days are deleted (the rollups stay).
+    pub performance_raw_days: u32,
     /// Dead letters older than this many days are deleted.
     pub dead_letter_days: u32,
     /// Rows deleted per statement (small, so the writer is never blocked for long).
@@ -171,6 +192,7 @@ impl Default for RetentionPolicy {
             capacity_raw_days: 90,
             capacity_hourly_days: 400,
             capacity_daily_days: 0,
+            performance_raw_days: 7,
             dead_letter_days: 30,
             batch_rows: 5000,
         }
@@ -185,6 +207,11 @@ pub struct RetentionOutcome {
     pub capacity_samples_expired: u64,
     pub capacity_hourly_expired: u64,
     pub capacity_daily_expired: u64,
+    pub performance_samples_expired: u64,
+    pub pool_hourly_expired: u64,
+    pub pool_daily_expired: u64,
+    pub performance_hourly_expired: u64,
+    pub performance_daily_expired: u64,
     pub dead_letters_expired: u64,
     /// Systems whose event count was over the limit.
     pub systems_trimmed: u64,
@@ -198,6 +225,11 @@ impl RetentionOutcome {
         self.capacity_samples_expired += o.capacity_samples_expired;
         self.capacity_hourly_expired += o.capacity_hourly_expired;
         self.capacity_daily_expired += o.capacity_daily_expired;
+        self.performance_samples_expired += o.performance_samples_expired;
+        self.pool_hourly_expired += o.pool_hourly_expired;
+        self.pool_daily_expired += o.pool_daily_expired;
+        self.performance_hourly_expired += o.performance_hourly_expired;
+        self.performance_daily_expired += o.performance_daily_expired;
         self.dead_letters_expired += o.dead_letters_expired;
         self.systems_trimmed += o.systems_trimmed;
     }
@@ -208,6 +240,11 @@ impl RetentionOutcome {
             + self.capacity_samples_expired
             + self.capacity_hourly_expired
             + self.capacity_daily_expired
+            + self.performance_samples_expired
+            + self.pool_hourly_expired
+            + self.pool_daily_expired
+            + self.performance_hourly_expired
+            + self.performance_daily_expired
             + self.dead_letters_expired
     }
 }
@@ -517,8 +554,8 @@ impl Store {
 
     /// Deletes, in statements of `policy.batch_rows` rows: events older than the retention
     /// window, events beyond the per-system limit (for every system; the newest are kept), raw
-    /// capacity samples, hourly and daily rollups older than their windows, and old dead
-    /// letters. The whole pass at once; the writer runs it in steps ([`Store::retention_step`]).
+    /// capacity and performance samples, hourly and daily rollups (capacity, pools,
+    /// performance) older than their windows, and old dead letters. The whole pass at once; the writer runs it in steps ([`Store::retention_step`]).
     pub async fn apply_retention(
         &self,
         policy: &RetentionPolicy,
@@ -543,6 +580,7 @@ impl Store {
         RetentionRun::new(retention::Cutoffs {
             events_before: before(policy.event_retention_days),
             samples_before: before(policy.capacity_raw_days),
+            performance_samples_before: before(policy.performance_raw_days),
             hourly_before: before(policy.capacity_hourly_days),
             daily_before: match policy.capacity_daily_days {
                 0 => None,

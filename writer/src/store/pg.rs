@@ -3,27 +3,26 @@
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use sdash_service::Secret;
 use sdash_service::postgres::{PgServers, PgUrl, PgUrlError};
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgConnection, PgPool, Row, Transaction};
+use sqlx::{AssertSqlSafe, PgConnection, PgPool, Row, Transaction};
 
 use super::StoreError;
 use super::commands::{
     AlertStateRow, AuditRow, CommentRow, InstanceRow, KnownSystem, instance_columns,
 };
 use super::derive::{CapacityMark, CapacityRows};
-use super::dialect::{
-    CapacityWritten, Dialect, Stored, last_capacity, merge_daily, merge_hourly, update_alert_set,
-};
+use super::dialect::{Dialect, Stored, TiersWritten, last_capacity, merge_daily, update_alert_set};
 use super::plan::{
     AlertDetails, AlertEpisode, CollectorRow, DailyRow, DeadRow, EventRow, OpenAlertRow, OutboxRow,
     Rollup, StateRow, StoredState, SystemContext, SystemRow, TransitionRow,
 };
+use super::tables::{CAPACITY_HOURLY, Get, Table, newest_last_at};
 
 /// Serializes the conversion of old migration bookkeeping (two processes starting at once).
 const MIGRATION_LOCK: i64 = 0x5344_4153_484d; // "SDASHM"
@@ -125,7 +124,67 @@ macro_rules! daily_arrays {
 
 type Query<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
-/// Binds the 8 rollup columns after the key (`samples` … `free_bytes`) of hourly or daily rows.
+/// `INSERT INTO t (…) SELECT * FROM UNNEST($first::…[], …) ON CONFLICT …`: one array per
+/// column of `table`, bound by [`bind_columns`] from parameter `first` on.
+fn upsert_sql<R>(table: &Table<R>, first: usize) -> String {
+    let arrays: Vec<String> = table
+        .cols
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let ty = match c.get {
+                Get::Int(_) => "bigint",
+                Get::Real(_) | Get::OptReal(_) => "float8",
+                Get::Text(_) => "text",
+            };
+            format!("${}::{ty}[]", first + i)
+        })
+        .collect();
+    format!(
+        "INSERT INTO {} ({}) SELECT * FROM UNNEST({}) {}",
+        table.name,
+        table.column_list(),
+        arrays.join(", "),
+        table.on_conflict("LEAST", "GREATEST")
+    )
+}
+
+/// Binds the columns of `rows` as `table` lists them, one array each.
+fn bind_columns<'q, R>(mut q: Query<'q>, table: &Table<R>, rows: &[R]) -> Query<'q> {
+    for c in table.cols {
+        q = match c.get {
+            Get::Int(f) => q.bind(col(rows, f)),
+            Get::Real(f) => q.bind(col(rows, f)),
+            Get::OptReal(f) => q.bind(col(rows, f)),
+            Get::Text(f) => q.bind(col(rows, f)),
+        };
+    }
+    q
+}
+
+/// The three capacity tiers in one statement (the hourly part from [`CAPACITY_HOURLY`]).
+static WRITE_CAPACITY: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        concat!(
+            "WITH raw AS ( \
+               INSERT INTO capacity_samples (system_id, observed_at, total_bytes, used_bytes, free_bytes) \
+               SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[]) \
+               ON CONFLICT (system_id, observed_at) DO NOTHING RETURNING 1 \
+             ), hourly AS ({} RETURNING 1), daily AS ( \
+               INSERT INTO capacity_daily (system_id, day, samples, used_min, used_max, used_sum, last_at, total_bytes, used_bytes, free_bytes) \
+               SELECT * FROM ",
+            daily_arrays!(16, 17, 18, 19, 20, 21, 22, 23, 24, 25),
+            " ",
+            merge_daily!("LEAST", "GREATEST"),
+            " RETURNING 1 \
+             ) \
+             SELECT (SELECT count(*) FROM raw), (SELECT count(*) FROM hourly), (SELECT count(*) FROM daily)"
+        ),
+        upsert_sql(&CAPACITY_HOURLY, 6)
+    )
+});
+
+/// Binds the 8 rollup columns after the key (`samples` … `free_bytes`) of daily rows.
 fn bind_rollups<'q, T>(q: Query<'q>, rows: &[T], of: impl Fn(&T) -> &Rollup) -> Query<'q> {
     q.bind(col(rows, |r| of(r).samples))
         .bind(col(rows, |r| of(r).used_min))
@@ -139,8 +198,8 @@ fn bind_rollups<'q, T>(q: Query<'q>, rows: &[T], of: impl Fn(&T) -> &Rollup) -> 
 
 fn bind_daily<'q>(q: Query<'q>, d: &[DailyRow]) -> Query<'q> {
     let q = q
-        .bind(col(d, |r| r.system_id.as_str()))
-        .bind(col(d, |r| r.day.as_str()));
+        .bind(col(d, |r| r.key.as_str()))
+        .bind(col(d, |r| r.period.as_str()));
     bind_rollups(q, d, |r| &r.rollup)
 }
 
@@ -495,14 +554,18 @@ impl Dialect for Postgres {
     async fn upsert_states(c: &mut PgConnection, s: &[StateRow]) -> Result<u64, StoreError> {
         Ok(sqlx::query(
             "INSERT INTO system_state (system_id, event_id, collector_id, observed_at, vendor, status, hardware, cluster, name, version, model, serial, \
-             total_bytes, used_bytes, free_bytes, data_reduction, alert_count, components, alerts, poll_ms, error, last_online_at) \
+             total_bytes, used_bytes, free_bytes, data_reduction, alert_count, components, alerts, poll_ms, error, last_online_at, \
+             provisioned_bytes, cluster_type, topology, pools, performance) \
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], \
-             $11::text[], $12::text[], $13::bigint[], $14::bigint[], $15::bigint[], $16::float8[], $17::int[], $18::text[], $19::text[], $20::bigint[], $21::text[], $22::bigint[]) \
+             $11::text[], $12::text[], $13::bigint[], $14::bigint[], $15::bigint[], $16::float8[], $17::int[], $18::text[], $19::text[], $20::bigint[], $21::text[], $22::bigint[], \
+             $23::bigint[], $24::text[], $25::text[], $26::text[], $27::text[]) \
              ON CONFLICT (system_id) DO UPDATE SET event_id = EXCLUDED.event_id, collector_id = EXCLUDED.collector_id, observed_at = EXCLUDED.observed_at, \
              vendor = EXCLUDED.vendor, status = EXCLUDED.status, hardware = EXCLUDED.hardware, cluster = EXCLUDED.cluster, name = EXCLUDED.name, \
              version = EXCLUDED.version, model = EXCLUDED.model, serial = EXCLUDED.serial, total_bytes = EXCLUDED.total_bytes, used_bytes = EXCLUDED.used_bytes, \
              free_bytes = EXCLUDED.free_bytes, data_reduction = EXCLUDED.data_reduction, alert_count = EXCLUDED.alert_count, components = EXCLUDED.components, \
              alerts = EXCLUDED.alerts, poll_ms = EXCLUDED.poll_ms, error = EXCLUDED.error, \
+             provisioned_bytes = EXCLUDED.provisioned_bytes, cluster_type = EXCLUDED.cluster_type, topology = EXCLUDED.topology, \
+             pools = EXCLUDED.pools, performance = EXCLUDED.performance, \
              last_online_at = GREATEST(system_state.last_online_at, EXCLUDED.last_online_at) \
              WHERE system_state.observed_at < EXCLUDED.observed_at",
         )
@@ -528,6 +591,11 @@ impl Dialect for Postgres {
         .bind(col(s, |r| r.poll_ms))
         .bind(col(s, |r| r.error.as_deref()))
         .bind(col(s, |r| r.last_online_at))
+        .bind(col(s, |r| r.provisioned_bytes))
+        .bind(col(s, |r| r.cluster_type))
+        .bind(col(s, |r| r.topology.as_deref()))
+        .bind(col(s, |r| r.pools.as_str()))
+        .bind(col(s, |r| r.performance.as_deref()))
         .execute(c)
         .await?
         .rows_affected())
@@ -659,46 +727,57 @@ impl Dialect for Postgres {
     async fn write_capacity(
         c: &mut PgConnection,
         rows: &CapacityRows,
-    ) -> Result<CapacityWritten, StoreError> {
-        let q = sqlx::query(concat!(
-            "WITH raw AS ( \
-               INSERT INTO capacity_samples (system_id, observed_at, total_bytes, used_bytes, free_bytes) \
-               SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[]) \
-               ON CONFLICT (system_id, observed_at) DO NOTHING RETURNING 1 \
-             ), hourly AS ( \
-               INSERT INTO capacity_hourly (system_id, hour, samples, used_min, used_max, used_sum, last_at, total_bytes, used_bytes, free_bytes) \
-               SELECT * FROM UNNEST($6::text[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::float8[], $12::bigint[], \
-                 $13::bigint[], $14::bigint[], $15::bigint[]) ",
-            merge_hourly!("LEAST", "GREATEST"),
-            " RETURNING 1 \
-             ), daily AS ( \
-               INSERT INTO capacity_daily (system_id, day, samples, used_min, used_max, used_sum, last_at, total_bytes, used_bytes, free_bytes) \
-               SELECT * FROM ",
-            daily_arrays!(16, 17, 18, 19, 20, 21, 22, 23, 24, 25),
-            " ",
-            merge_daily!("LEAST", "GREATEST"),
-            " RETURNING 1 \
-             ) \
-             SELECT (SELECT count(*) FROM raw), (SELECT count(*) FROM hourly), (SELECT count(*) FROM daily)",
-        ));
-        let (s, h) = (&rows.raw, &rows.hourly);
-        let q = q
+    ) -> Result<TiersWritten, StoreError> {
+        let s = &rows.raw;
+        let q = sqlx::query(WRITE_CAPACITY.as_str())
             .bind(col(s, |r| r.system_id.as_str()))
             .bind(col(s, |r| r.observed_at))
             .bind(col(s, |r| r.total_bytes))
             .bind(col(s, |r| r.used_bytes))
-            .bind(col(s, |r| r.free_bytes))
-            .bind(col(h, |r| r.system_id.as_str()))
-            .bind(col(h, |r| r.hour));
-        let q = bind_rollups(q, h, |r| &r.rollup);
+            .bind(col(s, |r| r.free_bytes));
+        let q = bind_columns(q, &CAPACITY_HOURLY, &rows.hourly);
         let row = bind_daily(q, &rows.daily).fetch_one(c).await?;
         let n =
             |i: usize| -> Result<u64, StoreError> { Ok(row.try_get::<i64, _>(i)?.max(0) as u64) };
-        Ok(CapacityWritten {
+        Ok(TiersWritten {
             raw: n(0)?,
             hourly: n(1)?,
             daily: n(2)?,
         })
+    }
+
+    async fn upsert_rows<R: Sync + 'static>(
+        c: &mut PgConnection,
+        table: &'static Table<R>,
+        rows: &[R],
+    ) -> Result<u64, StoreError> {
+        let q = sqlx::query(AssertSqlSafe(upsert_sql(table, 1)));
+        Ok(bind_columns(q, table, rows)
+            .execute(c)
+            .await?
+            .rows_affected())
+    }
+
+    async fn read_counted_through(
+        c: &mut PgConnection,
+        table: &'static str,
+        ids: &[&str],
+    ) -> Result<HashMap<String, i64>, StoreError> {
+        let sql = format!(
+            "SELECT u.id, {} FROM UNNEST($1::text[]) AS u(id)",
+            newest_last_at(table, "u.id")
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(ids)
+            .fetch_all(c)
+            .await?;
+        let mut out = HashMap::with_capacity(rows.len());
+        for r in rows {
+            if let Some(at) = r.try_get::<Option<i64>, _>(1)? {
+                out.insert(r.try_get(0)?, at);
+            }
+        }
+        Ok(out)
     }
 
     async fn insert_imported_days(

@@ -159,6 +159,13 @@ pub(crate) struct StateRow {
     pub poll_ms: i64,
     pub error: Option<String>,
     pub last_online_at: Option<i64>,
+    pub provisioned_bytes: Option<i64>,
+    /// `topology.cluster_type`, its kebab-case word.
+    pub cluster_type: Option<&'static str>,
+    /// JSON of the snapshot's proto `Topology`, `Pool` array and `Performance`.
+    pub topology: Option<String>,
+    pub pools: String,
+    pub performance: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -202,8 +209,15 @@ pub(crate) struct SampleRow {
     pub free_bytes: i64,
 }
 
+/// Adding up rollups: what the upserts of the rollup tables do to a stored row.
+pub(crate) trait Merge {
+    /// Adds `other` (of samples none of which `self` counted).
+    fn add(&mut self, other: &Self);
+}
+
 /// A rollup of samples: count, min, max and sum of used, and the last sample's values (the
-/// columns `capacity_hourly` and `capacity_daily` share after their key).
+/// columns `capacity_hourly` and `capacity_daily` share after their key; `pool_hourly` and
+/// `pool_daily` have all but `free_bytes`).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Rollup {
     pub samples: i64,
@@ -219,21 +233,27 @@ pub(crate) struct Rollup {
 impl Rollup {
     /// The rollup of one sample.
     pub fn of(s: &SampleRow) -> Rollup {
-        Rollup {
-            samples: 1,
-            used_min: s.used_bytes,
-            used_max: s.used_bytes,
-            used_sum: s.used_bytes as f64,
-            last_at: s.observed_at,
-            total_bytes: s.total_bytes,
-            used_bytes: s.used_bytes,
-            free_bytes: s.free_bytes,
-        }
+        Rollup::one(s.observed_at, s.total_bytes, s.used_bytes, s.free_bytes)
     }
 
-    /// Adds `other` (what the upserts do): counts and sums add, min and max widen, the later
-    /// (or equally late) last sample wins.
-    pub fn add(&mut self, other: &Rollup) {
+    /// The rollup of one sample at `at`.
+    pub fn one(at: i64, total_bytes: i64, used_bytes: i64, free_bytes: i64) -> Rollup {
+        Rollup {
+            samples: 1,
+            used_min: used_bytes,
+            used_max: used_bytes,
+            used_sum: used_bytes as f64,
+            last_at: at,
+            total_bytes,
+            used_bytes,
+            free_bytes,
+        }
+    }
+}
+
+impl Merge for Rollup {
+    /// Counts and sums add, min and max widen, the later (or equally late) last sample wins.
+    fn add(&mut self, other: &Rollup) {
         self.samples += other.samples;
         self.used_min = self.used_min.min(other.used_min);
         self.used_max = self.used_max.max(other.used_max);
@@ -247,21 +267,93 @@ impl Rollup {
     }
 }
 
-/// One `capacity_daily` row: the rollup of a system's samples in one UTC day.
+/// One row of a rollup tier: the rollup of one series' samples (a system's capacity or
+/// performance, one pool of a system: `key`) in one UTC period (`period`: the hour's start in
+/// ms, or the day as `YYYY-MM-DD`).
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct DailyRow {
-    pub system_id: String,
-    pub day: String,
-    pub rollup: Rollup,
+pub(crate) struct TierRow<K, P, R> {
+    pub key: K,
+    pub period: P,
+    pub rollup: R,
 }
 
-/// One `capacity_hourly` row: the rollup of a system's samples in one UTC hour.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct HourlyRow {
+/// One `capacity_hourly` row (key: the system id).
+pub(crate) type HourlyRow = TierRow<String, i64, Rollup>;
+/// One `capacity_daily` row.
+pub(crate) type DailyRow = TierRow<String, String, Rollup>;
+
+/// A pool of a system: `pool` is `<kind>:<name>` (`aggregate:aggr1`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct PoolKey {
     pub system_id: String,
-    /// ms since the epoch, the start of the UTC hour.
-    pub hour: i64,
-    pub rollup: Rollup,
+    pub pool: String,
+}
+
+/// One pool's capacity in one snapshot.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct PoolSample {
+    pub key: PoolKey,
+    pub observed_at: i64,
+    pub total_bytes: i64,
+    pub used_bytes: i64,
+}
+
+/// The performance metrics, in the order of [`PerformanceSample::metrics`]: the column names of
+/// `performance_samples` and the column prefixes of `performance_hourly` and `performance_daily`.
+pub const PERFORMANCE_METRICS: [&str; 6] = [
+    "read_iops",
+    "write_iops",
+    "read_latency_us",
+    "write_latency_us",
+    "read_bytes_per_s",
+    "write_bytes_per_s",
+];
+
+/// A system's performance in one snapshot (`None`: not reported).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct PerformanceSample {
+    pub system_id: String,
+    pub observed_at: i64,
+    pub metrics: [Option<f64>; 6],
+}
+
+/// A rollup of performance samples: per metric, how many samples had it (`n`), their sum and
+/// their maximum (`None` while no sample had it).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct PerformanceRollup {
+    pub samples: i64,
+    pub last_at: i64,
+    pub n: [i64; 6],
+    pub sum: [f64; 6],
+    pub max: [Option<f64>; 6],
+}
+
+impl PerformanceRollup {
+    /// The rollup of one sample.
+    pub fn of(s: &PerformanceSample) -> PerformanceRollup {
+        PerformanceRollup {
+            samples: 1,
+            last_at: s.observed_at,
+            n: s.metrics.map(|m| i64::from(m.is_some())),
+            sum: s.metrics.map(|m| m.unwrap_or(0.0)),
+            max: s.metrics,
+        }
+    }
+}
+
+impl Merge for PerformanceRollup {
+    fn add(&mut self, other: &PerformanceRollup) {
+        self.samples += other.samples;
+        self.last_at = self.last_at.max(other.last_at);
+        for i in 0..PERFORMANCE_METRICS.len() {
+            self.n[i] += other.n[i];
+            self.sum[i] += other.sum[i];
+            self.max[i] = match (self.max[i], other.max[i]) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
+        }
+    }
 }
 
 /// A batch, decoded and sorted by kind.

@@ -4,8 +4,10 @@
 //! batch commits, then the pass goes on where it stopped.
 //!
 //! Every delete finds its rows through an index: events, raw samples and dead letters by their
-//! time index, daily rollups by `capacity_daily_day`, hourly rollups (whose only index is their
-//! key `(system_id, hour)`, to keep them small) system by system, a few systems per statement.
+//! time index, daily rollups by their `day` index, hourly rollups (whose only index is their
+//! key `(system_id, hour, …)`, to keep them small) system by system, a few systems per
+//! statement. The tiers of capacity, pools and performance are pruned alike ([`RAW`],
+//! [`HOURLY`], [`DAILY`]).
 
 use std::time::{Duration, Instant};
 
@@ -22,6 +24,7 @@ use super::{RetentionOutcome, StoreError};
 pub(crate) struct Cutoffs {
     pub events_before: i64,
     pub samples_before: i64,
+    pub performance_samples_before: i64,
     pub hourly_before: i64,
     /// `None`: daily rollups are kept forever.
     pub daily_before: Option<String>,
@@ -32,6 +35,89 @@ pub(crate) struct Cutoffs {
 
 /// Systems whose hourly rollups one statement looks at.
 const HOURLY_SYSTEMS_PER_STATEMENT: i64 = 64;
+
+/// A table of a tier: its name, and what counts its deleted rows.
+struct TierTable {
+    name: &'static str,
+    deleted: fn(&mut RetentionOutcome) -> &mut u64,
+}
+
+/// Which cutoff of a pass applies to a table.
+type Window = fn(&Cutoffs) -> i64;
+
+/// The raw tiers (by `observed_at`), each with its own window.
+const RAW: [(TierTable, Window); 2] = [
+    (
+        TierTable {
+            name: "capacity_samples",
+            deleted: |o| &mut o.capacity_samples_expired,
+        },
+        |c| c.samples_before,
+    ),
+    (
+        TierTable {
+            name: "performance_samples",
+            deleted: |o| &mut o.performance_samples_expired,
+        },
+        |c| c.performance_samples_before,
+    ),
+];
+
+/// The hourly tiers (`hourly_before`), with their keys (the system, the hour, then the rest).
+const HOURLY: [(TierTable, &[&str]); 3] = [
+    (
+        TierTable {
+            name: "capacity_hourly",
+            deleted: |o| &mut o.capacity_hourly_expired,
+        },
+        &["system_id", "hour"],
+    ),
+    (
+        TierTable {
+            name: "pool_hourly",
+            deleted: |o| &mut o.pool_hourly_expired,
+        },
+        &["system_id", "hour", "pool"],
+    ),
+    (
+        TierTable {
+            name: "performance_hourly",
+            deleted: |o| &mut o.performance_hourly_expired,
+        },
+        &["system_id", "hour"],
+    ),
+];
+
+/// The daily tiers (`daily_before`, by `day`).
+const DAILY: [TierTable; 3] = [
+    TierTable {
+        name: "capacity_daily",
+        deleted: |o| &mut o.capacity_daily_expired,
+    },
+    TierTable {
+        name: "pool_daily",
+        deleted: |o| &mut o.pool_daily_expired,
+    },
+    TierTable {
+        name: "performance_daily",
+        deleted: |o| &mut o.performance_daily_expired,
+    },
+];
+
+/// Deletes at most `$4` rows of the hourly table `name` (keyed `key`) older than `$3` of the
+/// systems after `$1` up to `$2`. Each system's old hours are a range of the key: no index on `hour` needed.
+/// (CROSS JOIN makes SQLite seek each system's range rather than scan the chunk's rows;
+/// PostgreSQL plans it like an inner join.)
+fn delete_hours(name: &str, key: &[&str]) -> String {
+    let picked: Vec<String> = key.iter().map(|k| format!("h.{k}")).collect();
+    let key = key.join(", ");
+    format!(
+        "DELETE FROM {name} WHERE ({key}) IN (SELECT {picked} \
+         FROM systems s CROSS JOIN {name} h \
+         WHERE h.system_id = s.id AND s.id > $1 AND s.id <= $2 AND h.hour < $3 LIMIT $4)",
+        picked = picked.join(", ")
+    )
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Phase {
@@ -44,13 +130,20 @@ enum Phase {
         next: usize,
         trimming: Option<(String, i64, String)>,
     },
-    Samples,
-    /// Hourly rollups of the systems after `after` (by id).
+    /// The raw tier `RAW[tier]`.
+    Samples {
+        tier: usize,
+    },
+    /// Hourly rollups (of `HOURLY[tier]`) of the systems after `after` (by id).
     Hourly {
+        tier: usize,
         after: String,
         chunk: Option<Vec<String>>,
     },
-    Daily,
+    /// The daily tier `DAILY[tier]`.
+    Daily {
+        tier: usize,
+    },
     DeadLetters,
     Done,
 }
@@ -107,7 +200,7 @@ pub(crate) async fn step<D: Dialect>(
                 out.events_expired += n;
                 match n < batch as u64 {
                     true if run.cut.keep_per_system > 0 => Phase::ListOverLimit,
-                    true => Phase::Samples,
+                    true => Phase::Samples { tier: 0 },
                     false => Phase::EventsExpired,
                 }
             }
@@ -154,7 +247,7 @@ pub(crate) async fn step<D: Dialect>(
                 next,
                 trimming: None,
             } => match systems.get(next) {
-                None => Phase::Samples,
+                None => Phase::Samples { tier: 0 },
                 Some(system) => {
                     // The newest event beyond the limit: it and everything older go.
                     let newest_beyond = D::Db::fetch_all(
@@ -179,26 +272,37 @@ pub(crate) async fn step<D: Dialect>(
                     }
                 }
             },
-            Phase::Samples => {
+            Phase::Samples { tier } => {
+                let (table, before) = &RAW[tier];
                 let n = delete_some::<D>(
                     c,
-                    "capacity_samples",
+                    table.name,
                     "observed_at < $2",
-                    &[Bind::Int(run.cut.samples_before)],
+                    &[Bind::Int(before(&run.cut))],
                     batch,
                 )
                 .await?;
-                out.capacity_samples_expired += n;
-                match (n < batch as u64, run.cut.hourly_before) {
-                    (false, _) => Phase::Samples,
-                    (true, i64::MIN) => Phase::Daily,
-                    (true, _) => Phase::Hourly {
+                *(table.deleted)(&mut out) += n;
+                match (
+                    n < batch as u64,
+                    tier + 1 < RAW.len(),
+                    run.cut.hourly_before,
+                ) {
+                    (false, _, _) => Phase::Samples { tier },
+                    (true, true, _) => Phase::Samples { tier: tier + 1 },
+                    (true, false, i64::MIN) => Phase::Daily { tier: 0 },
+                    (true, false, _) => Phase::Hourly {
+                        tier: 0,
                         after: String::new(),
                         chunk: None,
                     },
                 }
             }
-            Phase::Hourly { after, chunk: None } => {
+            Phase::Hourly {
+                tier,
+                after,
+                chunk: None,
+            } => {
                 let chunk = D::Db::fetch_all(
                     c,
                     "SELECT id FROM systems WHERE id > $1 ORDER BY id LIMIT $2".into_sql_str(),
@@ -208,28 +312,31 @@ pub(crate) async fn step<D: Dialect>(
                 .iter()
                 .map(|r| D::Db::text(r, 0))
                 .collect::<Result<Vec<_>, _>>()?;
-                match chunk.is_empty() {
-                    true => Phase::Daily,
-                    false => Phase::Hourly {
+                match (chunk.is_empty(), tier + 1 < HOURLY.len()) {
+                    (true, true) => Phase::Hourly {
+                        tier: tier + 1,
+                        after: String::new(),
+                        chunk: None,
+                    },
+                    (true, false) => Phase::Daily { tier: 0 },
+                    (false, _) => Phase::Hourly {
+                        tier,
                         after,
                         chunk: Some(chunk),
                     },
                 }
             }
             Phase::Hourly {
+                tier,
                 after,
                 chunk: Some(chunk),
             } => {
                 let last = chunk.last().cloned().unwrap_or_default();
-                // Each system's old hours are a range of the key: no index on `hour` needed.
-                // (CROSS JOIN makes SQLite seek each system's range rather than scan the
-                // chunk's rows; PostgreSQL plans it like an inner join.)
+                let (table, key) = &HOURLY[tier];
+                let sql = sqlx::AssertSqlSafe(delete_hours(table.name, key)).into_sql_str();
                 let n = D::Db::execute(
                     c,
-                    "DELETE FROM capacity_hourly WHERE (system_id, hour) IN (SELECT h.system_id, h.hour \
-                     FROM systems s CROSS JOIN capacity_hourly h \
-                     WHERE h.system_id = s.id AND s.id > $1 AND s.id <= $2 AND h.hour < $3 LIMIT $4)"
-                        .into_sql_str(),
+                    sql,
                     &[
                         Bind::Text(&after),
                         Bind::Text(&last),
@@ -238,33 +345,31 @@ pub(crate) async fn step<D: Dialect>(
                     ],
                 )
                 .await?;
-                out.capacity_hourly_expired += n;
+                *(table.deleted)(&mut out) += n;
                 match n < batch as u64 {
                     true => Phase::Hourly {
+                        tier,
                         after: last,
                         chunk: None,
                     },
                     false => Phase::Hourly {
+                        tier,
                         after,
                         chunk: Some(chunk),
                     },
                 }
             }
-            Phase::Daily => match run.cut.daily_before.clone() {
+            Phase::Daily { tier } => match run.cut.daily_before.clone() {
                 None => Phase::DeadLetters,
                 Some(day) => {
-                    let n = delete_some::<D>(
-                        c,
-                        "capacity_daily",
-                        "day < $2",
-                        &[Bind::Text(&day)],
-                        batch,
-                    )
-                    .await?;
-                    out.capacity_daily_expired += n;
-                    match n < batch as u64 {
-                        true => Phase::DeadLetters,
-                        false => Phase::Daily,
+                    let table = &DAILY[tier];
+                    let n = delete_some::<D>(c, table.name, "day < $2", &[Bind::Text(&day)], batch)
+                        .await?;
+                    *(table.deleted)(&mut out) += n;
+                    match (n < batch as u64, tier + 1 < DAILY.len()) {
+                        (false, _) => Phase::Daily { tier },
+                        (true, true) => Phase::Daily { tier: tier + 1 },
+                        (true, false) => Phase::DeadLetters,
                     }
                 }
             },

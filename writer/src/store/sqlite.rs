@@ -18,13 +18,12 @@ use super::commands::{
     AlertStateRow, AuditRow, CommentRow, InstanceRow, KnownSystem, instance_columns,
 };
 use super::derive::{CapacityMark, CapacityRows};
-use super::dialect::{
-    CapacityWritten, Dialect, Stored, last_capacity, merge_daily, merge_hourly, update_alert_set,
-};
+use super::dialect::{Dialect, Stored, TiersWritten, last_capacity, merge_daily, update_alert_set};
 use super::plan::{
     AlertDetails, AlertEpisode, CollectorRow, DeadRow, EventRow, OpenAlertRow, OutboxRow, Rollup,
     StateRow, StoredState, SystemContext, SystemRow, TransitionRow,
 };
+use super::tables::{CAPACITY_HOURLY, Get, Table, newest_last_at};
 
 type Query<'q> = sqlx::query::Query<'q, sqlx::Sqlite, SqliteArguments>;
 
@@ -106,7 +105,7 @@ fn encode_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<String, StoreE
     serde_json::to_string(value).map_err(|e| StoreError::Db(sqlx::Error::Encode(Box::new(e))))
 }
 
-/// Binds the 8 rollup columns after the key (`samples` … `free_bytes`) of an hourly or daily row.
+/// Binds the 8 rollup columns after the key (`samples` … `free_bytes`) of a daily row.
 fn bind_rollup<'q>(q: Query<'q>, r: &Rollup) -> Query<'q> {
     q.bind(r.samples)
         .bind(r.used_min)
@@ -116,6 +115,16 @@ fn bind_rollup<'q>(q: Query<'q>, r: &Rollup) -> Query<'q> {
         .bind(r.total_bytes)
         .bind(r.used_bytes)
         .bind(r.free_bytes)
+}
+
+/// Binds the columns of one row as `table` lists them.
+fn bind_row<'q, R>(q: Query<'q>, table: &Table<R>, r: &R) -> Query<'q> {
+    table.cols.iter().fold(q, |q, c| match c.get {
+        Get::Int(f) => q.bind(f(r)),
+        Get::Real(f) => q.bind(f(r)),
+        Get::OptReal(f) => q.bind(f(r)),
+        Get::Text(f) => q.bind(f(r)),
+    })
 }
 
 /// Binds the 11 `events` columns of one row (`insert_events`, `insert_imported_events`).
@@ -530,13 +539,16 @@ impl Dialect for Sqlite {
         insert_many(
             c,
             "INSERT INTO system_state (system_id, event_id, collector_id, observed_at, vendor, status, hardware, cluster, name, version, model, serial, \
-             total_bytes, used_bytes, free_bytes, data_reduction, alert_count, components, alerts, poll_ms, error, last_online_at) VALUES",
-            22,
+             total_bytes, used_bytes, free_bytes, data_reduction, alert_count, components, alerts, poll_ms, error, last_online_at, \
+             provisioned_bytes, cluster_type, topology, pools, performance) VALUES",
+            27,
             "ON CONFLICT (system_id) DO UPDATE SET event_id = excluded.event_id, collector_id = excluded.collector_id, observed_at = excluded.observed_at, \
              vendor = excluded.vendor, status = excluded.status, hardware = excluded.hardware, cluster = excluded.cluster, name = excluded.name, \
              version = excluded.version, model = excluded.model, serial = excluded.serial, total_bytes = excluded.total_bytes, used_bytes = excluded.used_bytes, \
              free_bytes = excluded.free_bytes, data_reduction = excluded.data_reduction, alert_count = excluded.alert_count, components = excluded.components, \
              alerts = excluded.alerts, poll_ms = excluded.poll_ms, error = excluded.error, \
+             provisioned_bytes = excluded.provisioned_bytes, cluster_type = excluded.cluster_type, topology = excluded.topology, \
+             pools = excluded.pools, performance = excluded.performance, \
              last_online_at = CASE WHEN system_state.last_online_at IS NULL THEN excluded.last_online_at \
                                    WHEN excluded.last_online_at IS NULL THEN system_state.last_online_at \
                                    ELSE max(system_state.last_online_at, excluded.last_online_at) END \
@@ -565,6 +577,11 @@ impl Dialect for Sqlite {
                     .bind(r.poll_ms)
                     .bind(r.error.as_deref())
                     .bind(r.last_online_at)
+                    .bind(r.provisioned_bytes)
+                    .bind(r.cluster_type)
+                    .bind(r.topology.as_deref())
+                    .bind(r.pools.as_str())
+                    .bind(r.performance.as_deref())
             },
         )
         .await
@@ -715,7 +732,7 @@ impl Dialect for Sqlite {
     async fn write_capacity(
         c: &mut SqliteConnection,
         rows: &CapacityRows,
-    ) -> Result<CapacityWritten, StoreError> {
+    ) -> Result<TiersWritten, StoreError> {
         let raw = insert_many(
             c,
             "INSERT INTO capacity_samples (system_id, observed_at, total_bytes, used_bytes, free_bytes) VALUES",
@@ -731,25 +748,57 @@ impl Dialect for Sqlite {
             },
         )
         .await?;
-        let hourly = insert_many(
-            c,
-            "INSERT INTO capacity_hourly (system_id, hour, samples, used_min, used_max, used_sum, last_at, total_bytes, used_bytes, free_bytes) VALUES",
-            10,
-            merge_hourly!("min", "max"),
-            &rows.hourly,
-            |q, r| bind_rollup(q.bind(r.system_id.as_str()).bind(r.hour), &r.rollup),
-        )
-        .await?;
+        let hourly = Self::upsert_rows(c, &CAPACITY_HOURLY, &rows.hourly).await?;
         let daily = insert_many(
             c,
             "INSERT INTO capacity_daily (system_id, day, samples, used_min, used_max, used_sum, last_at, total_bytes, used_bytes, free_bytes) VALUES",
             10,
             merge_daily!("min", "max"),
             &rows.daily,
-            |q, r| bind_rollup(q.bind(r.system_id.as_str()).bind(r.day.as_str()), &r.rollup),
+            |q, r| bind_rollup(q.bind(r.key.as_str()).bind(r.period.as_str()), &r.rollup),
         )
         .await?;
-        Ok(CapacityWritten { raw, hourly, daily })
+        Ok(TiersWritten { raw, hourly, daily })
+    }
+
+    async fn upsert_rows<R: Sync + 'static>(
+        c: &mut SqliteConnection,
+        table: &'static Table<R>,
+        rows: &[R],
+    ) -> Result<u64, StoreError> {
+        let head = format!(
+            "INSERT INTO {} ({}) VALUES",
+            table.name,
+            table.column_list()
+        );
+        let tail = table.on_conflict("min", "max");
+        insert_many(c, &head, table.cols.len(), &tail, rows, |q, r| {
+            bind_row(q, table, r)
+        })
+        .await
+    }
+
+    /// One JSON row (see [`Sqlite::read_stored`]).
+    async fn read_counted_through(
+        c: &mut SqliteConnection,
+        table: &'static str,
+        ids: &[&str],
+    ) -> Result<HashMap<String, i64>, StoreError> {
+        let ids = encode_json(ids)?;
+        let sql = format!(
+            "SELECT json_group_array(json_array(j.value, {})) FROM json_each(?) j",
+            newest_last_at(table, "j.value")
+        );
+        let json: String = sqlx::query(AssertSqlSafe(sql))
+            .bind(ids.as_str())
+            .fetch_one(&mut *c)
+            .await?
+            .try_get(0)?;
+        let rows: Vec<(String, Option<i64>)> = serde_json::from_str(&json).map_err(decode_error)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, at)| Some((id, at?)))
+            .collect())
     }
 
     async fn insert_imported_days(

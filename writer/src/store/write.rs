@@ -1,16 +1,18 @@
 //! Writing one planned batch in one transaction, for either backend: check the writer lock,
 //! insert what the messages say, read the stored state of the batch's systems, derive history
-//! from it ([`super::derive`]), write that and the changes it made (into the outbox,
-//! [`super::outbox`]), and record the commit in `pipeline_status`.
+//! from it ([`super::derive`]), write that (the capacity, pool and performance tiers among it)
+//! and the changes it made (into the outbox, [`super::outbox`]), and record the commit in
+//! `pipeline_status`.
 
 use std::collections::BTreeMap;
 
 use sdash_proto::{Envelope, Snapshot};
 use sqlx::{Pool, SqlSafeStr};
 
-use super::dialect::{Conn, Dialect};
+use super::dialect::{Conn, Dialect, TiersWritten};
 use super::plan::{AlertEpisode, Plan, SampleRow};
 use super::sql::{Bind, Sql};
+use super::tables::Tiered;
 use super::{CommitMeta, RowCounts, StoreError};
 use super::{commands, derive, outbox};
 
@@ -129,6 +131,17 @@ async fn write_snapshots<D: Dialect>(
     if !d.samples.is_empty() {
         write_capacity::<D>(c, &d.samples, meta, rows).await?;
     }
+    if !d.pools.is_empty() {
+        let w = write_tiers::<D, _>(c, &d.pools).await?;
+        rows.pool_hourly += w.hourly;
+        rows.pool_daily += w.daily;
+    }
+    if !d.performance.is_empty() {
+        let w = write_tiers::<D, _>(c, &d.performance).await?;
+        rows.performance_samples += w.raw;
+        rows.performance_hourly += w.hourly;
+        rows.performance_daily += w.daily;
+    }
     write_changes::<D>(c, &mut d.changes, meta, rows).await
 }
 
@@ -180,7 +193,7 @@ async fn write_capacity<D: Dialect>(
     // The marker is the commit time, or one more than before when that is not later (two
     // commits in one millisecond still move it).
     let yesterday = derive::utc_day(meta.now - 86_400_000);
-    if tiers.daily.iter().any(|d| d.day < yesterday) {
+    if tiers.daily.iter().any(|d| d.period < yesterday) {
         // An upsert: the first batch ever comes before the commit's pipeline_status row (whose
         // upsert then leaves this column alone).
         D::Db::execute(
@@ -195,4 +208,29 @@ async fn write_capacity<D: Dialect>(
         .await?;
     }
     Ok(())
+}
+
+/// The pool or performance tiers ([`derive::tiers`]): against how far each system's hourly
+/// rollups counted, the samples newer than that go into the hourly and daily rows (and into the
+/// raw table, for performance).
+async fn write_tiers<D: Dialect, S: Tiered>(
+    c: &mut Conn<D>,
+    samples: &[S],
+) -> Result<TiersWritten, StoreError> {
+    let mut ids: Vec<&str> = samples.iter().map(|s| s.system_id()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let through = D::read_counted_through(c, S::hourly().name, &ids).await?;
+    let tiers = derive::tiers(samples, &through, S::raw().is_some());
+    let mut written = TiersWritten::default();
+    if let Some(table) = S::raw()
+        && !tiers.raw.is_empty()
+    {
+        written.raw = D::upsert_rows(c, table, &tiers.raw).await?;
+    }
+    if !tiers.hourly.is_empty() {
+        written.hourly = D::upsert_rows(c, S::hourly(), &tiers.hourly).await?;
+        written.daily = D::upsert_rows(c, S::daily(), &tiers.daily).await?;
+    }
+    Ok(written)
 }

@@ -13,12 +13,24 @@
 //!   Manager on port 443 of the API host.
 //! * **Pools** ([`pools`]): `capacity_usage_details` tiers `active` and `cloud` (physical
 //!   total, used, available) as `active_tier` / `cloud_tier` pools.
+//! * **Performance** ([`performance`]): the newest sample (`collectionEpoch`) of
+//!   `GET /api/v3/dd-systems/0/stats/performance` (schema `SystemPerformance`, PowerProtect DD
+//!   REST API 8.3 and 8.7), asked for the last [`PERFORMANCE_WINDOW_S`] only
+//!   ([`performance_filter`]: `filter=collection_epoch=(<start>,)`, the start by the array's own
+//!   clock, the `Date` header of `/rest/v1.0/system`, so a skewed collector clock does not empty
+//!   the window). Read and write bandwidth = `throughput.read` / `.write`; read IOPS =
+//!   `iops.readSequential + readRandom`, write likewise; read latency = `protocolLatency`
+//!   `readSequential` and `readRandom` weighted by their IOPS (their plain mean without any
+//!   IOPS), write likewise. The spec gives no units: throughput is taken as bytes/s (as the
+//!   spec's other rates, `networkThroughput.send_rate`, `filesysStats.data_in_rate`) and
+//!   latency as milliseconds (as DD OS `system show performance` reports protocol latency),
+//!   converted to µs. A DD OS without the endpoint (404) has no performance, not an error.
 
 use sdash_proto::{
-    ClusterType, Component, Health, Partner, Pool, PoolKind, Topology, TopologyNode,
+    ClusterType, Component, Health, Partner, Performance, Pool, PoolKind, Topology, TopologyNode,
 };
 
-use super::model::{HaSysInfo, Nic, ReplContext, SystemInfo};
+use super::model::{HaSysInfo, Nic, PerfSample, ReplContext, SystemInfo};
 use crate::vendors::components::Check;
 use crate::vendors::topology::check_alert;
 
@@ -174,4 +186,71 @@ pub fn pools(system: &SystemInfo) -> Vec<Pool> {
             })
         })
         .collect()
+}
+
+/// How far back the performance query reaches: three of DD OS's 5-minute samples.
+pub const PERFORMANCE_WINDOW_S: i64 = 15 * 60;
+
+/// The `filter` of the performance query: samples since [`PERFORMANCE_WINDOW_S`] before `now_s`
+/// (epoch seconds, the array's clock).
+pub fn performance_filter(now_s: i64) -> String {
+    format!(
+        "collection_epoch=({},)",
+        now_s.saturating_sub(PERFORMANCE_WINDOW_S)
+    )
+}
+
+/// The latency of sequential and random operations, weighted by their IOPS (µs from ms).
+fn weighted_latency_us(
+    sequential: (Option<f64>, Option<u64>),
+    random: (Option<f64>, Option<u64>),
+) -> Option<f64> {
+    let parts: Vec<(f64, f64)> = [sequential, random]
+        .into_iter()
+        .filter_map(|(lat, ops)| {
+            let lat = lat.filter(|l| l.is_finite() && *l >= 0.0)?;
+            Some((lat * 1000.0, ops.unwrap_or(0) as f64))
+        })
+        .collect();
+    if parts.is_empty() {
+        return None;
+    }
+    let ops: f64 = parts.iter().map(|(_, o)| o).sum();
+    Some(if ops > 0.0 {
+        parts.iter().map(|(l, o)| l * o).sum::<f64>() / ops
+    } else {
+        parts.iter().map(|(l, _)| l).sum::<f64>() / parts.len() as f64
+    })
+}
+
+fn sum_ops(a: Option<u64>, b: Option<u64>) -> Option<f64> {
+    match (a, b) {
+        (None, None) => None,
+        (a, b) => Some(a.unwrap_or(0).saturating_add(b.unwrap_or(0)) as f64),
+    }
+}
+
+fn rate(v: Option<f64>) -> Option<u64> {
+    v.filter(|v| v.is_finite() && *v >= 0.0)
+        .map(|v| v.round() as u64)
+}
+
+/// The performance of the newest sample; `None` without a sample.
+pub fn performance(samples: &[PerfSample]) -> Option<Performance> {
+    let s = samples.iter().max_by_key(|s| s.collection_epoch)?;
+    let (l, o) = (&s.protocol_latency, &s.iops);
+    Some(Performance {
+        read_iops: sum_ops(o.read_sequential, o.read_random),
+        write_iops: sum_ops(o.write_sequential, o.write_random),
+        read_latency_us: weighted_latency_us(
+            (l.read_sequential, o.read_sequential),
+            (l.read_random, o.read_random),
+        ),
+        write_latency_us: weighted_latency_us(
+            (l.write_sequential, o.write_sequential),
+            (l.write_random, o.write_random),
+        ),
+        read_bytes_per_s: rate(s.throughput.read),
+        write_bytes_per_s: rate(s.throughput.write),
+    })
 }

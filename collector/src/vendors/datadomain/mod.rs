@@ -17,11 +17,10 @@
 //! | `GET /api/v1/dd-systems/0/ha` (only when `type == HA`) | HA state → cluster health | no |
 //! | `GET /api/v1/dd-systems/0/mtree-replications` (paged) | replication → cluster health, partners | no |
 //! | `GET /rest/v2.0/dd-systems/0/networks/nics` (paged) | NIC link check, management addresses ([`deep`]) | no |
+//! | `GET /api/v3/dd-systems/0/stats/performance?filter=collection_epoch=(<start>,)` (paged) | performance ([`deep`]); bounded by [`PERFORMANCE_TIMEOUT`]; after a 404 not asked again until an outage | no, and never a degradation |
 //!
-//! Topology and tiers: see [`deep`]; DNS names of the management addresses are looked up on
-//! topology polls (the first, every 10th, a new version). Performance is not read: the stats
-//! endpoints of the DD REST API were not verified against `dd_api.json` (left for later), so
-//! `performance` stays absent.
+//! Topology, tiers and performance: see [`deep`]; DNS names of the management addresses are
+//! looked up on topology polls (the first, every 10th, a new version).
 //!
 //! Paging: `page` (0-based) and `size`, until `paging_info.total_entries` rows were read or a page
 //! comes back short or empty.
@@ -66,8 +65,10 @@ use super::components::{HealthPart, fold_check, fold_components};
 use super::paging::{Page, PageSource, paginate};
 use super::session::{Session, session_call};
 use super::shell::{Poll, Shell, UserPassword, VendorAdapter};
-use super::topology::{TopologyState, management_url};
-use crate::http::{HttpClient, HttpError, Method, Request};
+use super::topology::{
+    PERFORMANCE_TIMEOUT, PerfOutcome, TopologyState, management_url, performance_call,
+};
+use crate::http::{HttpClient, HttpError, Method, Request, Response};
 
 pub const AUTH_PATH: &str = "/rest/v1.0/auth";
 pub const SYSTEM_PATH: &str = "/rest/v1.0/system";
@@ -76,6 +77,7 @@ pub const DISKS_PATH: &str = "/api/v1/dd-systems/0/storage/disks";
 pub const HA_PATH: &str = "/api/v1/dd-systems/0/ha";
 pub const REPLICATION_PATH: &str = "/api/v1/dd-systems/0/mtree-replications";
 pub const NICS_PATH: &str = "/rest/v2.0/dd-systems/0/networks/nics";
+pub const PERFORMANCE_PATH: &str = "/api/v3/dd-systems/0/stats/performance";
 /// DataDomain `paging_info` (`page` is 0-based; ask with `page` and `size`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct DdPagingInfo {
@@ -127,6 +129,13 @@ impl DdList for NicList {
     }
 }
 
+impl DdList for PerformanceList {
+    type Item = PerfSample;
+    fn split(self) -> (Vec<PerfSample>, Option<DdPagingInfo>) {
+        (self.stats_performance, self.paging_info)
+    }
+}
+
 impl DdList for ReplicationList {
     type Item = ReplContext;
     fn split(self) -> (Vec<ReplContext>, Option<DdPagingInfo>) {
@@ -144,10 +153,13 @@ pub const PAGE_SIZE: u64 = 100;
 /// The DataDomain adapter of one system.
 pub type DataDomainAdapter = Shell<DataDomain>;
 
-/// DataDomain's part of the adapter: the topology cadence (the session is the shell's).
+/// DataDomain's part of the adapter: the topology cadence and whether the performance
+/// endpoint exists (the session is the shell's).
 #[derive(Debug, Default)]
 pub struct DataDomain {
     topology: TopologyState,
+    /// True after the performance endpoint answered 404 (until the next outage).
+    no_performance: bool,
 }
 
 impl VendorAdapter for DataDomain {
@@ -161,7 +173,12 @@ impl VendorAdapter for DataDomain {
             session: poll.session,
             credentials: &poll.credentials,
         };
-        let system: SystemInfo = api.get(ctx, SYSTEM_PATH, &[]).await?;
+        let system_response = api.response(ctx, SYSTEM_PATH, &[]).await?;
+        let system: SystemInfo = system_response.json()?;
+        let array_now_s = system_response
+            .header("date")
+            .and_then(http_date_s)
+            .unwrap_or_else(|| time::OffsetDateTime::now_utc().unix_timestamp());
         let alerts = api
             .try_list::<AlertList>(ctx, ALERTS_PATH, &[("is_active", "true")])
             .await;
@@ -176,6 +193,28 @@ impl VendorAdapter for DataDomain {
             .try_list::<ReplicationList>(ctx, REPLICATION_PATH, &[])
             .await;
         let nics = api.try_list::<NicList>(ctx, NICS_PATH, &[]).await;
+        let mut performance = None;
+        if !self.no_performance {
+            let limit = PERFORMANCE_TIMEOUT.min(poll.config.timeout);
+            let filter = deep::performance_filter(array_now_s);
+            // The call borrows the poll's context (session renewal events), so the outcome's
+            // own events are collected apart and added afterwards.
+            let mut scratch = PollContext::new();
+            let query = [("filter", filter.as_str())];
+            let call = api.list::<PerformanceList>(ctx, PERFORMANCE_PATH, &query);
+            let outcome = performance_call(&mut scratch, PERFORMANCE_PATH, limit, call, |e| {
+                matches!(e, HttpError::Status { status: 404, .. })
+            })
+            .await;
+            for event in scratch.into_events() {
+                ctx.push(event);
+            }
+            match outcome {
+                PerfOutcome::Value(samples) => performance = Some(samples),
+                PerfOutcome::Unsupported => self.no_performance = true,
+                PerfOutcome::Failed => {}
+            }
+        }
         let topology_due = self.topology.due(non_empty(&system.version).as_deref());
         let responses = Responses {
             system,
@@ -184,6 +223,7 @@ impl VendorAdapter for DataDomain {
             ha,
             replications,
             nics,
+            performance,
             management_url: management_url(poll.http.base_url(), Some(443)),
         };
         let mut snapshot = snapshot(responses, ctx, poll.alerts);
@@ -194,6 +234,7 @@ impl VendorAdapter for DataDomain {
     }
 
     fn after_outage(&mut self) {
+        self.no_performance = false;
         self.topology.invalidate();
     }
 
@@ -217,6 +258,9 @@ pub struct Responses {
     pub ha: Option<HaSysInfo>,
     pub replications: Option<Vec<ReplContext>>,
     pub nics: Option<Vec<Nic>>,
+    /// The performance samples of the last minutes; `None` when not asked, unsupported or
+    /// failed.
+    pub performance: Option<Vec<PerfSample>>,
     /// DD System Manager: the API host on port 443.
     pub management_url: Option<String>,
 }
@@ -233,6 +277,7 @@ pub fn snapshot(responses: Responses, ctx: &mut PollContext, alerts: &mut AlertM
         serial: non_empty(&system.serialno),
         capacity: capacity(&system),
         pools: deep::pools(&system),
+        performance: responses.performance.as_deref().and_then(deep::performance),
         ..online_snapshot(Vendor::Datadomain)
     };
     if snapshot.capacity.is_none() {
@@ -303,6 +348,16 @@ impl<L: DdList> PageSource for Pages<'_, '_, L> {
     }
 }
 
+/// Epoch seconds of an HTTP `Date` header (IMF-fixdate, `Thu, 20 Nov 2026 08:00:00 GMT`).
+pub fn http_date_s(value: &str) -> Option<i64> {
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    time::PrimitiveDateTime::parse(value.trim(), format)
+        .ok()
+        .map(|t| t.assume_utc().unix_timestamp())
+}
+
 fn non_empty(text: &str) -> Option<String> {
     (!text.trim().is_empty()).then(|| text.trim().to_owned())
 }
@@ -315,13 +370,23 @@ struct Api<'a> {
 }
 
 impl Api<'_> {
-    /// `GET path?query` with the session token (logging in, or renewing once on a 401).
+    /// `GET path?query` with the session token, decoded.
     async fn get<T: DeserializeOwned>(
         &mut self,
         ctx: &mut PollContext,
         path: &str,
         query: &[(&str, String)],
     ) -> Result<T, HttpError> {
+        self.response(ctx, path, query).await?.json()
+    }
+
+    /// `GET path?query` with the session token (logging in, or renewing once on a 401).
+    async fn response(
+        &mut self,
+        ctx: &mut PollContext,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Response, HttpError> {
         let http = self.http;
         let UserPassword { username, password } = self.credentials;
         session_call(
@@ -355,8 +420,7 @@ impl Api<'_> {
                     .header("x-dd-auth-token", token)
             },
         )
-        .await?
-        .json()
+        .await
     }
 
     /// All rows of a paged list (`page` from 0, `size` [`PAGE_SIZE`], until `paging_info` says

@@ -156,6 +156,64 @@ pub struct ReplContext {
     pub conn_host: String,
 }
 
+/// `GET /api/v3/dd-systems/0/stats/performance` (schema `SystemPerformance`): samples of system
+/// performance, oldest first, paged like the other lists. Only the fields used are modelled.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct PerformanceList {
+    #[serde(rename = "statsPerformance")]
+    pub stats_performance: Vec<PerfSample>,
+    pub paging_info: Option<DdPagingInfo>,
+}
+
+/// One sample (`SystemPerfInfo_3`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct PerfSample {
+    #[serde(rename = "collectionEpoch")]
+    pub collection_epoch: i64,
+    pub throughput: PerfThroughput,
+    pub iops: PerfIops,
+    #[serde(rename = "protocolLatency")]
+    pub protocol_latency: PerfLatency,
+}
+
+/// `Throughput`: read and write (replication in/out are not used).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct PerfThroughput {
+    pub read: Option<f64>,
+    pub write: Option<f64>,
+}
+
+/// `Iops`, split by sequential and random reads and writes.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct PerfIops {
+    #[serde(rename = "readSequential")]
+    pub read_sequential: Option<u64>,
+    #[serde(rename = "readRandom")]
+    pub read_random: Option<u64>,
+    #[serde(rename = "writeSequential")]
+    pub write_sequential: Option<u64>,
+    #[serde(rename = "writeRandom")]
+    pub write_random: Option<u64>,
+}
+
+/// `ProtocolLatency`, split like [`PerfIops`].
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct PerfLatency {
+    #[serde(rename = "readSequential")]
+    pub read_sequential: Option<f64>,
+    #[serde(rename = "readRandom")]
+    pub read_random: Option<f64>,
+    #[serde(rename = "writeSequential")]
+    pub write_sequential: Option<f64>,
+    #[serde(rename = "writeRandom")]
+    pub write_random: Option<f64>,
+}
+
 /// The `serviceStatus` envelope `{details, code}`, bare or wrapped in `service_status`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]

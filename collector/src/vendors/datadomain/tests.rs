@@ -122,3 +122,47 @@ fn auth_and_error_bodies() {
     );
     assert_eq!(error_reason(b"<html>"), None);
 }
+
+#[test]
+fn performance_window_by_the_arrays_date() {
+    assert_eq!(
+        http_date_s("Fri, 20 Nov 2026 08:00:00 GMT"),
+        Some(1_795_161_600)
+    );
+    assert_eq!(http_date_s("2026-11-20T08:00:00Z"), None);
+    assert_eq!(
+        deep::performance_filter(1_795_161_600),
+        "collection_epoch=(1795160700,)"
+    );
+}
+
+#[test]
+fn performance_latency_is_weighted_by_iops_or_a_plain_mean_without_any() {
+    let sample = |read_seq: u64, read_rand: u64| PerfSample {
+        collection_epoch: 10,
+        iops: PerfIops {
+            read_sequential: Some(read_seq),
+            read_random: Some(read_rand),
+            ..PerfIops::default()
+        },
+        protocol_latency: PerfLatency {
+            read_sequential: Some(1.0),
+            read_random: Some(4.0),
+            ..PerfLatency::default()
+        },
+        ..PerfSample::default()
+    };
+    let p = deep::performance(&[sample(300, 100)]).unwrap_or_default();
+    assert_eq!(
+        (p.read_iops, p.read_latency_us),
+        (Some(400.0), Some(1750.0))
+    );
+    let idle = deep::performance(&[sample(0, 0)]).unwrap_or_default();
+    assert_eq!(
+        (idle.read_iops, idle.read_latency_us),
+        (Some(0.0), Some(2500.0))
+    );
+    // Nothing about writes: absent, not 0.
+    assert_eq!((idle.write_iops, idle.write_latency_us), (None, None));
+    assert_eq!(deep::performance(&[]), None);
+}

@@ -6,19 +6,29 @@
 //!   lists no management addresses on the calls used, so these stay empty; the management URL is
 //!   the Grid Manager (the API host).
 //! * **Pools** ([`site_pools`]): one `site` pool per `site_name` label of the capacity metric rows
-//!   (total space, data bytes, usable space summed per site). Storage pools
-//!   (`/grid/storage-pools`?) are not read: the call was not verified against the v4 spec.
+//!   (total space, data bytes, usable space summed per site).
+//! * **Storage pools** ([`storage_pools`]): the ILM storage pools of
+//!   `GET /api/v4/private/ilm-pools` (`displayName`, `disks[].{siteId, grade}`; a private call,
+//!   absent from the published v4 spec, so it is read at the topology cadence, a 404 means "not
+//!   on this grid" and is not asked again until an outage, and any failure keeps the last pools
+//!   without degrading the poll). A pool's capacity is the capacity rows (the same three
+//!   metrics, already read for the site pools) of its sites (`site_id` label; a `null` site is
+//!   every site). The metrics carry no storage grade, so a pool limited to a grade (or named
+//!   by a legacy `group` only) has no attributable capacity and is left out.
 //! * **Performance** ([`performance`]): PromQL through `metric-query`:
 //!   `sum(rate(storagegrid_s3_data_transfers_bytes_retrieved[5m]))` (read bytes/s) and
-//!   `…_ingested` (write bytes/s). StorageGRID's metrics have no read/write split of operations or
-//!   latency, so IOPS and latency stay absent. An empty result (a grid without these metrics) is
-//!   no performance, not an error.
+//!   `…_ingested` (write bytes/s). IOPS and latency stay absent: the public S3 metrics
+//!   (`storagegrid_s3_operations_{successful,failed,unauthorized}`) count all operations with no
+//!   read/write split, and there is no public request-latency metric (only
+//!   `storagegrid_metadata_queries_average_latency_milliseconds`, one internal operation, and
+//!   `storagegrid_private_*` ones NetApp marks as changing without notice). An empty result (a
+//!   grid without these metrics) is no performance, not an error.
 
 use std::collections::BTreeMap;
 
 use sdash_proto::{ClusterType, Performance, Pool, PoolKind, Topology, TopologyNode};
 
-use super::model::{MetricData, NodeHealth};
+use super::model::{IlmPool, MetricData, MetricRow, NodeHealth};
 
 /// Read bandwidth (bytes/s over 5 minutes).
 pub const QUERY_READ_BYTES: &str = "sum(rate(storagegrid_s3_data_transfers_bytes_retrieved[5m]))";
@@ -70,13 +80,7 @@ fn per_site(data: &MetricData) -> BTreeMap<String, u64> {
     let mut out = BTreeMap::new();
     for row in &data.result {
         let site = row.metric.get("site_name").cloned().unwrap_or_default();
-        let value = row
-            .value
-            .get(1)
-            .and_then(|v| v.as_str())
-            .and_then(|s| s.parse::<f64>().ok())
-            .filter(|v| v.is_finite() && *v >= 0.0)
-            .map_or(0, |v| v as u64);
+        let value = row_value(row);
         let e = out.entry(site).or_insert(0u64);
         *e = e.saturating_add(value);
     }
@@ -101,7 +105,80 @@ pub fn site_pools(total: &MetricData, data: &MetricData, usable: Option<&MetricD
         .collect()
 }
 
-/// The single value of a `sum(...)` query; `None` for an empty result.
+fn row_value(row: &MetricRow) -> u64 {
+    row.value
+        .get(1)
+        .and_then(|v| v.as_str())
+        .and_then(|s| s.parse::<f64>().ok())
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .map_or(0, |v| v as u64)
+}
+
+/// The sum of the rows on `sites` (`None`: every site); `None` when no row is on them.
+fn sum_on(data: &MetricData, sites: Option<&[&str]>) -> Option<u64> {
+    let mut rows = data
+        .result
+        .iter()
+        .filter(|r| {
+            sites.is_none_or(|s| {
+                r.metric
+                    .get("site_id")
+                    .is_some_and(|id| s.contains(&id.as_str()))
+            })
+        })
+        .peekable();
+    rows.peek()?;
+    Some(rows.fold(0u64, |sum, r| sum.saturating_add(row_value(r))))
+}
+
+/// The sites of a pool (`None`: every site), or `Err` when its capacity cannot be attributed
+/// (a storage grade, a legacy group only, no disks).
+fn pool_sites(pool: &IlmPool) -> Result<Option<Vec<&str>>, ()> {
+    if pool.disks.is_empty() {
+        return Err(());
+    }
+    let mut sites = Vec::new();
+    for d in &pool.disks {
+        if d.grade.is_some() {
+            return Err(());
+        }
+        match (&d.site_id, d.group) {
+            (Some(id), _) => sites.push(id.as_str()),
+            (None, None) => return Ok(None),
+            (None, Some(_)) => return Err(()),
+        }
+    }
+    Ok(Some(sites))
+}
+
+/// One `storage_pool` pool per ILM storage pool whose capacity can be attributed (see the
+/// module docs).
+pub fn storage_pools(
+    pools: &[IlmPool],
+    total: &MetricData,
+    data: &MetricData,
+    usable: Option<&MetricData>,
+) -> Vec<Pool> {
+    pools
+        .iter()
+        .filter_map(|p| {
+            let sites = pool_sites(p).ok()?;
+            let sites = sites.as_deref();
+            let name = [&p.display_name, &p.name, &p.id]
+                .into_iter()
+                .find(|n| !n.is_empty())?;
+            Some(Pool {
+                kind: PoolKind::StoragePool,
+                name: name.clone(),
+                total_bytes: sum_on(total, sites)?,
+                used_bytes: sum_on(data, sites).unwrap_or(0),
+                free_bytes: usable.and_then(|u| sum_on(u, sites)),
+            })
+        })
+        .collect()
+}
+
+/// The single value of a `sum(...)` query; `None` for an empty result./// The single value of a `sum(...)` query; `None` for an empty result.
 pub fn scalar(data: &MetricData) -> Option<f64> {
     let row = data.result.first()?;
     row.value

@@ -18,8 +18,9 @@
 //! | `GET /api/v4/grid/alerts?include=active` | open alerts | no |
 //! | `GET /api/v4/grid/metric-query?query=storagegrid_storage_utilization_{total_space,data,usable_space}_bytes` | capacity, site pools | no |
 //! | `GET /api/v4/grid/metric-query?query=sum(rate(storagegrid_s3_data_transfers_bytes_{retrieved,ingested}[5m]))` | performance ([`deep`]); bounded by [`PERFORMANCE_TIMEOUT`] | no, and never a degradation |
+//! | `GET /api/v4/private/ilm-pools` (topology polls only; after a 404 not asked again until an outage) | ILM storage pools ([`deep`]) | no, and never a degradation |
 //!
-//! Topology, site pools and performance: see [`deep`].
+//! Topology, site pools, storage pools and performance: see [`deep`].
 //!
 //! Health rules:
 //!
@@ -122,7 +123,14 @@ pub struct StorageGrid {
     /// Attempts left at reading the grid name (the topology call is deprecated in v4 and may go).
     grid_name_tries: u8,
     topology: TopologyState,
+    /// The ILM storage pools of the last topology poll that read them.
+    ilm_pools: Option<Vec<IlmPool>>,
+    /// True after `/private/ilm-pools` answered 404 (until the next outage).
+    no_ilm_pools: bool,
 }
+
+/// The ILM storage pools (a private call: see [`deep`]).
+pub const ILM_POOLS_REST: &str = "/private/ilm-pools";
 
 /// How many polls try to read the grid's name before giving up on it.
 const GRID_NAME_TRIES: u8 = 3;
@@ -259,6 +267,25 @@ impl VendorAdapter for StorageGrid {
                 .map(|v| v.product_version.as_str())
                 .filter(|v| !v.is_empty()),
         );
+        // Storage pools rarely change: read with the topology, the last ones kept in between.
+        if topology_due && !self.no_ilm_pools {
+            match api.get::<Vec<IlmPool>>(ctx, ILM_POOLS_REST).await {
+                Ok(pools) => self.ilm_pools = Some(pools),
+                Err(e) => {
+                    let missing = matches!(e, HttpError::Status { status: 404, .. });
+                    let mut event = e.event(Level::Info);
+                    if missing {
+                        self.no_ilm_pools = true;
+                        self.ilm_pools = None;
+                        event.message = format!(
+                            "{}: no storage pools on this grid ({e})",
+                            api_path(version, ILM_POOLS_REST)
+                        );
+                    }
+                    ctx.push(event);
+                }
+            }
+        }
         let responses = Responses {
             health,
             product_version,
@@ -270,6 +297,7 @@ impl VendorAdapter for StorageGrid {
             usable,
             read_bytes,
             write_bytes,
+            ilm_pools: self.ilm_pools.clone(),
             management_url: management_url(poll.http.base_url(), None),
         };
         let mut snapshot = snapshot(responses, version, ctx, poll.alerts);
@@ -281,6 +309,7 @@ impl VendorAdapter for StorageGrid {
 
     fn after_outage(&mut self) {
         self.version = None;
+        self.no_ilm_pools = false;
         self.topology.invalidate();
     }
 
@@ -310,6 +339,8 @@ pub struct Responses {
     /// The bandwidth queries ([`deep::QUERY_READ_BYTES`], [`deep::QUERY_WRITE_BYTES`]).
     pub read_bytes: Option<MetricData>,
     pub write_bytes: Option<MetricData>,
+    /// The ILM storage pools (`/private/ilm-pools`), kept from the last topology poll.
+    pub ilm_pools: Option<Vec<IlmPool>>,
     /// The Grid Manager: the API base URL.
     pub management_url: Option<String>,
 }
@@ -375,6 +406,14 @@ pub fn snapshot(
             }
             snapshot.capacity = Some(capacity(&total, &data, responses.usable.as_ref()));
             snapshot.pools = deep::site_pools(&total, &data, responses.usable.as_ref());
+            if let Some(pools) = &responses.ilm_pools {
+                snapshot.pools.extend(deep::storage_pools(
+                    pools,
+                    &total,
+                    &data,
+                    responses.usable.as_ref(),
+                ));
+            }
         }
     }
     snapshot
@@ -399,6 +438,8 @@ impl Default for StorageGrid {
             grid_name: None,
             grid_name_tries: GRID_NAME_TRIES,
             topology: TopologyState::default(),
+            ilm_pools: None,
+            no_ilm_pools: false,
         }
     }
 }

@@ -79,6 +79,30 @@ pub struct MetricRow {
     pub value: Vec<serde_json::Value>,
 }
 
+/// One ILM storage pool of `GET /api/v4/private/ilm-pools` (a private Grid Management API
+/// call, as NetApp's Ansible collection `na_sg_grid_ilm_pool` uses it).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct IlmPool {
+    pub id: String,
+    pub name: String,
+    #[serde(rename = "displayName")]
+    pub display_name: String,
+    /// The sites and storage grades of its Storage Nodes.
+    pub disks: Vec<IlmPoolDisks>,
+}
+
+/// One `disks` entry: a site (`null`: all sites) and a storage grade (`null`: all Storage
+/// Nodes); `group` is the legacy id of a site.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct IlmPoolDisks {
+    #[serde(rename = "siteId")]
+    pub site_id: Option<String>,
+    pub grade: Option<i64>,
+    pub group: Option<i64>,
+}
+
 /// The StorageGRID error envelope's readable reason (`message.text`).
 pub fn error_reason(body: &[u8]) -> Option<String> {
     #[derive(Deserialize, Default)]

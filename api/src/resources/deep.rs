@@ -1,0 +1,456 @@
+//! The deeper state of an array (#17): its topology, capacity per pool and performance as the
+//! latest snapshot gave them (`GET /api/v1/systems/{id}`: `topology`, `pools`, `performance`),
+//! and the history of performance (`GET /api/v1/systems/{id}/performance`: raw samples, hourly
+//! or daily rollups) and of each pool (`GET /api/v1/systems/{id}/pools`: hourly or daily
+//! rollups), from the finest tier that covers the range ([`super::tiers`]).
+
+use schemars::JsonSchema;
+use serde::Serialize;
+use warp::http::HeaderMap;
+use warp::reply::Response;
+
+use super::tiers::{self, HOUR_MS, MAX_RAW_POINTS, Tables};
+use super::{day_of, rfc3339};
+use crate::db::{Row, Sql};
+use crate::http::{ApiResult, Params, json_ok, percent};
+use crate::routes::{POOL_RESOLUTIONS, RESOLUTIONS};
+use crate::state::AppState;
+
+/// Bytes from the bus (`u64`) as the API serves them (`i64`, saturating).
+fn bytes(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// How a system is built and reached (`SystemDetail.topology`).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Topology {
+    /// ha, metrocluster, active-cluster, local, multi-site or single-site.
+    #[schemars(schema_with = "crate::openapi::cluster_type_or_null")]
+    pub cluster_type: Option<String>,
+    /// Controllers, nodes or HA members.
+    pub nodes: Vec<TopologyNode>,
+    pub site_count: Option<u32>,
+    pub management_addresses: Vec<String>,
+    /// DNS names of the management addresses (forward-confirmed reverse lookup).
+    pub dns_names: Vec<String>,
+    /// Replication and peer partners.
+    pub partners: Vec<Partner>,
+    /// The URL of the system's own web UI.
+    pub management_url: Option<String>,
+}
+
+/// One node or controller.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct TopologyNode {
+    pub name: String,
+    pub model: Option<String>,
+    pub serial: Option<String>,
+    /// The vendor's state word (`up`, `ready`, `connected`, ...).
+    pub state: Option<String>,
+    pub version: Option<String>,
+}
+
+/// A replication or peer partner.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Partner {
+    pub name: String,
+    /// `cluster-peer`, `metrocluster`, `sync-replication`, `async-replication`, `ha`, ...
+    pub kind: String,
+    pub state: Option<String>,
+}
+
+impl From<sdash_proto::Topology> for Topology {
+    fn from(t: sdash_proto::Topology) -> Topology {
+        Topology {
+            cluster_type: t.cluster_type.map(|c| c.as_str().to_owned()),
+            nodes: t
+                .nodes
+                .into_iter()
+                .map(|n| TopologyNode {
+                    name: n.name,
+                    model: n.model,
+                    serial: n.serial,
+                    state: n.state,
+                    version: n.version,
+                })
+                .collect(),
+            site_count: t.site_count,
+            management_addresses: t.management_addresses,
+            dns_names: t.dns_names,
+            partners: t
+                .partners
+                .into_iter()
+                .map(|p| Partner {
+                    name: p.name,
+                    kind: p.kind,
+                    state: p.state,
+                })
+                .collect(),
+            management_url: t.management_url,
+        }
+    }
+}
+
+/// The topology stored with a system's latest state (JSON of the bus type), if it was read.
+pub fn topology(text: Option<&str>) -> Option<Topology> {
+    text.and_then(|t| serde_json::from_str::<sdash_proto::Topology>(t).ok())
+        .map(Topology::from)
+}
+
+/// The key of a pool in the rollups and in the API: `<kind>:<name>`.
+pub fn pool_key(kind: &str, name: &str) -> String {
+    format!("{kind}:{name}")
+}
+
+/// Capacity of one pool in the latest snapshot (`SystemDetail.pools`).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct PoolState {
+    /// `<kind>:<name>`, the pool's key in `GET /api/v1/systems/{id}/pools`.
+    pub pool: String,
+    #[schemars(schema_with = "crate::openapi::pool_kind")]
+    pub kind: String,
+    pub name: String,
+    pub total_bytes: i64,
+    pub used_bytes: i64,
+    pub free_bytes: Option<i64>,
+    /// used / total in percent (null when total is 0).
+    pub used_pct: Option<f64>,
+}
+
+impl From<&sdash_proto::Pool> for PoolState {
+    fn from(p: &sdash_proto::Pool) -> PoolState {
+        let (total, used) = (bytes(p.total_bytes), bytes(p.used_bytes));
+        PoolState {
+            pool: pool_key(p.kind.as_str(), &p.name),
+            kind: p.kind.as_str().to_owned(),
+            name: p.name.clone(),
+            total_bytes: total,
+            used_bytes: used,
+            free_bytes: p.free_bytes.map(bytes),
+            used_pct: percent(Some(used), Some(total)),
+        }
+    }
+}
+
+/// The six performance metrics, each null when not reported (or, in a rollup, when no sample of
+/// it had the metric).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, JsonSchema)]
+pub struct PerformanceValues {
+    pub read_iops: Option<f64>,
+    pub write_iops: Option<f64>,
+    /// Average read latency, microseconds.
+    pub read_latency_us: Option<f64>,
+    /// Average write latency, microseconds.
+    pub write_latency_us: Option<f64>,
+    pub read_bytes_per_s: Option<f64>,
+    pub write_bytes_per_s: Option<f64>,
+}
+
+/// The metrics' column names, in [`PerformanceValues`] order.
+const METRICS: [&str; 6] = [
+    "read_iops",
+    "write_iops",
+    "read_latency_us",
+    "write_latency_us",
+    "read_bytes_per_s",
+    "write_bytes_per_s",
+];
+
+impl PerformanceValues {
+    fn from_array([a, b, c, d, e, f]: [Option<f64>; 6]) -> PerformanceValues {
+        PerformanceValues {
+            read_iops: a,
+            write_iops: b,
+            read_latency_us: c,
+            write_latency_us: d,
+            read_bytes_per_s: e,
+            write_bytes_per_s: f,
+        }
+    }
+}
+
+impl From<&sdash_proto::Performance> for PerformanceValues {
+    fn from(p: &sdash_proto::Performance) -> PerformanceValues {
+        PerformanceValues {
+            read_iops: p.read_iops,
+            write_iops: p.write_iops,
+            read_latency_us: p.read_latency_us,
+            write_latency_us: p.write_latency_us,
+            read_bytes_per_s: p.read_bytes_per_s.map(|v| v as f64),
+            write_bytes_per_s: p.write_bytes_per_s.map(|v| v as f64),
+        }
+    }
+}
+
+/// Performance in the latest snapshot (`SystemDetail.performance`).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct PerformanceNow {
+    #[serde(flatten)]
+    pub values: PerformanceValues,
+    /// When the snapshot with these values was observed.
+    pub observed_at: String,
+    pub observed_at_ms: i64,
+}
+
+impl PerformanceNow {
+    pub fn of(p: &sdash_proto::Performance, observed_at: i64) -> PerformanceNow {
+        PerformanceNow {
+            values: p.into(),
+            observed_at: rfc3339(observed_at),
+            observed_at_ms: observed_at,
+        }
+    }
+}
+
+/// `GET /api/v1/systems/{id}/performance`
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct PerformanceSeries {
+    pub system_id: String,
+    /// The storage tier the points come from: `raw` samples, `hourly` or `daily` rollups.
+    #[schemars(schema_with = "crate::openapi::tier")]
+    pub tier: String,
+    /// What was asked for: `auto` (the finest tier that covers the range) or a tier.
+    #[schemars(schema_with = "crate::openapi::resolution_param")]
+    pub requested_tier: String,
+    pub from: String,
+    pub from_ms: i64,
+    pub to: String,
+    pub to_ms: i64,
+    /// More raw samples matched than one response carries (the first ones are returned).
+    pub truncated: bool,
+    pub points: Vec<PerformancePoint>,
+}
+
+/// One raw sample (`samples` 1), or one hourly or daily rollup with the averages of its samples.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct PerformancePoint {
+    /// The sample's time (for a rollup, its last sample's).
+    pub at: String,
+    pub at_ms: i64,
+    pub samples: i64,
+    #[serde(flatten)]
+    pub values: PerformanceValues,
+}
+
+/// The performance tiers.
+const PERFORMANCE: Tables = Tables {
+    raw: Some("performance_samples"),
+    hourly: "performance_hourly",
+    daily: "performance_daily",
+};
+
+/// The `WHERE` of one system's rows of `tier` in `[from, to]`, after `FROM <table>`.
+fn in_range(sql: &mut Sql, tier: &str, id: &str, from: i64, to: i64) {
+    sql.push(" WHERE system_id = ").bind(id);
+    match tier {
+        "raw" => sql
+            .push(" AND observed_at >= ")
+            .bind(from)
+            .push(" AND observed_at <= ")
+            .bind(to),
+        "hourly" => sql
+            .push(" AND hour >= ")
+            .bind(from.div_euclid(HOUR_MS) * HOUR_MS)
+            .push(" AND hour <= ")
+            .bind(to),
+        _ => sql
+            .push(" AND day >= ")
+            .bind(day_of(from))
+            .push(" AND day <= ")
+            .bind(day_of(to)),
+    };
+}
+
+/// One point of `tier` from its row.
+fn performance_point(tier: &str, row: &mut Row) -> ApiResult<PerformancePoint> {
+    let mut values = [None; 6];
+    let (at, samples) = if tier == "raw" {
+        for (v, m) in values.iter_mut().zip(METRICS) {
+            *v = row.take::<Option<f64>>(m)?;
+        }
+        (row.take::<i64>("observed_at")?, 1)
+    } else {
+        for (v, m) in values.iter_mut().zip(METRICS) {
+            let n = row.take::<i64>(&format!("{m}_n"))?;
+            let sum = row.take::<f64>(&format!("{m}_sum"))?;
+            *v = (n > 0).then(|| sum / n as f64);
+        }
+        (row.take::<i64>("last_at")?, row.take::<i64>("samples")?)
+    };
+    Ok(PerformancePoint {
+        at: rfc3339(at),
+        at_ms: at,
+        samples,
+        values: PerformanceValues::from_array(values),
+    })
+}
+
+/// The performance points of one tier in `[from, to]`, with whether more raw samples matched
+/// than returned.
+async fn performance_points(
+    st: &AppState,
+    id: &str,
+    tier: &str,
+    from: i64,
+    to: i64,
+) -> ApiResult<(Vec<PerformancePoint>, bool)> {
+    let mut sql = Sql::new("SELECT ");
+    if tier == "raw" {
+        sql.push("observed_at, ").push(&METRICS.join(", "));
+    } else {
+        sql.push("samples, last_at");
+        for m in METRICS {
+            sql.push(&format!(", {m}_n, {m}_sum"));
+        }
+    }
+    let (table, key) = match tier {
+        "raw" => (PERFORMANCE.raw.unwrap_or_default(), "observed_at"),
+        "hourly" => (PERFORMANCE.hourly, "hour"),
+        _ => (PERFORMANCE.daily, "day"),
+    };
+    sql.push(" FROM ").push(table);
+    in_range(&mut sql, tier, id, from, to);
+    sql.push(" ORDER BY ").push(key);
+    if tier == "raw" {
+        sql.push(" LIMIT ").bind(MAX_RAW_POINTS + 1);
+    }
+    let mut rows = st.db.fetch(&sql).await?;
+    let truncated = rows.len() as i64 > MAX_RAW_POINTS;
+    rows.truncate(MAX_RAW_POINTS as usize);
+    let points = rows
+        .iter_mut()
+        .map(|row| performance_point(tier, row))
+        .collect::<ApiResult<_>>()?;
+    Ok((points, truncated))
+}
+
+/// `GET /api/v1/systems/{id}/performance`
+pub async fn performance(
+    st: &AppState,
+    p: &Params,
+    id: &str,
+    h: &HeaderMap,
+) -> ApiResult<Response> {
+    let choice = tiers::choose(st, p, id, &PERFORMANCE, ("tier", RESOLUTIONS), 30).await?;
+    let (from, to) = (choice.from, choice.to);
+    let (tier, points, truncated) = choice
+        .read(|tier| performance_points(st, id, tier, from, to))
+        .await?;
+    let body = PerformanceSeries {
+        system_id: id.to_owned(),
+        tier: tier.to_owned(),
+        requested_tier: choice.requested.to_owned(),
+        from: rfc3339(from),
+        from_ms: from,
+        to: rfc3339(to),
+        to_ms: to,
+        truncated,
+        points,
+    };
+    Ok(json_ok(h, &body))
+}
+
+/// `GET /api/v1/systems/{id}/pools`
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct PoolHistory {
+    pub system_id: String,
+    /// The storage tier the points come from: `hourly` or `daily` rollups.
+    #[schemars(schema_with = "crate::openapi::tier")]
+    pub tier: String,
+    /// What was asked for: `auto` (the finest tier that covers the range) or a tier.
+    #[schemars(schema_with = "crate::openapi::resolution_param")]
+    pub requested_tier: String,
+    pub from: String,
+    pub from_ms: i64,
+    pub to: String,
+    pub to_ms: i64,
+    /// Every pool with a rollup in the range, by key.
+    pub pools: Vec<PoolSeries>,
+}
+
+/// The history of one pool.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct PoolSeries {
+    /// `<kind>:<name>`.
+    pub pool: String,
+    #[schemars(schema_with = "crate::openapi::pool_kind")]
+    pub kind: String,
+    pub name: String,
+    pub points: Vec<PoolPoint>,
+}
+
+/// A pool's capacity at the last sample of an hour or a day.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct PoolPoint {
+    /// The time of the hour's (day's) last sample.
+    pub at: String,
+    pub at_ms: i64,
+    pub used_bytes: i64,
+    pub total_bytes: i64,
+}
+
+/// The pool tiers (no raw samples: pools are kept as rollups only).
+const POOLS: Tables = Tables {
+    raw: None,
+    hourly: "pool_hourly",
+    daily: "pool_daily",
+};
+
+crate::row_struct! {
+    struct PoolRow {
+        pool: String,
+        last_at: i64,
+        used_bytes: i64,
+        total_bytes: i64,
+    }
+}
+
+/// `GET /api/v1/systems/{id}/pools`
+pub async fn pools(st: &AppState, p: &Params, id: &str, h: &HeaderMap) -> ApiResult<Response> {
+    let choice = tiers::choose(st, p, id, &POOLS, ("tier", POOL_RESOLUTIONS), 30).await?;
+    let (tier, from, to) = (choice.tier, choice.from, choice.to);
+    let (table, key) = if tier == "hourly" {
+        (POOLS.hourly, "hour")
+    } else {
+        (POOLS.daily, "day")
+    };
+    let mut sql = Sql::new("SELECT pool, last_at, used_bytes, total_bytes FROM ");
+    sql.push(table);
+    in_range(&mut sql, tier, id, from, to);
+    sql.push(" ORDER BY pool")
+        .push(st.db.dialect().binary_collation())
+        .push(", ")
+        .push(key);
+    let mut pools: Vec<PoolSeries> = Vec::new();
+    for r in st.db.fetch_all_as::<PoolRow>(&sql).await? {
+        let point = PoolPoint {
+            at: rfc3339(r.last_at),
+            at_ms: r.last_at,
+            used_bytes: r.used_bytes,
+            total_bytes: r.total_bytes,
+        };
+        match pools.last_mut() {
+            Some(last) if last.pool == r.pool => last.points.push(point),
+            _ => {
+                let (kind, name) = r.pool.split_once(':').unwrap_or(("", &r.pool));
+                pools.push(PoolSeries {
+                    kind: kind.to_owned(),
+                    name: name.to_owned(),
+                    pool: r.pool.clone(),
+                    points: vec![point],
+                });
+            }
+        }
+    }
+    let body = PoolHistory {
+        system_id: id.to_owned(),
+        tier: tier.to_owned(),
+        requested_tier: choice.requested.to_owned(),
+        from: rfc3339(from),
+        from_ms: from,
+        to: rfc3339(to),
+        to_ms: to,
+        pools,
+    };
+    Ok(json_ok(h, &body))
+}
