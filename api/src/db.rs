@@ -198,9 +198,13 @@ impl FromColumn for f64 {
 
 impl FromColumn for String {
     fn from_column(value: &mut Value) -> Option<String> {
-        match value {
-            Value::Text(t) => Some(t.clone()),
-            _ => None,
+        // Moved out, leaving NULL: a column read twice is NULL the second time, never "".
+        match std::mem::replace(value, Value::Null) {
+            Value::Text(t) => Some(t),
+            other => {
+                *value = other;
+                None
+            }
         }
     }
 }
@@ -237,6 +241,46 @@ impl<A: FromRow, B: FromRow> FromRow for (A, B) {
     }
 }
 
+/// How a column's values travel in a packed result ([`Db::fetch_packed_as`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnKind {
+    Int,
+    Float,
+    Text,
+    Bool,
+}
+
+/// The [`ColumnKind`] of a Rust type a column is read as (NULL is allowed by `Option`).
+pub trait ColumnType {
+    const KIND: ColumnKind;
+}
+
+impl ColumnType for i64 {
+    const KIND: ColumnKind = ColumnKind::Int;
+}
+
+impl ColumnType for f64 {
+    const KIND: ColumnKind = ColumnKind::Float;
+}
+
+impl ColumnType for String {
+    const KIND: ColumnKind = ColumnKind::Text;
+}
+
+impl ColumnType for bool {
+    const KIND: ColumnKind = ColumnKind::Bool;
+}
+
+impl<T: ColumnType> ColumnType for Option<T> {
+    const KIND: ColumnKind = T::KIND;
+}
+
+/// A row struct whose columns (names and kinds, in order) are known, so that many of its rows
+/// can be read as one packed value ([`Db::fetch_packed_as`]).
+pub trait PackedRow: FromRow {
+    const COLUMNS: &'static [(&'static str, ColumnKind)];
+}
+
 /// Declares a struct read from a result row, one field per column of the same name:
 /// `row_struct! { pub struct Count { pub n: i64 } }`.
 #[macro_export]
@@ -256,7 +300,79 @@ macro_rules! row_struct {
                 })
             }
         }
+
+        impl $crate::db::PackedRow for $name {
+            const COLUMNS: &'static [(&'static str, $crate::db::ColumnKind)] =
+                &[$((stringify!($field), <$ty as $crate::db::ColumnType>::KIND)),*];
+        }
     };
+}
+
+/// The SQLite query that returns every row of `inner` as one JSON text, `packed`: an array of
+/// rows (each an array of `columns`, in order) sorted by `order_by` (a column of `inner`). A REAL
+/// with a whole value (the byte sums of the rollups) travels as its exact integer, any other as
+/// text of 17 significant digits (JSON's own number text keeps 15).
+fn packed_sql(inner: &Sql, columns: &[(&str, ColumnKind)], order_by: &'static str) -> Sql {
+    let values: Vec<String> = columns
+        .iter()
+        .map(|(name, kind)| match kind {
+            ColumnKind::Float => format!(
+                "CASE WHEN {name} IS NULL THEN NULL \
+                 WHEN abs({name}) < 9.2e18 AND {name} = CAST({name} AS INTEGER) THEN CAST({name} AS INTEGER) \
+                 ELSE printf('%!.17g', {name}) END"
+            ),
+            _ => (*name).to_owned(),
+        })
+        .collect();
+    Sql {
+        text: format!(
+            "SELECT json_group_array(json_array({}) ORDER BY {order_by}) AS packed FROM ({})",
+            values.join(", "),
+            inner.text
+        ),
+        params: inner.params.clone(),
+    }
+}
+
+/// The rows of a `packed` JSON text made by [`packed_sql`].
+fn unpack(packed: &str, columns: &[(&'static str, ColumnKind)]) -> Result<Vec<Row>, DbError> {
+    let bad = |problem| DbError::Column {
+        column: "packed".to_owned(),
+        problem,
+    };
+    let rows: Vec<Vec<serde_json::Value>> =
+        serde_json::from_str(packed).map_err(|_| bad("not a JSON array of rows"))?;
+    let names: Arc<[String]> = columns.iter().map(|(n, _)| (*n).to_owned()).collect();
+    rows.into_iter()
+        .map(|row| {
+            if row.len() != columns.len() {
+                return Err(bad("a row with another number of columns"));
+            }
+            let values = row
+                .into_iter()
+                .zip(columns)
+                .map(|(v, (_, kind))| match v {
+                    serde_json::Value::Null => Ok(Value::Null),
+                    serde_json::Value::Bool(b) => Ok(Value::Bool(b)),
+                    serde_json::Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+                        (Some(i), _) if *kind != ColumnKind::Float => Ok(Value::Int(i)),
+                        (_, Some(f)) => Ok(Value::Float(f)),
+                        _ => Err(bad("a number out of range")),
+                    },
+                    serde_json::Value::String(t) if *kind == ColumnKind::Float => t
+                        .parse()
+                        .map(Value::Float)
+                        .map_err(|_| bad("a REAL that is not a number")),
+                    serde_json::Value::String(t) => Ok(Value::Text(t)),
+                    _ => Err(bad("a nested value")),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Row {
+                names: names.clone(),
+                values,
+            })
+        })
+        .collect()
 }
 
 impl Row {
@@ -307,8 +423,9 @@ impl Row {
                 values.push(Value::Null);
                 continue;
             }
-            let kind = raw.type_info().name().to_owned();
-            let decoded = value(row, i, &kind)?.ok_or_else(|| {
+            let info = raw.type_info();
+            let kind = info.name();
+            let decoded = value(row, i, kind)?.ok_or_else(|| {
                 sqlx::Error::Decode(format!("column {i} has the unsupported type {kind}").into())
             })?;
             values.push(decoded);
@@ -374,6 +491,9 @@ fn column_names<R: sqlx::Row>(rows: &[R]) -> Arc<[String]> {
         .map(|r| r.columns().iter().map(|c| c.name().to_owned()).collect())
         .unwrap_or_else(|| Arc::from(Vec::new()))
 }
+
+/// Rows sqlx's SQLite worker may hand over at once: a whole chart of daily points.
+const SQLITE_ROW_BUFFER: usize = 1024;
 
 /// Most connections the read-only pool opens (`DbOptions::max_connections` is capped to it).
 pub const MAX_CONNECTIONS: u32 = 4;
@@ -467,7 +587,10 @@ impl Db {
             let connect = SqliteConnectOptions::from_str(url)?
                 .read_only(true)
                 .create_if_missing(false)
-                .busy_timeout(timeout.min(Duration::from_secs(5)));
+                .busy_timeout(timeout.min(Duration::from_secs(5)))
+                // sqlx's worker thread hands rows over through a channel of this many (default
+                // 50): a 2-year daily chart (731 rows) would wait for the worker 15 times.
+                .row_buffer_size(SQLITE_ROW_BUFFER);
             Pool::Sqlite(
                 SqlitePoolOptions::new()
                     .max_connections(max)
@@ -644,6 +767,40 @@ impl Db {
             .collect()
     }
 
+    /// Every row of `sql`, sorted by its column `order_by`, read as `T`: for the long series of
+    /// the charts. On SQLite the rows come as one packed value (one row from the database
+    /// instead of hundreds, each of which sqlx's worker thread would hand over on its own, a
+    /// thread wake-up per row); on PostgreSQL as [`Db::fetch_all_as`].
+    pub async fn fetch_packed_as<T: PackedRow>(
+        &self,
+        sql: &Sql,
+        order_by: &'static str,
+    ) -> Result<Vec<T>, DbError> {
+        self.fetch_packed(sql, T::COLUMNS, order_by)
+            .await?
+            .into_iter()
+            .map(|mut row| T::from_row(&mut row))
+            .collect()
+    }
+
+    /// [`Db::fetch_packed_as`] for a result of `columns` (its names and kinds, in order) read
+    /// as rows.
+    pub async fn fetch_packed(
+        &self,
+        sql: &Sql,
+        columns: &[(&'static str, ColumnKind)],
+        order_by: &'static str,
+    ) -> Result<Vec<Row>, DbError> {
+        if self.dialect() == Dialect::Postgres {
+            return self.fetch(sql).await;
+        }
+        let Some(mut row) = self.fetch_one(&packed_sql(sql, columns, order_by)).await? else {
+            return Ok(Vec::new());
+        };
+        let packed: String = row.take("packed")?;
+        unpack(&packed, columns)
+    }
+
     /// The first row, if any, read as `T`.
     pub async fn fetch_optional_as<T: FromRow>(&self, sql: &Sql) -> Result<Option<T>, DbError> {
         self.fetch_one(sql)
@@ -722,5 +879,131 @@ mod tests {
             vec![Value::Text("a".into()), Value::Text("x".into())],
         );
         assert!(Named::from_row(&mut wrong).is_err());
+    }
+
+    crate::row_struct! {
+        #[derive(Debug, PartialEq)]
+        struct Point {
+            day: String,
+            samples: i64,
+            used_sum: f64,
+            avg: Option<f64>,
+            note: Option<String>,
+            flag: bool,
+        }
+    }
+
+    /// A SQLite file the read-only pool accepts (it has `pipeline_status`), with `points`.
+    async fn sqlite_with_points(dir: &std::path::Path) -> Db {
+        use sqlx::Connection;
+        let path = dir.join("packed.db");
+        let url = format!("sqlite://{}", path.display());
+        let mut c = sqlx::SqliteConnection::connect_with(
+            &SqliteConnectOptions::from_str(&url)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .create_if_missing(true),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        for statement in [
+            "CREATE TABLE pipeline_status (id INTEGER)",
+            "CREATE TABLE points (system_id TEXT, day TEXT, samples BIGINT, used_sum REAL, avg REAL, note TEXT, flag BOOLEAN)",
+            // Out of order, a 17-digit REAL, a whole REAL, a REAL stored from an integer, NULLs,
+            // text that needs escaping.
+            "INSERT INTO points VALUES ('a', '2026-01-03', 1440, 72000000000000017.0, NULL, 'quote \" and \\ and é', 1)",
+            "INSERT INTO points VALUES ('a', '2026-01-01', 3, 0.1, 5.0, NULL, 0)",
+            "INSERT INTO points VALUES ('a', '2026-01-02', 2, 123456789012345678, 12345.678901234567, '', 1)",
+            "INSERT INTO points VALUES ('a', '2026-01-04', 7, 1.0e20, 3.3e-9, 'beyond i64', 0)",
+            "INSERT INTO points VALUES ('b', '2026-01-01', 9, 1.5, 2.5, 'other system', 0)",
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(statement))
+                .execute(&mut c)
+                .await
+                .unwrap_or_else(|e| panic!("{statement}: {e}"));
+        }
+        let _ = c.close().await;
+        Db::open(
+            &url,
+            &DbOptions {
+                max_connections: 1,
+                query_timeout: Duration::from_secs(5),
+                password: None,
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[tokio::test]
+    async fn packed_rows_read_the_same_values_in_order_as_row_by_row() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let db = sqlite_with_points(dir.path()).await;
+        let query = |system: &str| {
+            let mut sql = Sql::new(
+                "SELECT day, samples, used_sum, avg, note, flag FROM points WHERE system_id = ",
+            );
+            sql.bind(system).push(" ORDER BY day");
+            sql
+        };
+        let row_by_row: Vec<Point> = db
+            .fetch_all_as(&query("a"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let packed: Vec<Point> = db
+            .fetch_packed_as(&query("a"), "day")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(packed, row_by_row);
+        let days: Vec<&str> = packed.iter().map(|p| p.day.as_str()).collect();
+        assert_eq!(
+            days,
+            ["2026-01-01", "2026-01-02", "2026-01-03", "2026-01-04"]
+        );
+        // Exact doubles, not JSON's 15 digits.
+        assert_eq!(packed[0].used_sum.to_bits(), 0.1f64.to_bits());
+        assert_eq!(packed[2].used_sum, 72000000000000017.0);
+        assert_eq!(packed[1].used_sum, 123456789012345678.0);
+        assert_eq!(packed[1].avg, Some(12345.678901234567));
+        assert_eq!(packed[3].used_sum, 1.0e20);
+        assert_eq!(packed[3].avg, Some(3.3e-9));
+        assert_eq!(packed[2].avg, None);
+        assert_eq!(packed[0].note, None);
+        assert_eq!(packed[2].note.as_deref(), Some("quote \" and \\ and é"));
+        assert!(!packed[0].flag && packed[1].flag);
+        // No rows: an empty list, not an error.
+        let none: Vec<Point> = db
+            .fetch_packed_as(&query("nobody"), "day")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(none.is_empty());
+        db.close().await;
+    }
+
+    #[test]
+    fn a_packed_value_of_another_shape_is_an_error() {
+        let columns = [("day", ColumnKind::Text), ("n", ColumnKind::Int)];
+        assert!(unpack("[[\"2026-01-01\", 1]]", &columns).is_ok());
+        assert!(unpack("[[\"2026-01-01\"]]", &columns).is_err());
+        assert!(unpack("{\"day\": 1}", &columns).is_err());
+        assert!(unpack("[[\"2026-01-01\", [1]]]", &columns).is_err());
+    }
+
+    #[test]
+    fn text_is_moved_out_once_and_never_read_as_empty() {
+        let mut row = Row {
+            names: ["name"].iter().map(|n| n.to_string()).collect(),
+            values: vec![Value::Text("array-1".into())],
+        };
+        assert_eq!(row.take::<String>("name").ok(), Some("array-1".to_owned()));
+        // The second read of the same column sees NULL: an error for a `String`, `None` for an
+        // `Option`, never a silent empty name.
+        assert!(row.take::<String>("name").is_err());
+        assert_eq!(row.take::<Option<String>>("name").ok(), Some(None));
+        // A column of another type is left as it was.
+        let mut number = Row {
+            names: ["n"].iter().map(|n| n.to_string()).collect(),
+            values: vec![Value::Int(7)],
+        };
+        assert!(number.take::<String>("n").is_err());
+        assert_eq!(number.take::<i64>("n").ok(), Some(7));
     }
 }

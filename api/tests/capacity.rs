@@ -7,10 +7,6 @@ use sdash_harness::Backend;
 use sdash_proto::{Vendor, format_ms, now_ms};
 use serde_json::Value;
 
-fn day(ms: i64) -> String {
-    format_ms(ms)[..10].to_owned()
-}
-
 async fn capacity_series_and_forecast(backend: Backend) {
     let env = Env::new(backend).await;
     let now = now_ms();

@@ -27,16 +27,6 @@ fn from_days(now: i64, days: i64) -> String {
     format!("from={}", format_ms(now - days * 86_400_000))
 }
 
-/// The value of the one sample line of `series` (`name{labels}`).
-fn sample(text: &str, series: &str) -> Option<String> {
-    let values: Vec<&str> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .collect();
-    assert!(values.len() <= 1, "{series} twice in\n{text}");
-    values.first().map(|v| v.to_string())
-}
-
 async fn list_detail_and_filter(backend: Backend) {
     let env = Env::new(backend).await;
     let now = now_ms();
@@ -203,7 +193,7 @@ async fn list_detail_and_filter(backend: Backend) {
         ("sdash_system_performance_write_bytes_per_second", None),
     ] {
         assert_eq!(
-            sample(&text, &format!("{name}{{{fa}}}")),
+            metric_sample(&text, &format!("{name}{{{fa}}}")),
             value.map(|v| v.to_string()),
             "{name}"
         );
@@ -218,7 +208,7 @@ async fn list_detail_and_filter(backend: Backend) {
         ("sdash_system_performance_write_latency_seconds", None),
     ] {
         assert_eq!(
-            sample(&text, &format!("{name}{{{fa}}}")).as_deref(),
+            metric_sample(&text, &format!("{name}{{{fa}}}")).as_deref(),
             value,
             "{name}"
         );
@@ -242,7 +232,7 @@ async fn list_detail_and_filter(backend: Backend) {
             0,
         ),
     ] {
-        assert_eq!(sample(&text, &series), Some(value.to_string()), "{series}");
+        assert_eq!(metric_sample(&text, &series), Some(value.to_string()), "{series}");
     }
     // No performance, no pools: no sample at all.
     assert!(
@@ -251,7 +241,7 @@ async fn list_detail_and_filter(backend: Backend) {
         "{text}"
     );
     assert_eq!(
-        sample(
+        metric_sample(
             &text,
             r#"sdash_system_capacity_provisioned_bytes{system="dd-1",vendor="datadomain"}"#
         ),
@@ -267,29 +257,14 @@ fn perf_snapshot(at: i64, p: sdash_proto::Performance) -> (String, Vec<u8>) {
     snapshot("p", at, body)
 }
 
-/// A point's times and metrics: (at_ms, samples, [the six metrics]).
-fn perf_point(p: &Value) -> (i64, i64, [Value; 6]) {
-    (
-        p["at_ms"].as_i64().unwrap_or(-1),
-        p["samples"].as_i64().unwrap_or(-1),
-        [
-            "read_iops",
-            "write_iops",
-            "read_latency_us",
-            "write_latency_us",
-            "read_bytes_per_s",
-            "write_bytes_per_s",
-        ]
-        .map(|m| p[m].clone()),
-    )
-}
-
-fn f(values: [Option<f64>; 6]) -> [Value; 6] {
-    values.map(|v| v.map_or(Value::Null, |v| json!(v)))
-}
-
-fn points(body: &Value, key: &str) -> Vec<Value> {
-    body[key].as_array().cloned().unwrap_or_default()
+/// A performance point as the API serves it: its time, how many samples it averages and the six
+/// metrics (null where no sample had the metric).
+fn perf_point(at: i64, samples: i64, [a, b, c, d, e, f]: [Option<f64>; 6]) -> Value {
+    json!({
+        "at": format_ms(at), "at_ms": at, "samples": samples,
+        "read_iops": a, "write_iops": b, "read_latency_us": c, "write_latency_us": d,
+        "read_bytes_per_s": e, "write_bytes_per_s": f,
+    })
 }
 
 /// Raw samples for the last days, hourly rollups with the averages of their hour, daily
@@ -369,44 +344,57 @@ async fn performance_by_tier(backend: Backend) {
         .unwrap_or_else(|e| panic!("retention: {e}"));
     let get = |query: String| series(&env, "p/performance", query);
     let from = |days: i64| from_days(now, days);
-    let raw_points = [
-        (
+    let raw_points = vec![
+        perf_point(
             h2 + m1,
             1,
-            f([
+            [
                 Some(1000.0),
                 Some(100.0),
                 Some(250.0),
                 Some(350.0),
                 Some(4096.0),
                 Some(8192.0),
-            ]),
+            ],
         ),
-        (
+        perf_point(
             h2 + m2,
             1,
-            f([
+            [
                 Some(3000.0),
                 Some(300.0),
                 Some(750.0),
                 None,
                 Some(8192.0),
                 None,
-            ]),
+            ],
         ),
-        (
+        perf_point(
             now - 1000,
             1,
-            f([
+            [
                 Some(7.0),
                 Some(8.0),
                 Some(9.0),
                 Some(10.0),
                 Some(11.0),
                 Some(12.0),
-            ]),
+            ],
         ),
     ];
+    // The sample of 10 days ago, alone in its hour and in its day.
+    let h10_point = perf_point(
+        h10 + m1,
+        1,
+        [
+            Some(50.0),
+            Some(5.0),
+            Some(100.0),
+            Some(200.0),
+            Some(10.0),
+            Some(20.0),
+        ],
+    );
 
     // A short range: the raw samples hold it.
     let s = get(from(3)).await;
@@ -416,40 +404,27 @@ async fn performance_by_tier(backend: Backend) {
         "{s}"
     );
     assert_eq!(s["system_id"], "p");
-    let got: Vec<_> = points(&s, "points").iter().map(perf_point).collect();
-    assert_eq!(got, raw_points.to_vec(), "{s}");
+    assert_eq!(arr(&s["points"]), raw_points, "{s}");
 
     // From 12 days: only the hourly rollups hold the sample of 10 days ago; each point is the
     // average of its hour's samples (a metric only some samples had: theirs).
     let s = get(from(12)).await;
     assert_eq!(s["tier"], "hourly", "{s}");
-    let got: Vec<_> = points(&s, "points").iter().map(perf_point).collect();
     assert_eq!(
-        got,
+        arr(&s["points"]),
         vec![
-            (
-                h10 + m1,
-                1,
-                f([
-                    Some(50.0),
-                    Some(5.0),
-                    Some(100.0),
-                    Some(200.0),
-                    Some(10.0),
-                    Some(20.0)
-                ])
-            ),
-            (
+            h10_point.clone(),
+            perf_point(
                 h2 + m2,
                 2,
-                f([
+                [
                     Some(2000.0),
                     Some(200.0),
                     Some(500.0),
                     Some(350.0),
                     Some(6144.0),
                     Some(8192.0)
-                ])
+                ],
             ),
             raw_points[2].clone(),
         ],
@@ -459,34 +434,23 @@ async fn performance_by_tier(backend: Backend) {
     // The default range (30 days): the sample of 20 days ago is only in the daily rollups.
     let s = get(String::new()).await;
     assert_eq!(s["tier"], "daily", "{s}");
-    let days = points(&s, "points");
+    let days = arr(&s["points"]);
     assert_eq!(
-        days.iter().take(2).map(perf_point).collect::<Vec<_>>(),
-        vec![
-            (
+        days[..2.min(days.len())],
+        [
+            perf_point(
                 h20 + m2,
                 2,
-                f([
+                [
                     Some(200.0),
                     Some(20.0),
                     Some(500.0),
                     Some(800.0),
                     Some(2000.0),
                     Some(2000.0)
-                ])
+                ],
             ),
-            (
-                h10 + m1,
-                1,
-                f([
-                    Some(50.0),
-                    Some(5.0),
-                    Some(100.0),
-                    Some(200.0),
-                    Some(10.0),
-                    Some(20.0)
-                ])
-            ),
+            h10_point,
         ],
         "{s}"
     );
@@ -506,10 +470,10 @@ async fn performance_by_tier(backend: Backend) {
         (s["tier"].as_str(), s["requested_tier"].as_str()),
         (Some("raw"), Some("raw"))
     );
-    assert_eq!(points(&s, "points").len(), 3, "{s}");
+    assert_eq!(arr(&s["points"]).len(), 3, "{s}");
     let s = get(format!("{}&tier=hourly", from(30))).await;
     assert_eq!(s["tier"], "hourly");
-    assert_eq!(points(&s, "points").len(), 3, "{s}");
+    assert_eq!(arr(&s["points"]).len(), 3, "{s}");
     let (code, body) = env.get("/api/v1/systems/p/performance?tier=weekly").await;
     assert_eq!(code, 400, "{body}");
     let (code, body) = env.get("/api/v1/systems/nope/performance").await;
@@ -532,14 +496,14 @@ fn pool_snapshot(at: i64, pools: &[(&str, u64, u64)]) -> (String, Vec<u8>) {
 type PoolPoints = (String, String, String, Vec<(i64, i64, i64)>);
 
 fn pool_points(body: &Value) -> Vec<PoolPoints> {
-    points(body, "pools")
+    arr(&body["pools"])
         .iter()
         .map(|p| {
             (
                 p["pool"].as_str().unwrap_or_default().to_owned(),
                 p["kind"].as_str().unwrap_or_default().to_owned(),
                 p["name"].as_str().unwrap_or_default().to_owned(),
-                points(p, "points")
+                arr(&p["points"])
                     .iter()
                     .map(|q| {
                         (

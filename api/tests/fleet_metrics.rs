@@ -64,16 +64,6 @@ async fn seeded(backend: Backend) -> Env {
     env
 }
 
-/// The value of the one sample line starting with `series ` (`name{labels}`).
-fn sample(text: &str, series: &str) -> String {
-    let values: Vec<&str> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .collect();
-    assert_eq!(values.len(), 1, "{series} in\n{text}");
-    values[0].to_owned()
-}
-
 async fn serves_the_fleet(backend: Backend) {
     let env = seeded(backend).await;
     let url = env.url("/metrics/fleet");
@@ -92,20 +82,26 @@ async fn serves_the_fleet(backend: Backend) {
     let nas = r#"system="nas-1",vendor="ontap",environment="",storage_type="""#;
     let dd = r#"system="dd-1",vendor="datadomain",environment="",storage_type="""#;
     assert_eq!(
-        sample(&text, &format!("sdash_system_capacity_used_bytes{{{fa1}}}")),
+        metric_value(&text, &format!("sdash_system_capacity_used_bytes{{{fa1}}}")),
         USED.to_string()
     );
-    assert_eq!(sample(&text, &format!("sdash_system_up{{{fa1}}}")), "1");
-    assert_eq!(sample(&text, &format!("sdash_system_up{{{nas}}}")), "0");
     assert_eq!(
-        sample(
+        metric_value(&text, &format!("sdash_system_up{{{fa1}}}")),
+        "1"
+    );
+    assert_eq!(
+        metric_value(&text, &format!("sdash_system_up{{{nas}}}")),
+        "0"
+    );
+    assert_eq!(
+        metric_value(
             &text,
             &format!(r#"sdash_system_status{{{nas},status="unreachable"}}"#)
         ),
         "1"
     );
     assert_eq!(
-        sample(
+        metric_value(
             &text,
             &format!(r#"sdash_system_status{{{dd},status="pending"}}"#)
         ),
@@ -113,7 +109,7 @@ async fn serves_the_fleet(backend: Backend) {
     );
     for (severity, n) in [("info", 0), ("warning", 2), ("error", 0), ("critical", 1)] {
         assert_eq!(
-            sample(
+            metric_value(
                 &text,
                 &format!(r#"sdash_system_alerts_open{{{fa1},severity="{severity}"}}"#)
             ),
@@ -125,7 +121,7 @@ async fn serves_the_fleet(backend: Backend) {
     assert!(!text.contains(&format!(
         "sdash_system_last_successful_poll_age_seconds{{{nas}}}"
     )));
-    let age: f64 = sample(
+    let age: f64 = metric_value(
         &text,
         &format!("sdash_system_last_successful_poll_age_seconds{{{fa1}}}"),
     )
@@ -149,12 +145,12 @@ async fn serves_the_fleet(backend: Backend) {
     let critical = format!(r#"sdash_system_alerts_open{{{fa1},severity="critical"}}"#);
     let text = wait_for(Duration::from_secs(10), || async {
         let (_, text) = env.get_text("/metrics/fleet").await;
-        (sample(&text, &critical) == "0").then_some(text)
+        (metric_value(&text, &critical) == "0").then_some(text)
     })
     .await
     .unwrap_or_else(|| panic!("the cleared alert stays open in /metrics/fleet"));
     assert_eq!(
-        sample(
+        metric_value(
             &text,
             &format!(r#"sdash_system_alerts_open{{{fa1},severity="warning"}}"#)
         ),

@@ -15,10 +15,6 @@ use sdash_proto::{
 };
 use serde_json::Value;
 
-fn day(ms: i64) -> String {
-    format_ms(ms)[..10].to_owned()
-}
-
 /// Noon of the UTC day `days_ago` days back (never later than a second ago).
 fn noon(days_ago: i64) -> i64 {
     let now = now_ms();
@@ -50,14 +46,6 @@ fn system_with(id: &str, tags: &[(&str, &str)], enabled: bool, at: i64) -> (Stri
         Kind::System.subject(id),
         sdash_proto::encode(&e).unwrap_or_else(|e| panic!("encode: {e}")),
     )
-}
-
-fn arr(v: &Value) -> Vec<Value> {
-    v.as_array().cloned().unwrap_or_default()
-}
-
-fn int(v: &Value) -> i64 {
-    v.as_i64().unwrap_or_else(|| panic!("not an integer: {v}"))
 }
 
 /// One system of the grouping fixture: tags, total, used per day (4 days ago .. today), GiB.

@@ -74,6 +74,9 @@ pub struct ProbeArgs {
     /// Id of the system to poll.
     #[arg(long, env = "SDASH_PROBE_SYSTEM")]
     pub system: String,
+    /// Do not look up DNS names of the system's management addresses.
+    #[arg(long, env = "SDASH_NO_REVERSE_DNS")]
+    pub no_reverse_dns: bool,
     #[command(flatten)]
     pub log: LogArgs,
 }
@@ -124,6 +127,10 @@ pub struct RunArgs {
     /// Poll every system in the inventory, ignoring other collectors (no sharding).
     #[arg(long, env = "SDASH_NO_SHARDING")]
     pub no_sharding: bool,
+    /// Do not look up DNS names of the arrays' management addresses (reverse lookup, confirmed
+    /// forward, on topology polls); for networks whose nameservers do not answer for them.
+    #[arg(long, env = "SDASH_NO_REVERSE_DNS")]
+    pub no_reverse_dns: bool,
     #[command(flatten)]
     pub log: LogArgs,
 }
@@ -171,6 +178,7 @@ pub async fn probe(args: &ProbeArgs) -> anyhow::Result<serde_json::Value> {
                 args.inventory.display()
             )
         })?;
+    crate::vendors::topology::set_reverse_dns(!args.no_reverse_dns);
     let mut adapter = Adapter::new(config)?;
     let started = sdash_proto::now_ms();
     let output = adapter.poll().await;
@@ -198,6 +206,7 @@ pub async fn run(args: RunArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     let admin_listen = args.admin_listen;
     let inventory = inventory::load(&inventory_path)?;
     warn_about_insecure(&inventory);
+    crate::vendors::topology::set_reverse_dns(!args.no_reverse_dns);
     let collector_id = args
         .collector_id
         .clone()
@@ -372,9 +381,21 @@ pub async fn run(args: RunArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     }
 
     tracing::info!("stopping: logging out of sessions and flushing the outbox");
-    for (_, r) in running.drain() {
-        r.cancel.cancel();
-        let _ = tokio::time::timeout(Duration::from_secs(5), r.task).await;
+    // Every system at once, under one bound: a poll in flight (an HTTP call, DNS lookups) is
+    // dropped by its task's cancellation; what remains is the logout, and one slow array must
+    // not hold up the others' (nor the process: an orchestrator's grace period is short).
+    let tasks: Vec<_> = running
+        .drain()
+        .map(|(_, r)| {
+            r.cancel.cancel();
+            r.task
+        })
+        .collect();
+    if tokio::time::timeout(SYSTEMS_STOP_TIMEOUT, futures::future::join_all(tasks))
+        .await
+        .is_err()
+    {
+        tracing::warn!("some systems did not log out within {SYSTEMS_STOP_TIMEOUT:?}");
     }
     if let Some(task) = membership_task {
         let _ = tokio::time::timeout(Duration::from_secs(3), task).await;
@@ -384,9 +405,13 @@ pub async fn run(args: RunArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     if unsent > 0 {
         tracing::warn!(unsent, "stopped with messages NATS never acknowledged");
     }
-    client.flush().await.ok();
+    // A flush waits for the server; a NATS stopping with us must not hold the exit.
+    let _ = tokio::time::timeout(Duration::from_secs(2), client.flush()).await;
     Ok(())
 }
+
+/// How long a stopping collector waits for its systems' tasks (their logouts) in all.
+pub const SYSTEMS_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The next message of an optional subscription (never, without one).
 async fn next_message(

@@ -214,8 +214,7 @@ pub fn storagegrid(data: &[u8]) -> Result<Snapshot, HttpError> {
         total,
         data,
         usable,
-        read_bytes: storagegrid::envelope_data(&answers.next(&metric_path)).ok(),
-        write_bytes: storagegrid::envelope_data(&answers.next(&metric_path)).ok(),
+        performance: storagegrid::envelope_data(&answers.next(&metric_path)).ok(),
         ilm_pools: storagegrid::envelope_data(&answers.next(&path(storagegrid::ILM_POOLS_REST)))
             .ok(),
         management_url: Some("https://fuzz.example/".into()),

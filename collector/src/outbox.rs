@@ -123,12 +123,31 @@ impl Outbox {
         self.metrics.outbox_bytes.set(q.bytes as i64);
     }
 
+    /// Up to `max` messages from the front, at most one snapshot per system: the publisher
+    /// pipelines a batch, and of two snapshots of a system in one batch the older one could
+    /// fail while the newer one is stored (a stream leader lost mid-batch); retried, the older
+    /// one would then come after the newer one, a late sample the writer's tiers cannot count.
+    /// The later snapshots wait, in order, for the next batch.
     fn take(&self, max: usize) -> Vec<OutMessage> {
         let mut q = self.lock();
-        let n = max.min(q.messages.len());
-        let batch: Vec<OutMessage> = q.messages.drain(..n).collect();
+        let mut batch: Vec<OutMessage> = Vec::with_capacity(max.min(q.messages.len()));
+        let mut waiting: Vec<OutMessage> = Vec::new();
+        let mut snapshots: std::collections::HashSet<String> = Default::default();
+        while batch.len() < max {
+            let Some(m) = q.messages.pop_front() else {
+                break;
+            };
+            if m.kind == Kind::Snapshot && !snapshots.insert(m.id.clone()) {
+                waiting.push(m);
+            } else {
+                batch.push(m);
+            }
+        }
+        for m in waiting.into_iter().rev() {
+            q.messages.push_front(m);
+        }
         q.bytes -= batch.iter().map(|m| m.payload.len()).sum::<usize>();
-        q.in_flight += n;
+        q.in_flight += batch.len();
         self.update_gauges(&q);
         batch
     }
@@ -288,6 +307,48 @@ mod tests {
 
     fn ids(o: &Outbox) -> Vec<String> {
         o.lock().messages.iter().map(|m| m.msg_id.clone()).collect()
+    }
+
+    #[test]
+    fn a_batch_takes_one_snapshot_per_system_and_keeps_the_order_of_the_rest() {
+        let o = Outbox::new(
+            OutboxLimits {
+                max_messages: 100,
+                max_bytes: 1 << 20,
+            },
+            CollectorMetrics::detached(),
+        );
+        // A backlog: two polls of a and b, events of a in between.
+        o.push(msg(Kind::Snapshot, "a", 1));
+        o.push(msg(Kind::Event, "a", 2));
+        o.push(msg(Kind::Event, "a", 3));
+        o.push(msg(Kind::Snapshot, "b", 4));
+        o.push(msg(Kind::Snapshot, "a", 5));
+        o.push(msg(Kind::Snapshot, "b", 6));
+        o.push(msg(Kind::Snapshot, "c", 7));
+        let taken = |batch: &[OutMessage]| -> Vec<String> {
+            batch.iter().map(|m| m.msg_id.clone()).collect()
+        };
+        let first = o.take(512);
+        assert_eq!(taken(&first), ["a-1", "a-2", "a-3", "b-4", "c-7"]);
+        assert_eq!(
+            ids(&o),
+            ["a-5", "b-6"],
+            "the newer snapshots wait, in order"
+        );
+        assert_eq!(o.depth(), 7);
+        // The first batch's snapshot of a failed: it goes back first, before its successor,
+        // and the next batch again carries one snapshot of a: the older one.
+        o.settle(first.len(), vec![first[0].clone()]);
+        assert_eq!(ids(&o), ["a-1", "a-5", "b-6"]);
+        let second = o.take(512);
+        assert_eq!(taken(&second), ["a-1", "b-6"]);
+        o.settle(second.len(), Vec::new());
+        assert_eq!(taken(&o.take(512)), ["a-5"]);
+        // `max` still bounds a batch.
+        o.push(msg(Kind::Event, "a", 8));
+        o.push(msg(Kind::Event, "a", 9));
+        assert_eq!(taken(&o.take(1)), ["a-8"]);
     }
 
     #[test]

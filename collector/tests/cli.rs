@@ -121,3 +121,87 @@ async fn metrics_health_and_graceful_shutdown() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A stop with every array hanging on its logout: the systems are let go together, under one
+/// bound ([`sdash_collector::app::SYSTEMS_STOP_TIMEOUT`]), not one after the other (three
+/// hanging logouts once took 3 × 5 s, past the demo's and many orchestrators' grace periods).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_promptly_while_every_array_hangs() {
+    use sdash_testkit::sim::{Fault, Fleet, Mix, Mode, SimConfig};
+    let nats = NatsServer::start();
+    let fleet = Fleet::start(SimConfig {
+        mode: Mode::Fixture,
+        frozen_clock: true,
+        systems: 3,
+        mix: Mix(vec![(sdash_proto::Vendor::Storagegrid, 1)]),
+        hang: Duration::from_secs(60),
+        ..SimConfig::default()
+    })
+    .await
+    .expect("start simulator");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("inventory.toml");
+    fleet
+        .write_inventory(&path, "60s")
+        .expect("write inventory");
+    let mut child = Command::new(BIN)
+        .args([
+            "--nats-url",
+            &nats.url(),
+            "--no-sharding",
+            "--no-reverse-dns",
+        ])
+        .arg("--inventory")
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start");
+    let ids = fleet.system_ids();
+    assert_eq!(ids.len(), 3);
+    // Every grid polled once (logged in: a session to log out of).
+    let polled = sdash_harness::wait_for(Duration::from_secs(30), || {
+        let all = ids.iter().all(|id| {
+            fleet.stats(id).is_some_and(|s| {
+                s.logins > 0 && s.requests.contains_key("/api/v4/grid/metric-query")
+            })
+        });
+        async move { all.then_some(()) }
+    })
+    .await;
+    assert!(polled.is_some(), "the grids were polled");
+    for id in &ids {
+        fleet.set_fault(id, Fault::Hang);
+    }
+    let pid = i32::try_from(child.id()).expect("pid");
+    let started = std::time::Instant::now();
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let deadline = started + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            assert!(status.success(), "exit status {status}");
+            break;
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("the collector did not stop within 10 s of SIGTERM");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(9),
+        "stopping took {took:?} (the logouts hang)"
+    );
+    for id in &ids {
+        assert_eq!(
+            fleet.stats(id).map(|s| s.logouts),
+            Some(0),
+            "{id}: a hanging logout never completes"
+        );
+    }
+}

@@ -461,3 +461,68 @@ async fn nxdomain_is_an_answer_and_refused_is_not() {
         "{only_refused:?}"
     );
 }
+
+/// A topology with `addresses` as its management addresses.
+fn topology_of(addresses: &[&str]) -> sdash_proto::Topology {
+    sdash_proto::Topology {
+        management_addresses: addresses.iter().map(|a| (*a).to_owned()).collect(),
+        ..sdash_proto::Topology::default()
+    }
+}
+
+#[tokio::test]
+async fn a_failed_lookup_keeps_the_names_of_the_last_topology_poll() {
+    use sdash_collector::vendors::topology::TopologyState;
+    let (_dir, hosts) = hosts_file("");
+    let answering = serve(zone).await;
+    let silent = serve(|_, _| Behaviour::Silent).await;
+    let sources = |server: &Server| NameSources {
+        hosts_file: hosts.clone(),
+        dns: Some(ResolverConfig {
+            timeout: Duration::from_millis(200),
+            attempts: 1,
+            ..config(&[server])
+        }),
+        forward: Forward::Dns(config(&[server])),
+    };
+    let mut state = TopologyState::default();
+    let first = state
+        .resolve_with(
+            true,
+            topology_of(&["192.0.2.10"]),
+            Some(&sources(&answering)),
+        )
+        .await;
+    assert_eq!(first.dns_names, vec!["fa.example"]);
+
+    // The nameserver stops answering: the next topology poll keeps the names it had.
+    let started = Instant::now();
+    let second = state
+        .resolve_with(true, topology_of(&["192.0.2.10"]), Some(&sources(&silent)))
+        .await;
+    assert_eq!(second.dns_names, vec!["fa.example"]);
+    assert!(started.elapsed() < Duration::from_secs(3), "bounded");
+    assert!(silent.queries.load(Ordering::SeqCst) > 0, "it was asked");
+
+    // An answer without the name (NXDOMAIN for this address) is an answer: the name goes.
+    let nxdomain = serve(|_, _| Behaviour::Rcode(3)).await;
+    let third = state
+        .resolve_with(
+            true,
+            topology_of(&["192.0.2.10"]),
+            Some(&sources(&nxdomain)),
+        )
+        .await;
+    assert_eq!(third.dns_names, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn without_name_sources_a_topology_poll_asks_no_nameserver() {
+    use sdash_collector::vendors::topology::TopologyState;
+    let mut state = TopologyState::default();
+    let out = state
+        .resolve_with(true, topology_of(&["192.0.2.10"]), None)
+        .await;
+    assert_eq!(out.dns_names, Vec::<String>::new());
+    assert_eq!(out.management_addresses, vec!["192.0.2.10"]);
+}

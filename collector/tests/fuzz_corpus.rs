@@ -107,8 +107,7 @@ const VENDOR_SEEDS: &[(&str, &str, &[&str])] = &[
             "api_v4_grid_metric-query.total_space.json",
             "api_v4_grid_metric-query.data.json",
             "api_v4_grid_metric-query.usable_space.json",
-            "api_v4_grid_metric-query.s3_retrieved.json",
-            "api_v4_grid_metric-query.s3_ingested.json",
+            "api_v4_grid_metric-query.performance.json",
         ],
     ),
     (

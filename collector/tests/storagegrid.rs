@@ -268,7 +268,7 @@ async fn timeouts_and_tls_failures() {
 // ---- #17: topology, site pools, performance ----
 
 #[tokio::test]
-async fn fixtures_give_topology_site_pools_and_bandwidth() {
+async fn fixtures_give_topology_site_pools_and_performance() {
     use sdash_proto::{ClusterType, Performance, Pool, PoolKind};
     let s = setup(Mode::Fixture).await;
     let out = s.adapter().poll().await;
@@ -343,18 +343,49 @@ async fn fixtures_give_topology_site_pools_and_bandwidth() {
         snap.capacity.as_ref().and_then(|c| c.provisioned_bytes),
         None
     );
+    // `api_v4_grid_metric-query.performance.json`, through one metric query; latency in the
+    // fixture is seconds (0.000412 s, 0.001375 s).
     assert_eq!(
         snap.performance,
         Some(Performance {
+            read_iops: Some(1843.2),
+            write_iops: Some(612.4),
+            read_latency_us: Some(412.0),
+            write_latency_us: Some(1375.0),
             read_bytes_per_s: Some(1_251_232_768),
             write_bytes_per_s: Some(402_653_184),
-            ..Performance::default()
         })
     );
+    let stats = s.fleet.stats(&s.id()).expect("stats");
+    // Capacity (total, data, usable) and performance: four metric queries per poll.
+    assert_eq!(stats.requests.get("/api/v4/grid/metric-query"), Some(&4));
 }
 
 #[tokio::test]
-async fn a_grid_without_the_bandwidth_metrics_or_slow_ones_has_no_performance() {
+async fn a_grid_that_rejects_the_performance_query_is_not_asked_again_until_an_outage() {
+    let s = setup(Mode::Fixture).await;
+    let mut adapter = s.adapter();
+    // A release that cannot evaluate the query: 400 on every metric query of this poll.
+    s.fleet
+        .set_fault_on(&s.id(), "/grid/metric-query", Fault::Status { code: 400 });
+    let out = adapter.poll().await;
+    assert_eq!(out.snapshot.status, Status::Online);
+    assert_eq!(out.snapshot.performance, None);
+    s.fleet
+        .set_fault_on(&s.id(), "/grid/metric-query", Fault::None);
+    let out = adapter.poll().await;
+    assert_eq!(out.snapshot.status, Status::Online);
+    assert_eq!(out.snapshot.error, None, "{:?}", out.events);
+    assert_eq!(out.snapshot.capacity, Some(fixture_capacity()));
+    assert_eq!(out.snapshot.performance, None);
+    let stats = s.fleet.stats(&s.id()).expect("stats");
+    // First poll: total space (failed, so no data or usable) and performance; second poll:
+    // the three capacity queries only.
+    assert_eq!(stats.requests.get("/api/v4/grid/metric-query"), Some(&5));
+}
+
+#[tokio::test]
+async fn a_grid_without_the_performance_metrics_or_slow_ones_has_no_performance() {
     let s = setup(Mode::Fixture).await;
     s.fleet.set_scenario(&s.id(), Scenario::NoPerformance);
     let out = s.adapter().poll().await;

@@ -51,14 +51,22 @@ pub struct ReplayArgs {
 mod tests {
     use std::time::Duration;
 
-    use clap::Parser;
+    use clap::{CommandFactory, FromArgMatches};
     use sdash_service::Secret;
 
     use super::*;
 
-    fn parse(args: &[&str]) -> WriterConfig {
+    /// Parses `args` as the command line alone: the SDASH_* twins of the flags are dropped, so
+    /// the process environment (a developer's shell, CI) cannot change what a test sees. The
+    /// environment is not touched, so tests in parallel threads stay independent.
+    fn parse_cli(args: &[&str]) -> Result<Cli, clap::Error> {
         let argv = std::iter::once("sdash-writer").chain(args.iter().copied());
-        Cli::try_parse_from(argv)
+        let command = Cli::command().mut_args(|arg| arg.env(None::<&'static str>));
+        Cli::from_arg_matches(&command.try_get_matches_from(argv)?)
+    }
+
+    fn parse(args: &[&str]) -> WriterConfig {
+        parse_cli(args)
             .unwrap_or_else(|e| panic!("{args:?}: {e}"))
             .writer
     }
@@ -74,14 +82,12 @@ mod tests {
             Duration::from_secs(30)
         );
         for bad in ["5 parsecs", ""] {
-            let argv = ["sdash-writer", "--lock-poll", bad];
-            assert!(Cli::try_parse_from(argv).is_err(), "{bad:?}");
+            assert!(parse_cli(&["--lock-poll", bad]).is_err(), "{bad:?}");
         }
     }
 
     #[test]
     fn every_flag_has_an_env_twin_and_help() {
-        use clap::CommandFactory;
         let broken = sdash_service::flags_breaking_conventions(&Cli::command());
         assert!(broken.is_empty(), "{broken:?}");
     }
@@ -95,8 +101,7 @@ mod tests {
             path
         };
         let pg = "postgres://sdash@db.example.net/sdash";
-        let cli = Cli::try_parse_from([
-            "sdash-writer",
+        let cli = parse_cli(&[
             "--database-url",
             pg,
             "--database-password-file",
@@ -134,25 +139,18 @@ mod tests {
 
     #[test]
     fn defaults_parse() {
-        let cli = Cli::try_parse_from(["sdash-writer"]).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(cli.writer.batch_max, 1000);
-        assert_eq!(cli.writer.batch_timeout, Duration::from_millis(100));
-        assert_eq!(cli.writer.max_deliver, 10);
-        let cli = Cli::try_parse_from([
-            "sdash-writer",
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--batch-timeout",
-            "1s",
-        ])
-        .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(cli.writer.admin_listen.port(), 0);
-        assert_eq!(cli.writer.batch_timeout, Duration::from_secs(1));
+        let config = parse(&[]);
+        assert_eq!(config.batch_max, 1000);
+        assert_eq!(config.batch_timeout, Duration::from_millis(100));
+        assert_eq!(config.max_deliver, 10);
+        let config = parse(&["--admin-listen", "127.0.0.1:0", "--batch-timeout", "1s"]);
+        assert_eq!(config.admin_listen.port(), 0);
+        assert_eq!(config.batch_timeout, Duration::from_secs(1));
     }
 
     #[test]
     fn new_has_the_command_line_defaults() {
-        // Only the environment of the test process could differ; none of these is set in CI.
+        // `parse` ignores the SDASH_* environment, so this compares the flags' own defaults.
         let mut from_cli = parse(&[]);
         from_cli.admin_listen.set_port(0);
         let new = WriterConfig::new(&from_cli.nats.url, &from_cli.database_url);
@@ -163,7 +161,6 @@ mod tests {
     fn admin_listen_has_the_old_spelling_as_hidden_alias() {
         let config = parse(&["--metrics-listen", "127.0.0.1:9999"]);
         assert_eq!(config.admin_listen.port(), 9999);
-        use clap::CommandFactory;
         let help = Cli::command().render_long_help().to_string();
         assert!(help.contains("--admin-listen") && !help.contains("metrics-listen"));
     }

@@ -1,5 +1,5 @@
-//! Retention at scale, through the running writer: a large pass runs in steps between batches,
-//! so snapshots keep being stored while it runs.
+//! Retention at scale: a large pass runs in bounded steps between batches (through the store,
+//! and through the running writer), so snapshots keep being stored while it runs.
 
 mod common;
 
@@ -10,7 +10,7 @@ use sdash_harness::{Backend, NatsServer, TestDatabase, wait_for};
 use sdash_proto::subjects::Kind;
 use sdash_proto::*;
 use sdash_service::Shutdown;
-use sdash_writer::{Store, WriterConfig};
+use sdash_writer::{RetentionPolicy, Store, WriterConfig};
 
 /// 200,000 raw capacity samples of 100 systems, older than the raw window: a pass of seconds
 /// with a few rows per statement; and 20,000 raw performance samples and 20,000 hourly pool
@@ -161,4 +161,204 @@ async fn a_large_retention_pass_does_not_hold_up_ingestion(backend: Backend) {
     let _ = task.await;
 }
 
-both_backends!(a_large_retention_pass_does_not_hold_up_ingestion);
+/// `per_system` events (the oldest `old` of them older than the event window) of each of 20
+/// systems.
+async fn events(db: &TestDatabase, now: i64, per_system: i64, old: i64) {
+    let old_at = now - 40 * 86_400_000;
+    let sql = match db.backend {
+        Backend::Sqlite => format!(
+            "WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i < 19), \
+             n(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM n WHERE k < {per_system} - 1) \
+             INSERT INTO events (event_id, system_id, collector_id, observed_at, level, level_rank, category, message) \
+             SELECT printf('ev-%02d-%04d', i, k), printf('ev-%02d', i), 'c1', \
+             CASE WHEN k < {old} THEN {old_at} + k * 1000 ELSE {now} - 86400000 + k * 1000 END, \
+             'info', 1, 'api_call', 'm' FROM s, n"
+        ),
+        Backend::Postgres => format!(
+            "INSERT INTO events (event_id, system_id, collector_id, observed_at, level, level_rank, category, message) \
+             SELECT format('ev-%s-%s', lpad(i::text, 2, '0'), lpad(k::text, 4, '0')), format('ev-%s', lpad(i::text, 2, '0')), 'c1', \
+             CASE WHEN k < {old} THEN {old_at} + k * 1000::bigint ELSE {now} - 86400000 + k * 1000::bigint END, \
+             'info', 1, 'api_call', 'm' FROM generate_series(0, 19) i, generate_series(0, {per_system} - 1) k"
+        ),
+    };
+    exec(db, &sql).await;
+}
+
+/// The retention policy of the store-level tests: events kept 30 days and 50 per system, raw
+/// samples 90 days (performance: 7), hourly rollups 400 days, `batch` rows per statement.
+fn policy(batch: u32) -> RetentionPolicy {
+    RetentionPolicy {
+        event_retention_days: 30,
+        events_per_system: 50,
+        batch_rows: batch,
+        ..RetentionPolicy::default()
+    }
+}
+
+/// A large pass run as the writer runs it, in steps between batches, here with no time budget
+/// (a step is then one statement): every step deletes at most one batch of rows with one or two
+/// statements, each batch written between steps is stored while old rows are still left (the
+/// pass interleaves with ingestion rather than finishing first), and the pass deletes exactly
+/// what is beyond the windows.
+async fn retention_steps_are_bounded_and_interleave_with_batches(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    open(&db).await.close().await;
+    let now = now_ms();
+    old_samples(&db, now - 100 * 86_400_000).await;
+    // 20 systems x 80 events: 10 expired, 20 more beyond the limit of 50.
+    events(&db, now, 80, 10).await;
+    let old = "capacity_samples WHERE system_id LIKE 'old-%'";
+    let store = open(&db).await;
+    let batch = 1000u32;
+    let mut run = store.start_retention(&policy(batch));
+    let mut steps = 0u64;
+    let mut seq = 0u64;
+    let mut left_when_stored = Vec::new();
+    while !run.is_done() {
+        let statements = run.statements();
+        let step = store
+            .retention_step(&mut run, Duration::ZERO)
+            .await
+            .unwrap_or_else(|e| panic!("retention step: {e}"));
+        steps += 1;
+        assert!(
+            step.total() <= u64::from(batch),
+            "step {steps} deleted {} rows: {step:?}",
+            step.total()
+        );
+        let ran = run.statements() - statements;
+        assert!((1..=2).contains(&ran), "step {steps} ran {ran} statements");
+        if steps % 10 == 1 {
+            seq += 1;
+            let at = now - 1000 + seq as i64;
+            let msg = snapshot_msg(
+                seq,
+                "fresh",
+                at,
+                snapshot_body(Status::Online, Health::Ok, &[], Some(100 + seq * 10)),
+            );
+            store
+                .write_batch(&[msg])
+                .await
+                .unwrap_or_else(|e| panic!("write_batch: {e}"));
+            let stored = format!("system_state WHERE system_id = 'fresh' AND observed_at = {at}");
+            assert_eq!(count(&db, &stored).await, 1, "batch {seq}");
+            left_when_stored.push(count(&db, old).await);
+        }
+    }
+    store.close().await;
+    // 200,000 + 20,000 + 20,000 rows (and 600 events) in batches of 1,000: hundreds of steps.
+    assert!(steps > 240, "{steps} steps");
+    let during = left_when_stored
+        .iter()
+        .filter(|&&left| left > 0 && left < 200_000)
+        .count();
+    assert!(
+        during >= 10,
+        "the pass was not interleaved with the batches: {left_when_stored:?}"
+    );
+    assert!(
+        left_when_stored.windows(2).all(|w| w[0] >= w[1]),
+        "{left_when_stored:?}"
+    );
+    let d = run.deleted;
+    assert_eq!(d.capacity_samples_expired, 200_000, "{d:?}");
+    assert_eq!(d.performance_samples_expired, 20_000, "{d:?}");
+    assert_eq!(d.pool_hourly_expired, 20_000, "{d:?}");
+    assert_eq!(d.events_expired, 20 * 10, "{d:?}");
+    assert_eq!(d.events_over_limit, 20 * 20, "{d:?}");
+    assert_eq!(d.systems_trimmed, 20, "{d:?}");
+    assert_eq!(count(&db, old).await, 0);
+    for table in [
+        "performance_samples WHERE system_id LIKE 'old-%'",
+        "pool_hourly WHERE system_id LIKE 'old-%'",
+    ] {
+        assert_eq!(count(&db, table).await, 0, "{table}");
+    }
+    // Each system keeps its newest 50 events.
+    let kept = "SELECT CAST(count(*) AS TEXT) FROM events WHERE system_id LIKE 'ev-%' \
+                AND CAST(substr(event_id, 7) AS INTEGER) >= 30";
+    assert_eq!(scalar(&db, kept).await, 20 * 50);
+    assert_eq!(
+        count(&db, "events WHERE system_id LIKE 'ev-%'").await,
+        20 * 50
+    );
+    // Every batch written during the pass is in the tiers.
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT CAST(SUM(samples) AS TEXT) FROM capacity_hourly WHERE system_id = 'fresh'"
+        )
+        .await,
+        seq as i64
+    );
+}
+
+/// Sequential scans of the tables retention deletes from, and index scans of capacity_samples.
+async fn scans(db: &TestDatabase) -> (Vec<(String, i64)>, i64) {
+    let seq = rows(
+        db,
+        "SELECT CAST(relname AS TEXT), CAST(seq_scan AS TEXT) FROM pg_stat_user_tables \
+         WHERE relname IN ('capacity_samples', 'performance_samples', 'pool_hourly', 'events') ORDER BY relname",
+    )
+    .await
+    .into_iter()
+    .map(|r| {
+        let n = r[1].as_deref().and_then(|v| v.parse().ok()).unwrap_or(-1);
+        (r[0].clone().unwrap_or_default(), n)
+    })
+    .collect();
+    let idx = scalar(
+        db,
+        "SELECT CAST(COALESCE(idx_scan, 0) AS TEXT) FROM pg_stat_user_tables WHERE relname = 'capacity_samples'",
+    )
+    .await;
+    (seq, idx)
+}
+
+/// On PostgreSQL, no retention statement reads a large table from its start (a sequential
+/// scan: when the old rows are gone, or deleted but not vacuumed, that is the whole table, for
+/// seconds at fleet size): each finds its rows through an index. The server's own counters say
+/// so, once the store's connection has ended (a session reports them when it ends).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_reads_tables_through_their_indexes_on_postgres() {
+    let db = TestDatabase::new(Backend::Postgres).await;
+    open(&db).await.close().await;
+    let now = now_ms();
+    old_samples(&db, now - 100 * 86_400_000).await;
+    events(&db, now, 80, 10).await;
+    // Newer rows too: the planner sees tables mostly to keep.
+    exec(
+        &db,
+        &format!(
+            "INSERT INTO capacity_samples SELECT format('new-%s', lpad(i::text, 3, '0')), {now} - k * 60000::bigint, 1000, 500, 500 \
+             FROM generate_series(0, 99) i, generate_series(0, 1999) k; ANALYZE"
+        ),
+    )
+    .await;
+    let (seq_before, idx_before) = scans(&db).await;
+    assert_eq!(seq_before.len(), 4, "{seq_before:?}");
+    let store = open(&db).await;
+    let deleted = store
+        .apply_retention(&policy(1000))
+        .await
+        .unwrap_or_else(|e| panic!("retention: {e}"));
+    store.close().await;
+    assert_eq!(deleted.capacity_samples_expired, 200_000, "{deleted:?}");
+    assert_eq!(deleted.events_over_limit, 20 * 20, "{deleted:?}");
+    let reported = wait_for(Duration::from_secs(30), || async {
+        let (seq, idx) = scans(&db).await;
+        (idx > idx_before).then_some(seq)
+    })
+    .await
+    .unwrap_or_else(|| panic!("the store's session never reported its scans"));
+    assert_eq!(
+        reported, seq_before,
+        "sequential scans during the retention pass"
+    );
+}
+
+both_backends!(
+    a_large_retention_pass_does_not_hold_up_ingestion,
+    retention_steps_are_bounded_and_interleave_with_batches,
+);

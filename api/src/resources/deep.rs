@@ -9,8 +9,8 @@ use serde::Serialize;
 use warp::http::HeaderMap;
 use warp::reply::Response;
 
-use super::tiers::{self, HOUR_MS, MAX_RAW_POINTS, Tables};
-use super::{day_of, rfc3339};
+use super::rfc3339;
+use super::tiers::{self, MAX_RAW_POINTS, Tables, in_range};
 use crate::db::{Row, Sql};
 use crate::http::{ApiResult, Params, json_ok, percent};
 use crate::routes::{POOL_RESOLUTIONS, RESOLUTIONS};
@@ -202,23 +202,62 @@ impl PerformanceNow {
     }
 }
 
-/// `GET /api/v1/systems/{id}/performance`
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct PerformanceSeries {
-    pub system_id: String,
-    /// The storage tier the points come from: `raw` samples, `hourly` or `daily` rollups.
-    #[schemars(schema_with = "crate::openapi::tier")]
-    pub tier: String,
-    /// What was asked for: `auto` (the finest tier that covers the range) or a tier.
-    #[schemars(schema_with = "crate::openapi::resolution_param")]
-    pub requested_tier: String,
-    pub from: String,
-    pub from_ms: i64,
-    pub to: String,
-    pub to_ms: i64,
-    /// More raw samples matched than one response carries (the first ones are returned).
-    pub truncated: bool,
-    pub points: Vec<PerformancePoint>,
+/// Declares the answer of a per-system history read from one tier (performance, pools): the
+/// system, the tier the points come from (described by `tier_doc`, as the tiers differ) and the
+/// one asked for, the range, then the history's own fields; and `new`, which fills it. One
+/// declaration keeps the two answers' common fields, and their OpenAPI schemas, alike.
+macro_rules! tier_history {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            tier_doc: $tier_doc:literal,
+            $( $(#[$field_meta:meta])* pub $field:ident: $ty:ty, )*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Serialize, JsonSchema)]
+        pub struct $name {
+            pub system_id: String,
+            #[doc = $tier_doc]
+            #[schemars(schema_with = "crate::openapi::tier")]
+            pub tier: String,
+            /// What was asked for: `auto` (the finest tier that covers the range) or a tier.
+            #[schemars(schema_with = "crate::openapi::resolution_param")]
+            pub requested_tier: String,
+            pub from: String,
+            pub from_ms: i64,
+            pub to: String,
+            pub to_ms: i64,
+            $( $(#[$field_meta])* pub $field: $ty, )*
+        }
+
+        impl $name {
+            /// The answer for system `id` read from `tier` of `choice`, with the history's own
+            /// fields.
+            fn new(id: &str, tier: &str, choice: &tiers::Choice, $($field: $ty),*) -> $name {
+                $name {
+                    system_id: id.to_owned(),
+                    tier: tier.to_owned(),
+                    requested_tier: choice.requested.to_owned(),
+                    from: rfc3339(choice.from),
+                    from_ms: choice.from,
+                    to: rfc3339(choice.to),
+                    to_ms: choice.to,
+                    $($field),*
+                }
+            }
+        }
+    };
+}
+
+tier_history! {
+    /// `GET /api/v1/systems/{id}/performance`
+    pub struct PerformanceSeries {
+        tier_doc: "The storage tier the points come from: `raw` samples, `hourly` or `daily` rollups.",
+        /// More raw samples matched than one response carries (the first ones are returned).
+        pub truncated: bool,
+        pub points: Vec<PerformancePoint>,
+    }
 }
 
 /// One raw sample (`samples` 1), or one hourly or daily rollup with the averages of its samples.
@@ -238,28 +277,6 @@ const PERFORMANCE: Tables = Tables {
     hourly: "performance_hourly",
     daily: "performance_daily",
 };
-
-/// The `WHERE` of one system's rows of `tier` in `[from, to]`, after `FROM <table>`.
-fn in_range(sql: &mut Sql, tier: &str, id: &str, from: i64, to: i64) {
-    sql.push(" WHERE system_id = ").bind(id);
-    match tier {
-        "raw" => sql
-            .push(" AND observed_at >= ")
-            .bind(from)
-            .push(" AND observed_at <= ")
-            .bind(to),
-        "hourly" => sql
-            .push(" AND hour >= ")
-            .bind(from.div_euclid(HOUR_MS) * HOUR_MS)
-            .push(" AND hour <= ")
-            .bind(to),
-        _ => sql
-            .push(" AND day >= ")
-            .bind(day_of(from))
-            .push(" AND day <= ")
-            .bind(day_of(to)),
-    };
-}
 
 /// One point of `tier` from its row.
 fn performance_point(tier: &str, row: &mut Row) -> ApiResult<PerformancePoint> {
@@ -336,36 +353,17 @@ pub async fn performance(
     let (tier, points, truncated) = choice
         .read(|tier| performance_points(st, id, tier, from, to))
         .await?;
-    let body = PerformanceSeries {
-        system_id: id.to_owned(),
-        tier: tier.to_owned(),
-        requested_tier: choice.requested.to_owned(),
-        from: rfc3339(from),
-        from_ms: from,
-        to: rfc3339(to),
-        to_ms: to,
-        truncated,
-        points,
-    };
+    let body = PerformanceSeries::new(id, tier, &choice, truncated, points);
     Ok(json_ok(h, &body))
 }
 
-/// `GET /api/v1/systems/{id}/pools`
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct PoolHistory {
-    pub system_id: String,
-    /// The storage tier the points come from: `hourly` or `daily` rollups.
-    #[schemars(schema_with = "crate::openapi::tier")]
-    pub tier: String,
-    /// What was asked for: `auto` (the finest tier that covers the range) or a tier.
-    #[schemars(schema_with = "crate::openapi::resolution_param")]
-    pub requested_tier: String,
-    pub from: String,
-    pub from_ms: i64,
-    pub to: String,
-    pub to_ms: i64,
-    /// Every pool with a rollup in the range, by key.
-    pub pools: Vec<PoolSeries>,
+tier_history! {
+    /// `GET /api/v1/systems/{id}/pools`
+    pub struct PoolHistory {
+        tier_doc: "The storage tier the points come from: `hourly` or `daily` rollups.",
+        /// Every pool with a rollup in the range, by key.
+        pub pools: Vec<PoolSeries>,
+    }
 }
 
 /// The history of one pool.
@@ -442,15 +440,6 @@ pub async fn pools(st: &AppState, p: &Params, id: &str, h: &HeaderMap) -> ApiRes
             }
         }
     }
-    let body = PoolHistory {
-        system_id: id.to_owned(),
-        tier: tier.to_owned(),
-        requested_tier: choice.requested.to_owned(),
-        from: rfc3339(from),
-        from_ms: from,
-        to: rfc3339(to),
-        to_ms: to,
-        pools,
-    };
+    let body = PoolHistory::new(id, tier, &choice, pools);
     Ok(json_ok(h, &body))
 }

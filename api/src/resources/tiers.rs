@@ -25,6 +25,28 @@ pub(crate) struct Tables {
     pub daily: &'static str,
 }
 
+/// The `WHERE` of one system's rows of `tier` in `[from, to]`, after `FROM <table>`.
+pub(crate) fn in_range(sql: &mut Sql, tier: &str, id: &str, from: i64, to: i64) {
+    sql.push(" WHERE system_id = ").bind(id);
+    match tier {
+        "raw" => sql
+            .push(" AND observed_at >= ")
+            .bind(from)
+            .push(" AND observed_at <= ")
+            .bind(to),
+        "hourly" => sql
+            .push(" AND hour >= ")
+            .bind(from.div_euclid(HOUR_MS) * HOUR_MS)
+            .push(" AND hour <= ")
+            .bind(to),
+        _ => sql
+            .push(" AND day >= ")
+            .bind(day_of(from))
+            .push(" AND day <= ")
+            .bind(day_of(to)),
+    };
+}
+
 crate::row_struct! {
     /// What each tier holds of one system: the first raw sample and hourly rollup it still has
     /// (retention removes the oldest), and the first hourly and daily rollup in a range.

@@ -111,13 +111,7 @@ impl Env {
 
     /// GET returning status and JSON body (panics when the body is not JSON).
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let resp = self
-            .request(path)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap_or_default();
+        let (status, text) = self.get_text(path).await;
         let body = serde_json::from_str(&text)
             .unwrap_or_else(|e| panic!("GET {path} -> {status}: not JSON ({e}): {text}"));
         (status, body)
@@ -311,6 +305,37 @@ pub fn collector(id: &str, at: i64, systems: &[&str]) -> (String, Vec<u8>) {
         body,
     };
     (Kind::Collector.subject(id), enc(&e))
+}
+
+/// The elements of a JSON array (none when `v` is not one).
+pub fn arr(v: &Value) -> Vec<Value> {
+    v.as_array().cloned().unwrap_or_default()
+}
+
+/// An integer of a JSON body; fails the test when `v` is not one.
+pub fn int(v: &Value) -> i64 {
+    v.as_i64().unwrap_or_else(|| panic!("not an integer: {v}"))
+}
+
+/// The UTC day (`YYYY-MM-DD`) of a time.
+pub fn day(ms: i64) -> String {
+    format_ms(ms)[..10].to_owned()
+}
+
+/// The value of the sample line of `series` (`name{labels}`) in a metrics text, if it has one;
+/// fails the test when it has two.
+pub fn metric_sample(text: &str, series: &str) -> Option<String> {
+    let values: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .collect();
+    assert!(values.len() <= 1, "{series} twice in\n{text}");
+    values.first().map(|v| v.to_string())
+}
+
+/// The value of the one sample line of `series` in a metrics text; fails the test without one.
+pub fn metric_value(text: &str, series: &str) -> String {
+    metric_sample(text, series).unwrap_or_else(|| panic!("{series} not in\n{text}"))
 }
 
 pub fn ids(list: &Value) -> Vec<String> {

@@ -13,11 +13,13 @@
 //! * [`dns_names`]: reverse lookup of each management address (the hosts file, then PTR records
 //!   from the nameservers of resolv.conf through [`crate::dns`]), a name kept only when it
 //!   resolves forward to the same address, all bounded by [`DNS_TIMEOUT`]; results are cached in
-//!   the [`TopologyState`] and refreshed with it.
+//!   the [`TopologyState`] and refreshed with it. An address whose lookup failed or ran out of
+//!   time keeps its cached names; `--no-reverse-dns` ([`set_reverse_dns`]) turns lookups off.
 
 use std::future::Future;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -154,12 +156,41 @@ impl TopologyState {
     }
 
     /// The topology of a poll: on a due poll `fresh` is stored (with its DNS names looked up,
-    /// see [`dns_names`]); otherwise it is completed from the last one.
-    pub async fn resolve(&mut self, due: bool, mut fresh: Topology) -> Topology {
+    /// see [`dns_names`], unless [`reverse_dns_enabled`] is off); otherwise it is completed
+    /// from the last one.
+    pub async fn resolve(&mut self, due: bool, fresh: Topology) -> Topology {
+        let sources = if due && reverse_dns_enabled() && needs_lookup(&fresh) {
+            Some(NameSources::system().await)
+        } else {
+            None
+        };
+        self.resolve_with(due, fresh, sources.as_ref()).await
+    }
+
+    /// [`TopologyState::resolve`] with these name sources (`None`: no lookups). An address whose
+    /// lookup failed (a nameserver that did not answer in time, a refused query) keeps the
+    /// names it had from the last topology poll; one that was answered (NXDOMAIN included)
+    /// takes the answer.
+    pub async fn resolve_with(
+        &mut self,
+        due: bool,
+        mut fresh: Topology,
+        sources: Option<&NameSources>,
+    ) -> Topology {
         if due {
-            if fresh.dns_names.is_empty() && !fresh.management_addresses.is_empty() {
-                let sources = NameSources::system().await;
-                self.dns = lookup_all(&sources, &fresh.management_addresses, DNS_TIMEOUT).await;
+            if let Some(sources) = sources.filter(|_| needs_lookup(&fresh)) {
+                let found = lookup_all(sources, &fresh.management_addresses, DNS_TIMEOUT).await;
+                self.dns = found
+                    .into_iter()
+                    .map(|(address, lookup)| {
+                        let names = if lookup.complete {
+                            lookup.names
+                        } else {
+                            keep_cached(&self.dns, &address, lookup.names)
+                        };
+                        (address, names)
+                    })
+                    .collect();
                 fresh.dns_names = names_of(&self.dns, &fresh.management_addresses);
             }
             self.store(&fresh);
@@ -171,6 +202,43 @@ impl TopologyState {
         }
         fresh
     }
+}
+
+/// Whether a topology needs its DNS names looked up: it has addresses and no names yet.
+fn needs_lookup(topology: &Topology) -> bool {
+    topology.dns_names.is_empty() && !topology.management_addresses.is_empty()
+}
+
+/// The names of `address` after a failed lookup: the cached ones first, then any new ones the
+/// partial lookup confirmed (the hosts file's, say).
+fn keep_cached(cache: &[(String, Vec<String>)], address: &str, found: Vec<String>) -> Vec<String> {
+    let mut names: Vec<String> = cache
+        .iter()
+        .find(|(a, _)| a == address)
+        .map(|(_, n)| n.clone())
+        .unwrap_or_default();
+    for n in found {
+        if !names.contains(&n) {
+            names.push(n);
+        }
+    }
+    names
+}
+
+/// Whether topology polls look up DNS names. On by default; `--no-reverse-dns`
+/// (`SDASH_NO_REVERSE_DNS`) turns it off for the whole process, for sites whose nameservers do
+/// not answer for the management networks (each topology poll would spend up to
+/// [`DNS_TIMEOUT`] waiting).
+static REVERSE_DNS: AtomicBool = AtomicBool::new(true);
+
+/// Turns the DNS lookups of topology polls on or off (see [`REVERSE_DNS`]).
+pub fn set_reverse_dns(enabled: bool) {
+    REVERSE_DNS.store(enabled, Ordering::Relaxed);
+}
+
+/// Whether topology polls look up DNS names.
+pub fn reverse_dns_enabled() -> bool {
+    REVERSE_DNS.load(Ordering::Relaxed)
 }
 
 fn names_of(cache: &[(String, Vec<String>)], addresses: &[String]) -> Vec<String> {
@@ -229,8 +297,20 @@ pub async fn dns_names(
     addresses: &[String],
     timeout: Duration,
 ) -> Vec<String> {
-    let found = lookup_all(sources, addresses, timeout).await;
+    let found: Vec<(String, Vec<String>)> = lookup_all(sources, addresses, timeout)
+        .await
+        .into_iter()
+        .map(|(address, lookup)| (address, lookup.names))
+        .collect();
     names_of(&found, addresses)
+}
+
+/// The confirmed names of one address, and whether every step was answered in time (a failed
+/// or timed-out step leaves `complete` false: its names may be missing, not gone).
+#[derive(Debug, Default)]
+struct Lookup {
+    names: Vec<String>,
+    complete: bool,
 }
 
 /// The confirmed names of each address. The addresses are looked up at once, each step bounded
@@ -240,7 +320,7 @@ async fn lookup_all(
     sources: &NameSources,
     addresses: &[String],
     timeout: Duration,
-) -> Vec<(String, Vec<String>)> {
+) -> Vec<(String, Lookup)> {
     let deadline = Instant::now() + timeout;
     let hosts = tokio::fs::read_to_string(&sources.hosts_file)
         .await
@@ -249,8 +329,8 @@ async fn lookup_all(
     let lookups = addresses.iter().filter_map(|a| {
         let ip = a.parse::<IpAddr>().ok()?;
         Some(async move {
-            let names = confirmed_names(sources, hosts, ip, deadline).await;
-            (a.clone(), names)
+            let lookup = confirmed_names(sources, hosts, ip, deadline).await;
+            (a.clone(), lookup)
         })
     });
     futures::future::join_all(lookups).await
@@ -264,16 +344,16 @@ async fn confirmed_names(
     hosts: &str,
     ip: IpAddr,
     deadline: Instant,
-) -> Vec<String> {
+) -> Lookup {
     let from_hosts = hosts_names(hosts, ip);
     let from_dns = async {
         let Some(config) = &sources.dns else {
-            return Vec::new();
+            return (Vec::new(), true);
         };
         let Ok(Ok(names)) =
             tokio::time::timeout_at(deadline, dns::reverse_lookup(config, ip, deadline)).await
         else {
-            return Vec::new();
+            return (Vec::new(), false);
         };
         let fresh = names
             .into_iter()
@@ -281,31 +361,39 @@ async fn confirmed_names(
             .collect();
         confirm(sources, fresh, ip, deadline).await
     };
-    let (mut out, more) =
+    let ((mut names, hosts_complete), (more, dns_complete)) =
         futures::join!(confirm(sources, from_hosts.clone(), ip, deadline), from_dns);
-    out.extend(more);
-    out
+    names.extend(more);
+    Lookup {
+        names,
+        complete: hosts_complete && dns_complete,
+    }
 }
 
-/// The `names` (in order) that resolve to `ip` before `deadline`.
+/// The `names` (in order) that resolve to `ip` before `deadline`, and whether every check
+/// finished before it.
 async fn confirm(
     sources: &NameSources,
     names: Vec<String>,
     ip: IpAddr,
     deadline: Instant,
-) -> Vec<String> {
+) -> (Vec<String>, bool) {
     let checks = names.into_iter().map(|name| async move {
         let confirmed =
             tokio::time::timeout_at(deadline, resolves_to(&sources.forward, &name, ip, deadline))
-                .await
-                .unwrap_or(false);
-        confirmed.then_some(name)
+                .await;
+        (name, confirmed)
     });
-    futures::future::join_all(checks)
-        .await
-        .into_iter()
-        .flatten()
-        .collect()
+    let mut complete = true;
+    let mut out = Vec::new();
+    for (name, confirmed) in futures::future::join_all(checks).await {
+        match confirmed {
+            Ok(true) => out.push(name),
+            Ok(false) => {}
+            Err(_) => complete = false,
+        }
+    }
+    (out, complete)
 }
 
 async fn resolves_to(forward: &Forward, name: &str, ip: IpAddr, deadline: Instant) -> bool {
@@ -438,6 +526,22 @@ mod tests {
             management_url("https://127.0.0.1:8443/sim-dd-0001", Some(443)).as_deref(),
             Some("https://127.0.0.1/sim-dd-0001/")
         );
+    }
+
+    #[tokio::test]
+    async fn with_reverse_dns_off_a_topology_poll_looks_nothing_up() {
+        // 127.0.0.1 has names in almost every hosts file; with the lookups off it gets none,
+        // and the addresses are still reported.
+        set_reverse_dns(false);
+        let mut state = TopologyState::default();
+        let fresh = Topology {
+            management_addresses: vec!["127.0.0.1".into()],
+            ..Topology::default()
+        };
+        let out = state.resolve(true, fresh).await;
+        set_reverse_dns(true);
+        assert_eq!(out.dns_names, Vec::<String>::new());
+        assert_eq!(out.management_addresses, vec!["127.0.0.1".to_owned()]);
     }
 
     #[tokio::test]

@@ -152,6 +152,36 @@ pub(super) async fn prober(
     Ok((latencies, timeouts))
 }
 
+/// Four probers (systems `fresh-0` to `fresh-3`) until `until`; their latencies in ms and the
+/// probes that timed out.
+pub(super) async fn probers(
+    js: &jetstream::Context,
+    client: &reqwest::Client,
+    api: &RunningApi,
+    until: Instant,
+) -> anyhow::Result<(Vec<f64>, u64)> {
+    let probes: Vec<_> = (0..4)
+        .map(|p| {
+            let system = format!("fresh-{p}");
+            tokio::spawn(prober(
+                js.clone(),
+                client.clone(),
+                api.url(&format!("/api/v1/systems/{system}")),
+                system,
+                until,
+            ))
+        })
+        .collect();
+    let mut samples = Vec::new();
+    let mut timeouts = 0;
+    for p in probes {
+        let (s, t) = p.await??;
+        samples.extend(s);
+        timeouts += t;
+    }
+    Ok((samples, timeouts))
+}
+
 pub(crate) async fn freshness(options: &Options, report: &mut Report) -> anyhow::Result<()> {
     let levels: &[f64] = if options.quick {
         &[0.0, 200.0]
@@ -185,26 +215,7 @@ pub(crate) async fn freshness(options: &Options, report: &mut Report) -> anyhow:
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
             let started = Instant::now();
-            let until = started + per_level;
-            let probes: Vec<_> = (0..4)
-                .map(|p| {
-                    let system = format!("fresh-{p}");
-                    tokio::spawn(prober(
-                        js.clone(),
-                        client.clone(),
-                        api.url(&format!("/api/v1/systems/{system}")),
-                        system,
-                        until,
-                    ))
-                })
-                .collect();
-            let mut samples = Vec::new();
-            let mut timeouts = 0;
-            for p in probes {
-                let (s, t) = p.await??;
-                samples.extend(s);
-                timeouts += t;
-            }
+            let (mut samples, timeouts) = probers(&js, &client, &api, started + per_level).await?;
             let secs = started.elapsed().as_secs_f64() + if rate > 0.0 { 1.0 } else { 0.0 };
             let _ = stop_tx.send(true);
             let sent = match load {

@@ -5,9 +5,10 @@
 //!   capacity follows [`live_capacity`] split over two aggregates, an `hm.alert.raised` problem
 //!   opens and clears (with its recovery event) every 6 simulated hours, and the scenarios add a
 //!   failed power supply with an emergency EMS event, or a near-full alert.
-//! * Like a real ONTAP, `fields=` is checked: a name the resource does not have fails the whole
-//!   call with 400 and code 262197; records are projected to the named fields (plus `uuid`,
-//!   `name`, `_links`).
+//! * Like a real ONTAP, `fields=` is checked: a name the resource does not have (at the top
+//!   level, or a second-level name such as `metric.iops` of an object the records have) fails
+//!   the whole call with 400 and code 262197; records are projected to the named fields (plus
+//!   `uuid`, `name`, `_links`), and an object named only by sub-fields to those sub-fields.
 //! * Collections page with `max_records` (and the fleet's `page_cap`) and `_links.next.href`
 //!   (relative to the cluster, as ONTAP sends it). EMS queries filter on `message.severity`,
 //!   `message.name` (`|` or `,` lists) and `time=>…`.
@@ -15,7 +16,7 @@
 //! * Scenarios of #17 (in both modes): `lif_down` takes the data LIF `lif_nfs01_a01` down,
 //!   `port_down` the port `e0c` of `cl-prod-a-01`; `no_performance` is an ONTAP 9.5 (no cluster
 //!   `metric` or `statistics`: asking for them fails with 262197); `slow_performance` answers
-//!   `/api/cluster?fields=metric` after [`super::SLOW_PERFORMANCE`].
+//!   `/api/cluster?fields=metric…` after [`super::SLOW_PERFORMANCE`].
 //!
 //! The timestamp helpers at the bottom are shared with the StorageGRID and DataDomain sims.
 
@@ -267,12 +268,19 @@ impl VendorSim for OntapSim {
                     );
                 }
             }
+            if let Some(f) = wanted.iter().find(|f| !sub_field_exists(&body, f)) {
+                return SimResponse::json(
+                    400,
+                    &json!({"error": {"message": format!("The value \"{f}\" is invalid for field \"fields\" (<field,...>)"), "code": "262197", "target": "fields"}}),
+                );
+            }
             if !wanted.contains(&"*") {
                 let tops: Vec<&str> = wanted
                     .iter()
                     .map(|f| f.split('.').next().unwrap_or(""))
                     .collect();
                 project(&mut body, &tops);
+                project_sub_fields(&mut body, &wanted);
             }
         }
         if body.get("records").is_some() {
@@ -461,6 +469,55 @@ fn project(body: &mut Value, tops: &[&str]) {
     }
 }
 
+/// False when `field` names a sub-field (`metric.iops`) of an object the records have whose
+/// known keys do not include it (ONTAP rejects it with 262197 like an unknown top-level name).
+/// Only the second level is checked, and only where a record has the object.
+fn sub_field_exists(body: &Value, field: &str) -> bool {
+    let mut parts = field.split('.');
+    let (Some(top), Some(sub)) = (parts.next(), parts.next()) else {
+        return true;
+    };
+    let records: Vec<&Value> = match body["records"].as_array() {
+        Some(records) => records.iter().collect(),
+        None => vec![body],
+    };
+    let objects: Vec<&serde_json::Map<String, Value>> = records
+        .iter()
+        .filter_map(|r| r.get(top).and_then(Value::as_object))
+        .collect();
+    objects.is_empty() || objects.iter().any(|o| o.contains_key(sub))
+}
+
+/// Projects the objects named with sub-fields (`fields=metric.iops,metric.latency`) to those
+/// sub-fields, as ONTAP does; an object also named whole (`metric`) keeps everything.
+fn project_sub_fields(body: &mut Value, wanted: &[&str]) {
+    let mut subs: Vec<(&str, Vec<&str>)> = Vec::new();
+    for f in wanted {
+        let mut parts = f.splitn(3, '.');
+        let top = parts.next().unwrap_or("");
+        let sub = parts.next();
+        if wanted.contains(&top) {
+            continue;
+        }
+        let Some(sub) = sub else { continue };
+        match subs.iter_mut().find(|(t, _)| *t == top) {
+            Some((_, list)) => list.push(sub),
+            None => subs.push((top, vec![sub])),
+        }
+    }
+    let keep = |record: &mut Value| {
+        for (top, list) in &subs {
+            if let Some(obj) = record.get_mut(*top).and_then(Value::as_object_mut) {
+                obj.retain(|k, _| list.contains(&k.as_str()));
+            }
+        }
+    };
+    match body["records"].as_array_mut() {
+        Some(records) => records.iter_mut().for_each(keep),
+        None => keep(body),
+    }
+}
+
 /// Cuts a collection to one page: `max_records` and the fleet's page cap, from `start.index`;
 /// `_links.next.href` points at the next page, relative to the cluster like ONTAP's.
 fn page(body: &mut Value, system: &SystemState, req: &SimRequest, path: &str) {
@@ -566,6 +623,26 @@ pub(crate) fn shift_times(value: &mut Value, delta_ms: i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sub_fields_are_checked_and_projected() {
+        let mut cluster = parse(CLUSTER);
+        assert!(sub_field_exists(&cluster, "metric.iops"));
+        assert!(sub_field_exists(&cluster, "name"));
+        assert!(!sub_field_exists(&cluster, "metric.bogus"));
+        project_sub_fields(&mut cluster, &["metric.iops", "metric.latency"]);
+        let keys: Vec<&String> = cluster["metric"]
+            .as_object()
+            .map(|m| m.keys().collect())
+            .unwrap_or_default();
+        assert_eq!(keys, ["iops", "latency"]);
+        assert_eq!(cluster["metric"]["iops"]["read"], 18234);
+
+        // An object also named whole keeps everything.
+        let mut whole = parse(CLUSTER);
+        project_sub_fields(&mut whole, &["metric", "metric.iops"]);
+        assert!(whole["metric"]["status"].is_string());
+    }
 
     #[test]
     fn shift_moves_iso_and_epoch_values() {

@@ -11,10 +11,13 @@
 //!   turns critical; near full: a major low-storage alert).
 //! * Paths the predecessor used that the API does not have (`/grid/nodes`, `/grid/sites`,
 //!   `/grid/storage-usage`, `/grid/storage-nodes`) answer 404.
-//! * The S3 bandwidth queries (`…storagegrid_s3_data_transfers_bytes_{retrieved,ingested}…`)
-//!   answer the `s3_retrieved`/`s3_ingested` fixtures (one `sum` row); in the `no_performance`
-//!   scenario (a grid without these metrics) their result is empty, in `slow_performance` they
-//!   answer after [`super::SLOW_PERFORMANCE`].
+//! * Performance queries are evaluated by [`performance_rows`]: a query of `or`-joined parts,
+//!   each a grid-wide `sum(rate(…[5m]))` (or the ratio of two for latency), optionally wrapped
+//!   in `label_replace(expr, "<label>", "<value>", "", "")`. Each part whose expression is one of
+//!   [`PERFORMANCE_SERIES`] answers one row (the label it asked for, the value of that series'
+//!   row in the `performance` fixture); a part the grid has no series for answers nothing, as
+//!   Prometheus does. In the `no_performance` scenario (a grid without these metrics) nothing
+//!   answers; in `slow_performance` the query answers after [`super::SLOW_PERFORMANCE`].
 //! * `GET /api/v{3,4}/private/ilm-pools` (a private call, shaped as NetApp's Ansible collection
 //!   reads it: `data[].{id, name, displayName, disks[].{siteId, grade, group}, archives}`)
 //!   serves three pools: every site, the Frankfurt site, and a Berlin pool limited to a storage
@@ -35,10 +38,9 @@ const PRODUCT_VERSION: &str =
     include_str!("../../fixtures/storagegrid/api_v4_grid_config_product-version.json");
 const ALERTS: &str = include_str!("../../fixtures/storagegrid/api_v4_grid_alerts.json");
 const NODE_HEALTH: &str = include_str!("../../fixtures/storagegrid/api_v4_grid_node-health.json");
-const METRIC_S3_RETRIEVED: &str =
-    include_str!("../../fixtures/storagegrid/api_v4_grid_metric-query.s3_retrieved.json");
-const METRIC_S3_INGESTED: &str =
-    include_str!("../../fixtures/storagegrid/api_v4_grid_metric-query.s3_ingested.json");
+/// The values of [`PERFORMANCE_SERIES`], one row each (named by the `sdash` label).
+const METRIC_PERFORMANCE: &str =
+    include_str!("../../fixtures/storagegrid/api_v4_grid_metric-query.performance.json");
 const METRIC_TOTAL: &str =
     include_str!("../../fixtures/storagegrid/api_v4_grid_metric-query.total_space.json");
 const METRIC_DATA: &str =
@@ -139,25 +141,27 @@ impl StorageGridSim {
             }
             "/grid/metric-query" => {
                 let query = req.param("query").unwrap_or("");
-                let old_grid = system.scenario == Scenario::NoPerformance;
-                let mut v = match query {
-                    q if q.contains("s3_data_transfers_bytes_retrieved") && !old_grid => {
-                        parse(METRIC_S3_RETRIEVED)
+                if is_performance_query(query) {
+                    let rows = if system.scenario == Scenario::NoPerformance {
+                        Vec::new()
+                    } else {
+                        performance_rows(query, live.then_some(now.epoch_ms))
+                    };
+                    json!({"status": "success", "apiVersion": "4.0", "data": {"resultType": "vector", "result": rows}})
+                } else {
+                    let mut v = match query {
+                        q if q.contains("total_space_bytes") => parse(METRIC_TOTAL),
+                        q if q.contains("usable_space_bytes") => parse(METRIC_USABLE),
+                        q if q.contains("data_bytes") => parse(METRIC_DATA),
+                        _ => {
+                            json!({"status": "success", "apiVersion": "4.0", "data": {"resultType": "vector", "result": []}})
+                        }
+                    };
+                    if live {
+                        live_metric(system, now, query, &mut v);
                     }
-                    q if q.contains("s3_data_transfers_bytes_ingested") && !old_grid => {
-                        parse(METRIC_S3_INGESTED)
-                    }
-                    q if q.contains("total_space_bytes") => parse(METRIC_TOTAL),
-                    q if q.contains("usable_space_bytes") => parse(METRIC_USABLE),
-                    q if q.contains("data_bytes") => parse(METRIC_DATA),
-                    _ => {
-                        json!({"status": "success", "apiVersion": "4.0", "data": {"resultType": "vector", "result": []}})
-                    }
-                };
-                if live && !query.contains("s3_data_transfers") {
-                    live_metric(system, now, query, &mut v);
+                    v
                 }
-                v
             }
             _ => return None,
         };
@@ -229,9 +233,7 @@ impl VendorSim for StorageGridSim {
 
     fn delay(&self, system: &SystemState, req: &SimRequest) -> Option<std::time::Duration> {
         let perf = req.path.ends_with("/grid/metric-query")
-            && req
-                .param("query")
-                .is_some_and(|q| q.contains("s3_data_transfers"));
+            && req.param("query").is_some_and(is_performance_query);
         (perf && system.scenario == Scenario::SlowPerformance).then_some(super::SLOW_PERFORMANCE)
     }
 
@@ -307,5 +309,158 @@ fn live_metric(system: &SystemState, now: &SimTime, query: &str, body: &mut Valu
             };
             row["value"] = json!([ts, share.to_string()]);
         }
+    }
+}
+
+/// The performance series of the simulated grid's Prometheus: the metric selectors an
+/// expression must hold (all of them), and the row of the `performance` fixture (its `sdash`
+/// label) with the value. The selectors are the ones NetApp Harvest's StorageGRID dashboards
+/// use; latency is the ratio of request time (seconds) to request count.
+pub const PERFORMANCE_SERIES: &[(&[&str], &str)] = &[
+    (
+        &["rate(storagegrid_s3_data_transfers_bytes_retrieved[5m])"],
+        "read_bytes",
+    ),
+    (
+        &["rate(storagegrid_s3_data_transfers_bytes_ingested[5m])"],
+        "write_bytes",
+    ),
+    (
+        &[r#"rate(storagegrid_private_s3_total_requests{type=~"get_.*"}[5m])"#],
+        "read_iops",
+    ),
+    (
+        &[r#"rate(storagegrid_private_s3_total_requests{type=~"put_.*"}[5m])"#],
+        "write_iops",
+    ),
+    (
+        &[
+            r#"rate(storagegrid_private_load_balancer_storage_request_time{method="GET"}[5m])"#,
+            r#"rate(storagegrid_private_load_balancer_storage_request_count{method="GET"}[5m])"#,
+        ],
+        "read_latency",
+    ),
+    (
+        &[
+            r#"rate(storagegrid_private_load_balancer_storage_request_time{method="PUT"}[5m])"#,
+            r#"rate(storagegrid_private_load_balancer_storage_request_count{method="PUT"}[5m])"#,
+        ],
+        "write_latency",
+    ),
+];
+
+fn is_performance_query(query: &str) -> bool {
+    query.contains("storagegrid_s3_data_transfers")
+        || query.contains("storagegrid_private_s3_total_requests")
+        || query.contains("storagegrid_private_load_balancer_storage_request")
+}
+
+/// The rows of a performance query (see the module docs), stamped `epoch_ms` when given (live
+/// mode), else with the fixture's time.
+fn performance_rows(query: &str, epoch_ms: Option<i64>) -> Vec<Value> {
+    let fixture = parse(METRIC_PERFORMANCE);
+    let value_of = |row_name: &str| -> Option<Value> {
+        let mut value = fixture["data"]["result"]
+            .as_array()?
+            .iter()
+            .find(|r| r["metric"]["sdash"] == row_name)?["value"]
+            .clone();
+        if let Some(ms) = epoch_ms {
+            value[0] = json!(ms as f64 / 1000.0);
+        }
+        Some(value)
+    };
+    split_top_level(query, " or ")
+        .into_iter()
+        .filter_map(|part| {
+            let (expr, labels) = match label_replace(part) {
+                Some((expr, label, value)) => (expr, json!({ label: value })),
+                None => (part, json!({})),
+            };
+            let expr = expr.trim();
+            if !expr.starts_with("sum(") {
+                return None;
+            }
+            let (_, row_name) = PERFORMANCE_SERIES
+                .iter()
+                .find(|(selectors, _)| selectors.iter().all(|s| expr.contains(s)))?;
+            Some(json!({"metric": labels, "value": value_of(row_name)?}))
+        })
+        .collect()
+}
+
+/// `label_replace(expr, "label", "value", "", "")` (an empty source label and regex: the label
+/// is set on every row) as `(expr, label, value)`; `None` for anything else.
+fn label_replace(part: &str) -> Option<(&str, String, String)> {
+    let inner = part
+        .trim()
+        .strip_prefix("label_replace(")?
+        .strip_suffix(')')?;
+    let args = split_top_level(inner, ",");
+    let [expr, label, value, source, regex] = args.as_slice() else {
+        return None;
+    };
+    let unquote = |s: &str| -> Option<String> {
+        let s = s.trim();
+        s.strip_prefix('"')?.strip_suffix('"').map(str::to_owned)
+    };
+    if !unquote(source)?.is_empty() || !unquote(regex)?.is_empty() {
+        return None;
+    }
+    Some((expr, unquote(label)?, unquote(value)?))
+}
+
+/// `text` split on `separator` where it is outside parentheses, braces, brackets and quotes.
+fn split_top_level<'a>(text: &'a str, separator: &str) -> Vec<&'a str> {
+    let mut parts = Vec::new();
+    let mut depth = 0i32;
+    let mut quoted = false;
+    let mut start = 0;
+    let mut i = 0;
+    let bytes = text.as_bytes();
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => quoted = !quoted,
+            b'(' | b'{' | b'[' if !quoted => depth += 1,
+            b')' | b'}' | b']' if !quoted => depth -= 1,
+            _ if !quoted && depth == 0 && text[i..].starts_with(separator) => {
+                parts.push(&text[start..i]);
+                i += separator.len();
+                start = i;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    parts.push(&text[start..]);
+    parts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_performance_query_answers_one_labelled_row_per_known_series() {
+        let query = concat!(
+            r#"label_replace(sum(rate(storagegrid_private_s3_total_requests{type=~"get_.*"}[5m])), "sdash", "ops", "", "")"#,
+            r#" or label_replace(sum(rate(storagegrid_unknown_metric[5m])), "sdash", "x", "", "")"#,
+            r#" or sum(rate(storagegrid_s3_data_transfers_bytes_ingested[5m]))"#,
+        );
+        let rows = performance_rows(query, Some(1_795_161_600_000));
+        assert_eq!(
+            rows,
+            vec![
+                json!({"metric": {"sdash": "ops"}, "value": [1_795_161_600.0, "1843.2"]}),
+                json!({"metric": {}, "value": [1_795_161_600.0, "402653184"]}),
+            ]
+        );
+    }
+
+    #[test]
+    fn latency_needs_both_the_time_and_the_count_of_the_same_method() {
+        let mixed = r#"sum(rate(storagegrid_private_load_balancer_storage_request_time{method="GET"}[5m])) / sum(rate(storagegrid_private_load_balancer_storage_request_count{method="PUT"}[5m]))"#;
+        assert_eq!(performance_rows(mixed, None), Vec::<Value>::new());
     }
 }

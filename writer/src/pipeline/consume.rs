@@ -21,11 +21,21 @@ use crate::store::{RetentionRun, Store};
 /// How often an idle writer checks that its consumer still exists.
 const CONSUMER_CHECK: Duration = Duration::from_secs(5);
 
-/// How long one retention step may run before the next batch (the database has one
+/// How long one retention step may run before the next batch is pulled (the database has one
 /// connection: a batch waits for the step, plus one bounded statement at most).
 const RETENTION_STEP: Duration = Duration::from_millis(50);
 /// The same while no messages come (a step then delays only a message arriving during it).
 const RETENTION_IDLE_STEP: Duration = Duration::from_millis(500);
+
+/// The budget of the next retention step: with a batch already pulled and waiting, none (one
+/// bounded statement, then the batch goes first).
+fn retention_budget(idle: bool, waiting: bool) -> Duration {
+    match (waiting, idle) {
+        (true, _) => Duration::ZERO,
+        (false, true) => RETENTION_IDLE_STEP,
+        (false, false) => RETENTION_STEP,
+    }
+}
 
 /// Consumes until shutdown, a lost lock or a fatal database error; fetched messages that will not
 /// be written are released for redelivery.
@@ -62,10 +72,7 @@ pub(super) async fn consume(
             retention = Some(store.start_retention(&policy));
         }
         if let Some(run) = retention.as_mut() {
-            let budget = match idle && ready.is_empty() {
-                true => RETENTION_IDLE_STEP,
-                false => RETENTION_STEP,
-            };
+            let budget = retention_budget(idle, !ready.is_empty());
             if retention_step(ctx, store, run, budget, &ready).await {
                 retention = None;
             }
@@ -182,4 +189,17 @@ async fn retention_step(
         ack_all(ctx, ready, |_| AckKind::Progress).await;
     }
     over
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_waiting_batch_waits_for_one_retention_statement_at_most() {
+        assert_eq!(retention_budget(false, true), Duration::ZERO);
+        assert_eq!(retention_budget(true, true), Duration::ZERO);
+        assert_eq!(retention_budget(false, false), RETENTION_STEP);
+        assert_eq!(retention_budget(true, false), RETENTION_IDLE_STEP);
+    }
 }

@@ -256,9 +256,15 @@ pub(crate) trait Dialect {
         rows: &[AuditRow],
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
-    /// A `DELETE` of at most `$1` rows of `table` that match `condition` (which binds `$2 …`),
-    /// found by their physical row id.
-    fn delete_some(table: &str, condition: &str) -> String;
+    /// A `DELETE` of the `$1` rows of `table` with the lowest `column` that match `condition`
+    /// (which binds `$2 …`), found through the index on `column` and then by their physical row
+    /// id; it returns their `column`.
+    fn delete_oldest(table: &str, condition: &str, column: &str) -> String;
+    /// A `DELETE` of at most `$4` rows of the hourly table `table` (keyed `key`: the system,
+    /// the hour, then the rest) older than `$3` (`hour`) of the systems after `$1` up to `$2`
+    /// (by id). Each system's old hours are a range of the key, sought system by system: no
+    /// index on `hour` needed.
+    fn delete_hours(table: &str, key: &[&str]) -> String;
 
     /// The schema migrations of this backend.
     fn migrator() -> Migrator;

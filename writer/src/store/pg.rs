@@ -827,10 +827,23 @@ impl Dialect for Postgres {
         .rows_affected())
     }
 
-    fn delete_some(table: &str, condition: &str) -> String {
-        // `ctid = ANY(ARRAY(…))` is a TID scan; `ctid IN (…)` may not be.
+    fn delete_oldest(table: &str, condition: &str, column: &str) -> String {
+        // `ctid = ANY(ARRAY(…))` is a TID scan; `ctid IN (…)` may not be. Without the ORDER BY
+        // the planner reads the heap from its start with a filter (a LIMIT "soon" satisfied):
+        // once the old rows are gone, or dead and not yet vacuumed, that is the whole table.
         format!(
-            "DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {table} WHERE {condition} LIMIT $1))"
+            "DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {table} WHERE {condition} \
+             ORDER BY {column} LIMIT $1)) RETURNING {column}"
+        )
+    }
+
+    fn delete_hours(table: &str, _key: &[&str]) -> String {
+        // By row id, each system's range through LATERAL: `(key) IN (…)`, or a plain join, may
+        // be planned as a hash join reading the whole table.
+        format!(
+            "DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT h.ctid FROM systems s CROSS JOIN LATERAL \
+             (SELECT ctid FROM {table} WHERE system_id = s.id AND hour < $3 LIMIT $4) h \
+             WHERE s.id > $1 AND s.id <= $2 LIMIT $4))"
         )
     }
 

@@ -3,11 +3,12 @@
 //! that a large pass never holds up ingestion: each step ends after its time budget, the next
 //! batch commits, then the pass goes on where it stopped.
 //!
-//! Every delete finds its rows through an index: events, raw samples and dead letters by their
-//! time index, daily rollups by their `day` index, hourly rollups (whose only index is their
-//! key `(system_id, hour, …)`, to keep them small) system by system, a few systems per
-//! statement. The tiers of capacity, pools and performance are pruned alike ([`RAW`],
-//! [`HOURLY`], [`DAILY`]).
+//! Every statement finds its rows through an index and reads about as many as it deletes:
+//! events, raw samples and dead letters by their time index, daily rollups by their `day` index,
+//! oldest first, each statement starting where the one before stopped ([`Mark`]); hourly rollups
+//! (whose only index is their key `(system_id, hour, …)`, to keep them small) system by system,
+//! a few systems per statement; the event limit one system at a time. The tiers of capacity,
+//! pools and performance are pruned alike ([`RAW`], [`HOURLY`], [`DAILY`]).
 
 use std::time::{Duration, Instant};
 
@@ -104,35 +105,43 @@ const DAILY: [TierTable; 3] = [
     },
 ];
 
-/// Deletes at most `$4` rows of the hourly table `name` (keyed `key`) older than `$3` of the
-/// systems after `$1` up to `$2`. Each system's old hours are a range of the key: no index on `hour` needed.
-/// (CROSS JOIN makes SQLite seek each system's range rather than scan the chunk's rows;
-/// PostgreSQL plans it like an inner join.)
-fn delete_hours(name: &str, key: &[&str]) -> String {
-    let picked: Vec<String> = key.iter().map(|k| format!("h.{k}")).collect();
-    let key = key.join(", ");
-    format!(
-        "DELETE FROM {name} WHERE ({key}) IN (SELECT {picked} \
-         FROM systems s CROSS JOIN {name} h \
-         WHERE h.system_id = s.id AND s.id > $1 AND s.id <= $2 AND h.hour < $3 LIMIT $4)",
-        picked = picked.join(", ")
-    )
+/// How far a walk along a time column got: the rows of the pass before it are deleted. The next
+/// statement starts there (rows at the mark itself may remain), so it neither reads again the
+/// rows deleted before (in PostgreSQL they stay in the index until vacuumed) nor those it must
+/// keep (kept events).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Mark {
+    Int(i64),
+    Text(String),
+}
+
+impl Mark {
+    const FIRST_INT: Mark = Mark::Int(i64::MIN);
+    const FIRST_TEXT: Mark = Mark::Text(String::new());
+
+    fn bind(&self) -> Bind<'_> {
+        match self {
+            Mark::Int(v) => Bind::Int(*v),
+            Mark::Text(v) => Bind::Text(v),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Phase {
-    EventsExpired,
-    ListOverLimit,
-    /// Systems over the event limit, the next one to look at, and the cut of the one being
-    /// trimmed (its newest event beyond the limit).
+    EventsExpired {
+        from: Mark,
+    },
+    /// Event limits, system by system (of those with events) after `after`, and the cut of the
+    /// one being trimmed (its newest event beyond the limit) with how far its trimming got.
     EventsOverLimit {
-        systems: Vec<String>,
-        next: usize,
-        trimming: Option<(String, i64, String)>,
+        after: String,
+        trimming: Option<(String, i64, String, Mark)>,
     },
     /// The raw tier `RAW[tier]`.
     Samples {
         tier: usize,
+        from: Mark,
     },
     /// Hourly rollups (of `HOURLY[tier]`) of the systems after `after` (by id).
     Hourly {
@@ -143,8 +152,11 @@ enum Phase {
     /// The daily tier `DAILY[tier]`.
     Daily {
         tier: usize,
+        from: Mark,
     },
-    DeadLetters,
+    DeadLetters {
+        from: Mark,
+    },
     Done,
 }
 
@@ -153,6 +165,9 @@ enum Phase {
 pub struct RetentionRun {
     cut: Cutoffs,
     phase: Phase,
+    /// Statements the pass ran so far (each bounded: at most `cut.batch` rows, found through
+    /// an index).
+    statements: u64,
     /// What the pass deleted so far.
     pub deleted: RetentionOutcome,
 }
@@ -161,7 +176,10 @@ impl RetentionRun {
     pub(crate) fn new(cut: Cutoffs) -> RetentionRun {
         RetentionRun {
             cut,
-            phase: Phase::EventsExpired,
+            phase: Phase::EventsExpired {
+                from: Mark::FIRST_INT,
+            },
+            statements: 0,
             deleted: RetentionOutcome::default(),
         }
     }
@@ -169,6 +187,12 @@ impl RetentionRun {
     /// Whether the pass is over.
     pub fn is_done(&self) -> bool {
         self.phase == Phase::Done
+    }
+
+    /// The statements the pass ran so far: each deletes or reads at most the pass's batch of
+    /// rows (or the events of one system) through an index.
+    pub fn statements(&self) -> u64 {
+        self.statements
     }
 }
 
@@ -187,111 +211,122 @@ pub(crate) async fn step<D: Dialect>(
     let batch = run.cut.batch;
     while run.phase != Phase::Done {
         let phase = std::mem::replace(&mut run.phase, Phase::Done);
+        run.statements += 1;
         run.phase = match phase {
-            Phase::EventsExpired => {
-                let n = delete_some::<D>(
+            Phase::EventsExpired { from } => {
+                let (n, next) = delete_oldest::<D>(
                     c,
-                    "events",
-                    "observed_at < $2 AND NOT keep", // kept (imported) events stay
+                    ("events", "observed_at"),
+                    &from,
+                    "observed_at < $3 AND NOT keep", // kept (imported) events stay
                     &[Bind::Int(run.cut.events_before)],
                     batch,
                 )
                 .await?;
                 out.events_expired += n;
-                match n < batch as u64 {
-                    true if run.cut.keep_per_system > 0 => Phase::ListOverLimit,
-                    true => Phase::Samples { tier: 0 },
-                    false => Phase::EventsExpired,
-                }
-            }
-            Phase::ListOverLimit => {
-                let systems = D::Db::fetch_all(
-                    c,
-                    "SELECT system_id FROM events WHERE NOT keep GROUP BY system_id HAVING count(*) > $1 ORDER BY system_id"
-                        .into_sql_str(),
-                    &[Bind::Int(run.cut.keep_per_system)],
-                )
-                .await?
-                .iter()
-                .map(|r| D::Db::text(r, 0))
-                .collect::<Result<Vec<_>, _>>()?;
-                Phase::EventsOverLimit {
-                    systems,
-                    next: 0,
-                    trimming: None,
+                match next {
+                    Some(from) => Phase::EventsExpired { from },
+                    None if run.cut.keep_per_system > 0 => Phase::EventsOverLimit {
+                        after: String::new(),
+                        trimming: None,
+                    },
+                    None => Phase::Samples {
+                        tier: 0,
+                        from: Mark::FIRST_INT,
+                    },
                 }
             }
             Phase::EventsOverLimit {
-                systems,
-                next,
-                trimming: Some((system, at, id)),
+                after,
+                trimming: Some((system, at, id, from)),
             } => {
-                let n = delete_some::<D>(
+                let (n, next) = delete_oldest::<D>(
                     c,
-                    "events",
-                    "system_id = $2 AND (observed_at, event_id) <= ($3, $4) AND NOT keep",
+                    ("events", "observed_at"),
+                    &from,
+                    "system_id = $3 AND (observed_at, event_id) <= ($4, $5) AND NOT keep",
                     &[Bind::Text(&system), Bind::Int(at), Bind::Text(&id)],
                     batch,
                 )
                 .await?;
                 out.events_over_limit += n;
-                let trimming = (n == batch as u64).then_some((system, at, id));
                 Phase::EventsOverLimit {
-                    systems,
-                    next,
-                    trimming,
+                    after,
+                    trimming: next.map(|from| (system, at, id, from)),
                 }
             }
             Phase::EventsOverLimit {
-                systems,
-                next,
+                after,
                 trimming: None,
-            } => match systems.get(next) {
-                None => Phase::Samples { tier: 0 },
-                Some(system) => {
-                    // The newest event beyond the limit: it and everything older go.
-                    let newest_beyond = D::Db::fetch_all(
-                        c,
-                        "SELECT observed_at, event_id FROM events WHERE system_id = $1 AND NOT keep \
-                         ORDER BY observed_at DESC, event_id DESC LIMIT 1 OFFSET $2"
-                            .into_sql_str(),
-                        &[Bind::Text(system), Bind::Int(run.cut.keep_per_system)],
-                    )
-                    .await?;
-                    let trimming = match newest_beyond.first() {
-                        Some(row) => {
-                            out.systems_trimmed += 1;
-                            Some((system.clone(), D::Db::int(row, 0)?, D::Db::text(row, 1)?))
+            } => {
+                // The next system with events: one step down the (system, time) index, where
+                // counting every system's events at once would read the whole table.
+                let next = D::Db::fetch_all(
+                    c,
+                    "SELECT system_id FROM events WHERE system_id > $1 ORDER BY system_id LIMIT 1"
+                        .into_sql_str(),
+                    &[Bind::Text(&after)],
+                )
+                .await?;
+                match next.first() {
+                    None => Phase::Samples {
+                        tier: 0,
+                        from: Mark::FIRST_INT,
+                    },
+                    Some(row) => {
+                        let system = D::Db::text(row, 0)?;
+                        // Its newest event beyond the limit: it and everything older go.
+                        run.statements += 1;
+                        let newest_beyond = D::Db::fetch_all(
+                            c,
+                            "SELECT observed_at, event_id FROM events WHERE system_id = $1 AND NOT keep \
+                             ORDER BY observed_at DESC, event_id DESC LIMIT 1 OFFSET $2"
+                                .into_sql_str(),
+                            &[Bind::Text(&system), Bind::Int(run.cut.keep_per_system)],
+                        )
+                        .await?;
+                        let trimming = match newest_beyond.first() {
+                            Some(row) => {
+                                out.systems_trimmed += 1;
+                                Some((
+                                    system.clone(),
+                                    D::Db::int(row, 0)?,
+                                    D::Db::text(row, 1)?,
+                                    Mark::FIRST_INT,
+                                ))
+                            }
+                            None => None,
+                        };
+                        Phase::EventsOverLimit {
+                            after: system,
+                            trimming,
                         }
-                        None => None,
-                    };
-                    Phase::EventsOverLimit {
-                        systems,
-                        next: next + 1,
-                        trimming,
                     }
                 }
-            },
-            Phase::Samples { tier } => {
+            }
+            Phase::Samples { tier, from } => {
                 let (table, before) = &RAW[tier];
-                let n = delete_some::<D>(
+                let (n, next) = delete_oldest::<D>(
                     c,
-                    table.name,
-                    "observed_at < $2",
+                    (table.name, "observed_at"),
+                    &from,
+                    "observed_at < $3",
                     &[Bind::Int(before(&run.cut))],
                     batch,
                 )
                 .await?;
                 *(table.deleted)(&mut out) += n;
-                match (
-                    n < batch as u64,
-                    tier + 1 < RAW.len(),
-                    run.cut.hourly_before,
-                ) {
-                    (false, _, _) => Phase::Samples { tier },
-                    (true, true, _) => Phase::Samples { tier: tier + 1 },
-                    (true, false, i64::MIN) => Phase::Daily { tier: 0 },
-                    (true, false, _) => Phase::Hourly {
+                match (next, tier + 1 < RAW.len(), run.cut.hourly_before) {
+                    (Some(from), _, _) => Phase::Samples { tier, from },
+                    (None, true, _) => Phase::Samples {
+                        tier: tier + 1,
+                        from: Mark::FIRST_INT,
+                    },
+                    (None, false, i64::MIN) => Phase::Daily {
+                        tier: 0,
+                        from: Mark::FIRST_TEXT,
+                    },
+                    (None, false, _) => Phase::Hourly {
                         tier: 0,
                         after: String::new(),
                         chunk: None,
@@ -318,7 +353,10 @@ pub(crate) async fn step<D: Dialect>(
                         after: String::new(),
                         chunk: None,
                     },
-                    (true, false) => Phase::Daily { tier: 0 },
+                    (true, false) => Phase::Daily {
+                        tier: 0,
+                        from: Mark::FIRST_TEXT,
+                    },
                     (false, _) => Phase::Hourly {
                         tier,
                         after,
@@ -333,7 +371,7 @@ pub(crate) async fn step<D: Dialect>(
             } => {
                 let last = chunk.last().cloned().unwrap_or_default();
                 let (table, key) = &HOURLY[tier];
-                let sql = sqlx::AssertSqlSafe(delete_hours(table.name, key)).into_sql_str();
+                let sql = sqlx::AssertSqlSafe(D::delete_hours(table.name, key)).into_sql_str();
                 let n = D::Db::execute(
                     c,
                     sql,
@@ -359,33 +397,48 @@ pub(crate) async fn step<D: Dialect>(
                     },
                 }
             }
-            Phase::Daily { tier } => match run.cut.daily_before.clone() {
-                None => Phase::DeadLetters,
+            Phase::Daily { tier, from } => match run.cut.daily_before.clone() {
+                None => Phase::DeadLetters {
+                    from: Mark::FIRST_INT,
+                },
                 Some(day) => {
                     let table = &DAILY[tier];
-                    let n = delete_some::<D>(c, table.name, "day < $2", &[Bind::Text(&day)], batch)
-                        .await?;
+                    let (n, next) = delete_oldest::<D>(
+                        c,
+                        (table.name, "day"),
+                        &from,
+                        "day < $3",
+                        &[Bind::Text(&day)],
+                        batch,
+                    )
+                    .await?;
                     *(table.deleted)(&mut out) += n;
-                    match (n < batch as u64, tier + 1 < DAILY.len()) {
-                        (false, _) => Phase::Daily { tier },
-                        (true, true) => Phase::Daily { tier: tier + 1 },
-                        (true, false) => Phase::DeadLetters,
+                    match (next, tier + 1 < DAILY.len()) {
+                        (Some(from), _) => Phase::Daily { tier, from },
+                        (None, true) => Phase::Daily {
+                            tier: tier + 1,
+                            from: Mark::FIRST_TEXT,
+                        },
+                        (None, false) => Phase::DeadLetters {
+                            from: Mark::FIRST_INT,
+                        },
                     }
                 }
             },
-            Phase::DeadLetters => {
-                let n = delete_some::<D>(
+            Phase::DeadLetters { from } => {
+                let (n, next) = delete_oldest::<D>(
                     c,
-                    "dead_letters",
-                    "received_at < $2",
+                    ("dead_letters", "received_at"),
+                    &from,
+                    "received_at < $3",
                     &[Bind::Int(run.cut.dead_letters_before)],
                     batch,
                 )
                 .await?;
                 out.dead_letters_expired += n;
-                match n < batch as u64 {
-                    true => Phase::Done,
-                    false => Phase::DeadLetters,
+                match next {
+                    Some(from) => Phase::DeadLetters { from },
+                    None => Phase::Done,
                 }
             }
             Phase::Done => Phase::Done,
@@ -399,20 +452,38 @@ pub(crate) async fn step<D: Dialect>(
     Ok(out)
 }
 
-/// Deletes at most `batch` rows of `table` matching `condition`; how many went.
-async fn delete_some<D: Dialect>(
+/// Deletes the `batch` oldest rows (by `column`, from `from` on) of `table` that match
+/// `condition` (which binds `$3 …`: `binds`): how many went, and where the next statement
+/// starts when it was a whole batch (`None`: no more rows to delete).
+async fn delete_oldest<D: Dialect>(
     c: &mut Conn<D>,
-    table: &str,
+    (table, column): (&str, &str),
+    from: &Mark,
     condition: &str,
     binds: &[Bind<'_>],
     batch: i64,
-) -> Result<u64, StoreError> {
-    let sql = sqlx::AssertSqlSafe(std::sync::Arc::<str>::from(D::delete_some(
-        table, condition,
+) -> Result<(u64, Option<Mark>), StoreError> {
+    let sql = sqlx::AssertSqlSafe(std::sync::Arc::<str>::from(D::delete_oldest(
+        table,
+        &format!("{column} >= $2 AND {condition}"),
+        column,
     )))
     .into_sql_str();
-    let binds: Vec<Bind<'_>> = std::iter::once(Bind::Int(batch))
+    let binds: Vec<Bind<'_>> = [Bind::Int(batch), from.bind()]
+        .into_iter()
         .chain(binds.iter().copied())
         .collect();
-    Ok(D::Db::execute(c, sql, &binds).await?)
+    let gone = D::Db::fetch_all(c, sql, &binds).await?;
+    let mut newest: Option<Mark> = None;
+    for row in &gone {
+        let at = match from {
+            Mark::Int(_) => Mark::Int(D::Db::int(row, 0)?),
+            Mark::Text(_) => Mark::Text(D::Db::text(row, 0)?),
+        };
+        newest = newest.max(Some(at));
+    }
+    Ok(match gone.len() as u64 {
+        n if n < batch as u64 => (n, None),
+        n => (n, newest),
+    })
 }

@@ -839,9 +839,22 @@ impl Dialect for Sqlite {
         .await
     }
 
-    fn delete_some(table: &str, condition: &str) -> String {
+    fn delete_oldest(table: &str, condition: &str, column: &str) -> String {
         format!(
-            "DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} WHERE {condition} LIMIT $1)"
+            "DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} WHERE {condition} \
+             ORDER BY {column} LIMIT $1) RETURNING {column}"
+        )
+    }
+
+    fn delete_hours(table: &str, key: &[&str]) -> String {
+        // By key (the hourly tables are WITHOUT ROWID). CROSS JOIN makes SQLite seek each
+        // system's range rather than scan the chunk's rows.
+        let picked: Vec<String> = key.iter().map(|k| format!("h.{k}")).collect();
+        format!(
+            "DELETE FROM {table} WHERE ({}) IN (SELECT {} FROM systems s CROSS JOIN {table} h \
+             WHERE h.system_id = s.id AND s.id > $1 AND s.id <= $2 AND h.hour < $3 LIMIT $4)",
+            key.join(", "),
+            picked.join(", ")
         )
     }
 

@@ -20,7 +20,7 @@
 //! | `GET /api/cluster?fields=management_interfaces` | management addresses (topology polls only: the first, every 10th, a new version) | no |
 //! | `GET /api/storage/volumes?fields=space.size` | provisioned bytes = the sum of the volumes' sizes (topology polls only; kept in between) | no |
 //!
-//! | `GET /api/cluster?fields=metric` | performance ([`topology`]); bounded by [`PERFORMANCE_TIMEOUT`] | no, and never a degradation |
+//! | `GET /api/cluster?fields=metric.iops,metric.latency,metric.throughput` | performance ([`topology`]); bounded by [`PERFORMANCE_TIMEOUT`] | no, and never a degradation |
 //!
 //! A release without the cluster `metric` (before 9.6; 400/262197) reports no performance, which
 //! is not a degradation; it is not asked again until the next outage (an upgrade). A slow or
@@ -106,7 +106,9 @@ pub const EMS_WINDOW: Duration = Duration::from_secs(96 * 3600);
 /// Paths and queries (fields named explicitly; every name exists in the ONTAP 9 model).
 pub const CLUSTER_PATH: &str = "/api/cluster?fields=name,uuid,version";
 /// The cluster's performance `metric` (ONTAP 9.6+).
-pub const METRIC_PATH: &str = "/api/cluster?fields=metric";
+/// Performance: only the `metric` members read ([`topology::performance`]), not its
+/// timestamp, duration, status or `other`/`total` splits.
+pub const METRIC_PATH: &str = "/api/cluster?fields=metric.iops,metric.latency,metric.throughput";
 /// The management addresses, asked on topology polls.
 pub const CLUSTER_MANAGEMENT_PATH: &str = "/api/cluster?fields=management_interfaces";
 pub const INTERFACES_PATH: &str = "/api/network/ip/interfaces?fields=name,state,enabled,svm.name,location.node.name,location.port.name";

@@ -15,25 +15,51 @@
 //!   metrics, already read for the site pools) of its sites (`site_id` label; a `null` site is
 //!   every site). The metrics carry no storage grade, so a pool limited to a grade (or named
 //!   by a legacy `group` only) has no attributable capacity and is left out.
-//! * **Performance** ([`performance`]): PromQL through `metric-query`:
-//!   `sum(rate(storagegrid_s3_data_transfers_bytes_retrieved[5m]))` (read bytes/s) and
-//!   `…_ingested` (write bytes/s). IOPS and latency stay absent: the public S3 metrics
-//!   (`storagegrid_s3_operations_{successful,failed,unauthorized}`) count all operations with no
-//!   read/write split, and there is no public request-latency metric (only
-//!   `storagegrid_metadata_queries_average_latency_milliseconds`, one internal operation, and
-//!   `storagegrid_private_*` ones NetApp marks as changing without notice). An empty result (a
-//!   grid without these metrics) is no performance, not an error.
-
+//! * **Performance** ([`performance`]): one PromQL query through `metric-query`
+//!   ([`PERFORMANCE_QUERY`]), six grid-wide sums each tagged by `label_replace` with an `sdash`
+//!   label naming the field (`a or b` keeps both, their label sets differ), so one call per poll
+//!   reads every value:
+//!
+//!   | `sdash` | expression | field |
+//!   |---|---|---|
+//!   | `read_bytes` | `sum(rate(storagegrid_s3_data_transfers_bytes_retrieved[5m]))` | read bytes/s |
+//!   | `write_bytes` | `sum(rate(storagegrid_s3_data_transfers_bytes_ingested[5m]))` | write bytes/s |
+//!   | `read_iops` | `sum(rate(storagegrid_private_s3_total_requests{type=~"get_.*"}[5m]))` | read operations/s |
+//!   | `write_iops` | `sum(rate(storagegrid_private_s3_total_requests{type=~"put_.*"}[5m]))` | write operations/s |
+//!   | `read_latency` | `sum(rate(storagegrid_private_load_balancer_storage_request_time{method="GET"}[5m])) / sum(rate(storagegrid_private_load_balancer_storage_request_count{method="GET"}[5m]))` | read latency, seconds → µs |
+//!   | `write_latency` | the same with `method="PUT"` | write latency, seconds → µs |
+//!
+//!   The operation counts and the latency come from `storagegrid_private_*` metrics, which
+//!   NetApp marks as subject to change; they are the ones NetApp Harvest's StorageGRID
+//!   dashboards chart (S3 GET/PUT operations; "Average request duration (non-error)"). The
+//!   latency covers the requests through the grid's Load Balancer service only (clients that
+//!   talk to Storage Nodes directly are not in it), and its unit is not documented: it is read
+//!   as seconds, Prometheus' base unit. A series the grid does not have (an older release, a
+//!   grid without the private metrics, no request in 5 minutes: 0/0) is simply not in the
+//!   answer and its field stays absent; an empty answer is no performance, not an error.
 use std::collections::BTreeMap;
 
 use sdash_proto::{ClusterType, Performance, Pool, PoolKind, Topology, TopologyNode};
 
 use super::model::{IlmPool, MetricData, MetricRow, NodeHealth};
 
-/// Read bandwidth (bytes/s over 5 minutes).
-pub const QUERY_READ_BYTES: &str = "sum(rate(storagegrid_s3_data_transfers_bytes_retrieved[5m]))";
-/// Write bandwidth (bytes/s over 5 minutes).
-pub const QUERY_WRITE_BYTES: &str = "sum(rate(storagegrid_s3_data_transfers_bytes_ingested[5m]))";
+/// The `sdash` label of each series of [`PERFORMANCE_QUERY`].
+pub const SERIES_READ_BYTES: &str = "read_bytes";
+pub const SERIES_WRITE_BYTES: &str = "write_bytes";
+pub const SERIES_READ_IOPS: &str = "read_iops";
+pub const SERIES_WRITE_IOPS: &str = "write_iops";
+pub const SERIES_READ_LATENCY: &str = "read_latency";
+pub const SERIES_WRITE_LATENCY: &str = "write_latency";
+
+/// Every performance value in one PromQL query (see the module docs); rates over 5 minutes.
+pub const PERFORMANCE_QUERY: &str = concat!(
+    r#"label_replace(sum(rate(storagegrid_s3_data_transfers_bytes_retrieved[5m])), "sdash", "read_bytes", "", "")"#,
+    r#" or label_replace(sum(rate(storagegrid_s3_data_transfers_bytes_ingested[5m])), "sdash", "write_bytes", "", "")"#,
+    r#" or label_replace(sum(rate(storagegrid_private_s3_total_requests{type=~"get_.*"}[5m])), "sdash", "read_iops", "", "")"#,
+    r#" or label_replace(sum(rate(storagegrid_private_s3_total_requests{type=~"put_.*"}[5m])), "sdash", "write_iops", "", "")"#,
+    r#" or label_replace(sum(rate(storagegrid_private_load_balancer_storage_request_time{method="GET"}[5m])) / sum(rate(storagegrid_private_load_balancer_storage_request_count{method="GET"}[5m])), "sdash", "read_latency", "", "")"#,
+    r#" or label_replace(sum(rate(storagegrid_private_load_balancer_storage_request_time{method="PUT"}[5m])) / sum(rate(storagegrid_private_load_balancer_storage_request_count{method="PUT"}[5m])), "sdash", "write_latency", "", "")"#,
+);
 
 /// The topology from node-health (see the module docs).
 pub fn topology(
@@ -106,12 +132,7 @@ pub fn site_pools(total: &MetricData, data: &MetricData, usable: Option<&MetricD
 }
 
 fn row_value(row: &MetricRow) -> u64 {
-    row.value
-        .get(1)
-        .and_then(|v| v.as_str())
-        .and_then(|s| s.parse::<f64>().ok())
-        .filter(|v| v.is_finite() && *v >= 0.0)
-        .map_or(0, |v| v as u64)
+    row_number(row).map_or(0, |v| v as u64)
 }
 
 /// The sum of the rows on `sites` (`None`: every site); `None` when no row is on them.
@@ -178,9 +199,8 @@ pub fn storage_pools(
         .collect()
 }
 
-/// The single value of a `sum(...)` query; `None` for an empty result./// The single value of a `sum(...)` query; `None` for an empty result.
-pub fn scalar(data: &MetricData) -> Option<f64> {
-    let row = data.result.first()?;
+/// The value of one row: a finite, non-negative number in `value[1]`.
+fn row_number(row: &MetricRow) -> Option<f64> {
     row.value
         .get(1)?
         .as_str()?
@@ -189,16 +209,26 @@ pub fn scalar(data: &MetricData) -> Option<f64> {
         .filter(|v| v.is_finite() && *v >= 0.0)
 }
 
-/// Performance from the two bandwidth queries; `None` when neither has a value.
-pub fn performance(read: Option<&MetricData>, write: Option<&MetricData>) -> Option<Performance> {
-    let read = read.and_then(scalar);
-    let write = write.and_then(scalar);
-    if read.is_none() && write.is_none() {
-        return None;
-    }
-    Some(Performance {
-        read_bytes_per_s: read.map(|v| v.round() as u64),
-        write_bytes_per_s: write.map(|v| v.round() as u64),
-        ..Performance::default()
-    })
+/// Performance from the answer of [`PERFORMANCE_QUERY`]: each field from the row whose `sdash`
+/// label names it (latency seconds → µs); `None` when no row has a value.
+pub fn performance(data: Option<&MetricData>) -> Option<Performance> {
+    let series = |name: &str| {
+        data?
+            .result
+            .iter()
+            .find(|r| r.metric.get("sdash").is_some_and(|s| s == name))
+            .and_then(row_number)
+    };
+    // Whole nanoseconds: seconds × 10⁶ in binary floating point is not exact (412 µs would
+    // read 411.99999999999994).
+    let micros = |seconds: f64| (seconds * 1e9).round() / 1e3;
+    let performance = Performance {
+        read_iops: series(SERIES_READ_IOPS),
+        write_iops: series(SERIES_WRITE_IOPS),
+        read_latency_us: series(SERIES_READ_LATENCY).map(micros),
+        write_latency_us: series(SERIES_WRITE_LATENCY).map(micros),
+        read_bytes_per_s: series(SERIES_READ_BYTES).map(|v| v.round() as u64),
+        write_bytes_per_s: series(SERIES_WRITE_BYTES).map(|v| v.round() as u64),
+    };
+    (performance != Performance::default()).then_some(performance)
 }

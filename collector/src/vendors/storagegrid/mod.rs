@@ -17,7 +17,7 @@
 //! | `GET /api/v4/grid/node-health` | nodes (components), hardware and site health | no |
 //! | `GET /api/v4/grid/alerts?include=active` | open alerts | no |
 //! | `GET /api/v4/grid/metric-query?query=storagegrid_storage_utilization_{total_space,data,usable_space}_bytes` | capacity, site pools | no |
-//! | `GET /api/v4/grid/metric-query?query=sum(rate(storagegrid_s3_data_transfers_bytes_{retrieved,ingested}[5m]))` | performance ([`deep`]); bounded by [`PERFORMANCE_TIMEOUT`] | no, and never a degradation |
+//! | `GET /api/v4/grid/metric-query?query=<deep::PERFORMANCE_QUERY>` (one query; after a 400 or 404 not asked again until an outage) | performance: IOPS, latency, bandwidth ([`deep`]); bounded by [`PERFORMANCE_TIMEOUT`] | no, and never a degradation |
 //! | `GET /api/v4/private/ilm-pools` (topology polls only; after a 404 not asked again until an outage) | ILM storage pools ([`deep`]) | no, and never a degradation |
 //!
 //! Topology, site pools, storage pools and performance: see [`deep`].
@@ -127,6 +127,8 @@ pub struct StorageGrid {
     ilm_pools: Option<Vec<IlmPool>>,
     /// True after `/private/ilm-pools` answered 404 (until the next outage).
     no_ilm_pools: bool,
+    /// True after the performance query was rejected (400, 404; until the next outage).
+    no_performance: bool,
 }
 
 /// The ILM storage pools (a private call: see [`deep`]).
@@ -237,30 +239,30 @@ impl VendorAdapter for StorageGrid {
             },
             _ => None,
         };
-        // Performance: two bandwidth queries, each bounded; an empty result is no value.
-        let limit = PERFORMANCE_TIMEOUT.min(poll.config.timeout);
-        let endpoint = api_path(version, "/grid/metric-query");
-        let mut bandwidth = Vec::new();
-        for query in [deep::QUERY_READ_BYTES, deep::QUERY_WRITE_BYTES] {
-            let mut scratch = PollContext::new();
-            let path = metric_rest(&promql(query));
+        // Performance: one bounded query for every value (see `deep`); a grid that rejected it
+        // (400, 404) is not asked again until the next outage.
+        let performance = if self.no_performance {
+            None
+        } else {
+            let limit = PERFORMANCE_TIMEOUT.min(poll.config.timeout);
+            let endpoint = api_path(version, "/grid/metric-query");
+            let path = metric_rest(&promql(deep::PERFORMANCE_QUERY));
             let call = api.get::<MetricData>(ctx, &path);
-            let outcome = performance_call(&mut scratch, &endpoint, limit, call, |_| false).await;
+            let mut scratch = PollContext::new();
+            let outcome =
+                performance_call(&mut scratch, &endpoint, limit, call, query_rejected).await;
             for event in scratch.into_events() {
                 ctx.push(event);
             }
             match outcome {
-                PerfOutcome::Value(v) => bandwidth.push(Some(v)),
-                PerfOutcome::Unsupported | PerfOutcome::Failed => {
-                    // One slow or failed query: do not wait for the other.
-                    bandwidth.clear();
-                    break;
+                PerfOutcome::Value(v) => Some(v),
+                PerfOutcome::Unsupported => {
+                    self.no_performance = true;
+                    None
                 }
+                PerfOutcome::Failed => None,
             }
-        }
-        let mut bandwidth = bandwidth.into_iter();
-        let read_bytes = bandwidth.next().flatten();
-        let write_bytes = bandwidth.next().flatten();
+        };
         let topology_due = self.topology.due(
             product_version
                 .as_ref()
@@ -295,8 +297,7 @@ impl VendorAdapter for StorageGrid {
             total,
             data,
             usable,
-            read_bytes,
-            write_bytes,
+            performance,
             ilm_pools: self.ilm_pools.clone(),
             management_url: management_url(poll.http.base_url(), None),
         };
@@ -310,6 +311,7 @@ impl VendorAdapter for StorageGrid {
     fn after_outage(&mut self) {
         self.version = None;
         self.no_ilm_pools = false;
+        self.no_performance = false;
         self.topology.invalidate();
     }
 
@@ -336,9 +338,8 @@ pub struct Responses {
     pub total: Option<MetricData>,
     pub data: Option<MetricData>,
     pub usable: Option<MetricData>,
-    /// The bandwidth queries ([`deep::QUERY_READ_BYTES`], [`deep::QUERY_WRITE_BYTES`]).
-    pub read_bytes: Option<MetricData>,
-    pub write_bytes: Option<MetricData>,
+    /// The answer of [`deep::PERFORMANCE_QUERY`].
+    pub performance: Option<MetricData>,
     /// The ILM storage pools (`/private/ilm-pools`), kept from the last topology poll.
     pub ilm_pools: Option<Vec<IlmPool>>,
     /// The Grid Manager: the API base URL.
@@ -374,10 +375,7 @@ pub fn snapshot(
     }
     let fresh = responses.alerts.map(|list| rules::alerts(&list));
     snapshot.alerts = alerts.resolve(fresh);
-    snapshot.performance = deep::performance(
-        responses.read_bytes.as_ref(),
-        responses.write_bytes.as_ref(),
-    );
+    snapshot.performance = deep::performance(responses.performance.as_ref());
     snapshot.topology = Some(deep::topology(
         nodes.as_deref(),
         snapshot.version.as_deref(),
@@ -440,6 +438,7 @@ impl Default for StorageGrid {
             topology: TopologyState::default(),
             ilm_pools: None,
             no_ilm_pools: false,
+            no_performance: false,
         }
     }
 }
@@ -454,6 +453,18 @@ pub fn envelope_data<T: DeserializeOwned>(response: &Response) -> Result<T, Http
         });
     }
     Ok(envelope.data)
+}
+
+/// True when the grid rejected the performance query itself (an older release without the
+/// metric-query call, or one that cannot evaluate it): no performance here, not an error.
+fn query_rejected(e: &HttpError) -> bool {
+    matches!(
+        e,
+        HttpError::Status {
+            status: 400 | 404,
+            ..
+        }
+    )
 }
 
 /// The metric query of one metric, with a server-side timeout of 30 s.

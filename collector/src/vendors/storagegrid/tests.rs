@@ -129,3 +129,70 @@ fn error_envelope() {
         Some("401: The provided credentials are invalid or the session has expired.")
     );
 }
+
+fn perf_rows(rows: &[(&str, &str)]) -> MetricData {
+    MetricData {
+        result: rows
+            .iter()
+            .map(|(label, value)| MetricRow {
+                metric: BTreeMap::from([("sdash".to_owned(), (*label).to_owned())]),
+                value: vec![
+                    serde_json::json!(1_795_161_600.371),
+                    serde_json::json!(value),
+                ],
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn performance_fields_come_from_the_rows_their_label_names() {
+    let all: MetricData = env(include_str!(
+        "../../../../testkit/fixtures/storagegrid/api_v4_grid_metric-query.performance.json"
+    ));
+    assert_eq!(
+        deep::performance(Some(&all)),
+        Some(sdash_proto::Performance {
+            read_iops: Some(1843.2),
+            write_iops: Some(612.4),
+            read_latency_us: Some(412.0),
+            write_latency_us: Some(1375.0),
+            read_bytes_per_s: Some(1_251_232_768),
+            write_bytes_per_s: Some(402_653_184),
+        })
+    );
+    // A grid without the private metrics: bandwidth only. An idle load balancer's latency is
+    // 0/0 (NaN): absent, not 0. Unknown labels are ignored.
+    let public_only = perf_rows(&[
+        ("read_bytes", "1000.4"),
+        ("write_bytes", "0"),
+        ("read_latency", "NaN"),
+        ("something_else", "5"),
+    ]);
+    assert_eq!(
+        deep::performance(Some(&public_only)),
+        Some(sdash_proto::Performance {
+            read_bytes_per_s: Some(1000),
+            write_bytes_per_s: Some(0),
+            ..sdash_proto::Performance::default()
+        })
+    );
+    assert_eq!(deep::performance(Some(&perf_rows(&[]))), None);
+    assert_eq!(deep::performance(None), None);
+}
+
+#[test]
+fn the_performance_query_names_every_field_once() {
+    for label in [
+        deep::SERIES_READ_BYTES,
+        deep::SERIES_WRITE_BYTES,
+        deep::SERIES_READ_IOPS,
+        deep::SERIES_WRITE_IOPS,
+        deep::SERIES_READ_LATENCY,
+        deep::SERIES_WRITE_LATENCY,
+    ] {
+        let tag = format!(r#""sdash", "{label}", "", "")"#);
+        assert_eq!(deep::PERFORMANCE_QUERY.matches(&tag).count(), 1, "{label}");
+    }
+    assert_eq!(deep::PERFORMANCE_QUERY.matches(" or ").count(), 5);
+}

@@ -1,0 +1,161 @@
+//! The routes of the operator commands (#14): the POST routes on alerts (one or in bulk) and
+//! systems, and what they show: an alert's detail, the assignees and the audit log.
+
+use super::params::{CURSOR, LIMIT, SYSTEM_FILTER};
+use super::values::{COMMAND_KINDS, COMMAND_OUTCOMES};
+use super::{ParamKind, ParamSpec, RouteId, RouteSpec};
+
+pub(super) const ROUTES: &[RouteSpec] = &[
+    RouteSpec {
+        id: RouteId::AlertDetail,
+        path: "/api/v1/alerts/{id}",
+        summary: "One alert instance (by the id of GET /api/v1/alerts): its state, who acknowledged it, its assignee and its comment thread (oldest first).",
+        params: &[],
+        content: "application/json",
+        schema: Some("AlertDetail"),
+    },
+    // Bulk routes before `/api/v1/alerts/{id}/...`: the first matching path wins.
+    RouteSpec {
+        id: RouteId::BulkAcknowledge,
+        path: "/api/v1/alerts/bulk/acknowledge",
+        summary: "Acknowledge several open alerts (body {\"alerts\": [id, ...]}); acknowledged alerts no longer count towards a system's health.",
+        params: &[],
+        content: "application/json",
+        schema: Some("CommandsAccepted"),
+    },
+    RouteSpec {
+        id: RouteId::BulkUnacknowledge,
+        path: "/api/v1/alerts/bulk/unacknowledge",
+        summary: "Take back the acknowledgement of several alerts (body {\"alerts\": [id, ...]}).",
+        params: &[],
+        content: "application/json",
+        schema: Some("CommandsAccepted"),
+    },
+    RouteSpec {
+        id: RouteId::BulkAssign,
+        path: "/api/v1/alerts/bulk/assign",
+        summary: "Assign several open alerts to someone (body {\"alerts\": [id, ...], \"assignee\": \"name\"}).",
+        params: &[],
+        content: "application/json",
+        schema: Some("CommandsAccepted"),
+    },
+    RouteSpec {
+        id: RouteId::BulkUnassign,
+        path: "/api/v1/alerts/bulk/unassign",
+        summary: "Remove the assignee of several alerts (body {\"alerts\": [id, ...]}).",
+        params: &[],
+        content: "application/json",
+        schema: Some("CommandsAccepted"),
+    },
+    RouteSpec {
+        id: RouteId::BulkComment,
+        path: "/api/v1/alerts/bulk/comment",
+        summary: "Add the same comment to several alerts (body {\"alerts\": [id, ...], \"text\": \"...\"}).",
+        params: &[],
+        content: "application/json",
+        schema: Some("CommandsAccepted"),
+    },
+    RouteSpec {
+        id: RouteId::Acknowledge,
+        path: "/api/v1/alerts/{id}/acknowledge",
+        summary: "Acknowledge an open alert: it no longer counts towards its system's health (until it clears; a reopened alert is unacknowledged).",
+        params: &[],
+        content: "application/json",
+        schema: Some("CommandsAccepted"),
+    },
+    RouteSpec {
+        id: RouteId::Unacknowledge,
+        path: "/api/v1/alerts/{id}/unacknowledge",
+        summary: "Take back the acknowledgement of an alert.",
+        params: &[],
+        content: "application/json",
+        schema: Some("CommandsAccepted"),
+    },
+    RouteSpec {
+        id: RouteId::Assign,
+        path: "/api/v1/alerts/{id}/assign",
+        summary: "Assign an open alert to someone (body {\"assignee\": \"name\"}, free text; see GET /api/v1/assignees).",
+        params: &[],
+        content: "application/json",
+        schema: Some("CommandsAccepted"),
+    },
+    RouteSpec {
+        id: RouteId::Unassign,
+        path: "/api/v1/alerts/{id}/unassign",
+        summary: "Remove the assignee of an alert.",
+        params: &[],
+        content: "application/json",
+        schema: Some("CommandsAccepted"),
+    },
+    RouteSpec {
+        id: RouteId::Comment,
+        path: "/api/v1/alerts/{id}/comment",
+        summary: "Append a comment to an alert's thread (body {\"text\": \"...\"}, 1 to 4000 characters).",
+        params: &[],
+        content: "application/json",
+        schema: Some("CommandsAccepted"),
+    },
+    RouteSpec {
+        id: RouteId::PollNow,
+        path: "/api/v1/systems/{id}/poll-now",
+        summary: "Ask the collector that owns the system to poll it now (at most once per --poll-now-min-interval per system: 429 with Retry-After otherwise).",
+        params: &[],
+        content: "application/json",
+        schema: Some("CommandsAccepted"),
+    },
+    RouteSpec {
+        id: RouteId::Assignees,
+        path: "/api/v1/assignees",
+        summary: "Previously used assignees, most recently used first (for autocomplete).",
+        params: &[],
+        content: "application/json",
+        schema: Some("AssigneeList"),
+    },
+    RouteSpec {
+        id: RouteId::ForgetAssignee,
+        path: "/api/v1/assignees/forget",
+        summary: "Remove a name from the previously used assignees (body {\"assignee\": \"name\"}); assignments stay as they are.",
+        params: &[],
+        content: "application/json",
+        schema: Some("CommandsAccepted"),
+    },
+    RouteSpec {
+        id: RouteId::Audit,
+        path: "/api/v1/audit",
+        summary: "The command audit log, newest first: every command the writer consumed, applied or refused (with the reason), and who gave it.",
+        params: &[
+            SYSTEM_FILTER,
+            ParamSpec {
+                name: "actor",
+                kind: ParamKind::String,
+                description: "Only commands given by this operator (token name).",
+                example: "alice",
+                repeat: false,
+            },
+            ParamSpec {
+                name: "kind",
+                kind: ParamKind::Enum {
+                    values: COMMAND_KINDS,
+                    list: true,
+                },
+                description: "Only these command kinds (comma separated).",
+                example: "acknowledge",
+                repeat: true,
+            },
+            ParamSpec {
+                name: "outcome",
+                kind: ParamKind::Enum {
+                    values: COMMAND_OUTCOMES,
+                    list: true,
+                },
+                description: "Only these outcomes (comma separated).",
+                example: "applied",
+                repeat: true,
+            },
+            LIMIT,
+            CURSOR,
+        ],
+        content: "application/json",
+        schema: Some("AuditEntryList"),
+    },
+];
