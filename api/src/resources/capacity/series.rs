@@ -176,10 +176,9 @@ async fn tier_points(
                 .chain(RollupRow::COLUMNS.iter().copied())
                 .collect();
             let key = key.0;
+            let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
             let mut sql = Sql::new("SELECT ");
-            sql.push(key)
-                .push(", samples, used_min, used_max, used_sum, last_at, total_bytes, used_bytes, free_bytes FROM ")
-                .push(table);
+            sql.push(&names.join(", ")).push(" FROM ").push(table);
             in_range(&mut sql, tier, id, from, to);
             sql.push(" ORDER BY ").push(key);
             let mut points = Vec::new();
