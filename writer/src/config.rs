@@ -24,6 +24,8 @@ pub mod defaults {
     pub const LOCK_POLL: &str = "500ms";
     pub const CAPACITY_THRESHOLDS: &str = "80,90,95";
     pub const CAPACITY_RAW_MAX_GAP: &str = "6h";
+    /// `crate::store::DEFAULT_LATE_SAMPLE_WINDOW_MS` (a test checks).
+    pub const LATE_SAMPLE_WINDOW: &str = "1h";
 }
 
 /// `--capacity-raw-deadband`: a percentage of total capacity, 0 to 100 (`0.1`, `0.1%`).
@@ -176,6 +178,13 @@ pub struct WriterConfig {
     /// every hour's last value whatever this is.
     #[arg(long = "capacity-raw-max-gap", env = "SDASH_CAPACITY_RAW_MAX_GAP", default_value = defaults::CAPACITY_RAW_MAX_GAP, value_parser = parse_duration)]
     pub capacity_raw_max_gap: Duration,
+    /// How late a snapshot may reach the writer (before the commit, by its observed time) and
+    /// still be counted in the capacity, pool and performance rollups, when a newer one of its
+    /// system was counted first (a redelivery after a lost pull, a slower collector). Older
+    /// ones are counted only when newer than what was counted. The writer keeps a ledger of the
+    /// snapshots it counted over this window (one small row each).
+    #[arg(long = "late-sample-window", env = "SDASH_LATE_SAMPLE_WINDOW", default_value = defaults::LATE_SAMPLE_WINDOW, value_parser = parse_duration)]
+    pub late_sample_window: Duration,
     /// Dead letters older than this many days are deleted (0 = keep forever).
     #[arg(
         long = "dead-letter-days",
@@ -235,6 +244,7 @@ impl WriterConfig {
             capacity_raw_deadband: RawSamplePolicy::default().deadband_percent,
             capacity_raw_deadband_bytes: RawSamplePolicy::default().deadband_bytes,
             capacity_raw_max_gap: default_duration(defaults::CAPACITY_RAW_MAX_GAP),
+            late_sample_window: default_duration(defaults::LATE_SAMPLE_WINDOW),
             dead_letter_days: retention.dead_letter_days,
             retention_batch: retention.batch_rows,
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -297,9 +307,16 @@ mod tests {
             defaults::RETENTION_INTERVAL,
             defaults::LOCK_POLL,
             defaults::CAPACITY_RAW_MAX_GAP,
+            defaults::LATE_SAMPLE_WINDOW,
         ] {
             assert!(parse_duration(text).is_ok(), "{text}");
         }
+        assert_eq!(
+            parse_duration(defaults::LATE_SAMPLE_WINDOW)
+                .ok()
+                .map(|d| d.as_millis()),
+            Some(crate::store::DEFAULT_LATE_SAMPLE_WINDOW_MS as u128)
+        );
         assert!(defaults::ADMIN_LISTEN.parse::<SocketAddr>().is_ok());
     }
 

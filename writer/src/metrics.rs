@@ -37,9 +37,13 @@ pub struct WriterMetrics {
     pub retention_deleted: Family<Labels, Counter>,
     /// Retention steps run between batches, and their duration in seconds.
     pub retention_step_seconds: Histogram,
-    /// Capacity samples not newer than what the rollups had counted for their system
-    /// (redelivered or late): not counted again.
+    /// Capacity samples older than `--late-sample-window` and not newer than what the rollups
+    /// had counted for their system (redelivered, or too late): not counted.
     pub capacity_samples_not_newer: Counter,
+    /// Capacity samples the ledger knows were counted (redelivered): not counted again.
+    pub capacity_samples_repeated: Counter,
+    /// Capacity samples counted late (older than one counted, within the window).
+    pub capacity_samples_late: Counter,
     /// Capacity samples counted in the rollups but not stored raw (inside the deadband).
     pub capacity_samples_thinned: Counter,
     /// Errors talking to NATS (fetch, ack), each followed by a retry.
@@ -75,6 +79,8 @@ impl WriterMetrics {
             retention_deleted: Family::default(),
             retention_step_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
             capacity_samples_not_newer: Counter::default(),
+            capacity_samples_repeated: Counter::default(),
+            capacity_samples_late: Counter::default(),
             capacity_samples_thinned: Counter::default(),
             nats_errors: Counter::default(),
             changes_published: Family::default(),
@@ -142,8 +148,18 @@ impl WriterMetrics {
         );
         r.register(
             "capacity_samples_not_newer",
-            "Capacity samples not newer than the rollups of their system (redelivered or late): not counted again",
+            "Capacity samples older than --late-sample-window and not newer than the rollups of their system (redelivered, or too late): not counted",
             m.capacity_samples_not_newer.clone(),
+        );
+        r.register(
+            "capacity_samples_repeated",
+            "Capacity samples the rollups had counted (redelivered): not counted again",
+            m.capacity_samples_repeated.clone(),
+        );
+        r.register(
+            "capacity_samples_late",
+            "Capacity samples counted late (older than one counted of their system, within --late-sample-window)",
+            m.capacity_samples_late.clone(),
         );
         r.register(
             "capacity_samples_thinned",
@@ -201,6 +217,10 @@ impl WriterMetrics {
         self.commit_seconds.observe(seconds);
         self.capacity_samples_not_newer
             .inc_by(outcome.rows.capacity_samples_not_newer);
+        self.capacity_samples_repeated
+            .inc_by(outcome.rows.capacity_samples_repeated);
+        self.capacity_samples_late
+            .inc_by(outcome.rows.capacity_samples_late);
         self.capacity_samples_thinned
             .inc_by(outcome.rows.capacity_samples_thinned);
     }

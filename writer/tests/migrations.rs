@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use sdash_harness::{Backend, TestDatabase};
 use sdash_proto::*;
-use sdash_writer::{Store, StoreError};
+use sdash_writer::{Incoming, Store, StoreError};
 
 /// The migration files of `backend`, in order.
 fn migration_files(backend: Backend) -> Vec<(i64, String, String)> {
@@ -249,8 +249,104 @@ async fn capacity_tiers_migrate_existing_history(backend: Backend) {
     store.close().await;
 }
 
+/// Writes one batch; the rows it wrote.
+async fn write(store: &Store, batch: Vec<Incoming>) -> sdash_writer::RowCounts {
+    store
+        .write_batch(&batch)
+        .await
+        .unwrap_or_else(|e| panic!("write: {e}"))
+        .rows
+}
+
+/// A database from before the ledger of counted snapshots (0010): the ledger starts above
+/// everything it may have counted (its newest snapshot, the clock plus the allowed skew), so a
+/// redelivery of what it had counted is not counted again; until the floor passes, a late
+/// snapshot is judged as before the ledger. A new database's ledger starts at 0.
+async fn the_ledger_of_an_upgraded_database_starts_above_what_it_counted(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = Store::open(&db.url)
+        .await
+        .unwrap_or_else(|e| panic!("open: {e}"));
+    let now = now_ms();
+    let snap = |seq: u64, t: i64| {
+        snapshot_msg(
+            seq,
+            "up-1",
+            t,
+            snapshot_body(Status::Online, Health::Ok, &[], Some(300)),
+        )
+    };
+    write(&store, vec![snap(1, now - 600_000), snap(2, now - 300_000)]).await;
+    // As a writer before 0010 left it.
+    for sql in [
+        "DROP TABLE counted_snapshots",
+        "DROP TABLE counted_snapshots_floor",
+        "DELETE FROM schema_migrations WHERE version = 10",
+    ] {
+        exec(&db, sql).await;
+    }
+    store.close().await;
+    let store = Store::open(&db.url)
+        .await
+        .unwrap_or_else(|e| panic!("reopen: {e}"));
+    let floor = || async {
+        scalar(
+            &db,
+            "SELECT CAST(floor_at AS TEXT) FROM counted_snapshots_floor WHERE id = 1",
+        )
+        .await
+    };
+    let skew = sdash_proto::codec::MAX_FUTURE_SKEW_MS;
+    let after = now_ms();
+    assert!(
+        (now - 1000 + skew..=after + skew).contains(&floor().await),
+        "{} not about {now} + {skew}",
+        floor().await
+    );
+    let rows = write(&store, vec![snap(1, now - 600_000), snap(2, now - 300_000)]).await;
+    assert_eq!(
+        (rows.capacity_samples_not_newer, rows.capacity_hourly),
+        (2, 0)
+    );
+    write(&store, vec![snap(3, now - 60_000)]).await;
+    let rows = write(&store, vec![snap(4, now - 120_000), snap(3, now - 60_000)]).await;
+    assert_eq!(
+        (
+            rows.capacity_samples_late,
+            rows.capacity_samples_repeated,
+            rows.capacity_samples_not_newer
+        ),
+        (0, 0, 2)
+    );
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT CAST(SUM(samples) AS TEXT) FROM capacity_daily WHERE system_id = 'up-1'"
+        )
+        .await,
+        3
+    );
+    store.close().await;
+
+    let fresh = TestDatabase::new(backend).await;
+    Store::open(&fresh.url)
+        .await
+        .unwrap_or_else(|e| panic!("open: {e}"))
+        .close()
+        .await;
+    assert_eq!(
+        scalar(
+            &fresh,
+            "SELECT CAST(floor_at AS TEXT) FROM counted_snapshots_floor WHERE id = 1"
+        )
+        .await,
+        0
+    );
+}
+
 both_backends!(
     old_bookkeeping_is_taken_over,
     a_newer_schema_is_refused,
-    capacity_tiers_migrate_existing_history
+    capacity_tiers_migrate_existing_history,
+    the_ledger_of_an_upgraded_database_starts_above_what_it_counted
 );

@@ -1317,7 +1317,8 @@ async fn pool_and_performance_tiers_equal_their_samples(backend: Backend) {
     );
     assert_eq!(got[2].len(), history.len());
 
-    // A late snapshot of a time never seen, older than what was counted: ignored everywhere.
+    // A late snapshot of a time never seen, older than what was counted and than
+    // --late-sample-window (these times are a year old): ignored everywhere.
     let (system, t, _, _) = &history[history.len() / 2];
     let late = deep_msg(
         10_000,
@@ -1408,6 +1409,176 @@ async fn retention_prunes_pool_and_performance_tiers(backend: Backend) {
     store.close().await;
 }
 
+/// The deep sample `i` of `late_snapshots_count_once_within_the_window`: a minute apart from
+/// `base`, with one pool and every metric.
+fn late_msg(base: i64, i: u64, deliveries: u64) -> Incoming {
+    let mut m = deep_msg(
+        i + 1,
+        &(
+            "sys-late",
+            base + i as i64 * 60_000,
+            vec![("aggr1", 100 + i)],
+            [Some(i as i64 + 1); 6],
+        ),
+    );
+    m.deliveries = deliveries;
+    m
+}
+
+/// Sums of `samples` in each tier of capacity, pools and performance, and the raw rows of
+/// capacity and performance.
+async fn tier_counts(db: &TestDatabase) -> [i64; 8] {
+    let mut out = [0; 8];
+    for (i, table) in [
+        "capacity_hourly",
+        "capacity_daily",
+        "pool_hourly",
+        "pool_daily",
+        "performance_hourly",
+        "performance_daily",
+    ]
+    .iter()
+    .enumerate()
+    {
+        out[i] = scalar(
+            db,
+            &format!("SELECT CAST(COALESCE(SUM(samples), 0) AS TEXT) FROM {table}"),
+        )
+        .await;
+    }
+    out[6] = count(db, "capacity_samples").await;
+    out[7] = count(db, "performance_samples").await;
+    out
+}
+
+/// A snapshot that reaches the writer after a newer one of its system was committed (late: a
+/// message JetStream delivered again after the writer gave up on a pull, a slower collector)
+/// is counted once in every tier when it is within --late-sample-window; a redelivery of a
+/// committed one is not counted again, neither while the ledger holds it nor after its row was
+/// pruned (then by the rule before the ledger: not newer); one older than the window is not
+/// counted (a system's first sample always is).
+async fn late_snapshots_count_once_within_the_window(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = open(&db)
+        .await
+        .with_raw_samples(sdash_writer::RawSamplePolicy::EVERY_SAMPLE);
+    let base = now_ms() - 40 * 60_000;
+    let m = |i: u64, deliveries: u64| late_msg(base, i, deliveries);
+
+    let first = write(&store, &[m(0, 1), m(1, 1), m(2, 1), m(5, 1), m(6, 1)]).await;
+    assert_eq!(first.rows.capacity_samples, 5);
+    // 3 and 4 come after 6 (3 was delivered before, to a pull the writer gave up on); 5 and 1
+    // are redeliveries of the committed batch.
+    let second = write(&store, &[m(3, 2), m(4, 1), m(5, 2), m(1, 2)])
+        .await
+        .rows;
+    assert_eq!(
+        (
+            second.capacity_samples_late,
+            second.capacity_samples_repeated,
+            second.capacity_samples_not_newer
+        ),
+        (2, 2, 0)
+    );
+    assert_eq!(
+        (second.capacity_samples, second.performance_samples),
+        (2, 2)
+    );
+    let third = write(&store, &[m(7, 1), m(8, 1), m(9, 1), m(3, 3), m(4, 2)])
+        .await
+        .rows;
+    assert_eq!(
+        (third.capacity_samples_late, third.capacity_samples_repeated),
+        (0, 2)
+    );
+    // The second batch again (its acks were lost): nothing counted.
+    let again = write(&store, &[m(3, 2), m(4, 1), m(5, 2), m(1, 2)])
+        .await
+        .rows;
+    assert_eq!(again.capacity_samples_repeated, 4);
+    assert_eq!(
+        tier_counts(&db).await,
+        [10; 8],
+        "every sample once in every tier"
+    );
+    assert_eq!(count(&db, "counted_snapshots").await, 10);
+    // The rollups are the samples' own: pool used 100..=109, capacity 400 each.
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT CAST(CAST(SUM(used_sum) AS BIGINT) AS TEXT) FROM pool_daily"
+        )
+        .await,
+        (100..110).sum::<i64>()
+    );
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT CAST(CAST(SUM(used_sum) AS BIGINT) AS TEXT) FROM capacity_hourly"
+        )
+        .await,
+        4000
+    );
+
+    // Older than the window: a sample of a counted system is not counted, a new system's is.
+    let old = |seq: u64, system: &str, t: i64| {
+        let mut m = snapshot_msg(
+            seq,
+            system,
+            t,
+            snapshot_body(Status::Online, Health::Ok, &[], Some(500)),
+        );
+        m.deliveries = 1;
+        m
+    };
+    let rows = write(
+        &store,
+        &[
+            old(100, "sys-late", now_ms() - 2 * 3_600_000),
+            old(101, "sys-new", now_ms() - 2 * 3_600_000),
+        ],
+    )
+    .await
+    .rows;
+    assert_eq!(
+        (rows.capacity_samples_not_newer, rows.capacity_samples),
+        (1, 1)
+    );
+    store.close().await;
+
+    // A shorter window: the next batch prunes the rows it no longer covers, and a redelivery
+    // of them is then judged by the rule before the ledger (not newer: not counted again).
+    let store = open(&db)
+        .await
+        .with_late_sample_window(std::time::Duration::from_secs(20 * 60));
+    write(&store, &[old(102, "sys-other", now_ms())]).await;
+    assert_eq!(
+        count(&db, "counted_snapshots WHERE system_id = 'sys-late'").await,
+        0,
+        "pruned"
+    );
+    assert!(
+        scalar(
+            &db,
+            "SELECT CAST(floor_at AS TEXT) FROM counted_snapshots_floor WHERE id = 1"
+        )
+        .await
+            >= base + 9 * 60_000
+    );
+    let rows = write(&store, &[m(2, 4), m(9, 2)]).await.rows;
+    assert_eq!(
+        (rows.capacity_samples_not_newer, rows.capacity_samples),
+        (2, 0)
+    );
+    let counts = tier_counts(&db).await;
+    assert_eq!(
+        counts[..2],
+        [12, 12],
+        "capacity: ten, sys-new and sys-other"
+    );
+    store.close().await;
+}
+
 both_backends!(
     same_snapshot_twice_is_one_row,
     out_of_order_snapshots_keep_the_newest_state,
@@ -1422,5 +1593,6 @@ both_backends!(
     retention_applies_to_every_system,
     deep_state_newest_wins,
     pool_and_performance_tiers_equal_their_samples,
+    late_snapshots_count_once_within_the_window,
     retention_prunes_pool_and_performance_tiers,
 );

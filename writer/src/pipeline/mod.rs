@@ -192,7 +192,8 @@ async fn open_store(
                 };
                 let store = store
                     .with_capacity_thresholds(&ctx.config.capacity_thresholds.0)
-                    .with_raw_samples(ctx.config.raw_sample_policy());
+                    .with_raw_samples(ctx.config.raw_sample_policy())
+                    .with_late_sample_window(ctx.config.late_sample_window);
                 store.set_max_deliver(ctx.config.max_deliver);
                 if let Some(pid) = lock.pg_pid() {
                     store.set_fence(Some(pid));

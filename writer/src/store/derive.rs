@@ -12,6 +12,7 @@ use sdash_proto::{
     Alert, ChangeKind, ChangeRecord, Envelope, Performance, Severity, Snapshot, Status,
 };
 
+use super::ledger::Ledger;
 use super::plan::{
     AlertDetails, AlertEpisode, Merge, OpenAlertRow, PerformanceRollup, PerformanceSample, PoolKey,
     PoolSample, Rollup, SampleRow, StateRow, StoredState, SystemContext, TierRow, TransitionRow,
@@ -544,13 +545,13 @@ impl RawSamplePolicy {
         max_gap_ms: 0,
     };
 
-    /// Whether `s` is stored raw after the last stored raw sample `last` (observed_at, used,
-    /// total).
+    /// Whether `s` is stored raw after the newest stored raw sample `last` (observed_at, used,
+    /// total). A late `s` (older than `last`) is judged by the deadband alone.
     fn keeps(&self, last: Option<(i64, i64, i64)>, s: &SampleRow) -> bool {
         let Some((at, used, total)) = last else {
             return true;
         };
-        if s.observed_at.saturating_sub(at) >= self.max_gap_ms {
+        if self.max_gap_ms <= 0 || s.observed_at.saturating_sub(at) >= self.max_gap_ms {
             return true;
         }
         let percent = if self.deadband_percent.is_finite() {
@@ -570,8 +571,8 @@ impl RawSamplePolicy {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct CapacityMark {
     /// observed_at of the newest sample the rollups counted (the newest hourly row's `last_at`,
-    /// or the newest raw sample's when that is newer): only newer samples are counted, so a
-    /// redelivered (or late) sample is never counted twice.
+    /// or the newest raw sample's when that is newer): at or below the ledger's floor only newer
+    /// samples are counted, so a redelivered one is never counted twice ([`newer`]).
     pub counted_through: Option<i64>,
     /// The newest raw sample `(observed_at, used, total)`: the deadband is measured from it.
     pub last_raw: Option<(i64, i64, i64)>,
@@ -640,8 +641,13 @@ pub(crate) struct TierRows<S: TierSample> {
     pub raw: Vec<S>,
     pub hourly: Vec<TierRow<S::Key, i64, S::Rollup>>,
     pub daily: Vec<TierRow<S::Key, String, S::Rollup>>,
-    /// Samples not newer than what the rollups already counted (redelivered or late): ignored.
+    /// Samples at or below the ledger's floor not newer than what the rollups counted
+    /// (redelivered, or too late to be counted): ignored.
     pub not_newer: u64,
+    /// Samples the ledger knows were counted (redelivered), or twice in the batch: ignored.
+    pub repeated: u64,
+    /// Samples counted although older than one the rollups had counted (late).
+    pub late: u64,
     /// Samples counted in the rollups but not stored raw (capacity: inside the deadband).
     pub thinned: u64,
 }
@@ -653,7 +659,21 @@ impl<S: TierSample> Default for TierRows<S> {
             hourly: Vec::new(),
             daily: Vec::new(),
             not_newer: 0,
+            repeated: 0,
+            late: 0,
             thinned: 0,
+        }
+    }
+}
+
+impl<S: TierSample> TierRows<S> {
+    /// No rows yet, with the counts of what [`newer`] ignored or found late.
+    fn judged(j: &Judged<'_, S>) -> TierRows<S> {
+        TierRows {
+            not_newer: j.not_newer,
+            repeated: j.repeated,
+            late: j.late,
+            ..TierRows::default()
         }
     }
 }
@@ -661,33 +681,57 @@ impl<S: TierSample> Default for TierRows<S> {
 /// The rows of the three capacity tiers.
 pub(crate) type CapacityRows = TierRows<SampleRow>;
 
-/// The rule of every tier: of a batch's samples (any order), each series' samples newer than
-/// how far its system's rollups counted (`counted_through`), and newer than the series' previous
-/// one, in (series, time) order; and how many were not. Delivering samples again, or in other
-/// batches, so counts nothing twice; a late sample (older than one counted) is never counted.
-fn newer<S: TierSample>(
-    samples: &[S],
+/// What [`newer`] made of a batch's samples of one kind.
+struct Judged<'a, S> {
+    /// The samples to count, in (series, time) order.
+    counted: Vec<&'a S>,
+    /// Of those, how many are older than what their system's tiers had counted.
+    late: u64,
+    /// Samples the ledger knows the tiers counted (redelivered), or twice in the batch.
+    repeated: u64,
+    /// Samples at or below the ledger's floor and not newer than what their system's tiers
+    /// counted: redelivered, or too late to be counted.
+    not_newer: u64,
+}
+
+/// The rule of every tier: of a batch's samples (any order), each series' samples that its
+/// tiers have not counted. Above the ledger's floor the ledger tells ([`Ledger::counted`]): a
+/// late sample (older than one counted) is counted, a redelivered one is not. At or below it
+/// only a sample newer than how far its system's rollups counted (`counted_through`) is: a
+/// redelivery is never counted twice, but a sample that late is not counted at all.
+fn newer<'a, S: TierSample>(
+    samples: &'a [S],
     counted_through: impl Fn(&str) -> Option<i64>,
-) -> (Vec<&S>, u64) {
+    ledger: &Ledger,
+) -> Judged<'a, S> {
     let mut sorted: Vec<&S> = samples.iter().collect();
     sorted.sort_by(|a, b| (a.key(), a.at()).cmp(&(b.key(), b.at())));
-    let mut counted: Vec<&S> = Vec::with_capacity(sorted.len());
-    let mut not_newer = 0;
-    let mut series: Option<&S::Key> = None;
+    let mut out = Judged {
+        counted: Vec::with_capacity(sorted.len()),
+        late: 0,
+        repeated: 0,
+        not_newer: 0,
+    };
+    let mut previous: Option<(&S::Key, i64)> = None;
     let mut through: Option<i64> = None;
     for s in sorted {
-        if series != Some(s.key()) {
-            series = Some(s.key());
+        if previous.map(|(key, _)| key) != Some(s.key()) {
             through = counted_through(s.system_id());
         }
-        if through.is_some_and(|t| s.at() <= t) {
-            not_newer += 1;
-            continue;
+        let repeated = previous == Some((s.key(), s.at()));
+        previous = Some((s.key(), s.at()));
+        let older = through.is_some_and(|t| s.at() <= t);
+        match (repeated, ledger.counted(s.system_id(), s.at())) {
+            (true, _) | (false, Some(true)) => out.repeated += 1,
+            (false, Some(false)) => {
+                out.late += u64::from(older);
+                out.counted.push(s);
+            }
+            (false, None) if older => out.not_newer += 1,
+            (false, None) => out.counted.push(s),
         }
-        through = Some(s.at());
-        counted.push(s);
     }
-    (counted, not_newer)
+    out
 }
 
 /// Adds the hourly and daily rollups of `counted` to `out`.
@@ -711,18 +755,23 @@ fn roll_up<S: TierSample>(counted: &[&S], out: &mut TierRows<S>) {
 }
 
 /// Derives the capacity tiers' rows from a batch's samples and the systems' marks: the samples
-/// [`newer`] than `counted_through` go into the hourly and daily rollups, and those the policy
-/// keeps (against the last raw sample, stored or of this batch) are stored raw.
+/// not counted yet ([`newer`]) go into the hourly and daily rollups, and those the policy keeps
+/// (against the newest raw sample, stored or of this batch) are stored raw. A late sample, older
+/// than the newest raw one, is stored raw only when it is outside the deadband of that one (or
+/// the policy stores every sample); it does not move the deadband's reference.
 pub(crate) fn capacity(
     samples: &[SampleRow],
     marks: &HashMap<String, CapacityMark>,
     policy: &RawSamplePolicy,
+    ledger: &Ledger,
 ) -> CapacityRows {
-    let (counted, not_newer) = newer(samples, |id| marks.get(id).and_then(|m| m.counted_through));
-    let mut out = CapacityRows {
-        not_newer,
-        ..CapacityRows::default()
-    };
+    let judged = newer(
+        samples,
+        |id| marks.get(id).and_then(|m| m.counted_through),
+        ledger,
+    );
+    let mut out = CapacityRows::judged(&judged);
+    let counted = judged.counted;
     let mut system: Option<&str> = None;
     let mut last_raw: Option<(i64, i64, i64)> = None;
     for &s in &counted {
@@ -731,7 +780,9 @@ pub(crate) fn capacity(
             last_raw = marks.get(&s.system_id).and_then(|m| m.last_raw);
         }
         if policy.keeps(last_raw, s) {
-            last_raw = Some((s.observed_at, s.used_bytes, s.total_bytes));
+            if last_raw.is_none_or(|(at, _, _)| s.observed_at > at) {
+                last_raw = Some((s.observed_at, s.used_bytes, s.total_bytes));
+            }
             out.raw.push(s.clone());
         } else {
             out.thinned += 1;
@@ -748,12 +799,11 @@ pub(crate) fn tiers<S: TierSample>(
     samples: &[S],
     counted_through: &HashMap<String, i64>,
     raw: bool,
+    ledger: &Ledger,
 ) -> TierRows<S> {
-    let (counted, not_newer) = newer(samples, |id| counted_through.get(id).copied());
-    let mut out = TierRows {
-        not_newer,
-        ..TierRows::default()
-    };
+    let judged = newer(samples, |id| counted_through.get(id).copied(), ledger);
+    let mut out = TierRows::judged(&judged);
+    let counted = judged.counted;
     if raw {
         out.raw = counted.iter().map(|&s| s.clone()).collect();
     }
@@ -1016,25 +1066,61 @@ mod tests {
 
     /// What the database holds of one kind's tiers, modelled with the statements' semantics:
     /// raw samples keyed by (series, time), a stored one kept; rollups merged by adding (min,
-    /// max, sum, count; the later last wins).
-    #[derive(Debug, PartialEq)]
+    /// max, sum, count; the later last wins); and the ledger of counted snapshots above its
+    /// floor (not compared: two histories of the same samples hold the same rows).
+    #[derive(Debug)]
     struct Tiers<S: TierSample> {
         raw: BTreeMap<(S::Key, i64), S>,
         hourly: BTreeMap<(S::Key, i64), S::Rollup>,
         daily: BTreeMap<(S::Key, String), S::Rollup>,
+        floor: i64,
+        ledger: std::collections::BTreeSet<(String, i64)>,
+    }
+
+    impl<S: TierSample + PartialEq> PartialEq for Tiers<S> {
+        fn eq(&self, o: &Self) -> bool {
+            self.raw == o.raw && self.hourly == o.hourly && self.daily == o.daily
+        }
     }
 
     impl<S: TierSample> Default for Tiers<S> {
         fn default() -> Self {
-            Tiers {
-                raw: BTreeMap::new(),
-                hourly: BTreeMap::new(),
-                daily: BTreeMap::new(),
-            }
+            Tiers::with_floor(i64::MIN)
         }
     }
 
     impl<S: TierSample> Tiers<S> {
+        /// Empty tiers whose ledger starts at `floor` (`i64::MAX`: no ledger).
+        fn with_floor(floor: i64) -> Self {
+            Tiers {
+                raw: BTreeMap::new(),
+                hourly: BTreeMap::new(),
+                daily: BTreeMap::new(),
+                floor,
+                ledger: Default::default(),
+            }
+        }
+
+        /// What the ledger says of a batch (`ledger::read`).
+        fn ledger_of(&self, batch: &[S]) -> Ledger {
+            let mut l = Ledger::above(self.floor);
+            for s in batch {
+                if self.ledger.contains(&(s.system_id().to_owned(), s.at())) {
+                    l.insert(s.system_id(), s.at());
+                }
+            }
+            l
+        }
+
+        /// Records a committed batch in the ledger (`ledger::record`).
+        fn record(&mut self, batch: &[S]) {
+            for s in batch {
+                if s.at() > self.floor {
+                    self.ledger.insert((s.system_id().to_owned(), s.at()));
+                }
+            }
+        }
+
         /// Merges a batch's rows into the stored ones, as the statements do.
         fn merge(&mut self, rows: &TierRows<S>) {
             for r in &rows.raw {
@@ -1115,10 +1201,47 @@ mod tests {
 
         /// One batch: derived against the stored marks, then written.
         fn write(&mut self, batch: &[SampleRow], policy: &RawSamplePolicy) -> CapacityRows {
-            let rows = capacity(batch, &self.marks(), policy);
+            let rows = capacity(batch, &self.marks(), policy, &self.ledger_of(batch));
             self.merge(&rows);
+            self.record(batch);
             rows
         }
+    }
+
+    /// `items` delivered in batches of up to `most`, in order but for about one in `hold_one_in`
+    /// held back a few batches (delivered after newer ones: late) and now and then one
+    /// delivered again (a redelivery of a batch already written).
+    fn late_deliveries<T: Clone>(
+        rng: &mut Rng,
+        items: &[T],
+        most: u64,
+        hold_one_in: u64,
+    ) -> Vec<Vec<T>> {
+        let mut out = Vec::new();
+        let mut held: Vec<(usize, &T)> = Vec::new();
+        let (mut next, mut round) = (0, 0);
+        while next < items.len() || !held.is_empty() {
+            round += 1;
+            let end = (next + 1 + rng.below(most) as usize).min(items.len());
+            let mut batch: Vec<T> = Vec::new();
+            for item in &items[next..end] {
+                match rng.below(hold_one_in) {
+                    0 => held.push((round + 1 + rng.below(4) as usize, item)),
+                    _ => batch.push(item.clone()),
+                }
+            }
+            next = end;
+            let (due, wait): (Vec<_>, Vec<_>) = held
+                .into_iter()
+                .partition(|(at, _)| *at <= round || next >= items.len());
+            held = wait;
+            batch.extend(due.into_iter().map(|(_, item)| item.clone()));
+            if next > 0 && rng.below(3) == 0 {
+                batch.push(items[rng.below(next as u64) as usize].clone());
+            }
+            out.push(batch);
+        }
+        out
     }
 
     /// A history of samples of up to three systems in time order: slow growth inside the
@@ -1160,16 +1283,18 @@ mod tests {
     type Agg6 = (i64, i64, i64, f64, i64, i64);
 
     /// The property of the capacity tiers: whatever the batches (split anywhere, with
-    /// redeliveries of samples already written, in any order inside a batch), the raw, hourly
-    /// and daily rows are those of delivering each sample once; the rollups count every sample
-    /// exactly once; and the raw rows follow the deadband and maximum gap.
+    /// redeliveries of samples already written, in any order inside a batch, with samples held
+    /// back and delivered after newer ones), the rollups are those of delivering each sample
+    /// once in order, counting every sample exactly once; and the raw rows follow the deadband
+    /// and maximum gap (in order; a late sample may add a raw row, never one that is no sample).
     #[test]
-    fn capacity_tiers_ignore_redeliveries_and_batch_splits() {
+    fn capacity_tiers_ignore_redeliveries_and_batch_splits_and_count_late_samples() {
         let policy = RawSamplePolicy {
             deadband_percent: 0.1,
             deadband_bytes: 0,
             max_gap_ms: 3_600_000,
         };
+        let (mut late_total, mut repeated_total) = (0, 0);
         for seed in 1..=300u64 {
             let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
             let all = history(&mut rng);
@@ -1200,16 +1325,49 @@ mod tests {
                     batch.swap(i, j);
                 }
                 messy.write(&batch, &policy);
-                // A whole batch delivered again adds nothing: every sample is not newer.
+                // A whole batch delivered again adds nothing: the ledger knows every sample.
                 let again = messy.write(&batch, &policy);
                 assert!(
                     again.raw.is_empty() && again.hourly.is_empty(),
                     "seed {seed}"
                 );
-                assert_eq!(again.not_newer, batch.len() as u64, "seed {seed}");
+                assert_eq!(again.repeated, batch.len() as u64, "seed {seed}");
+                assert_eq!(again.not_newer + again.late, 0, "seed {seed}");
                 next = end;
             }
             assert_eq!(once, messy, "seed {seed}: redelivered, split");
+
+            // Late samples (held back a few batches, then delivered with redeliveries): with
+            // the ledger every sample is counted once, and the rollups are those of delivering
+            // each once in order. Raw rows are a subset of the samples; with a policy that
+            // stores every sample, all of them.
+            for (policy, all_raw) in [(policy, false), (RawSamplePolicy::EVERY_SAMPLE, true)] {
+                let mut ordered = Tiers::<SampleRow>::default();
+                ordered.write(&all, &policy);
+                let mut late = Tiers::<SampleRow>::default();
+                let (mut late_counted, mut repeated) = (0, 0);
+                for batch in late_deliveries(&mut rng, &all, 8, 4) {
+                    let rows = late.write(&batch, &policy);
+                    assert_eq!(rows.not_newer, 0, "seed {seed}");
+                    late_counted += rows.late;
+                    repeated += rows.repeated;
+                }
+                assert_eq!(late.hourly, ordered.hourly, "seed {seed}: late, hourly");
+                assert_eq!(late.daily, ordered.daily, "seed {seed}: late, daily");
+                let every: BTreeMap<(String, i64), SampleRow> = all
+                    .iter()
+                    .map(|s| ((s.system_id.clone(), s.observed_at), s.clone()))
+                    .collect();
+                assert!(
+                    late.raw.iter().all(|(k, r)| every.get(k) == Some(r)),
+                    "seed {seed}: a raw row that is no sample"
+                );
+                if all_raw {
+                    assert_eq!(late.raw, every, "seed {seed}: every sample raw");
+                }
+                late_total += late_counted;
+                repeated_total += repeated;
+            }
 
             // Every sample counted once; the rollups are exact.
             let mut truth: BTreeMap<(String, i64), Agg6> = BTreeMap::new();
@@ -1265,6 +1423,11 @@ mod tests {
                 }
             }
         }
+        // The late deliveries did come after newer samples, and redeliveries were met.
+        assert!(
+            late_total > 500 && repeated_total > 100,
+            "{late_total} {repeated_total}"
+        );
     }
 
     /// Snapshots of up to three systems in time order, each with its pools (one sometimes
@@ -1332,8 +1495,7 @@ mod tests {
                     period: utc_day(s.at()),
                     rollup: s.rollup(),
                 }],
-                not_newer: 0,
-                thinned: 0,
+                ..TierRows::default()
             };
             want.merge(&one);
         }
@@ -1344,17 +1506,23 @@ mod tests {
     /// database gives them: whatever the batches (split between any snapshots, with
     /// redeliveries of snapshots already written, shuffled), the tiers hold every distinct
     /// sample counted exactly once; a batch delivered again adds nothing; and a snapshot
-    /// delivered late (after a newer one of its system was written) is ignored, never counted
-    /// twice, whatever came before. Returns how many late samples were ignored.
+    /// delivered late (after a newer one of its system was written) is counted once above the
+    /// ledger's floor and, at or below it, only when newer than what was counted, never twice.
     fn tiers_count_each_sample_once<S: Sample>(
         seed: u64,
         rng: &mut Rng,
         snaps: &[Vec<S>],
         raw: bool,
-    ) -> usize {
+    ) -> LateCounts {
         let write = |tiers: &mut Tiers<S>, batch: &[S]| {
-            let rows = super::tiers(batch, &tiers.counted_through(), raw);
+            let rows = super::tiers(
+                batch,
+                &tiers.counted_through(),
+                raw,
+                &tiers.ledger_of(batch),
+            );
             tiers.merge(&rows);
+            tiers.record(batch);
             rows
         };
         // Every distinct sample, in time order per series (the repeats of a pool are equal).
@@ -1394,81 +1562,105 @@ mod tests {
                 again.raw.is_empty() && again.hourly.is_empty() && again.daily.is_empty(),
                 "seed {seed}: a batch delivered again counted"
             );
-            assert_eq!(again.not_newer, batch.len() as u64, "seed {seed}");
+            assert_eq!(again.repeated, batch.len() as u64, "seed {seed}");
             next = end;
         }
         assert_eq!(messy, want, "seed {seed}: redelivered, split, shuffled");
 
-        // Late snapshots: some are held back and delivered a few batches later. Each batch
-        // counts exactly its samples newer than what its systems' tiers counted before it.
-        let mut late = Tiers::default();
-        let mut held: Vec<(usize, &Vec<S>)> = Vec::new();
-        let mut counted: Vec<S> = Vec::new();
-        let mut mark: HashMap<String, i64> = HashMap::new();
-        let mut ignored = 0;
-        let mut i = 0;
-        let mut round = 0;
-        while i < snaps.len() || !held.is_empty() {
-            round += 1;
-            let mut batch: Vec<&Vec<S>> = Vec::new();
-            let end = (i + 1 + rng.below(6) as usize).min(snaps.len());
-            for snap in &snaps[i..end] {
-                match rng.below(5) {
-                    0 => held.push((round + 1 + rng.below(3) as usize, snap)),
-                    _ => batch.push(snap),
+        // Late snapshots: some are held back and delivered a few batches later, with
+        // redeliveries. Above the ledger's floor each batch counts exactly its samples the
+        // tiers never counted; at or below it, those newer than what their systems' tiers
+        // counted before it. With the ledger everywhere (floor MIN) every sample is counted
+        // once; without it (floor MAX) late ones are lost.
+        let middle = distinct
+            .get(rng.below(distinct.len() as u64) as usize)
+            .map_or(0, |s| s.at());
+        let mut counts = LateCounts::default();
+        for floor in [i64::MIN, i64::MAX, middle] {
+            let mut late = Tiers::with_floor(floor);
+            let mut counted: Vec<S> = Vec::new();
+            let mut mark: HashMap<String, i64> = HashMap::new();
+            let mut known: std::collections::BTreeSet<(String, i64)> = Default::default();
+            let mut late_counted = 0;
+            for batch in late_deliveries(rng, snaps, 6, 5) {
+                let batch: Vec<S> = batch.into_iter().flatten().collect();
+                let mut fresh: Vec<S> = Vec::new();
+                let mut in_batch: std::collections::BTreeSet<(S::Key, i64)> = Default::default();
+                for s in &batch {
+                    let new = match s.at() > floor {
+                        true => !known.contains(&(s.system_id().to_owned(), s.at())),
+                        false => mark.get(s.system_id()).is_none_or(|&m| s.at() > m),
+                    };
+                    if new && in_batch.insert((s.key().clone(), s.at())) {
+                        fresh.push(s.clone());
+                    }
                 }
-            }
-            i = end;
-            let (due, wait): (Vec<_>, Vec<_>) = held
-                .into_iter()
-                .partition(|(at, _)| *at <= round || i >= snaps.len());
-            held = wait;
-            batch.extend(due.into_iter().map(|(_, snap)| snap));
-            let batch: Vec<S> = batch.into_iter().flatten().cloned().collect();
-            let mut fresh: Vec<S> = Vec::new();
-            let mut in_batch: std::collections::BTreeSet<(S::Key, i64)> = Default::default();
-            for s in &batch {
-                let newer = mark.get(s.system_id()).is_none_or(|&m| s.at() > m);
-                if newer && in_batch.insert((s.key().clone(), s.at())) {
-                    fresh.push(s.clone());
+                let rows = write(&mut late, &batch);
+                assert_eq!(
+                    rows.not_newer + rows.repeated,
+                    (batch.len() - fresh.len()) as u64,
+                    "seed {seed} floor {floor}"
+                );
+                late_counted += rows.late;
+                for s in &fresh {
+                    let m = mark.entry(s.system_id().to_owned()).or_insert(i64::MIN);
+                    *m = (*m).max(s.at());
                 }
+                for s in batch.iter().filter(|s| s.at() > floor) {
+                    known.insert((s.system_id().to_owned(), s.at()));
+                }
+                counted.extend(fresh);
             }
-            for s in &fresh {
-                let m = mark.entry(s.system_id().to_owned()).or_insert(i64::MIN);
-                *m = (*m).max(s.at());
-            }
-            let rows = write(&mut late, &batch);
+            counted.sort_by(|a, b| (a.key(), a.at()).cmp(&(b.key(), b.at())));
             assert_eq!(
-                rows.not_newer,
-                (batch.len() - fresh.len()) as u64,
-                "seed {seed}"
+                late,
+                rollups_of(&counted, raw),
+                "seed {seed} floor {floor}: late snapshots"
             );
-            ignored += batch.len() - fresh.len();
-            counted.extend(fresh);
+            match floor {
+                i64::MIN => {
+                    assert_eq!(late, want, "seed {seed}: late snapshots, all counted");
+                    counts.counted_late += late_counted;
+                }
+                i64::MAX => {
+                    assert_eq!(late_counted, 0, "seed {seed}: no ledger, nothing late");
+                    counts.lost_without_ledger += distinct.len() - counted.len();
+                }
+                _ => {}
+            }
         }
-        let mut by_series = counted.clone();
-        by_series.sort_by(|a, b| (a.key(), a.at()).cmp(&(b.key(), b.at())));
-        assert_eq!(
-            late,
-            rollups_of(&by_series, raw),
-            "seed {seed}: late snapshots"
-        );
-        ignored
+        counts
+    }
+
+    /// What the late deliveries of [`tiers_count_each_sample_once`] did.
+    #[derive(Debug, Default)]
+    struct LateCounts {
+        /// Samples counted late with the ledger.
+        counted_late: u64,
+        /// Samples never counted without it.
+        lost_without_ledger: usize,
     }
 
     #[test]
     fn pool_and_performance_tiers_count_each_sample_once() {
-        let (mut pools_ignored, mut performance_ignored) = (0, 0);
+        let (mut pools, mut performance) = (LateCounts::default(), LateCounts::default());
         for seed in 1..=200u64 {
             let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
-            let (pools, performance) = deep_history(&mut rng);
-            pools_ignored += tiers_count_each_sample_once(seed, &mut rng, &pools, false);
-            performance_ignored += tiers_count_each_sample_once(seed, &mut rng, &performance, true);
+            let (pool_snaps, performance_snaps) = deep_history(&mut rng);
+            let p = tiers_count_each_sample_once(seed, &mut rng, &pool_snaps, false);
+            let f = tiers_count_each_sample_once(seed, &mut rng, &performance_snaps, true);
+            pools.counted_late += p.counted_late;
+            pools.lost_without_ledger += p.lost_without_ledger;
+            performance.counted_late += f.counted_late;
+            performance.lost_without_ledger += f.lost_without_ledger;
         }
         // The late deliveries did come after newer snapshots.
         assert!(
-            pools_ignored > 100 && performance_ignored > 50,
-            "{pools_ignored} {performance_ignored}"
+            pools.counted_late > 100
+                && performance.counted_late > 50
+                && pools.lost_without_ledger > 100
+                && performance.lost_without_ledger > 50,
+            "{pools:?} {performance:?}"
         );
     }
 

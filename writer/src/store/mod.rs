@@ -18,6 +18,7 @@ pub mod dead_letter;
 mod derive;
 mod dialect;
 mod history;
+mod ledger;
 mod migrate;
 mod outbox;
 pub(crate) mod pg;
@@ -31,6 +32,7 @@ mod write;
 pub use commands::CommandTally;
 pub use dead_letter::{DeadLetter, DeadLetterReason};
 pub use derive::{DEFAULT_CAPACITY_THRESHOLDS, RawSamplePolicy, utc_day};
+pub use ledger::DEFAULT_LATE_SAMPLE_WINDOW_MS;
 pub use outbox::PendingChange;
 pub use plan::PERFORMANCE_METRICS;
 pub use retention::RetentionRun;
@@ -74,9 +76,16 @@ pub struct RowCounts {
     pub assignees: u64,
     /// The commands recorded, per kind and outcome (not a table).
     pub commands: CommandTally,
-    /// Capacity samples not newer than what the rollups had counted for their system
-    /// (redelivered, or late): neither counted again nor stored (not a table).
+    /// Capacity samples older than the ledger's floor (`--late-sample-window`) and not newer
+    /// than what the rollups had counted for their system (redelivered, or too late to be
+    /// counted): neither counted nor stored (not a table).
     pub capacity_samples_not_newer: u64,
+    /// Capacity samples the ledger knows were counted (redelivered), or twice in the batch:
+    /// not counted again (not a table).
+    pub capacity_samples_repeated: u64,
+    /// Capacity samples counted although older than one the rollups had counted: late, within
+    /// `--late-sample-window` (not a table).
+    pub capacity_samples_late: u64,
     /// Capacity samples counted in the rollups but not stored raw, inside the deadband (not a
     /// table).
     pub capacity_samples_thinned: u64,
@@ -122,6 +131,8 @@ impl RowCounts {
         self.performance_hourly += o.performance_hourly;
         self.performance_daily += o.performance_daily;
         self.capacity_samples_not_newer += o.capacity_samples_not_newer;
+        self.capacity_samples_repeated += o.capacity_samples_repeated;
+        self.capacity_samples_late += o.capacity_samples_late;
         self.capacity_samples_thinned += o.capacity_samples_thinned;
         self.alerts += o.alerts;
         self.status_transitions += o.status_transitions;
@@ -346,6 +357,8 @@ pub struct Store {
     capacity_thresholds: Vec<u8>,
     /// Which capacity samples are stored raw.
     raw_samples: RawSamplePolicy,
+    /// How late (ms before the commit) a snapshot may arrive and still be counted in the tiers.
+    late_window_ms: i64,
 }
 
 /// Default for `--max-deliver`.
@@ -383,6 +396,7 @@ impl Store {
             consumer_pending: AtomicI64::new(0),
             capacity_thresholds: DEFAULT_CAPACITY_THRESHOLDS.to_vec(),
             raw_samples: RawSamplePolicy::default(),
+            late_window_ms: DEFAULT_LATE_SAMPLE_WINDOW_MS,
         })
     }
 
@@ -409,6 +423,13 @@ impl Store {
     /// Sets which capacity samples are stored raw (default [`RawSamplePolicy::default`]).
     pub fn with_raw_samples(mut self, policy: RawSamplePolicy) -> Store {
         self.raw_samples = policy;
+        self
+    }
+
+    /// Sets how late a snapshot may arrive (before the commit) and still be counted in the
+    /// tiers (default [`DEFAULT_LATE_SAMPLE_WINDOW_MS`], `--late-sample-window`).
+    pub fn with_late_sample_window(mut self, window: Duration) -> Store {
+        self.late_window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
         self
     }
 
@@ -505,6 +526,7 @@ impl Store {
             now: sdash_proto::now_ms(),
             capacity_thresholds: &self.capacity_thresholds,
             raw_samples: &self.raw_samples,
+            late_window_ms: self.late_window_ms,
         };
         on_backend!(self, pool, D => write::write::<D>(pool, plan, &meta).await)
     }
@@ -615,6 +637,7 @@ pub(crate) struct CommitMeta<'a> {
     pub now: i64,
     pub capacity_thresholds: &'a [u8],
     pub raw_samples: &'a RawSamplePolicy,
+    pub late_window_ms: i64,
 }
 
 fn default_writer_id() -> String {

@@ -1,8 +1,8 @@
 //! Writing one planned batch in one transaction, for either backend: check the writer lock,
 //! insert what the messages say, read the stored state of the batch's systems, derive history
-//! from it ([`super::derive`]), write that (the capacity, pool and performance tiers among it)
-//! and the changes it made (into the outbox, [`super::outbox`]), and record the commit in
-//! `pipeline_status`.
+//! from it ([`super::derive`]), write that (the capacity, pool and performance tiers among it,
+//! recording what they counted in [`super::ledger`]) and the changes it made (into the outbox,
+//! [`super::outbox`]), and record the commit in `pipeline_status`.
 
 use std::collections::BTreeMap;
 
@@ -10,6 +10,7 @@ use sdash_proto::{Envelope, Snapshot};
 use sqlx::{Pool, SqlSafeStr};
 
 use super::dialect::{Conn, Dialect, TiersWritten};
+use super::ledger::{self, Ledger};
 use super::plan::{AlertEpisode, Plan, SampleRow};
 use super::sql::{Bind, Sql};
 use super::tables::Tiered;
@@ -96,6 +97,7 @@ async fn write_snapshots<D: Dialect>(
 ) -> Result<(), StoreError> {
     let ids: Vec<&str> = snapshots.keys().map(String::as_str).collect();
     let stored = D::read_stored(c, &ids).await?;
+    let ledger = ledger::read::<D>(c, snapshots, &stored.states).await?;
     let mut d = derive::derive(
         snapshots,
         &stored.states,
@@ -129,19 +131,21 @@ async fn write_snapshots<D: Dialect>(
         rows.alerts += D::insert_alerts(c, &d.alert_inserts).await?;
     }
     if !d.samples.is_empty() {
-        write_capacity::<D>(c, &d.samples, meta, rows).await?;
+        write_capacity::<D>(c, &d.samples, &ledger, meta, rows).await?;
     }
     if !d.pools.is_empty() {
-        let w = write_tiers::<D, _>(c, &d.pools).await?;
+        let w = write_tiers::<D, _>(c, &d.pools, &ledger).await?;
         rows.pool_hourly += w.hourly;
         rows.pool_daily += w.daily;
     }
     if !d.performance.is_empty() {
-        let w = write_tiers::<D, _>(c, &d.performance).await?;
+        let w = write_tiers::<D, _>(c, &d.performance, &ledger).await?;
         rows.performance_samples += w.raw;
         rows.performance_hourly += w.hourly;
         rows.performance_daily += w.daily;
     }
+    // What the tiers counted, for telling a later redelivery from a late snapshot.
+    ledger::record::<D>(c, &ledger, snapshots, meta.now, meta.late_window_ms).await?;
     write_changes::<D>(c, &mut d.changes, meta, rows).await
 }
 
@@ -167,11 +171,12 @@ pub(crate) async fn write_changes<D: Dialect>(
 }
 
 /// The capacity tiers ([`derive::capacity`]): against what the tiers hold for the batch's
-/// systems, the samples newer than what the rollups counted go into the hourly and daily rows,
-/// and those outside the deadband (or after the maximum gap) are stored raw.
+/// systems and the ledger, the samples not counted yet go into the hourly and daily rows, and
+/// those outside the deadband (or after the maximum gap) are stored raw.
 async fn write_capacity<D: Dialect>(
     c: &mut Conn<D>,
     samples: &[SampleRow],
+    ledger: &Ledger,
     meta: &CommitMeta<'_>,
     rows: &mut RowCounts,
 ) -> Result<(), StoreError> {
@@ -179,8 +184,10 @@ async fn write_capacity<D: Dialect>(
     ids.sort_unstable();
     ids.dedup();
     let marks = D::read_capacity_marks(c, &ids).await?;
-    let tiers = derive::capacity(samples, &marks, meta.raw_samples);
+    let tiers = derive::capacity(samples, &marks, meta.raw_samples, ledger);
     rows.capacity_samples_not_newer += tiers.not_newer;
+    rows.capacity_samples_repeated += tiers.repeated;
+    rows.capacity_samples_late += tiers.late;
     rows.capacity_samples_thinned += tiers.thinned;
     if tiers.raw.is_empty() && tiers.hourly.is_empty() {
         return Ok(());
@@ -211,17 +218,18 @@ async fn write_capacity<D: Dialect>(
 }
 
 /// The pool or performance tiers ([`derive::tiers`]): against how far each system's hourly
-/// rollups counted, the samples newer than that go into the hourly and daily rows (and into the
-/// raw table, for performance).
+/// rollups counted and the ledger, the samples not counted yet go into the hourly and daily
+/// rows (and into the raw table, for performance).
 async fn write_tiers<D: Dialect, S: Tiered>(
     c: &mut Conn<D>,
     samples: &[S],
+    ledger: &Ledger,
 ) -> Result<TiersWritten, StoreError> {
     let mut ids: Vec<&str> = samples.iter().map(|s| s.system_id()).collect();
     ids.sort_unstable();
     ids.dedup();
     let through = D::read_counted_through(c, S::hourly().name, &ids).await?;
-    let tiers = derive::tiers(samples, &through, S::raw().is_some());
+    let tiers = derive::tiers(samples, &through, S::raw().is_some(), ledger);
     let mut written = TiersWritten::default();
     if let Some(table) = S::raw()
         && !tiers.raw.is_empty()
