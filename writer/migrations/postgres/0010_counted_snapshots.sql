@@ -1,4 +1,4 @@
--- The ledger of counted snapshots (writer/README.md, "Late samples"; store/ledger.rs): every
+-- The ledger of counted snapshots (writer/README.md, "Capacity tiers"; store/ledger.rs): every
 -- snapshot the tiers counted whose observed_at is above the floor. A snapshot older than one
 -- its system's tiers already counted is counted when it is not here (it arrived late: a
 -- message JetStream delivered again after the writer gave up on a pull, a slower collector's
