@@ -198,13 +198,7 @@ async fn prune<D: Dialect>(c: &mut Conn<D>, cutoff: i64) -> Result<(), StoreErro
         &[Bind::Int(cutoff), Bind::Int(PRUNE_ROWS)],
     )
     .await?;
-    // More rows than a batch's share: up to the time of the last one that fits (all of one
-    // time, when the oldest time alone has more).
-    let cut = match (oldest, nth) {
-        (Some(oldest), Some(nth)) if nth > oldest => nth - 1,
-        (_, Some(nth)) => nth,
-        _ => cutoff,
-    };
+    let cut = prune_cut(cutoff, oldest, nth);
     D::Db::execute(
         c,
         "DELETE FROM counted_snapshots WHERE observed_at <= $1".into_sql_str(),
@@ -219,6 +213,18 @@ async fn prune<D: Dialect>(c: &mut Conn<D>, cutoff: i64) -> Result<(), StoreErro
     )
     .await?;
     Ok(())
+}
+
+/// How far a prune deletes (and the floor rises), given the `cutoff`, the oldest row's time and
+/// the time of the row after the first [`PRUNE_ROWS`] at or below the cutoff (`None`: fewer):
+/// the cutoff, or with more rows than a batch's share up to the time before that row, or all of
+/// the oldest time when that time alone has more.
+fn prune_cut(cutoff: i64, oldest: Option<i64>, nth: Option<i64>) -> i64 {
+    match (oldest, nth) {
+        (Some(oldest), Some(nth)) if nth > oldest => nth - 1,
+        (_, Some(nth)) => nth,
+        _ => cutoff,
+    }
 }
 
 /// The integer of the first row of a one-column query, `None` without a row (not a NULL
@@ -245,5 +251,16 @@ mod tests {
         assert_eq!(ledger.counted("b", 150), Some(false));
         assert_eq!(ledger.counted("a", 100), None);
         assert_eq!(Ledger::none().counted("a", i64::MAX - 1), None);
+    }
+
+    #[test]
+    fn a_prune_deletes_at_most_a_share_but_always_makes_progress() {
+        // Few rows: everything up to the cutoff.
+        assert_eq!(prune_cut(1_000, Some(10), None), 1_000);
+        assert_eq!(prune_cut(1_000, None, None), 1_000);
+        // More: up to the time before the row past the share (ties at that time stay).
+        assert_eq!(prune_cut(1_000, Some(10), Some(500)), 499);
+        // The oldest time alone has more: all of it goes.
+        assert_eq!(prune_cut(1_000, Some(10), Some(10)), 10);
     }
 }
