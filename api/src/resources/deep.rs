@@ -11,7 +11,7 @@ use warp::reply::Response;
 
 use super::rfc3339;
 use super::tiers::{self, MAX_RAW_POINTS, Tables, in_range};
-use crate::db::{Row, Sql};
+use crate::db::{PackedRow, Sql};
 use crate::http::{ApiResult, Params, json_ok, percent};
 use crate::routes::{POOL_RESOLUTIONS, RESOLUTIONS};
 use crate::state::AppState;
@@ -146,16 +146,6 @@ pub struct PerformanceValues {
     pub write_bytes_per_s: Option<f64>,
 }
 
-/// The metrics' column names, in [`PerformanceValues`] order.
-const METRICS: [&str; 6] = [
-    "read_iops",
-    "write_iops",
-    "read_latency_us",
-    "write_latency_us",
-    "read_bytes_per_s",
-    "write_bytes_per_s",
-];
-
 impl PerformanceValues {
     fn from_array([a, b, c, d, e, f]: [Option<f64>; 6]) -> PerformanceValues {
         PerformanceValues {
@@ -278,28 +268,95 @@ const PERFORMANCE: Tables = Tables {
     daily: "performance_daily",
 };
 
-/// One point of `tier` from its row.
-fn performance_point(tier: &str, row: &mut Row) -> ApiResult<PerformancePoint> {
-    let mut values = [None; 6];
-    let (at, samples) = if tier == "raw" {
-        for (v, m) in values.iter_mut().zip(METRICS) {
-            *v = row.take::<Option<f64>>(m)?;
+crate::row_struct! {
+    /// A raw sample of `performance_samples` (the metrics in [`PerformanceValues`] order).
+    struct PerformanceRaw {
+        observed_at: i64,
+        read_iops: Option<f64>,
+        write_iops: Option<f64>,
+        read_latency_us: Option<f64>,
+        write_latency_us: Option<f64>,
+        read_bytes_per_s: Option<f64>,
+        write_bytes_per_s: Option<f64>,
+    }
+}
+
+crate::row_struct! {
+    /// An hourly or daily rollup: per metric, how many samples had it and their sum.
+    struct PerformanceRollup {
+        samples: i64,
+        last_at: i64,
+        read_iops_n: i64,
+        read_iops_sum: f64,
+        write_iops_n: i64,
+        write_iops_sum: f64,
+        read_latency_us_n: i64,
+        read_latency_us_sum: f64,
+        write_latency_us_n: i64,
+        write_latency_us_sum: f64,
+        read_bytes_per_s_n: i64,
+        read_bytes_per_s_sum: f64,
+        write_bytes_per_s_n: i64,
+        write_bytes_per_s_sum: f64,
+    }
+}
+
+impl PerformancePoint {
+    fn new(at: i64, samples: i64, values: [Option<f64>; 6]) -> PerformancePoint {
+        PerformancePoint {
+            at: rfc3339(at),
+            at_ms: at,
+            samples,
+            values: PerformanceValues::from_array(values),
         }
-        (row.take::<i64>("observed_at")?, 1)
-    } else {
-        for (v, m) in values.iter_mut().zip(METRICS) {
-            let n = row.take::<i64>(&format!("{m}_n"))?;
-            let sum = row.take::<f64>(&format!("{m}_sum"))?;
-            *v = (n > 0).then(|| sum / n as f64);
-        }
-        (row.take::<i64>("last_at")?, row.take::<i64>("samples")?)
-    };
-    Ok(PerformancePoint {
-        at: rfc3339(at),
-        at_ms: at,
-        samples,
-        values: PerformanceValues::from_array(values),
-    })
+    }
+}
+
+impl From<PerformanceRaw> for PerformancePoint {
+    fn from(r: PerformanceRaw) -> PerformancePoint {
+        let values = [
+            r.read_iops,
+            r.write_iops,
+            r.read_latency_us,
+            r.write_latency_us,
+            r.read_bytes_per_s,
+            r.write_bytes_per_s,
+        ];
+        PerformancePoint::new(r.observed_at, 1, values)
+    }
+}
+
+impl From<PerformanceRollup> for PerformancePoint {
+    /// Each metric's average over the samples that had it.
+    fn from(r: PerformanceRollup) -> PerformancePoint {
+        let average = |n: i64, sum: f64| (n > 0).then(|| sum / n as f64);
+        let values = [
+            average(r.read_iops_n, r.read_iops_sum),
+            average(r.write_iops_n, r.write_iops_sum),
+            average(r.read_latency_us_n, r.read_latency_us_sum),
+            average(r.write_latency_us_n, r.write_latency_us_sum),
+            average(r.read_bytes_per_s_n, r.read_bytes_per_s_sum),
+            average(r.write_bytes_per_s_n, r.write_bytes_per_s_sum),
+        ];
+        PerformancePoint::new(r.last_at, r.samples, values)
+    }
+}
+
+/// `a, b, c`: the column list of a packed row type, for its `SELECT`.
+fn column_list<T: PackedRow>() -> String {
+    let names: Vec<&str> = T::COLUMNS.iter().map(|(name, _)| *name).collect();
+    names.join(", ")
+}
+
+/// The points of the rows `T` of one tier's `SELECT … ORDER BY key` (one packed value on
+/// SQLite, [`crate::db::Db::fetch_packed_as`]).
+async fn read_points<T: PackedRow + Into<PerformancePoint>>(
+    st: &AppState,
+    sql: &Sql,
+    key: &'static str,
+) -> ApiResult<Vec<PerformancePoint>> {
+    let rows = st.db.fetch_packed_as::<T>(sql, key).await?;
+    Ok(rows.into_iter().map(Into::into).collect())
 }
 
 /// The performance points of one tier in `[from, to]`, with whether more raw samples matched
@@ -311,19 +368,18 @@ async fn performance_points(
     from: i64,
     to: i64,
 ) -> ApiResult<(Vec<PerformancePoint>, bool)> {
-    let mut sql = Sql::new("SELECT ");
-    if tier == "raw" {
-        sql.push("observed_at, ").push(&METRICS.join(", "));
-    } else {
-        sql.push("samples, last_at");
-        for m in METRICS {
-            sql.push(&format!(", {m}_n, {m}_sum"));
-        }
-    }
     let (table, key) = match tier {
         "raw" => (PERFORMANCE.raw.unwrap_or_default(), "observed_at"),
         "hourly" => (PERFORMANCE.hourly, "hour"),
         _ => (PERFORMANCE.daily, "day"),
+    };
+    let mut sql = Sql::new("SELECT ");
+    match tier {
+        "raw" => sql.push(&column_list::<PerformanceRaw>()),
+        _ => sql
+            .push(&column_list::<PerformanceRollup>())
+            .push(", ")
+            .push(key),
     };
     sql.push(" FROM ").push(table);
     in_range(&mut sql, tier, id, from, to);
@@ -331,13 +387,12 @@ async fn performance_points(
     if tier == "raw" {
         sql.push(" LIMIT ").bind(MAX_RAW_POINTS + 1);
     }
-    let mut rows = st.db.fetch(&sql).await?;
-    let truncated = rows.len() as i64 > MAX_RAW_POINTS;
-    rows.truncate(MAX_RAW_POINTS as usize);
-    let points = rows
-        .iter_mut()
-        .map(|row| performance_point(tier, row))
-        .collect::<ApiResult<_>>()?;
+    let mut points = match tier {
+        "raw" => read_points::<PerformanceRaw>(st, &sql, key).await?,
+        _ => read_points::<PerformanceRollup>(st, &sql, key).await?,
+    };
+    let truncated = points.len() as i64 > MAX_RAW_POINTS;
+    points.truncate(MAX_RAW_POINTS as usize);
     Ok((points, truncated))
 }
 
@@ -412,15 +467,25 @@ pub async fn pools(st: &AppState, p: &Params, id: &str, h: &HeaderMap) -> ApiRes
     } else {
         (POOLS.daily, "day")
     };
-    let mut sql = Sql::new("SELECT pool, last_at, used_bytes, total_bytes FROM ");
-    sql.push(table);
+    let mut sql = Sql::new("SELECT ");
+    sql.push(&column_list::<PoolRow>())
+        .push(", ")
+        .push(key)
+        .push(" FROM ")
+        .push(table);
     in_range(&mut sql, tier, id, from, to);
     sql.push(" ORDER BY pool")
         .push(st.db.dialect().binary_collation())
         .push(", ")
         .push(key);
+    // SQLite orders text by its bytes, as the collation asks of PostgreSQL.
+    let packed_order = if tier == "hourly" {
+        "pool, hour"
+    } else {
+        "pool, day"
+    };
     let mut pools: Vec<PoolSeries> = Vec::new();
-    for r in st.db.fetch_all_as::<PoolRow>(&sql).await? {
+    for r in st.db.fetch_packed_as::<PoolRow>(&sql, packed_order).await? {
         let point = PoolPoint {
             at: rfc3339(r.last_at),
             at_ms: r.last_at,
@@ -442,4 +507,45 @@ pub async fn pools(st: &AppState, p: &Params, id: &str, h: &HeaderMap) -> ApiRes
     }
     let body = PoolHistory::new(id, tier, &choice, pools);
     Ok(json_ok(h, &body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The metrics' names in [`PerformanceValues`] order, from its own JSON.
+    fn metrics() -> Vec<String> {
+        let values = PerformanceValues::from_array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0].map(Some));
+        let json = serde_json::to_value(&values).unwrap_or_default();
+        let object = json.as_object().cloned().unwrap_or_default();
+        (1..=6)
+            .map(|i| {
+                let found = object
+                    .iter()
+                    .find(|(_, v)| v.as_f64() == Some(f64::from(i)));
+                found.map(|(k, _)| k.clone()).unwrap_or_default()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn performance_rows_read_the_metrics_in_the_order_of_the_values() {
+        let names = |cols: &[(&str, crate::db::ColumnKind)]| -> Vec<String> {
+            cols.iter().map(|(n, _)| (*n).to_owned()).collect()
+        };
+        let m = metrics();
+        assert_eq!(m.len(), 6);
+        let raw: Vec<String> = std::iter::once("observed_at".to_owned())
+            .chain(m.iter().cloned())
+            .collect();
+        assert_eq!(names(PerformanceRaw::COLUMNS), raw);
+        let rollup: Vec<String> = ["samples".to_owned(), "last_at".to_owned()]
+            .into_iter()
+            .chain(
+                m.iter()
+                    .flat_map(|m| [format!("{m}_n"), format!("{m}_sum")]),
+            )
+            .collect();
+        assert_eq!(names(PerformanceRollup::COLUMNS), rollup);
+    }
 }
