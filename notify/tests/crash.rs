@@ -30,6 +30,30 @@ fn start(nats: &str, config: &std::path::Path, log: &std::path::Path) -> Child {
         .unwrap_or_else(|e| panic!("cannot start sdash-notify: {e}"))
 }
 
+/// The change ids the notifier recorded as handed to a receiver (keys `<change id>.<receiver>`
+/// of its state bucket, `sdash-notify`).
+async fn recorded_changes(
+    js: &async_nats::jetstream::Context,
+) -> std::collections::BTreeSet<String> {
+    use futures::StreamExt;
+    let kv = js
+        .get_key_value("sdash-notify")
+        .await
+        .unwrap_or_else(|e| panic!("the notifier's state bucket: {e}"));
+    let mut keys = kv
+        .keys()
+        .await
+        .unwrap_or_else(|e| panic!("listing the state bucket: {e}"));
+    let mut out = std::collections::BTreeSet::new();
+    while let Some(key) = keys.next().await {
+        let key = key.unwrap_or_else(|e| panic!("a key of the state bucket: {e}"));
+        if let Some((change, _receiver)) = key.split_once('.') {
+            out.insert(change.to_owned());
+        }
+    }
+    out
+}
+
 fn received(hook: &WebhookSink) -> BTreeMap<String, usize> {
     let mut seen = BTreeMap::new();
     for id in hook.requests().iter().flat_map(|r| r.change_ids()) {
@@ -102,6 +126,23 @@ async fn killed_mid_burst_loses_nothing_and_sends_nothing_twice() {
     child.kill().expect("SIGKILL");
     let _ = child.wait();
     let sent_before = received(&hook).len();
+    // What the killed process had recorded as sent: a change the receiver got but that has no
+    // record yet (the crash fell between the answer and the record, which a loaded machine can
+    // stretch past the quiet time above) is the one change that may be sent again.
+    let recorded = recorded_changes(&js).await;
+    let unrecorded: Vec<String> = received(&hook)
+        .into_keys()
+        .filter(|id| !recorded.contains(id))
+        .collect();
+    eprintln!(
+        "killed after {sent_before} changes, {} of them not yet recorded",
+        unrecorded.len()
+    );
+    assert!(
+        unrecorded.len() < sent_before,
+        "the records name the changes the receiver got: {} of {sent_before} unrecorded",
+        unrecorded.len()
+    );
     assert!(
         !publisher.is_finished(),
         "the kill must land in the middle of the burst"
@@ -130,7 +171,13 @@ async fn killed_mid_burst_loses_nothing_and_sends_nothing_twice() {
         .collect();
     assert!(missing.is_empty(), "lost: {missing:?}");
     let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(twice.is_empty(), "sent more than once: {twice:?}");
+    assert!(
+        twice
+            .iter()
+            .all(|(id, n)| **n == 2 && unrecorded.contains(id)),
+        "sent more than once: {twice:?}; only a change sent but not recorded at the kill may be \
+         ({unrecorded:?})"
+    );
     assert_eq!(
         seen.len(),
         expected.len(),
