@@ -1579,6 +1579,58 @@ async fn late_snapshots_count_once_within_the_window(backend: Backend) {
     store.close().await;
 }
 
+/// The ledger of counted snapshots is pruned at most about 5,000 rows per batch, oldest first,
+/// its floor rising to just below the oldest row kept; the next batch takes the rest.
+async fn the_ledger_is_pruned_a_bounded_share_per_batch(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = open(&db).await;
+    // 6,000 systems' snapshots two hours old (older than the window), in one batch of a new
+    // database (floor 0): recorded, then pruned in the same transaction.
+    let t0 = now_ms() - 2 * 3_600_000;
+    let batch: Vec<Incoming> = (0..6_000u64)
+        .map(|i| {
+            snapshot_msg(
+                i + 1,
+                &format!("prune-{i:04}"),
+                t0 + i as i64,
+                snapshot_body(Status::Online, Health::Ok, &[], Some(100)),
+            )
+        })
+        .collect();
+    write(&store, &batch).await;
+    let floor = || async {
+        scalar(
+            &db,
+            "SELECT CAST(floor_at AS TEXT) FROM counted_snapshots_floor WHERE id = 1",
+        )
+        .await
+    };
+    assert_eq!(count(&db, "counted_snapshots").await, 1_000);
+    assert_eq!(floor().await, t0 + 4_999, "just below the oldest row kept");
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT CAST(MIN(observed_at) AS TEXT) FROM counted_snapshots"
+        )
+        .await,
+        t0 + 5_000
+    );
+    // The next batch prunes the rest and raises the floor to the window's edge.
+    write(
+        &store,
+        &[snapshot_msg(
+            10_000,
+            "prune-new",
+            now_ms(),
+            snapshot_body(Status::Online, Health::Ok, &[], Some(100)),
+        )],
+    )
+    .await;
+    assert_eq!(count(&db, "counted_snapshots").await, 1, "only the new one");
+    assert!(floor().await >= now_ms() - 3_600_000 - 60_000);
+    store.close().await;
+}
+
 both_backends!(
     same_snapshot_twice_is_one_row,
     out_of_order_snapshots_keep_the_newest_state,
@@ -1594,5 +1646,6 @@ both_backends!(
     deep_state_newest_wins,
     pool_and_performance_tiers_equal_their_samples,
     late_snapshots_count_once_within_the_window,
+    the_ledger_is_pruned_a_bounded_share_per_batch,
     retention_prunes_pool_and_performance_tiers,
 );
